@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "ca_plugins/ca.h"
+#include "ra/auth_basic.h"
 
 /* Ways a client may authenticate on a label (bits of ra_label.auth). */
 #define RA_AUTH_NONE  0x0u /* anonymous enrollment (not the default) */
@@ -73,6 +74,7 @@ struct ra_config {
 	} logs;
 
 	char *users; /* htpasswd file for Basic, or NULL; absolute; owned */
+	struct ra_users *users_table; /* loaded from users, or NULL; owned */
 
 	struct ra_label **labels; /* owned, nlabels of them */
 	size_t nlabels;

@@ -1,0 +1,297 @@
+/*
+ * ca.c: the backend registry, backend instances, and the call life cycle
+ * shared by every CA backend: deferred completion, logging through ra's
+ * hook, and OpenSSL error draining.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "ca_plugins/ca.h"
+
+/* Every backend estrad is built with, in the order error messages list them. */
+static const struct ca_backend *const ca_backends[] = {
+	&ca_local_backend,
+};
+
+static ca_log_fn ca_log_hook;
+
+const char *
+ca_outcome_name(enum ca_outcome outcome)
+{
+	static const char *const names[CA_OUTCOME__MAX] = {
+		"ISSUED",	"PENDING",	"REJECTED",  "UNREACHABLE",
+		"MISCONFIGURED", "UNSUPPORTED", "CANCELLED",
+	};
+
+	if ((unsigned int)outcome >= CA_OUTCOME__MAX)
+		return "UNKNOWN";
+	return names[outcome];
+}
+
+const char *
+ca_operation_name(enum ca_operation op)
+{
+	static const char *const names[CA_OPERATION__MAX] = {
+		"enroll", "reenroll", "poll", "cacerts", "health",
+	};
+
+	if ((unsigned int)op >= CA_OPERATION__MAX)
+		return "unknown";
+	return names[op];
+}
+
+int
+ca_err_set(struct ca_err *err, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(err->key, sizeof(err->key), "%s", key != NULL ? key : "");
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof(err->text), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void
+ca_set_log_hook(ca_log_fn hook)
+{
+	ca_log_hook = hook;
+}
+
+void
+ca_log(const struct ca_call *call, enum ca_log_level level,
+    const char *component, const char *hint, const char *fmt, ...)
+{
+	char message[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	if (ca_log_hook != NULL)
+		ca_log_hook(call, level, component, hint, message);
+	else
+		fprintf(stderr, "%s: %s\n", component, message);
+}
+
+void
+ca_ssl_errors_append(char *buf, size_t len)
+{
+	unsigned long code;
+	size_t used;
+	int first = 1;
+
+	used = strlen(buf);
+	while ((code = ERR_get_error()) != 0) {
+		char reason[256];
+		int n;
+
+		ERR_error_string_n(code, reason, sizeof(reason));
+		if (used >= len)
+			continue;
+		n = snprintf(buf + used, len - used, "%s%s", first ?
+		    " (SSL: " : "; ", reason);
+		first = 0;
+		used = n < 0 ? len : used + (size_t)n;
+	}
+	if (!first && used + 1 < len)
+		snprintf(buf + used, len - used, ")");
+	else if (!first && len > 1)
+		buf[len - 2] = ')';
+}
+
+struct ca_call *
+ca_call_new(void)
+{
+	return calloc(1, sizeof(struct ca_call));
+}
+
+void
+ca_call_free(struct ca_call *call)
+{
+	if (call == NULL)
+		return;
+	if (call->done_event != NULL)
+		event_free(call->done_event);
+	sk_X509_pop_free(call->result.chain, X509_free);
+	free(call);
+}
+
+/*
+ * Runs the completion callback from the loop, so that a backend that answers
+ * at once (the local CA) still completes after its starting function
+ * returned, like every network backend.
+ */
+static void
+ca_call_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct ca_call *call = arg;
+
+	(void)fd;
+	(void)what;
+	call->done_fn(call, call->done_arg);
+}
+
+void
+ca_call_done(struct ca_call *call)
+{
+	static const struct timeval now = {0, 0};
+
+	if (++call->done_count > 1) {
+		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,
+		    "call completed twice: backend bug, second completion "
+		    "ignored, op: %s", ca_operation_name(call->op));
+#ifndef NDEBUG
+		abort();
+#endif
+		return;
+	}
+	if (call->done_event == NULL)
+		call->done_event = evtimer_new(call->base, ca_call_deliver,
+		    call);
+	if (call->done_event == NULL || evtimer_add(call->done_event,
+	    &now) != 0) {
+		/* Without an event the loop cannot run the callback later;
+		 * running it now is the only way to not lose the request. */
+		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,
+		    "cannot schedule completion: out of memory");
+		call->done_fn(call, call->done_arg);
+	}
+}
+
+void
+ca_call_fail(struct ca_call *call, enum ca_outcome outcome, const char *hint,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	call->result.outcome = outcome;
+	va_start(ap, fmt);
+	vsnprintf(call->result.cause, sizeof(call->result.cause), fmt, ap);
+	va_end(ap);
+	if (hint != NULL)
+		snprintf(call->result.hint, sizeof(call->result.hint), "%s",
+		    hint);
+	ca_call_done(call);
+}
+
+const struct ca_backend *
+ca_backend_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ca_backends) / sizeof(ca_backends[0]); i++)
+		if (strcmp(ca_backends[i]->name, name) == 0)
+			return ca_backends[i];
+	return NULL;
+}
+
+const char *
+ca_backend_names(void)
+{
+	static char names[256];
+	size_t i, used = 0;
+
+	if (names[0] != '\0')
+		return names;
+	for (i = 0; i < sizeof(ca_backends) / sizeof(ca_backends[0]); i++) {
+		int n = snprintf(names + used, sizeof(names) - used, "%s%s",
+		    i > 0 ? ", " : "", ca_backends[i]->name);
+		if (n < 0 || (size_t)n >= sizeof(names) - used)
+			break;
+		used += (size_t)n;
+	}
+	return names;
+}
+
+struct ca_instance *
+ca_instance_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
+{
+	struct ca_instance *inst = NULL, *rc = NULL;
+	const struct ca_backend *backend;
+	const char *name;
+
+	name = json_string_value(json_object_get(conf, "backend"));
+	if (name == NULL) {
+		ca_err_set(err, "backend", "missing string \"backend\" (one "
+		    "of: %s)", ca_backend_names());
+		goto out;
+	}
+	if ((backend = ca_backend_find(name)) == NULL) {
+		ca_err_set(err, "backend", "unknown backend \"%s\" (one of: "
+		    "%s)", name, ca_backend_names());
+		goto out;
+	}
+	if ((inst = calloc(1, sizeof(*inst))) == NULL ||
+	    (inst->priv = calloc(1, backend->priv_size > 0 ?
+	    backend->priv_size : 1)) == NULL) {
+		ca_err_set(err, "backend", "out of memory");
+		goto out;
+	}
+	inst->backend = backend;
+	if (backend->configure(inst->priv, conf, conf_dir, err) != 0)
+		goto out;
+	rc = inst;
+	inst = NULL;
+out:
+	ca_instance_free(inst);
+	return rc;
+}
+
+void
+ca_instance_free(struct ca_instance *inst)
+{
+	if (inst == NULL)
+		return;
+	if (inst->priv != NULL && inst->backend != NULL &&
+	    inst->backend->unconfigure != NULL)
+		inst->backend->unconfigure(inst->priv);
+	free(inst->priv);
+	free(inst);
+}
+
+void
+ca_instance_start(struct ca_instance *inst, struct ca_call *call,
+    ca_call_done_fn done_fn, void *arg)
+{
+	const struct ca_backend *b = inst->backend;
+	void (*op)(void *, struct ca_call *) = NULL;
+
+	call->done_fn = done_fn;
+	call->done_arg = arg;
+	switch (call->op) {
+	case CA_OP_ENROLL:
+		if (b->caps & CA_CAP_ENROLL)
+			op = b->enroll;
+		break;
+	case CA_OP_REENROLL:
+		if (b->caps & CA_CAP_REENROLL)
+			op = b->enroll;
+		break;
+	case CA_OP_POLL:
+		if (b->caps & CA_CAP_POLL)
+			op = b->poll;
+		break;
+	case CA_OP_CACERTS:
+		if (b->caps & CA_CAP_CACERTS)
+			op = b->cacerts;
+		break;
+	case CA_OP_HEALTH:
+		if (b->caps & CA_CAP_HEALTH)
+			op = b->health;
+		break;
+	default:
+		break;
+	}
+	if (op == NULL) {
+		ca_call_fail(call, CA_UNSUPPORTED, NULL,
+		    "%s not supported by backend %s",
+		    ca_operation_name(call->op), b->name);
+		return;
+	}
+	op(inst->priv, call);
+}

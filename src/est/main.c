@@ -1,0 +1,134 @@
+/*
+ * main.c: estrad's command line.
+ *
+ *   estrad -c FILE      serve in the foreground
+ *   estrad -t -c FILE   check the configuration and exit 0 or 1
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+
+#include "ca_plugins/ca.h"
+#include "est/listener.h"
+#include "ra/auth_cert.h"
+#include "ra/config.h"
+#include "ra/log.h"
+
+#define ESTRAD_VERSION "0.1.0"
+
+/* Backends log through ra's error log with the request's context. */
+static void
+estrad_ca_log(const struct ca_call *call, enum ca_log_level level,
+    const char *component, const char *hint, const char *message)
+{
+	const struct ra_log_context *ctx = call != NULL ?
+	    call->log_context : NULL;
+
+	ra_log(level, component, ctx, hint, "%s", message);
+}
+
+static void
+estrad_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: estrad [-t] -c FILE\n"
+	    "  -c, --config FILE  configuration file (JSON)\n"
+	    "  -t, --test         check the configuration and exit\n"
+	    "  -V, --version      print the version\n"
+	    "  -h, --help         this text\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"test", no_argument, NULL, 't'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ra_config *config = NULL;
+	struct ra_trust *trust = NULL;
+	struct est_server *server = NULL;
+	const char *path = NULL;
+	char err[1024] = "";
+	int opt, test = 0, rc = 1;
+	SSL_CTX *ctx;
+
+	while ((opt = getopt_long(argc, argv, "c:tVh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("estrad %s\n", ESTRAD_VERSION);
+			return 0;
+		case 'h':
+			estrad_usage(stdout);
+			return 0;
+		default:
+			estrad_usage(stderr);
+			return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		estrad_usage(stderr);
+		return 2;
+	}
+	ca_set_log_hook(estrad_ca_log);
+	if ((config = ra_config_load(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "estrad: %s\n", err);
+		goto out;
+	}
+	if ((trust = ra_trust_new(config->tls.explicit_ca,
+	    config->tls.implicit_ca, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "estrad: %s: tls: %s\n", path, err);
+		goto out;
+	}
+	if (test) {
+		if ((ctx = est_listener_tls_context(config, err,
+		    sizeof(err))) == NULL) {
+			fprintf(stderr, "estrad: %s: tls: %s\n", path, err);
+			goto out;
+		}
+		SSL_CTX_free(ctx);
+		printf("estrad: configuration %s OK (%zu labels, default "
+		    "\"%s\")\n", path, config->nlabels,
+		    config->default_label->name);
+		rc = 0;
+		goto out;
+	}
+	if (ra_log_open(config->logs.error, config->logs.access,
+	    config->logs.audit, config->logs.level, err, sizeof(err)) != 0) {
+		fprintf(stderr, "estrad: %s\n", err);
+		goto out;
+	}
+	ra_log_capture_libevent();
+	if ((server = est_server_new(config, trust, err, sizeof(err))) ==
+	    NULL) {
+		ra_log(CA_LOG_EMERG, "est.main", NULL, NULL,
+		    "cannot start: %s", err);
+		fprintf(stderr, "estrad: cannot start: %s\n", err);
+		goto out;
+	}
+	ra_log(CA_LOG_INFO, "est.main", NULL, NULL,
+	    "estrad %s starting with %s", ESTRAD_VERSION, config->path);
+	fprintf(stderr, "estrad: serving on %s (config %s, error log %s)\n",
+	    config->listen[0], config->path, config->logs.error);
+	if (est_server_run(server) == 0)
+		rc = 0;
+	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "estrad stopped");
+out:
+	est_server_free(server);
+	ra_trust_free(trust);
+	ra_config_free(config);
+	ra_log_close();
+	return rc;
+}

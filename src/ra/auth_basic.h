@@ -1,0 +1,51 @@
+/*
+ * auth_basic.h: HTTP Basic authentication (RFC 7617) against an htpasswd
+ * file whose hashes crypt(3) verifies (libxcrypt: bcrypt $2b$/$2y$,
+ * sha512-crypt $6$, sha256-crypt $5$, yescrypt $y$).  Plain-text or
+ * unknown hash formats are refused at load.
+ */
+#ifndef ESTRAD_RA_AUTH_BASIC_H
+#define ESTRAD_RA_AUTH_BASIC_H
+
+#include <stddef.h>
+
+/* The loaded users file; opaque. */
+struct ra_users;
+
+/*
+ * Loads an htpasswd file: one "user:hash" per line, blank lines and lines
+ * starting with '#' ignored, user names unique and without ':'.  Returns
+ * a new table (free with ra_users_free) or NULL with
+ * "FILE:LINE: reason" in err.
+ */
+struct ra_users *ra_users_load(const char *path, char *err, size_t errlen);
+
+/* Frees users.  NULL is a no-op. */
+void ra_users_free(struct ra_users *users);
+
+/* Returns how many users the table holds. */
+size_t ra_users_count(const struct ra_users *users);
+
+/* Results of ra_auth_basic_check(). */
+enum ra_basic_result {
+	RA_BASIC_OK,		/* user and password match */
+	RA_BASIC_MALFORMED,	/* not "Basic <base64 of user:password>" */
+	RA_BASIC_UNKNOWN_USER,	/* no such user */
+	RA_BASIC_BAD_PASSWORD	/* user known, password wrong */
+};
+
+/*
+ * Checks an Authorization header value.  Copies the user name (even on
+ * failure, when it could be decoded; control bytes replaced by '?') into
+ * user (size userlen).  The password is compared through crypt_r(3) and
+ * CRYPTO_memcmp, and an unknown user costs a crypt_r against a dummy hash
+ * of the same kind so timing does not reveal which users exist.  The
+ * decoded password is wiped before returning.  Thread-safe.
+ */
+enum ra_basic_result ra_auth_basic_check(const struct ra_users *users,
+    const char *authorization, char *user, size_t userlen);
+
+/* Returns a static phrase for a result, for logs ("unknown user"). */
+const char *ra_basic_result_text(enum ra_basic_result result);
+
+#endif

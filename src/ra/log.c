@@ -1,0 +1,423 @@
+/*
+ * log.c: error, access and audit logs.  Lines are formatted into one fixed
+ * buffer and written with a single write(2) on an O_APPEND descriptor, so
+ * lines from several worker threads never interleave.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "ra/log.h"
+
+/* One error-log line at most; CA text is cut first so context survives. */
+#define RA_LOG_LINE_MAX 4096
+/* The message part of a line (WHAT: CAUSE) before context is added. */
+#define RA_LOG_MESSAGE_MAX 2048
+
+struct ra_log_file {
+	char *path; /* NULL: stderr (error, access) or disabled (audit) */
+	int fd;
+};
+
+static struct ra_log_file ra_log_error_file = {NULL, STDERR_FILENO};
+static struct ra_log_file ra_log_access_file = {NULL, -1};
+static struct ra_log_file ra_log_audit_file = {NULL, -1};
+static int ra_log_level = CA_LOG_INFO;
+
+static const char *const ra_log_level_names[] = {
+	"emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
+};
+
+static void
+ra_log_timestamp(char *buf, size_t len)
+{
+	struct timeval tv;
+	struct tm tm;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+}
+
+/* Writes all of buf; a log line is never dropped for a short write. */
+static void
+ra_log_write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static int
+ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
+    char *err, size_t errlen)
+{
+	int fd;
+
+	free(file->path);
+	file->path = NULL;
+	file->fd = fallback;
+	if (path == NULL || strcmp(path, "-") == 0)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open log %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if ((file->path = strdup(path)) == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	file->fd = fd;
+	return 0;
+}
+
+int
+ra_log_open(const char *error_path, const char *access_path,
+    const char *audit_path, int level, char *err, size_t errlen)
+{
+	ra_log_level = level;
+	if (ra_log_open_one(&ra_log_error_file, error_path, STDERR_FILENO,
+	    err, errlen) != 0)
+		return -1;
+	if (access_path == NULL) {
+		free(ra_log_access_file.path);
+		ra_log_access_file.path = NULL;
+		ra_log_access_file.fd = -1;
+	} else if (ra_log_open_one(&ra_log_access_file, access_path,
+	    STDERR_FILENO, err, errlen) != 0)
+		return -1;
+	if (ra_log_open_one(&ra_log_audit_file, audit_path, -1, err,
+	    errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Reopens one file in place: the new descriptor is dup2()ed over the old
+ * number, so threads that are writing at this moment finish into the old
+ * file and the next write goes to the new one, with no lock.
+ */
+static int
+ra_log_reopen_one(struct ra_log_file *file)
+{
+	int fd, rc = -1;
+
+	if (file->path == NULL)
+		return 0;
+	fd = open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0640);
+	if (fd < 0) {
+		ra_log(CA_LOG_ERROR, "ra.log", NULL,
+		    "check the log directory's permissions",
+		    "cannot reopen log %s: (%d: %s)", file->path, errno,
+		    strerror(errno));
+		goto out;
+	}
+	if (dup3(fd, file->fd, O_CLOEXEC) < 0) {
+		ra_log(CA_LOG_ERROR, "ra.log", NULL, NULL,
+		    "cannot reopen log %s: dup3: (%d: %s)", file->path, errno,
+		    strerror(errno));
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	rc = 0;
+out:
+	return rc;
+}
+
+int
+ra_log_reopen(void)
+{
+	int rc = 0;
+
+	if (ra_log_reopen_one(&ra_log_error_file) != 0)
+		rc = -1;
+	if (ra_log_reopen_one(&ra_log_access_file) != 0)
+		rc = -1;
+	if (ra_log_reopen_one(&ra_log_audit_file) != 0)
+		rc = -1;
+	return rc;
+}
+
+static void
+ra_log_close_one(struct ra_log_file *file, int fallback)
+{
+	if (file->path != NULL && file->fd >= 0)
+		close(file->fd);
+	free(file->path);
+	file->path = NULL;
+	file->fd = fallback;
+}
+
+void
+ra_log_close(void)
+{
+	ra_log_close_one(&ra_log_error_file, STDERR_FILENO);
+	ra_log_close_one(&ra_log_access_file, -1);
+	ra_log_close_one(&ra_log_audit_file, -1);
+}
+
+int
+ra_log_enabled(enum ca_log_level level)
+{
+	return (int)level <= ra_log_level;
+}
+
+const char *
+ra_log_escape(const char *s, int quote, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	int need_quotes = 0;
+	const unsigned char *p;
+
+	if (len == 0)
+		return buf;
+	if (s == NULL)
+		s = "";
+	if (quote) {
+		need_quotes = *s == '\0' || strpbrk(s, " ,\"") != NULL;
+	}
+	/* Leave room for the closing quote and the NUL. */
+#define RA_LOG_PUT(c)                                                       \
+	do {                                                                \
+		if (o + 2 < len)                                            \
+			buf[o++] = (c);                                     \
+	} while (0)
+	if (need_quotes)
+		RA_LOG_PUT('"');
+	for (p = (const unsigned char *)s; *p != '\0' && o + 2 < len; p++) {
+		if (*p < 0x20 || *p >= 0x7f) {
+			if (o + 6 >= len)
+				break;
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[*p >> 4];
+			buf[o++] = hex[*p & 0xf];
+		} else if (need_quotes && (*p == '"' || *p == '\\')) {
+			if (o + 4 >= len)
+				break;
+			buf[o++] = '\\';
+			buf[o++] = (char)*p;
+		} else {
+			buf[o++] = (char)*p;
+		}
+	}
+	if (need_quotes)
+		buf[o++] = '"';
+	buf[o] = '\0';
+#undef RA_LOG_PUT
+	return buf;
+}
+
+/* Appends ", key: value" with value escaped (quoted when needed). */
+static void
+ra_log_append_field(char *line, size_t *used, size_t len, const char *key,
+    const char *value, int quote)
+{
+	char escaped[1024];
+	int n;
+
+	if (value == NULL || *used >= len)
+		return;
+	ra_log_escape(value, quote, escaped, sizeof(escaped));
+	n = snprintf(line + *used, len - *used, ", %s: %s", key, escaped);
+	if (n > 0)
+		*used = (size_t)n >= len - *used ? len - 1 : *used + (size_t)n;
+}
+
+void
+ra_log(enum ca_log_level level, const char *component,
+    const struct ra_log_context *ctx, const char *hint, const char *fmt, ...)
+{
+	char message[RA_LOG_MESSAGE_MAX], escaped[RA_LOG_MESSAGE_MAX];
+	char line[RA_LOG_LINE_MAX], ts[32], answer[16];
+	va_list ap;
+	size_t used;
+	int n;
+
+	if (!ra_log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	ra_log_escape(message, 0, escaped, sizeof(escaped));
+	ra_log_timestamp(ts, sizeof(ts));
+
+	n = snprintf(line, sizeof(line), "%s [%s] %ld#%ld: %s%s%s%s: %s", ts,
+	    ra_log_level_names[level], (long)getpid(),
+	    (long)syscall(SYS_gettid), ctx != NULL && ctx->rid != NULL ?
+	    "rid=" : "", ctx != NULL && ctx->rid != NULL ? ctx->rid : "",
+	    ctx != NULL && ctx->rid != NULL ? " " : "", component, escaped);
+	used = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 :
+	    (size_t)n;
+	/* Keep room for the context and the hint: cut the message first. */
+	if (used > sizeof(line) - 1024)
+		used = sizeof(line) - 1024;
+	line[used] = '\0';
+	if (ctx != NULL) {
+		ra_log_append_field(line, &used, sizeof(line) - 2, "client",
+		    ctx->client, 0);
+		ra_log_append_field(line, &used, sizeof(line) - 2,
+		    "identity", ctx->identity, 1);
+		ra_log_append_field(line, &used, sizeof(line) - 2, "label",
+		    ctx->label, 1);
+		ra_log_append_field(line, &used, sizeof(line) - 2, "op",
+		    ctx->op, 0);
+		ra_log_append_field(line, &used, sizeof(line) - 2, "backend",
+		    ctx->backend, 0);
+		ra_log_append_field(line, &used, sizeof(line) - 2, "url",
+		    ctx->url, 0);
+		if (ctx->extra != NULL && used < sizeof(line) - 2) {
+			n = snprintf(line + used, sizeof(line) - 2 - used,
+			    ", %s", ctx->extra);
+			if (n > 0)
+				used = (size_t)n >= sizeof(line) - 2 - used ?
+				    sizeof(line) - 3 : used + (size_t)n;
+		}
+		if (ctx->answer != 0) {
+			snprintf(answer, sizeof(answer), "%d", ctx->answer);
+			ra_log_append_field(line, &used, sizeof(line) - 2,
+			    "answer", answer, 0);
+		}
+	}
+	if (hint != NULL && *hint != '\0') {
+		char quoted[512];
+		char tmp[512];
+
+		/* The hint is always quoted, even without spaces. */
+		ra_log_escape(hint, 1, tmp, sizeof(tmp));
+		if (tmp[0] != '"')
+			snprintf(quoted, sizeof(quoted), "\"%s\"", tmp);
+		else
+			snprintf(quoted, sizeof(quoted), "%s", tmp);
+		n = snprintf(line + used, sizeof(line) - 2 - used,
+		    ", hint: %s", quoted);
+		if (n > 0)
+			used = (size_t)n >= sizeof(line) - 2 - used ?
+			    sizeof(line) - 3 : used + (size_t)n;
+	}
+	line[used++] = '\n';
+	ra_log_write_all(ra_log_error_file.fd, line, used);
+}
+
+void
+ra_log_access(const struct ra_access_entry *e)
+{
+	char line[RA_LOG_LINE_MAX], ts[32];
+	char path[1024], identity[512], ua[512], label[128];
+	size_t used;
+	int n;
+
+	if (ra_log_access_file.fd < 0)
+		return;
+	ra_log_timestamp(ts, sizeof(ts));
+	ra_log_escape(e->path != NULL ? e->path : "-", 0, path, sizeof(path));
+	ra_log_escape(e->identity != NULL ? e->identity : "-", 0, identity,
+	    sizeof(identity));
+	ra_log_escape(e->user_agent != NULL ? e->user_agent : "-", 0, ua,
+	    sizeof(ua));
+	ra_log_escape(e->label != NULL ? e->label : "-", 0, label,
+	    sizeof(label));
+	n = snprintf(line, sizeof(line) - 1,
+	    "%s %s rid=%s \"%s %s HTTP/1.1\" %d %zu tls=%s auth=%s "
+	    "id=\"%s\" label=%s op=%s backend=%s outcome=%s ca_ms=%ld ms=%ld "
+	    "retry_after=%u ua=\"%s\"",
+	    ts, e->client != NULL ? e->client : "-",
+	    e->rid != NULL ? e->rid : "-", e->method != NULL ? e->method : "-",
+	    path, e->status, e->bytes, e->tls != NULL ? e->tls : "-",
+	    e->auth != NULL ? e->auth : "none", identity, label,
+	    e->op != NULL ? e->op : "-", e->backend != NULL ? e->backend : "-",
+	    e->outcome != NULL ? e->outcome : "-", e->ca_ms, e->ms,
+	    e->retry_after, ua);
+	used = n < 0 ? 0 : (size_t)n >= sizeof(line) - 1 ? sizeof(line) - 2 :
+	    (size_t)n;
+	line[used++] = '\n';
+	ra_log_write_all(ra_log_access_file.fd, line, used);
+}
+
+int
+ra_log_audit(json_t *entry)
+{
+	char ts[32], *text = NULL;
+	size_t len;
+	int rc = -1;
+
+	if (ra_log_audit_file.fd < 0)
+		return 0;
+	ra_log_timestamp(ts, sizeof(ts));
+	if (json_object_set_new(entry, "ts", json_string(ts)) != 0 ||
+	    (text = json_dumps(entry, JSON_COMPACT | JSON_PRESERVE_ORDER)) ==
+	    NULL) {
+		ra_log(CA_LOG_CRIT, "ra.audit", NULL, NULL,
+		    "cannot format audit record: out of memory");
+		goto out;
+	}
+	len = strlen(text);
+	text[len] = '\n';
+	ra_log_write_all(ra_log_audit_file.fd, text, len + 1);
+	text[len] = '\0';
+	/* The record must be on disk before the client sees its answer. */
+	if (fdatasync(ra_log_audit_file.fd) != 0 && errno != EINVAL) {
+		ra_log(CA_LOG_CRIT, "ra.audit", NULL,
+		    "check the disk holding the audit log",
+		    "cannot sync audit log %s: (%d: %s)",
+		    ra_log_audit_file.path, errno, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	return rc;
+}
+
+static void
+ra_log_libevent(int severity, const char *msg)
+{
+	enum ca_log_level level;
+
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		level = CA_LOG_DEBUG;
+		break;
+	case EVENT_LOG_MSG:
+		level = CA_LOG_INFO;
+		break;
+	case EVENT_LOG_WARN:
+		level = CA_LOG_WARN;
+		break;
+	default:
+		level = CA_LOG_ERROR;
+		break;
+	}
+	ra_log(level, "est.libevent", NULL, NULL, "%s", msg);
+}
+
+void
+ra_log_capture_libevent(void)
+{
+	event_set_log_callback(ra_log_libevent);
+}

@@ -1,0 +1,111 @@
+/*
+ * log.h: the error, access and audit logs (STYLE.md §6).  All three are
+ * opened once at start-up and reopened on SIGHUP/SIGUSR1 for logrotate;
+ * every line is written with one write(2) on an O_APPEND descriptor, so
+ * worker threads never interleave lines and need no lock.
+ */
+#ifndef ESTRAD_RA_LOG_H
+#define ESTRAD_RA_LOG_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "ca_plugins/ca.h"
+
+/*
+ * The context of one request, printed after the message in the order
+ * client, identity, label, op, backend, url, extra, answer, hint.  Every
+ * member is borrowed and may be NULL (left out), answer 0 is left out.
+ */
+struct ra_log_context {
+	const char *rid;
+	const char *client;   /* "ip:port" */
+	const char *identity; /* certificate subject or Basic user name */
+	const char *label;
+	const char *op;
+	const char *backend;
+	const char *url;
+	const char *extra;    /* preformatted "key: value, key: value" */
+	int answer;	      /* EST status sent */
+};
+
+/*
+ * Opens the log files (NULL or "-" paths: the error log and access log go
+ * to stderr; no audit log).  Returns 0, or -1 with the path and errno text
+ * in err.  Main thread, before workers start.
+ */
+int ra_log_open(const char *error_path, const char *access_path,
+    const char *audit_path, int level, char *err, size_t errlen);
+
+/*
+ * Reopens the files at the same paths (logrotate moved them).  Safe while
+ * workers log: the new file replaces the old descriptor with dup2(2).
+ * Returns 0 or -1 (the old descriptors keep working and an error line is
+ * written).
+ */
+int ra_log_reopen(void);
+
+/* Closes the log files; later lines go to stderr. */
+void ra_log_close(void);
+
+/* Returns 1 when a line at level would be written. */
+int ra_log_enabled(enum ca_log_level level);
+
+/*
+ * Writes one error-log line:
+ * `TIME [LEVEL] PID#TID: rid=RID COMPONENT: MESSAGE, key: value, ...,
+ * hint: "HINT"`.  ctx and hint may be NULL.  MESSAGE is "WHAT: CAUSE[ while
+ * ACTION]", formatted from fmt; control bytes in it are escaped as \xHH.
+ */
+void ra_log(enum ca_log_level level, const char *component,
+    const struct ra_log_context *ctx, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/*
+ * The fields of one access-log line, written once the answer is sent.
+ * Strings are borrowed; NULL prints as "-".
+ */
+struct ra_access_entry {
+	const char *rid;
+	const char *client;
+	const char *method;
+	const char *path;
+	int status;
+	size_t bytes;	      /* body bytes sent */
+	const char *tls;      /* "TLSv1.3" */
+	const char *auth;     /* "cert", "basic", "none" */
+	const char *identity;
+	const char *label;
+	const char *op;
+	const char *backend;
+	const char *outcome;  /* ISSUED, REFUSED, ... */
+	long ca_ms;	      /* time spent in the CA call, -1 if none */
+	long ms;	      /* whole request */
+	unsigned int retry_after;
+	const char *user_agent;
+};
+
+/* Writes one access-log line. */
+void ra_log_access(const struct ra_access_entry *entry);
+
+/*
+ * Appends entry as one JSON line to the audit log and fdatasync(2)s it, so
+ * that an answer acknowledged to a client is on disk before it is sent.
+ * Adds "ts".  Borrows entry.  Returns 0, or -1 after logging at crit (the
+ * caller must then not hand out the certificate).  No audit file: 0.
+ */
+int ra_log_audit(json_t *entry);
+
+/*
+ * Escapes s for a log value into buf (size len): control bytes and bytes
+ * >= 0x7f become \xHH; when quote is set the result is wrapped in double
+ * quotes if it contains a space, comma, quote or is empty, and inner
+ * quotes and backslashes are escaped.  Returns buf.
+ */
+const char *ra_log_escape(const char *s, int quote, char *buf, size_t len);
+
+/* Routes libevent's own warnings and errors into the error log. */
+void ra_log_capture_libevent(void);
+
+#endif

@@ -1,0 +1,663 @@
+/*
+ * request.c: the life of one EST request in the RA: authentication, the
+ * re-enrollment identity rule, the CA call, the mapping of its outcome to
+ * an EST status, and the audit record.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "ra/request.h"
+
+/* Private flag kept beside the public struct: see ra_request_free(). */
+struct ra_request_private {
+	struct ra_request req;
+	int orphaned;
+	int running;
+};
+
+const char *
+ra_auth_method_name(enum ra_auth_method method)
+{
+	switch (method) {
+	case RA_AUTHED_CERT:
+		return "cert";
+	case RA_AUTHED_BASIC:
+		return "basic";
+	default:
+		return "none";
+	}
+}
+
+struct ra_request *
+ra_request_new(const struct ra_config *config, const struct ra_trust *trust,
+    struct event_base *base)
+{
+	struct ra_request_private *priv;
+	struct ra_request *req;
+	unsigned char raw[8];
+	size_t i;
+
+	if ((priv = calloc(1, sizeof(*priv))) == NULL)
+		return NULL;
+	req = &priv->req;
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		/* A request id only needs to be unique in the logs. */
+		struct timeval tv;
+
+		gettimeofday(&tv, NULL);
+		memcpy(raw, &tv, sizeof(raw) < sizeof(tv) ? sizeof(raw) :
+		    sizeof(tv));
+	}
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(req->rid + 2 * i, 3, "%02x", raw[i]);
+	req->config = config;
+	req->trust = trust;
+	req->base = base;
+	req->ca_ms = -1;
+	req->outcome = CA_OUTCOME__MAX;
+	gettimeofday(&req->started, NULL);
+	req->log.rid = req->rid;
+	req->log.client = req->peer.client;
+	return req;
+}
+
+void
+ra_request_free(struct ra_request *req)
+{
+	struct ra_request_private *priv = (struct ra_request_private *)req;
+
+	if (req == NULL)
+		return;
+	if (priv->running) {
+		priv->orphaned = 1;
+		return;
+	}
+	X509_REQ_free(req->csr);
+	ca_call_free(req->call);
+	sk_X509_pop_free(req->certs, X509_free);
+	free(priv);
+}
+
+void
+ra_request_set_label(struct ra_request *req, const struct ra_label *label,
+    const char *op_name)
+{
+	req->label = label;
+	req->op_name = op_name;
+	req->log.label = label != NULL ? label->name : NULL;
+	req->log.op = op_name;
+	if (label != NULL && label->ca != NULL)
+		req->log.backend = label->ca->backend->name;
+}
+
+long
+ra_request_elapsed_ms(const struct ra_request *req)
+{
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	return (now.tv_sec - req->started.tv_sec) * 1000L +
+	    (now.tv_usec - req->started.tv_usec) / 1000L;
+}
+
+static void
+ra_request_vrefuse(struct ra_request *req, int status,
+    enum ca_log_level level, const char *component, const char *hint,
+    const char *fmt, va_list ap)
+{
+	req->status = status;
+	vsnprintf(req->cause, sizeof(req->cause), fmt, ap);
+	if (req->outcome_name == NULL)
+		req->outcome_name = status >= 500 ? "MISCONFIGURED" :
+		    "REFUSED";
+	req->log.answer = status;
+	ra_log(level, component, &req->log, hint, "%s", req->cause);
+}
+
+void
+ra_request_refuse(struct ra_request *req, int status, enum ca_log_level level,
+    const char *component, const char *hint, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ra_request_vrefuse(req, status, level, component, hint, fmt, ap);
+	va_end(ap);
+}
+
+/* Copies cert's subject as one RFC 2253 line into buf. */
+static void
+ra_request_subject(X509_NAME *name, char *buf, size_t len)
+{
+	BIO *bio;
+	int n;
+
+	buf[0] = '\0';
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return;
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+		n = BIO_read(bio, buf, (int)len - 1);
+		buf[n > 0 ? n : 0] = '\0';
+	}
+	BIO_free(bio);
+}
+
+int
+ra_request_authenticate(struct ra_request *req, const char *authorization)
+{
+	unsigned int allowed = req->label->auth;
+	char why[256] = "", user[128] = "";
+	enum ra_basic_result basic;
+
+	if (allowed == RA_AUTH_NONE) {
+		req->auth_method = RA_AUTHED_NONE;
+		return 0;
+	}
+	if ((allowed & RA_AUTH_CERT) && req->peer.cert != NULL) {
+		char subject[256];
+
+		ra_request_subject(X509_get_subject_name(req->peer.cert),
+		    subject, sizeof(subject));
+		req->cert_store = ra_trust_verify(req->trust, req->peer.cert,
+		    req->peer.chain, why, sizeof(why));
+		if (req->cert_store != RA_TRUST_NONE) {
+			req->auth_method = RA_AUTHED_CERT;
+			snprintf(req->identity, sizeof(req->identity), "%s",
+			    subject);
+			req->log.identity = req->identity;
+			return 0;
+		}
+		/* A certificate that does not verify is logged even when
+		 * Basic may still let the client in: the operator wants to
+		 * know why the device's certificate was not enough. */
+		ra_log(CA_LOG_NOTICE, "ra.auth", &req->log,
+		    "check that the client certificate chains to tls.explicit_ca "
+		    "or tls.implicit_ca",
+		    "client certificate not accepted: %s, subject: \"%s\"",
+		    why, subject);
+	}
+	if ((allowed & RA_AUTH_BASIC) && authorization != NULL &&
+	    req->config->users_table != NULL) {
+		basic = ra_auth_basic_check(req->config->users_table,
+		    authorization, user, sizeof(user));
+		if (basic == RA_BASIC_OK) {
+			req->auth_method = RA_AUTHED_BASIC;
+			snprintf(req->identity, sizeof(req->identity), "%s",
+			    user);
+			req->log.identity = req->identity;
+			return 0;
+		}
+		if (user[0] != '\0') {
+			snprintf(req->identity, sizeof(req->identity), "%s",
+			    user);
+			req->log.identity = req->identity;
+		}
+		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth",
+		    "check the user's password in the users file",
+		    "authentication failed: %s",
+		    ra_basic_result_text(basic));
+		return -1;
+	}
+	if (allowed & RA_AUTH_BASIC) {
+		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth", NULL,
+		    "authentication required: %s",
+		    why[0] != '\0' ? "client certificate not accepted and no "
+		    "Basic credentials" : "no client certificate and no Basic "
+		    "credentials");
+		return -1;
+	}
+	ra_request_refuse(req, why[0] != '\0' ? 403 : 401, CA_LOG_NOTICE,
+	    "ra.auth", NULL, "authentication required: %s%s",
+	    why[0] != '\0' ? "client certificate not accepted: " :
+	    "label accepts client certificates only and none was sent",
+	    why);
+	return -1;
+}
+
+/* Returns the DER of the SAN extension of exts, or NULL. */
+static ASN1_OCTET_STRING *
+ra_request_san(const STACK_OF(X509_EXTENSION) *exts)
+{
+	int i = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
+
+	if (i < 0)
+		return NULL;
+	return X509_EXTENSION_get_data(X509v3_get_ext(exts, i));
+}
+
+/*
+ * RFC 7030 §4.2.2: the CSR's Subject and SubjectAltName must be identical
+ * to those of the certificate being renewed, compared as DER bytes.
+ */
+static int
+ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
+{
+	STACK_OF(X509_EXTENSION) *req_exts = NULL;
+	ASN1_OCTET_STRING *a, *b;
+	unsigned char *der_a = NULL, *der_b = NULL;
+	int len_a, len_b, rc = -1;
+
+	if (req->peer.cert == NULL || req->auth_method != RA_AUTHED_CERT) {
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+		    "simplereenroll needs the certificate being renewed as "
+		    "the TLS client certificate",
+		    "reenroll refused: Unable to locate certificate to be "
+		    "renewed");
+		goto out;
+	}
+	if (req->cert_store != RA_TRUST_EXPLICIT) {
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+		    "a manufacturer certificate may enroll, not reenroll",
+		    "reenroll refused: client certificate is anchored in the "
+		    "implicit store");
+		goto out;
+	}
+	len_a = i2d_X509_NAME(X509_REQ_get_subject_name(csr), &der_a);
+	len_b = i2d_X509_NAME(X509_get_subject_name(req->peer.cert), &der_b);
+	if (len_a < 0 || len_b < 0 || len_a != len_b ||
+	    memcmp(der_a, der_b, (size_t)len_a) != 0) {
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+		    "the CSR must carry the subject of the certificate being "
+		    "renewed", "reenroll refused: CSR subject differs from the "
+		    "certificate being renewed");
+		goto out;
+	}
+	req_exts = X509_REQ_get_extensions(csr);
+	a = ra_request_san(req_exts);
+	b = ra_request_san(X509_get0_extensions(req->peer.cert));
+	if ((a == NULL) != (b == NULL) || (a != NULL &&
+	    ASN1_STRING_cmp(a, b) != 0)) {
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+		    "the CSR must carry the subjectAltName of the certificate "
+		    "being renewed", "reenroll refused: CSR subjectAltName "
+		    "differs from the certificate being renewed");
+		goto out;
+	}
+	rc = 0;
+out:
+	sk_X509_EXTENSION_pop_free(req_exts, X509_EXTENSION_free);
+	OPENSSL_free(der_a);
+	OPENSSL_free(der_b);
+	return rc;
+}
+
+/* Hex SHA-256 of DER bytes, for the audit record. */
+static void
+ra_request_sha256_hex(const unsigned char *der, int len, char *hex,
+    size_t hexlen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	hex[0] = '\0';
+	if (len <= 0 || EVP_Digest(der, (size_t)len, md, &mdlen,
+	    EVP_sha256(), NULL) != 1)
+		return;
+	for (i = 0; i < mdlen && 2 * i + 2 < hexlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+static json_t *
+ra_request_audit_csr(X509_REQ *csr)
+{
+	char subject[512], hex[2 * EVP_MAX_MD_SIZE + 1], key[64];
+	STACK_OF(X509_EXTENSION) *exts;
+	GENERAL_NAMES *names = NULL;
+	unsigned char *der = NULL;
+	EVP_PKEY *pkey;
+	json_t *obj, *sans;
+	int i, len;
+
+	obj = json_object();
+	sans = json_array();
+	ra_request_subject(X509_REQ_get_subject_name(csr), subject,
+	    sizeof(subject));
+	json_object_set_new(obj, "subject", json_string(subject));
+	exts = X509_REQ_get_extensions(csr);
+	i = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
+	if (i >= 0)
+		names = X509V3_EXT_d2i(X509v3_get_ext(exts, i));
+	for (i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+		GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+		BIO *bio = BIO_new(BIO_s_mem());
+		char buf[512];
+		int n;
+
+		if (bio == NULL)
+			break;
+		GENERAL_NAME_print(bio, gn);
+		n = BIO_read(bio, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		json_array_append_new(sans, json_string(buf));
+		BIO_free(bio);
+	}
+	GENERAL_NAMES_free(names);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	json_object_set_new(obj, "san", sans);
+	pkey = X509_REQ_get0_pubkey(csr);
+	if (pkey != NULL) {
+		snprintf(key, sizeof(key), "%s-%d", EVP_PKEY_get0_type_name(pkey),
+		    EVP_PKEY_get_bits(pkey));
+		json_object_set_new(obj, "key", json_string(key));
+		len = i2d_PUBKEY(pkey, &der);
+		ra_request_sha256_hex(der, len, hex, sizeof(hex));
+		json_object_set_new(obj, "spki_sha256", json_string(hex));
+		OPENSSL_free(der);
+	}
+	/* Any string conversion above may leave stale errors behind. */
+	ERR_clear_error();
+	return obj;
+}
+
+static json_t *
+ra_request_audit_cert(X509 *cert)
+{
+	char issuer[512], hex[2 * EVP_MAX_MD_SIZE + 1], when[64];
+	const ASN1_INTEGER *serial = X509_get0_serialNumber(cert);
+	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+	char *serial_hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+	unsigned char *der = NULL;
+	struct tm tm;
+	json_t *obj = json_object();
+	int len;
+
+	json_object_set_new(obj, "serial", json_string(serial_hex != NULL ?
+	    serial_hex : ""));
+	ra_request_subject(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+	json_object_set_new(obj, "issuer", json_string(issuer));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) {
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(obj, "not_after", json_string(when));
+	}
+	len = i2d_X509(cert, &der);
+	ra_request_sha256_hex(der, len, hex, sizeof(hex));
+	json_object_set_new(obj, "sha256", json_string(hex));
+	OPENSSL_free(der);
+	OPENSSL_free(serial_hex);
+	BN_free(bn);
+	return obj;
+}
+
+/*
+ * Writes the audit record of an enrollment answer.  Returns -1 when the
+ * record could not be made durable: the caller then withholds the
+ * certificate, because an issuance nobody can trace must not happen.
+ */
+static int
+ra_request_audit(struct ra_request *req, const char *event)
+{
+	json_t *entry = json_object(), *auth = json_object();
+	int rc;
+
+	json_object_set_new(entry, "rid", json_string(req->rid));
+	json_object_set_new(entry, "event", json_string(event));
+	json_object_set_new(entry, "label", json_string(req->label != NULL ?
+	    req->label->name : ""));
+	json_object_set_new(entry, "op", json_string(req->op_name != NULL ?
+	    req->op_name : ""));
+	json_object_set_new(entry, "client", json_string(req->peer.client));
+	json_object_set_new(auth, "method",
+	    json_string(ra_auth_method_name(req->auth_method)));
+	json_object_set_new(auth, "identity", json_string(req->identity));
+	if (req->auth_method == RA_AUTHED_CERT && req->peer.cert != NULL) {
+		char hex[2 * EVP_MAX_MD_SIZE + 1];
+		unsigned char *der = NULL;
+		int len = i2d_X509(req->peer.cert, &der);
+
+		ra_request_sha256_hex(der, len, hex, sizeof(hex));
+		OPENSSL_free(der);
+		json_object_set_new(auth, "cert_sha256", json_string(hex));
+		json_object_set_new(auth, "store",
+		    json_string(ra_trust_store_name(req->cert_store)));
+	}
+	json_object_set_new(entry, "auth", auth);
+	if (req->csr != NULL)
+		json_object_set_new(entry, "csr",
+		    ra_request_audit_csr(req->csr));
+	if (req->label != NULL && req->label->ca != NULL)
+		json_object_set_new(entry, "backend",
+		    json_string(req->label->ca->backend->name));
+	if (req->certs != NULL && sk_X509_num(req->certs) > 0)
+		json_object_set_new(entry, "cert",
+		    ra_request_audit_cert(sk_X509_value(req->certs, 0)));
+	else
+		json_object_set_new(entry, "reason", json_string(req->cause));
+	json_object_set_new(entry, "http_status", json_integer(req->status));
+	rc = ra_log_audit(entry);
+	req->audited = 1;
+	json_decref(entry);
+	return rc;
+}
+
+int
+ra_request_audit_refused(struct ra_request *req)
+{
+	if (req->audited)
+		return 0;
+	return ra_request_audit(req, "refused");
+}
+
+/* Maps the CA outcome to the EST answer (DESIGN.md). */
+static int
+ra_request_status_of(const struct ca_result *res)
+{
+	switch (res->outcome) {
+	case CA_ISSUED:
+		return 200;
+	case CA_PENDING:
+		return 202;
+	case CA_REJECTED:
+		return res->csr_fault ? 400 : 403;
+	case CA_UNREACHABLE:
+		return 503;
+	case CA_UNSUPPORTED:
+		return 501;
+	case CA_CANCELLED:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+static void
+ra_request_finish(struct ra_request *req)
+{
+	struct ra_request_private *priv = (struct ra_request_private *)req;
+
+	priv->running = 0;
+	if (priv->orphaned) {
+		ra_log(CA_LOG_INFO, "ra.request", &req->log, NULL,
+		    "client left before the CA answered (%s)",
+		    req->outcome_name != NULL ? req->outcome_name : "-");
+		ra_request_free(req);
+		return;
+	}
+	req->done_fn(req, req->done_arg);
+}
+
+static void ra_request_conclude(struct ra_request *req, struct ca_call *call,
+    int enroll);
+
+/*
+ * Completion of the cacerts call made for include_chain: the CA chain is
+ * appended after the issued certificate.  Without a chain the client still
+ * gets its certificate; the failure is logged as degraded service.
+ */
+static void
+ra_request_chain_done(struct ca_call *call, void *arg)
+{
+	struct ra_request *req = arg;
+	STACK_OF(X509) *chain = call->result.chain;
+	int i;
+
+	if (call->result.outcome == CA_ISSUED && chain != NULL) {
+		for (i = 0; i < sk_X509_num(chain); i++) {
+			X509 *cert = sk_X509_value(chain, i);
+
+			if (X509_cmp(cert, sk_X509_value(req->certs, 0)) == 0)
+				continue;
+			if (X509_up_ref(cert) != 1 ||
+			    sk_X509_push(req->certs, cert) <= 0) {
+				X509_free(cert);
+				break;
+			}
+		}
+	} else {
+		ra_log(CA_LOG_WARN, "ra.request", &req->log, NULL,
+		    "include_chain: cannot get the CA chain: %s",
+		    call->result.cause);
+	}
+	ra_request_conclude(req, call, 1);
+}
+
+/* Starts a cacerts call on the same label for include_chain. */
+static int
+ra_request_fetch_chain(struct ra_request *req, struct ca_call *done)
+{
+	struct ca_call *call;
+
+	if ((call = ca_call_new()) == NULL)
+		return -1;
+	ca_call_free(done);
+	req->call = call;
+	req->call->op = CA_OP_CACERTS;
+	req->call->base = req->base;
+	req->call->rid = req->rid;
+	req->call->label = req->label->name;
+	req->call->log_context = &req->log;
+	ca_instance_start(req->label->ca, req->call, ra_request_chain_done,
+	    req);
+	return 0;
+}
+
+/* Completion of the CA call, on the worker's loop. */
+static void
+ra_request_ca_done(struct ca_call *call, void *arg)
+{
+	struct ra_request *req = arg;
+	struct ca_result *res = &call->result;
+	int enroll = req->ca_op == CA_OP_ENROLL || req->ca_op == CA_OP_REENROLL;
+
+	req->ca_ms = ra_request_elapsed_ms(req);
+	req->outcome = res->outcome;
+	req->outcome_name = ca_outcome_name(res->outcome);
+	req->status = ra_request_status_of(res);
+	req->log.answer = req->status;
+	if (res->url[0] != '\0')
+		req->log.url = res->url;
+	if (res->outcome == CA_ISSUED) {
+		if (res->chain == NULL || sk_X509_num(res->chain) == 0) {
+			/* A backend that says ISSUED without a certificate
+			 * is broken; the client must not get an empty 200. */
+			req->status = 500;
+			req->outcome_name = "MISCONFIGURED";
+			req->log.answer = 500;
+			snprintf(req->cause, sizeof(req->cause),
+			    "%s failed: backend %s answered without a "
+			    "certificate", ca_operation_name(req->ca_op),
+			    req->label->ca->backend->name);
+			ra_log(CA_LOG_ALERT, "ra.request", &req->log, NULL,
+			    "%s", req->cause);
+		} else {
+			req->certs = res->chain;
+			res->chain = NULL;
+			if (enroll && req->label->include_chain &&
+			    ra_request_fetch_chain(req, call) == 0)
+				return;
+		}
+	} else {
+		unsigned int retry = res->retry_after;
+
+		snprintf(req->cause, sizeof(req->cause), "%s",
+		    res->cause[0] != '\0' ? res->cause : req->outcome_name);
+		if (req->status == 202 || req->status == 503)
+			req->retry_after = retry != 0 ? retry :
+			    req->label->retry_after;
+		ra_log(req->status >= 500 ? CA_LOG_ERROR : CA_LOG_NOTICE,
+		    "ra.request", &req->log,
+		    res->hint[0] != '\0' ? res->hint : NULL, "%s", req->cause);
+	}
+	ra_request_conclude(req, call, enroll);
+}
+
+/*
+ * Audits an enrollment answer, frees the CA call and hands the answer to
+ * est/.  An issuance whose audit record cannot be made durable is turned
+ * into a 500: a certificate nobody can trace must not leave.
+ */
+static void
+ra_request_conclude(struct ra_request *req, struct ca_call *call, int enroll)
+{
+	const char *event;
+
+	if (enroll) {
+		event = req->status == 200 ? "issued" : req->status == 202 ?
+		    "pending" : req->outcome == CA_REJECTED ? "rejected" :
+		    "failed";
+		if (ra_request_audit(req, event) != 0 && req->status == 200) {
+			sk_X509_pop_free(req->certs, X509_free);
+			req->certs = NULL;
+			req->status = 500;
+			req->outcome_name = "MISCONFIGURED";
+			snprintf(req->cause, sizeof(req->cause),
+			    "enroll failed: audit log unwritable, certificate "
+			    "withheld");
+		}
+	}
+	ca_call_free(call);
+	req->call = NULL;
+	ra_request_finish(req);
+}
+
+/* Delivers an answer known before any CA call, from the loop. */
+static void
+ra_request_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ra_request_finish(arg);
+}
+
+void
+ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
+    ra_request_done_fn done_fn, void *arg)
+{
+	struct ra_request_private *priv = (struct ra_request_private *)req;
+	static const struct timeval now = {0, 0};
+
+	req->done_fn = done_fn;
+	req->done_arg = arg;
+	req->ca_op = op;
+	req->csr = csr;
+	priv->running = 1;
+	if (op == CA_OP_REENROLL && ra_request_check_reenroll(req, csr) != 0)
+		goto refused;
+	if ((req->call = ca_call_new()) == NULL) {
+		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.request", NULL,
+		    "%s failed: out of memory", ca_operation_name(op));
+		goto refused;
+	}
+	req->call->op = op;
+	req->call->base = req->base;
+	req->call->rid = req->rid;
+	req->call->label = req->label->name;
+	req->call->csr = csr;
+	req->call->renew_cert = op == CA_OP_REENROLL ? req->peer.cert : NULL;
+	req->call->log_context = &req->log;
+	ca_instance_start(req->label->ca, req->call, ra_request_ca_done, req);
+	return;
+refused:
+	if (op == CA_OP_ENROLL || op == CA_OP_REENROLL)
+		(void)ra_request_audit(req, "refused");
+	if (event_base_once(req->base, -1, EV_TIMEOUT, ra_request_deliver,
+	    req, &now) != 0)
+		ra_request_finish(req);
+}
