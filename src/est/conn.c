@@ -257,7 +257,9 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	enum est_route_status rs;
 	const struct ra_label *label;
 	enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
-	const char *want, *uri = evhttp_request_get_uri(evreq);
+	const struct evhttp_uri *parsed = evhttp_request_get_evhttp_uri(evreq);
+	const char *want, *uri = parsed != NULL ?
+	    evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
 
 	if ((creq = calloc(1, sizeof(*creq))) == NULL ||

@@ -43,11 +43,13 @@ ra_log_timestamp(char *buf, size_t len)
 	struct timeval tv;
 	struct tm tm;
 
+	char seconds[24];
+
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+	strftime(seconds, sizeof(seconds), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03uZ", seconds,
+	    (unsigned int)(tv.tv_usec / 1000) % 1000u);
 }
 
 /* Writes all of buf; a log line is never dropped for a short write. */
@@ -305,7 +307,7 @@ ra_log(enum ca_log_level level, const char *component,
 		}
 	}
 	if (hint != NULL && *hint != '\0') {
-		char quoted[512];
+		char quoted[520];
 		char tmp[512];
 
 		/* The hint is always quoted, even without spaces. */

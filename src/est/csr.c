@@ -1,0 +1,408 @@
+/*
+ * csr.c: PKCS#10 request parsing and checks (see csr.h).  OpenSSL does all
+ * ASN.1 and signature work; this file decides what estrad accepts and says
+ * why it refuses, with OpenSSL's own reason appended where it has one.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "est/csr.h"
+
+/* OpenSSL 3.0 names the only PKCS#10 version; older headers did not. */
+#ifndef X509_REQ_VERSION_1
+#define X509_REQ_VERSION_1 0
+#endif
+
+/* Smallest RSA modulus accepted (NIST SP 800-131A). */
+#define CSR_RSA_MIN_BITS 2048
+
+/* Room for a key, curve or algorithm name in the messages below. */
+#define CSR_NAME_MAX 80
+
+/* Room for the drained OpenSSL error queue in one reason. */
+#define CSR_SSL_MAX 512
+
+/* What csr_key_judge() thinks of a request's public key. */
+enum csr_key_verdict {
+	CSR_KEY_OK,        /* RSA >= 2048, EC P-256/P-384 or Ed25519 */
+	CSR_KEY_WEAK_RSA,  /* rsaEncryption with a short modulus */
+	CSR_KEY_BAD_CURVE, /* EC on another or an explicit curve */
+	CSR_KEY_BAD_TYPE   /* any other algorithm */
+};
+
+static void csr_err(char *, size_t, int, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Writes a one-line reason into err.  When ssl is set and OpenSSL queued
+ * errors, appends them as " (SSL: ...)" the way nginx's ngx_ssl_error()
+ * does, so that the log shows what OpenSSL itself objected to.  Empties the
+ * error queue in every case.
+ */
+static void
+csr_err(char *err, size_t errlen, int ssl, const char *fmt, ...)
+{
+	char queue[CSR_SSL_MAX], one[256];
+	const char *data;
+	unsigned long e;
+	size_t used, qlen;
+	va_list ap;
+	int flags;
+
+	if (err == NULL || errlen == 0)
+		goto out;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	if (!ssl)
+		goto out;
+
+	qlen = 0;
+	queue[0] = '\0';
+	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+		ERR_error_string_n(e, one, sizeof(one));
+		if (!(flags & ERR_TXT_STRING) || data == NULL)
+			data = "";
+		if (qlen < sizeof(queue))
+			qlen += (size_t)snprintf(
+			    queue + qlen, sizeof(queue) - qlen, " %s%s%s", one,
+			    *data != '\0' ? ":" : "", data);
+	}
+	used = strlen(err);
+	if (queue[0] != '\0' && used < errlen)
+		snprintf(err + used, errlen - used, " (SSL:%s)", queue);
+out:
+	ERR_clear_error();
+}
+
+/*
+ * Names pkey ("RSA-2048", "EC-P-256", "Ed25519", "DSA") into buf and judges
+ * it against estrad's key policy.  Works between an error-queue mark and
+ * its pop, so a failed curve lookup leaves the caller's queue as it was.
+ */
+static enum csr_key_verdict
+csr_key_judge(EVP_PKEY *pkey, char *buf, size_t len)
+{
+	enum csr_key_verdict verdict = CSR_KEY_BAD_TYPE;
+	char group[CSR_NAME_MAX];
+	const char *nist, *type;
+	int bits, nid;
+
+	ERR_set_mark();
+	bits = EVP_PKEY_get_bits(pkey);
+	if (EVP_PKEY_is_a(pkey, "RSA")) {
+		snprintf(buf, len, "RSA-%d", bits);
+		verdict =
+		    bits >= CSR_RSA_MIN_BITS ? CSR_KEY_OK : CSR_KEY_WEAK_RSA;
+	} else if (EVP_PKEY_is_a(pkey, "RSA-PSS")) {
+		/*
+		 * An id-RSASSA-PSS key is its own SubjectPublicKeyInfo
+		 * type, which the CAs behind estrad do not all issue for.
+		 */
+		snprintf(buf, len, "RSA-PSS-%d", bits);
+	} else if (EVP_PKEY_is_a(pkey, "EC")) {
+		verdict = CSR_KEY_BAD_CURVE;
+		if (!EVP_PKEY_get_group_name(pkey, group, sizeof(group),
+		                             NULL)) {
+			/* Explicit curve parameters: no name to trust. */
+			snprintf(buf, len, "EC-explicit-%d", bits);
+			goto out;
+		}
+		/* Providers report "prime256v1"; accept "P-256" as well. */
+		if ((nid = EC_curve_nist2nid(group)) == NID_undef)
+			nid = OBJ_txt2nid(group);
+		nist = nid != NID_undef ? EC_curve_nid2nist(nid) : NULL;
+		snprintf(buf, len, "EC-%s", nist != NULL ? nist : group);
+		if (nid == NID_X9_62_prime256v1 || nid == NID_secp384r1)
+			verdict = CSR_KEY_OK;
+	} else if (EVP_PKEY_is_a(pkey, "ED25519")) {
+		snprintf(buf, len, "Ed25519");
+		verdict = CSR_KEY_OK;
+	} else if (EVP_PKEY_is_a(pkey, "ED448")) {
+		snprintf(buf, len, "Ed448");
+	} else {
+		type = EVP_PKEY_get0_type_name(pkey);
+		snprintf(buf, len, "%s", type != NULL ? type : "unknown");
+	}
+out:
+	ERR_pop_to_mark();
+	return verdict;
+}
+
+/*
+ * Returns 1 for digests whose collision resistance is broken or never
+ * existed.  A CA signs what the request asks for, and proof of possession
+ * over a forgeable digest proves nothing.
+ */
+static int
+csr_md_is_weak(int md_nid)
+{
+	switch (md_nid) {
+	case NID_md2:
+	case NID_md4:
+	case NID_md5:
+	case NID_md5_sha1:
+	case NID_mdc2:
+	case NID_sha:
+	case NID_sha1:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Checks the signature algorithm before any public-key work: it must be
+ * one OpenSSL knows and its digest must not be MD5 or SHA-1 based.
+ * RSASSA-PSS names its digest in the parameters, where an absent
+ * hashAlgorithm means SHA-1 (RFC 4055 §3.1).  Returns 0, or -1 with err set.
+ */
+static int
+csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
+{
+	const ASN1_BIT_STRING *sig = NULL;
+	const X509_ALGOR *alg = NULL;
+	const ASN1_OBJECT *aobj = NULL;
+	const void *pval = NULL;
+	RSA_PSS_PARAMS *pss = NULL;
+	char name[CSR_NAME_MAX];
+	int sig_nid, md_nid, pk_nid, ptype, rc = -1;
+
+	X509_REQ_get0_signature(req, &sig, &alg);
+	X509_ALGOR_get0(&aobj, &ptype, &pval, alg);
+	if (aobj == NULL || OBJ_obj2txt(name, sizeof(name), aobj, 0) <= 0)
+		snprintf(name, sizeof(name), "(none)");
+
+	sig_nid = X509_REQ_get_signature_nid(req);
+	if (sig_nid == NID_undef ||
+	    !OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid)) {
+		csr_err(err, errlen, 0,
+		        "CSR signature algorithm %s is not supported", name);
+		goto out;
+	}
+
+	if (sig_nid == NID_rsassaPss) {
+		if (ptype == V_ASN1_SEQUENCE)
+			pss = ASN1_item_unpack(pval,
+			                       ASN1_ITEM_rptr(RSA_PSS_PARAMS));
+		if (pss == NULL) {
+			csr_err(err, errlen, 1,
+			        "CSR RSASSA-PSS signature parameters are "
+			        "malformed");
+			goto out;
+		}
+		md_nid = pss->hashAlgorithm == NULL
+		             ? NID_sha1
+		             : OBJ_obj2nid(pss->hashAlgorithm->algorithm);
+	}
+
+	if (csr_md_is_weak(md_nid)) {
+		csr_err(err, errlen, 0,
+		        "CSR signature algorithm %s is refused: %s digests are "
+		        "too weak, SHA-256 or better needed",
+		        name, OBJ_nid2sn(md_nid));
+		goto out;
+	}
+	rc = 0;
+out:
+	RSA_PSS_PARAMS_free(pss);
+	return rc;
+}
+
+X509_REQ *
+est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
+{
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509_REQ *req = NULL;
+	const unsigned char *p;
+	EVP_PKEY *pkey;
+	char key[CSR_NAME_MAX];
+	long version;
+	int rc = -1;
+
+	/*
+	 * Stale errors left on this thread by earlier work would otherwise
+	 * be reported as this request's cause.
+	 */
+	ERR_clear_error();
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (der == NULL || len == 0) {
+		csr_err(err, errlen, 0, "CSR is empty");
+		goto out;
+	}
+	if (len > LONG_MAX) {
+		csr_err(err, errlen, 0, "CSR is too long");
+		goto out;
+	}
+
+	p = der;
+	if ((req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
+		csr_err(err, errlen, 1, "CSR is not a DER PKCS#10 request");
+		goto out;
+	}
+	/*
+	 * d2i stops after the first object; bytes past it would be a
+	 * second request or junk the client did not mean to send.
+	 */
+	if (p != der + len) {
+		csr_err(err, errlen, 0,
+		        "CSR has %zu trailing bytes after the request",
+		        (size_t)(der + len - p));
+		goto out;
+	}
+
+	version = X509_REQ_get_version(req);
+	if (version != X509_REQ_VERSION_1) {
+		csr_err(err, errlen, 0, "CSR version %ld is not v1 (0)",
+		        version);
+		goto out;
+	}
+
+	/*
+	 * Checks that need no public-key operation run first, so that a
+	 * request refused anyway costs no signature verification.
+	 */
+	if (csr_check_sigalg(req, err, errlen) != 0)
+		goto out;
+
+	if ((pkey = X509_REQ_get0_pubkey(req)) == NULL) {
+		csr_err(err, errlen, 1, "CSR public key cannot be decoded");
+		goto out;
+	}
+	switch (csr_key_judge(pkey, key, sizeof(key))) {
+	case CSR_KEY_OK:
+		break;
+	case CSR_KEY_WEAK_RSA:
+		csr_err(err, errlen, 0,
+		        "CSR key %s is too weak: at least %d bits needed", key,
+		        CSR_RSA_MIN_BITS);
+		goto out;
+	case CSR_KEY_BAD_CURVE:
+		csr_err(err, errlen, 0,
+		        "CSR key %s is not accepted: EC keys must be on P-256 "
+		        "or P-384",
+		        key);
+		goto out;
+	case CSR_KEY_BAD_TYPE:
+		csr_err(err, errlen, 0,
+		        "CSR key %s is not accepted: RSA of at least %d bits, "
+		        "EC P-256 or P-384, or Ed25519 needed",
+		        key, CSR_RSA_MIN_BITS);
+		goto out;
+	}
+
+	/* Proof of possession: the request is signed by its own key. */
+	if (X509_REQ_verify(req, pkey) != 1) {
+		csr_err(err, errlen, 1, "CSR signature does not verify");
+		goto out;
+	}
+
+	/*
+	 * An extension request that does not decode would later look like
+	 * no extensions at all (est_csr_extensions() returns NULL); refuse
+	 * it here so that NULL there always means "none asked for".
+	 */
+	if (X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
+	    X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1) >= 0) {
+		if ((exts = X509_REQ_get_extensions(req)) == NULL) {
+			csr_err(err, errlen, 1,
+			        "CSR extensionRequest attribute is malformed");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	if (rc != 0) {
+		X509_REQ_free(req);
+		req = NULL;
+	}
+	ERR_clear_error();
+	return req;
+}
+
+const char *
+est_csr_key_name(X509_REQ *req, char *buf, size_t len)
+{
+	EVP_PKEY *pkey;
+
+	if (buf == NULL || len == 0)
+		return buf;
+	ERR_set_mark();
+	pkey = req != NULL ? X509_REQ_get0_pubkey(req) : NULL;
+	if (pkey == NULL)
+		snprintf(buf, len, "unknown");
+	else
+		(void)csr_key_judge(pkey, buf, len);
+	ERR_pop_to_mark();
+	return buf;
+}
+
+const char *
+est_csr_subject(X509_REQ *req, char *buf, size_t len)
+{
+	const X509_NAME *name;
+	BIO *bio = NULL;
+	size_t want;
+	int n;
+
+	if (buf == NULL || len == 0)
+		return buf;
+	buf[0] = '\0';
+	ERR_set_mark();
+	if (req == NULL || (name = X509_REQ_get_subject_name(req)) == NULL)
+		goto out;
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		goto out;
+	/*
+	 * XN_FLAG_RFC2253 escapes control and non-ASCII bytes, so the
+	 * result is one printable line however hostile the subject.
+	 */
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0)
+		goto out;
+	want = len - 1 > INT_MAX ? INT_MAX : len - 1;
+	if ((n = BIO_read(bio, buf, (int)want)) < 0)
+		n = 0;
+	buf[n] = '\0';
+out:
+	BIO_free(bio);
+	ERR_pop_to_mark();
+	return buf;
+}
+
+/*
+ * clang-format takes STACK_OF() for a call and would put the name on the
+ * return type's line.
+ */
+/* clang-format off */
+STACK_OF(X509_EXTENSION) *
+est_csr_extensions(X509_REQ *req)
+/* clang-format on */
+{
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+
+	if (req == NULL)
+		return NULL;
+	ERR_set_mark();
+	/* OpenSSL 3.0 answers an empty stack when there is no request. */
+	exts = X509_REQ_get_extensions(req);
+	if (exts != NULL && sk_X509_EXTENSION_num(exts) == 0) {
+		sk_X509_EXTENSION_free(exts);
+		exts = NULL;
+	}
+	ERR_pop_to_mark();
+	return exts;
+}

@@ -1,0 +1,550 @@
+/*
+ * auth_basic.c: HTTP Basic authentication (RFC 7617) against an htpasswd
+ * file of crypt(3) hashes.  The table is read-only once loaded, so worker
+ * threads share it without locks; every check brings its own crypt_data.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "ra/auth_basic.h"
+
+/* Longest line of the users file, newline included. */
+#define RA_USERS_LINE_MAX 4096
+
+/* Most users one file may hold. */
+#define RA_USERS_MAX 100000
+
+/*
+ * Longest base64 credential accepted in an Authorization header.  It
+ * decodes to at most 3 KiB of "user:password", far more than any real
+ * client sends, and bounds the buffers on the stack.
+ */
+#define RA_BASIC_B64_MAX 4096
+
+struct ra_user {
+	char *name;  /* owned */
+	char *hash;  /* owned; a crypt(3) hash */
+	size_t line; /* where it was defined, for duplicate reports */
+};
+
+struct ra_users {
+	struct ra_user *users; /* sorted by name for bsearch; owned */
+	size_t count;
+	/* A copy of the first user's hash in file order, run through crypt_r
+	 * for unknown users so that they cost the same as known ones. */
+	char *dummy_hash;
+};
+
+/*
+ * The hash prefixes libxcrypt verifies that are not broken: bcrypt,
+ * sha256-crypt, sha512-crypt, yescrypt, scrypt and gost-yescrypt.
+ */
+static const char *const ra_users_prefixes[] = {
+    "$2b$", "$2y$", "$2a$", "$5$", "$6$", "$y$", "$7$", "$gy$",
+};
+
+static int
+ra_user_cmp(const void *a, const void *b)
+{
+	const struct ra_user *ua = a, *ub = b;
+	int c;
+
+	if ((c = strcmp(ua->name, ub->name)) != 0)
+		return c;
+	/* Equal names sort by line so that duplicates report the later one
+	 * against the first. */
+	return ua->line < ub->line ? -1 : ua->line > ub->line;
+}
+
+static int
+ra_user_find_cmp(const void *key, const void *elem)
+{
+	const struct ra_user *u = elem;
+
+	return strcmp(key, u->name);
+}
+
+static int
+ra_users_hash_known(const char *hash)
+{
+	size_t i;
+
+	for (i = 0;
+	     i < sizeof(ra_users_prefixes) / sizeof(ra_users_prefixes[0]); i++)
+		if (strncmp(hash, ra_users_prefixes[i],
+		            strlen(ra_users_prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Checks the hash field of one line.  Returns 0, or -1 with the reason in
+ * why (size len); the reason never quotes the field, which may be a plain
+ * text password.
+ */
+static int
+ra_users_hash_check(const char *hash, char *why, size_t len)
+{
+	const unsigned char *p;
+	int dollars = 0, rc = -1;
+
+	if (hash[0] == '\0') {
+		snprintf(why, len, "empty password hash");
+		goto out;
+	}
+	if (hash[0] != '$' && hash[0] != '{') {
+		snprintf(
+		    why, len,
+		    "password is not a crypt(3) hash (plain text is refused)");
+		goto out;
+	}
+	if (!ra_users_hash_known(hash)) {
+		snprintf(why, len,
+		         "unsupported hash scheme (use bcrypt $2b$, yescrypt "
+		         "$y$, sha512-crypt $6$ or sha256-crypt $5$, e.g. from "
+		         "mkpasswd or htpasswd -B)");
+		goto out;
+	}
+	for (p = (const unsigned char *)hash; *p != '\0'; p++) {
+		if (*p <= 0x20 || *p >= 0x7f || *p == ':') {
+			snprintf(
+			    why, len,
+			    "password hash holds a byte no crypt(3) hash has");
+			goto out;
+		}
+	}
+	/* Every supported scheme has at least "$ID$SALT$DIGEST" (bcrypt
+	 * "$2b$COST$SALTDIGEST"); a hash cut short could never match. */
+	for (p = (const unsigned char *)hash; *p != '\0'; p++)
+		if (*p == '$')
+			dollars++;
+	if (dollars < 3 || strrchr(hash, '$')[1] == '\0' ||
+	    crypt_checksalt(hash) == CRYPT_SALT_INVALID) {
+		snprintf(why, len, "malformed password hash");
+		goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+static int
+ra_users_name_check(const char *name, char *why, size_t len)
+{
+	const unsigned char *p;
+	int rc = -1;
+
+	if (name[0] == '\0') {
+		snprintf(why, len, "empty user name");
+		goto out;
+	}
+	for (p = (const unsigned char *)name; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(why, len, "user name holds a control byte");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+/*
+ * Parses one line (newline and trailing white space already removed) into
+ * users, growing it as needed.  Returns 0, or -1 with "FILE:LINE: reason"
+ * in err.
+ */
+static int
+ra_users_add_line(struct ra_users *users, size_t *cap, char *line,
+                  const char *path, size_t lineno, char *err, size_t errlen)
+{
+	struct ra_user *u;
+	char why[256];
+	char *colon;
+	int rc = -1;
+
+	if ((colon = strchr(line, ':')) == NULL) {
+		snprintf(err, errlen, "%s:%zu: not a \"user:hash\" line", path,
+		         lineno);
+		goto out;
+	}
+	*colon = '\0';
+	if (ra_users_name_check(line, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s:%zu: %s", path, lineno, why);
+		goto out;
+	}
+	if (ra_users_hash_check(colon + 1, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s:%zu: user %s: %s", path, lineno, line,
+		         why);
+		goto out;
+	}
+	if (users->count >= RA_USERS_MAX) {
+		snprintf(err, errlen, "%s:%zu: too many users (at most %d)",
+		         path, lineno, RA_USERS_MAX);
+		goto out;
+	}
+	if (users->count == *cap) {
+		size_t ncap = *cap == 0 ? 16 : *cap * 2;
+		struct ra_user *n;
+
+		if ((n = reallocarray(users->users, ncap, sizeof(*n))) ==
+		    NULL) {
+			snprintf(err, errlen, "%s:%zu: out of memory", path,
+			         lineno);
+			goto out;
+		}
+		users->users = n;
+		*cap = ncap;
+	}
+	u = &users->users[users->count];
+	u->name = strdup(line);
+	u->hash = strdup(colon + 1);
+	u->line = lineno;
+	if (u->name == NULL || u->hash == NULL) {
+		free(u->name);
+		free(u->hash);
+		snprintf(err, errlen, "%s:%zu: out of memory", path, lineno);
+		goto out;
+	}
+	users->count++;
+	rc = 0;
+out:
+	return rc;
+}
+
+/*
+ * Reads one line of fp into buf (size size), without its newline and
+ * NUL-terminated.  Returns 1 for a line, 0 at end of file, -1 when the line
+ * does not fit, -2 for a NUL byte in it, -3 for a read error.
+ */
+static int
+ra_users_read_line(FILE *fp, char *buf, size_t size, size_t *len)
+{
+	size_t n = 0;
+	int c, rc = -1;
+
+	while ((c = getc(fp)) != EOF && c != '\n') {
+		if (c == '\0') {
+			rc = -2;
+			goto out;
+		}
+		if (n + 1 >= size)
+			goto out;
+		buf[n++] = (char)c;
+	}
+	if (c == EOF && ferror(fp)) {
+		rc = -3;
+		goto out;
+	}
+	buf[n] = '\0';
+	*len = n;
+	rc = c == EOF && n == 0 ? 0 : 1;
+out:
+	return rc;
+}
+
+/*
+ * Finds the first duplicate name in file order in the sorted table.
+ * Returns 0 when names are unique, or -1 with the message in err.
+ */
+static int
+ra_users_check_unique(const struct ra_users *users, const char *path, char *err,
+                      size_t errlen)
+{
+	size_t i, dup = 0, first;
+	int rc = -1;
+
+	/* Sorted by name then line, a redefinition sits right after the
+	 * first definition; report the one that comes first in the file. */
+	for (i = 1; i < users->count; i++)
+		if (strcmp(users->users[i - 1].name, users->users[i].name) ==
+		        0 &&
+		    (dup == 0 || users->users[i].line < users->users[dup].line))
+			dup = i;
+	if (dup != 0) {
+		first = dup - 1;
+		while (first > 0 && strcmp(users->users[first - 1].name,
+		                           users->users[dup].name) == 0)
+			first--;
+		snprintf(
+		    err, errlen,
+		    "%s:%zu: user %s: duplicate (first defined on line %zu)",
+		    path, users->users[dup].line, users->users[dup].name,
+		    users->users[first].line);
+		goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+struct ra_users *
+ra_users_load(const char *path, char *err, size_t errlen)
+{
+	struct ra_users *users = NULL, *rc = NULL;
+	char line[RA_USERS_LINE_MAX];
+	size_t cap = 0, lineno = 0, len;
+	FILE *fp = NULL;
+	int r;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((users = calloc(1, sizeof(*users))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	while ((r = ra_users_read_line(fp, line, sizeof(line), &len)) != 0) {
+		lineno++;
+		if (r == -1) {
+			snprintf(err, errlen,
+			         "%s:%zu: line longer than %d bytes", path,
+			         lineno, RA_USERS_LINE_MAX - 1);
+			goto out;
+		}
+		if (r == -2) {
+			snprintf(err, errlen, "%s:%zu: NUL byte in line", path,
+			         lineno);
+			goto out;
+		}
+		if (r == -3) {
+			snprintf(err, errlen, "%s:%zu: %s", path, lineno,
+			         strerror(errno));
+			goto out;
+		}
+		/* Editors leave CR and trailing blanks; no hash ends in
+		 * white space, so dropping them loses nothing. */
+		while (len > 0 &&
+		       (line[len - 1] == '\r' || line[len - 1] == ' ' ||
+		        line[len - 1] == '\t'))
+			line[--len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		if (ra_users_add_line(users, &cap, line, path, lineno, err,
+		                      errlen) != 0)
+			goto out;
+	}
+	if (users->count > 0) {
+		if ((users->dummy_hash = strdup(users->users[0].hash)) ==
+		    NULL) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto out;
+		}
+		qsort(users->users, users->count, sizeof(*users->users),
+		      ra_user_cmp);
+	}
+	if (ra_users_check_unique(users, path, err, errlen) != 0)
+		goto out;
+	rc = users;
+	users = NULL;
+out:
+	if (fp != NULL)
+		fclose(fp);
+	OPENSSL_cleanse(line, sizeof(line));
+	ra_users_free(users);
+	return rc;
+}
+
+void
+ra_users_free(struct ra_users *users)
+{
+	size_t i;
+
+	if (users == NULL)
+		return;
+	for (i = 0; i < users->count; i++) {
+		free(users->users[i].name);
+		free(users->users[i].hash);
+	}
+	free(users->users);
+	free(users->dummy_hash);
+	free(users);
+}
+
+size_t
+ra_users_count(const struct ra_users *users)
+{
+	return users != NULL ? users->count : 0;
+}
+
+static int
+ra_basic_b64_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+/*
+ * Decodes the base64 credential b64 (len bytes, no white space) into out
+ * (size outlen), tolerating missing '=' padding.  Returns the decoded
+ * length or -1.
+ */
+static int
+ra_basic_decode(const char *b64, size_t len, unsigned char *out, size_t outlen)
+{
+	char padded[RA_BASIC_B64_MAX + 4];
+	size_t data = len, npad, plen, i;
+	int n, rc = -1;
+
+	while (data > 0 && b64[data - 1] == '=')
+		data--;
+	if (len - data > 2 || data == 0 || data % 4 == 1)
+		goto out;
+	for (i = 0; i < data; i++)
+		if (!ra_basic_b64_char((unsigned char)b64[i]))
+			goto out;
+	/* Padding, when present, must complete the last quantum exactly. */
+	if (len != data && len % 4 != 0)
+		goto out;
+	npad = (4 - data % 4) % 4;
+	plen = data + npad;
+	if (plen > RA_BASIC_B64_MAX || plen / 4 * 3 > outlen)
+		goto out;
+	memcpy(padded, b64, data);
+	memset(padded + data, '=', npad);
+	if ((n = EVP_DecodeBlock(out, (const unsigned char *)padded,
+	                         (int)plen)) < 0)
+		goto out;
+	/* EVP_DecodeBlock counts the bytes the padding stands for. */
+	rc = n - (int)npad;
+out:
+	OPENSSL_cleanse(padded, sizeof(padded));
+	return rc;
+}
+
+/* Copies the user name for logs, control bytes replaced by '?'. */
+static void
+ra_basic_copy_user(char *user, size_t userlen, const unsigned char *name,
+                   size_t len)
+{
+	size_t i;
+
+	if (user == NULL || userlen == 0)
+		return;
+	if (len > userlen - 1)
+		len = userlen - 1;
+	for (i = 0; i < len; i++)
+		user[i] =
+		    name[i] < 0x20 || name[i] == 0x7f ? '?' : (char)name[i];
+	user[len] = '\0';
+}
+
+/*
+ * Runs password through crypt_r with setting and says whether the result
+ * equals setting.  Fails closed when memory or the hash method fails.
+ */
+static int
+ra_basic_crypt_matches(const char *password, const char *setting)
+{
+	struct crypt_data *cd;
+	size_t hlen, slen;
+	const char *h;
+	int rc = 0;
+
+	/* struct crypt_data is about 32 KiB: too large for the stacks of
+	 * worker threads, so it lives on the heap. */
+	if ((cd = calloc(1, sizeof(*cd))) == NULL)
+		goto out;
+	if ((h = crypt_r(password, setting, cd)) == NULL || h[0] == '*')
+		goto out;
+	hlen = strlen(h);
+	slen = strlen(setting);
+	if (hlen != slen)
+		goto out;
+	rc = CRYPTO_memcmp(h, setting, hlen) == 0;
+out:
+	if (cd != NULL) {
+		/* The work area holds state derived from the password. */
+		OPENSSL_cleanse(cd, sizeof(*cd));
+		free(cd);
+	}
+	return rc;
+}
+
+enum ra_basic_result
+ra_auth_basic_check(const struct ra_users *users, const char *authorization,
+                    char *user, size_t userlen)
+{
+	unsigned char decoded[RA_BASIC_B64_MAX / 4 * 3 + 1];
+	enum ra_basic_result rc = RA_BASIC_MALFORMED;
+	const struct ra_user *found = NULL;
+	const char *p, *b64;
+	unsigned char *colon;
+	size_t len;
+	int n;
+
+	if (user != NULL && userlen > 0)
+		user[0] = '\0';
+	if (authorization == NULL)
+		goto out;
+	p = authorization;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	/* The scheme is case-insensitive (RFC 7617 §2, RFC 7235 §2.1). */
+	if (strncasecmp(p, "Basic", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
+		goto out;
+	p += 5;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	b64 = p;
+	len = strlen(b64);
+	while (len > 0 && (b64[len - 1] == ' ' || b64[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len > RA_BASIC_B64_MAX)
+		goto out;
+	if ((n = ra_basic_decode(b64, len, decoded, sizeof(decoded) - 1)) < 0)
+		goto out;
+	decoded[n] = '\0';
+	/* No colon: the whole thing may be a password, so nothing of it is
+	 * copied out for the logs. */
+	if ((colon = memchr(decoded, ':', (size_t)n)) == NULL)
+		goto out;
+	ra_basic_copy_user(user, userlen, decoded, (size_t)(colon - decoded));
+	/* crypt_r sees C strings: a NUL would cut the password short and
+	 * let a prefix of it through. */
+	if (memchr(decoded, '\0', (size_t)n) != NULL)
+		goto out;
+	*colon = '\0';
+	if (users != NULL && users->count > 0)
+		found = bsearch(decoded, users->users, users->count,
+		                sizeof(*users->users), ra_user_find_cmp);
+	if (found == NULL) {
+		/* Spend the time a known user costs before answering. */
+		if (users != NULL && users->dummy_hash != NULL)
+			(void)ra_basic_crypt_matches((const char *)colon + 1,
+			                             users->dummy_hash);
+		rc = RA_BASIC_UNKNOWN_USER;
+		goto out;
+	}
+	if (ra_basic_crypt_matches((const char *)colon + 1, found->hash))
+		rc = RA_BASIC_OK;
+	else
+		rc = RA_BASIC_BAD_PASSWORD;
+out:
+	OPENSSL_cleanse(decoded, sizeof(decoded));
+	return rc;
+}
+
+const char *
+ra_basic_result_text(enum ra_basic_result result)
+{
+	switch (result) {
+	case RA_BASIC_OK:
+		return "ok";
+	case RA_BASIC_MALFORMED:
+		return "malformed Basic credentials";
+	case RA_BASIC_UNKNOWN_USER:
+		return "unknown user";
+	case RA_BASIC_BAD_PASSWORD:
+		return "wrong password";
+	}
+	return "unknown result";
+}

@@ -1,0 +1,663 @@
+/*
+ * check_est_csr.c: unit tests of src/est/csr.c.  Every key and request is
+ * made here with the OpenSSL API, so the tests need no files.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "est/csr.h"
+
+/* Size of the error and name buffers handed to est_csr_*. */
+#define ERR_MAX 512
+
+/*
+ * Keys made once in main() before the runner forks, so that each test
+ * does not pay for RSA key generation again.
+ */
+static EVP_PKEY *rsa2048, *rsa1024, *rsapss2048, *ec256, *ec384, *ec521, *k256,
+    *ed25519, *ed448;
+
+/*
+ * Builds a request for key with subject CN=cn (and O=Example), a dNSName
+ * subjectAltName when san is set, signed with md (NULL for EdDSA).
+ * Returns a new request (free with X509_REQ_free).
+ */
+static X509_REQ *
+make_req(EVP_PKEY *key, const EVP_MD *md, const char *cn, int san)
+{
+	STACK_OF(X509_EXTENSION) * exts;
+	X509_EXTENSION *ext;
+	X509_NAME *name;
+	X509_REQ *req;
+
+	req = X509_REQ_new();
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
+	name = X509_REQ_get_subject_name(req);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
+	                     name, "O", MBSTRING_UTF8,
+	                     (const unsigned char *)"Example", -1, -1, 0),
+	                 1);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	                                            (const unsigned char *)cn,
+	                                            -1, -1, 0),
+	                 1);
+	ck_assert_int_eq(X509_REQ_set_pubkey(req, key), 1);
+	if (san) {
+		exts = sk_X509_EXTENSION_new_null();
+		ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
+		                          "DNS:device.example.com");
+		ck_assert_ptr_nonnull(ext);
+		ck_assert_int_gt(sk_X509_EXTENSION_push(exts, ext), 0);
+		ck_assert_int_eq(X509_REQ_add_extensions(req, exts), 1);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	}
+	ck_assert_int_gt(X509_REQ_sign(req, key, md), 0);
+	return req;
+}
+
+/* Returns req's DER (free with OPENSSL_free) and sets *len. */
+static unsigned char *
+req_der(X509_REQ *req, size_t *len)
+{
+	unsigned char *der = NULL;
+	int n;
+
+	n = i2d_X509_REQ(req, &der);
+	ck_assert_int_gt(n, 0);
+	*len = (size_t)n;
+	return der;
+}
+
+/* Builds, encodes and frees a request; returns its DER as req_der(). */
+static unsigned char *
+make_der(EVP_PKEY *key, const EVP_MD *md, const char *cn, size_t *len)
+{
+	unsigned char *der;
+	X509_REQ *req;
+
+	req = make_req(key, md, cn, 1);
+	der = req_der(req, len);
+	X509_REQ_free(req);
+	return der;
+}
+
+/*
+ * Parses der, expects success and an empty error queue.  Returns the
+ * request (free with X509_REQ_free).
+ */
+static X509_REQ *
+assert_parses(const unsigned char *der, size_t len)
+{
+	char err[ERR_MAX];
+	X509_REQ *req;
+
+	req = est_csr_parse(der, len, err, sizeof(err));
+	ck_assert_msg(req != NULL, "refused: %s", err);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+	return req;
+}
+
+/*
+ * Parses der, expects a refusal whose reason contains why and an empty
+ * error queue afterwards.
+ */
+static void
+assert_refused(const unsigned char *der, size_t len, const char *why)
+{
+	char err[ERR_MAX];
+	X509_REQ *req;
+
+	req = est_csr_parse(der, len, err, sizeof(err));
+	ck_assert_msg(req == NULL, "accepted, wanted \"%s\"", why);
+	ck_assert_msg(strstr(err, why) != NULL, "reason \"%s\" lacks \"%s\"",
+	              err, why);
+	ck_assert_ptr_null(strchr(err, '\n'));
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+
+/* Builds a request with key and md and expects it to be accepted. */
+static void
+assert_key_accepted(EVP_PKEY *key, const EVP_MD *md, const char *name)
+{
+	unsigned char *der;
+	char buf[ERR_MAX];
+	X509_REQ *req;
+	size_t len;
+
+	der = make_der(key, md, "device", &len);
+	req = assert_parses(der, len);
+	ck_assert_str_eq(est_csr_key_name(req, buf, sizeof(buf)), name);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+}
+
+/* Builds a request with key and md and expects the reason why. */
+static void
+assert_key_refused(EVP_PKEY *key, const EVP_MD *md, const char *why)
+{
+	unsigned char *der;
+	size_t len;
+
+	der = make_der(key, md, "device", &len);
+	assert_refused(der, len, why);
+	OPENSSL_free(der);
+}
+
+START_TEST(test_csr_rsa2048_sha256_accepted)
+{
+	assert_key_accepted(rsa2048, EVP_sha256(), "RSA-2048");
+	assert_key_accepted(rsa2048, EVP_sha384(), "RSA-2048");
+	assert_key_accepted(rsa2048, EVP_sha512(), "RSA-2048");
+}
+END_TEST
+
+START_TEST(test_csr_rsa1024_refused)
+{
+	assert_key_refused(
+	    rsa1024, EVP_sha256(),
+	    "CSR key RSA-1024 is too weak: at least 2048 bits needed");
+}
+END_TEST
+
+START_TEST(test_csr_ec_p256_accepted)
+{
+	assert_key_accepted(ec256, EVP_sha256(), "EC-P-256");
+}
+END_TEST
+
+START_TEST(test_csr_ec_p384_accepted)
+{
+	assert_key_accepted(ec384, EVP_sha384(), "EC-P-384");
+}
+END_TEST
+
+START_TEST(test_csr_ec_p521_refused)
+{
+	assert_key_refused(ec521, EVP_sha512(),
+	                   "CSR key EC-P-521 is not accepted: EC keys must be "
+	                   "on P-256 or P-384");
+}
+END_TEST
+
+START_TEST(test_csr_ec_secp256k1_refused)
+{
+	assert_key_refused(k256, EVP_sha256(),
+	                   "CSR key EC-secp256k1 is not accepted");
+}
+END_TEST
+
+START_TEST(test_csr_ed25519_accepted)
+{
+	assert_key_accepted(ed25519, NULL, "Ed25519");
+}
+END_TEST
+
+START_TEST(test_csr_ed448_refused)
+{
+	assert_key_refused(ed448, NULL,
+	                   "CSR key Ed448 is not accepted: RSA of at least "
+	                   "2048 bits, EC P-256 or P-384, or Ed25519 needed");
+}
+END_TEST
+
+START_TEST(test_csr_rsa_pss_key_refused)
+{
+	assert_key_refused(rsapss2048, EVP_sha256(),
+	                   "CSR key RSA-PSS-2048 is not accepted");
+}
+END_TEST
+
+START_TEST(test_csr_sha1_signature_refused)
+{
+	assert_key_refused(rsa2048, EVP_sha1(),
+	                   "CSR signature algorithm sha1WithRSAEncryption is "
+	                   "refused: SHA1 digests are too weak");
+	assert_key_refused(
+	    ec256, EVP_sha1(),
+	    "CSR signature algorithm ecdsa-with-SHA1 is refused");
+}
+END_TEST
+
+START_TEST(test_csr_md5_signature_refused)
+{
+	assert_key_refused(rsa2048, EVP_md5(),
+	                   "CSR signature algorithm md5WithRSAEncryption is "
+	                   "refused: MD5 digests are too weak");
+}
+END_TEST
+
+/*
+ * Signs a request for rsa2048 with RSASSA-PSS over md and returns its DER
+ * (free with OPENSSL_free).
+ */
+static unsigned char *
+make_pss_der(const EVP_MD *md, size_t *len)
+{
+	EVP_PKEY_CTX *pctx = NULL;
+	unsigned char *der;
+	EVP_MD_CTX *mctx;
+	X509_REQ *req;
+
+	req = make_req(rsa2048, EVP_sha256(), "pss", 0);
+	mctx = EVP_MD_CTX_new();
+	ck_assert_ptr_nonnull(mctx);
+	ck_assert_int_eq(EVP_DigestSignInit(mctx, &pctx, md, NULL, rsa2048), 1);
+	ck_assert_int_gt(
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 0);
+	ck_assert_int_gt(
+	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST), 0);
+	ck_assert_int_gt(X509_REQ_sign_ctx(req, mctx), 0);
+	ck_assert_int_eq(X509_REQ_get_signature_nid(req), NID_rsassaPss);
+	der = req_der(req, len);
+	EVP_MD_CTX_free(mctx);
+	X509_REQ_free(req);
+	return der;
+}
+
+START_TEST(test_csr_rsa_pss_sha256_accepted)
+{
+	unsigned char *der;
+	X509_REQ *req;
+	size_t len;
+
+	der = make_pss_der(EVP_sha256(), &len);
+	req = assert_parses(der, len);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+}
+END_TEST
+
+START_TEST(test_csr_rsa_pss_sha1_refused)
+{
+	unsigned char *der;
+	size_t len;
+
+	/* SHA-1 is PSS's default hash, so its parameters omit it. */
+	der = make_pss_der(EVP_sha1(), &len);
+	assert_refused(der, len,
+	               "CSR signature algorithm rsassaPss is refused: SHA1 "
+	               "digests are too weak");
+	OPENSSL_free(der);
+}
+END_TEST
+
+/*
+ * Flips one byte of the subject's CN value after signing, for key, and
+ * expects the signature check to catch it.
+ */
+static void
+assert_tampered_subject_refused(EVP_PKEY *key, const EVP_MD *md)
+{
+	unsigned char *der, *hit;
+	size_t len;
+
+	der = make_der(key, md, "tamper-me", &len);
+	hit = memmem(der, len, "tamper-me", strlen("tamper-me"));
+	ck_assert_ptr_nonnull(hit);
+	hit[0] = 'T';
+	assert_refused(der, len, "CSR signature does not verify");
+	OPENSSL_free(der);
+}
+
+START_TEST(test_csr_tampered_subject_refused)
+{
+	assert_tampered_subject_refused(rsa2048, EVP_sha256());
+	assert_tampered_subject_refused(ec256, EVP_sha256());
+	assert_tampered_subject_refused(ed25519, NULL);
+}
+END_TEST
+
+START_TEST(test_csr_tampered_signature_refused)
+{
+	unsigned char *der;
+	size_t len;
+
+	/* The last DER byte is the end of the signature BIT STRING. */
+	der = make_der(rsa2048, EVP_sha256(), "device", &len);
+	der[len - 1] ^= 0x01;
+	assert_refused(der, len, "CSR signature does not verify (SSL: ");
+	OPENSSL_free(der);
+
+	der = make_der(ed25519, NULL, "device", &len);
+	der[len - 1] ^= 0x80;
+	assert_refused(der, len, "CSR signature does not verify");
+	OPENSSL_free(der);
+}
+END_TEST
+
+START_TEST(test_csr_trailing_garbage_refused)
+{
+	unsigned char *der, *longer;
+	size_t len;
+
+	der = make_der(ec256, EVP_sha256(), "device", &len);
+	longer = malloc(len + 3);
+	ck_assert_ptr_nonnull(longer);
+	memcpy(longer, der, len);
+	memcpy(longer + len, "\x00\x01\x02", 3);
+	assert_refused(longer, len + 3,
+	               "CSR has 3 trailing bytes after the request");
+	/* A second copy of the request is trailing bytes too. */
+	free(longer);
+	longer = malloc(2 * len);
+	ck_assert_ptr_nonnull(longer);
+	memcpy(longer, der, len);
+	memcpy(longer + len, der, len);
+	assert_refused(longer, 2 * len, "trailing bytes");
+	free(longer);
+	OPENSSL_free(der);
+}
+END_TEST
+
+START_TEST(test_csr_garbage_refused)
+{
+	static const unsigned char garbage[] = "this is not a CSR at all";
+	unsigned char *der;
+	size_t len;
+
+	assert_refused(garbage, sizeof(garbage) - 1,
+	               "CSR is not a DER PKCS#10 request (SSL: ");
+
+	/* A truncated request. */
+	der = make_der(ec256, EVP_sha256(), "device", &len);
+	assert_refused(der, len - 10, "CSR is not a DER PKCS#10 request");
+	OPENSSL_free(der);
+}
+END_TEST
+
+START_TEST(test_csr_empty_refused)
+{
+	assert_refused(NULL, 0, "CSR is empty");
+	assert_refused((const unsigned char *)"", 0, "CSR is empty");
+}
+END_TEST
+
+START_TEST(test_csr_version_2_refused)
+{
+	unsigned char *der, *patched;
+	const unsigned char *p;
+	X509_REQ *req;
+	size_t len;
+
+	req = make_req(ec256, EVP_sha256(), "device", 0);
+	if (!X509_REQ_set_version(req, 1)) {
+		/*
+		 * Newer OpenSSL refuses to set it; patch the DER INTEGER
+		 * 0 to 1 instead and read it back.
+		 */
+		ERR_clear_error();
+		der = req_der(req, &len);
+		patched = memmem(der, len < 12 ? len : 12, "\x02\x01\x00", 3);
+		ck_assert_ptr_nonnull(patched);
+		patched[2] = 1;
+		X509_REQ_free(req);
+		p = der;
+		req = d2i_X509_REQ(NULL, &p, (long)len);
+		ck_assert_ptr_nonnull(req);
+		OPENSSL_free(der);
+	}
+	/* Re-sign, so that only the version is wrong. */
+	ck_assert_int_gt(X509_REQ_sign(req, ec256, EVP_sha256()), 0);
+	ck_assert_int_eq(X509_REQ_get_version(req), 1);
+	der = req_der(req, &len);
+	assert_refused(der, len, "CSR version 1 is not v1 (0)");
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+}
+END_TEST
+
+START_TEST(test_csr_malformed_extension_request_refused)
+{
+	unsigned char *der;
+	X509_REQ *req;
+	size_t len;
+
+	/* extensionRequest holding an INTEGER instead of Extensions. */
+	req = make_req(ec256, EVP_sha256(), "device", 0);
+	ck_assert_int_eq(
+	    X509_REQ_add1_attr_by_NID(req, NID_ext_req, V_ASN1_INTEGER,
+	                              (const unsigned char *)"\x05", 1),
+	    1);
+	ck_assert_int_gt(X509_REQ_sign(req, ec256, EVP_sha256()), 0);
+	der = req_der(req, &len);
+	assert_refused(der, len, "CSR extensionRequest attribute is malformed");
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+}
+END_TEST
+
+START_TEST(test_csr_stale_errors_not_reported)
+{
+	static const unsigned char garbage[] = {0x30, 0x03, 0x02, 0x01};
+	char err[ERR_MAX];
+
+	ERR_raise_data(ERR_LIB_USER, 42, "stale marker");
+	ck_assert_ptr_null(
+	    est_csr_parse(garbage, sizeof(garbage), err, sizeof(err)));
+	ck_assert_ptr_null(strstr(err, "stale marker"));
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
+START_TEST(test_csr_no_err_buffer)
+{
+	ck_assert_ptr_null(
+	    est_csr_parse((const unsigned char *)"x", 1, NULL, 0));
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
+START_TEST(test_csr_key_name)
+{
+	struct {
+		EVP_PKEY **key;
+		const EVP_MD *md;
+		const char *name;
+	} cases[] = {
+	    {&rsa2048, EVP_sha256(), "RSA-2048"},
+	    {&rsa1024, EVP_sha256(), "RSA-1024"},
+	    {&rsapss2048, EVP_sha256(), "RSA-PSS-2048"},
+	    {&ec256, EVP_sha256(), "EC-P-256"},
+	    {&ec384, EVP_sha384(), "EC-P-384"},
+	    {&ec521, EVP_sha512(), "EC-P-521"},
+	    {&k256, EVP_sha256(), "EC-secp256k1"},
+	    {&ed25519, NULL, "Ed25519"},
+	    {&ed448, NULL, "Ed448"},
+	};
+	char buf[ERR_MAX], small[5];
+	X509_REQ *req;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		req = make_req(*cases[i].key, cases[i].md, "n", 0);
+		ck_assert_str_eq(est_csr_key_name(req, buf, sizeof(buf)),
+		                 cases[i].name);
+		ck_assert_uint_eq(ERR_peek_error(), 0);
+		X509_REQ_free(req);
+	}
+
+	/* Truncated, NUL-terminated. */
+	req = make_req(rsa2048, EVP_sha256(), "n", 0);
+	ck_assert_str_eq(est_csr_key_name(req, small, sizeof(small)), "RSA-");
+	X509_REQ_free(req);
+
+	/* No key at all. */
+	req = X509_REQ_new();
+	ck_assert_str_eq(est_csr_key_name(req, buf, sizeof(buf)), "unknown");
+	ck_assert_str_eq(est_csr_key_name(NULL, buf, sizeof(buf)), "unknown");
+	X509_REQ_free(req);
+	ERR_clear_error();
+}
+END_TEST
+
+START_TEST(test_csr_subject)
+{
+	char buf[ERR_MAX], small[8];
+	X509_REQ *req;
+
+	/* RFC 2253 lists the most specific RDN first. */
+	req = make_req(ec256, EVP_sha256(), "device 1", 0);
+	ck_assert_str_eq(est_csr_subject(req, buf, sizeof(buf)),
+	                 "CN=device 1,O=Example");
+	ck_assert_str_eq(est_csr_subject(req, small, sizeof(small)), "CN=devi");
+	X509_REQ_free(req);
+
+	/* Special characters escaped, control and UTF-8 bytes as \XX. */
+	req = make_req(ec256, EVP_sha256(), "a,b+c\nJ\xc3\xb6rg", 0);
+	est_csr_subject(req, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "CN=a\\,b\\+c\\0AJ\\C3\\B6rg,O=Example");
+	X509_REQ_free(req);
+
+	/* Empty subject. */
+	req = X509_REQ_new();
+	ck_assert_str_eq(est_csr_subject(req, buf, sizeof(buf)), "");
+	ck_assert_str_eq(est_csr_subject(NULL, buf, sizeof(buf)), "");
+	X509_REQ_free(req);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
+START_TEST(test_csr_extensions)
+{
+	STACK_OF(X509_EXTENSION) * exts;
+	unsigned char *der;
+	X509_REQ *req;
+	size_t len;
+
+	der = make_der(rsa2048, EVP_sha256(), "device", &len);
+	req = assert_parses(der, len);
+	exts = est_csr_extensions(req);
+	ck_assert_ptr_nonnull(exts);
+	ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 1);
+	ck_assert_int_eq(OBJ_obj2nid(X509_EXTENSION_get_object(
+	                     sk_X509_EXTENSION_value(exts, 0))),
+	                 NID_subject_alt_name);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+
+	req = make_req(ec256, EVP_sha256(), "device", 0);
+	ck_assert_ptr_null(est_csr_extensions(req));
+	ck_assert_ptr_null(est_csr_extensions(NULL));
+	X509_REQ_free(req);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
+static Suite *
+csr_suite(void)
+{
+	Suite *s;
+	TCase *tc;
+
+	s = suite_create("est_csr");
+	tc = tcase_create("keys");
+	tcase_add_test(tc, test_csr_rsa2048_sha256_accepted);
+	tcase_add_test(tc, test_csr_rsa1024_refused);
+	tcase_add_test(tc, test_csr_ec_p256_accepted);
+	tcase_add_test(tc, test_csr_ec_p384_accepted);
+	tcase_add_test(tc, test_csr_ec_p521_refused);
+	tcase_add_test(tc, test_csr_ec_secp256k1_refused);
+	tcase_add_test(tc, test_csr_ed25519_accepted);
+	tcase_add_test(tc, test_csr_ed448_refused);
+	tcase_add_test(tc, test_csr_rsa_pss_key_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("signatures");
+	tcase_add_test(tc, test_csr_sha1_signature_refused);
+	tcase_add_test(tc, test_csr_md5_signature_refused);
+	tcase_add_test(tc, test_csr_rsa_pss_sha256_accepted);
+	tcase_add_test(tc, test_csr_rsa_pss_sha1_refused);
+	tcase_add_test(tc, test_csr_tampered_subject_refused);
+	tcase_add_test(tc, test_csr_tampered_signature_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("syntax");
+	tcase_add_test(tc, test_csr_trailing_garbage_refused);
+	tcase_add_test(tc, test_csr_garbage_refused);
+	tcase_add_test(tc, test_csr_empty_refused);
+	tcase_add_test(tc, test_csr_version_2_refused);
+	tcase_add_test(tc, test_csr_malformed_extension_request_refused);
+	tcase_add_test(tc, test_csr_stale_errors_not_reported);
+	tcase_add_test(tc, test_csr_no_err_buffer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("describe");
+	tcase_add_test(tc, test_csr_key_name);
+	tcase_add_test(tc, test_csr_subject);
+	tcase_add_test(tc, test_csr_extensions);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+/* Makes a key of the given algorithm, failing the whole run when it cannot. */
+static EVP_PKEY *
+keygen(const char *alg, const char *curve, size_t bits)
+{
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *key = NULL;
+
+	if (strcmp(alg, "RSA-PSS") == 0) {
+		/* EVP_PKEY_Q_keygen() takes a size for "RSA" only. */
+		if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL)) !=
+		        NULL &&
+		    EVP_PKEY_keygen_init(ctx) > 0 &&
+		    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) > 0)
+			(void)EVP_PKEY_generate(ctx, &key);
+		EVP_PKEY_CTX_free(ctx);
+	} else if (curve != NULL)
+		key = EVP_PKEY_Q_keygen(NULL, NULL, alg, curve);
+	else if (bits > 0)
+		key = EVP_PKEY_Q_keygen(NULL, NULL, alg, bits);
+	else
+		key = EVP_PKEY_Q_keygen(NULL, NULL, alg);
+	if (key == NULL) {
+		fprintf(stderr, "cannot generate %s %s key\n", alg,
+		        curve != NULL ? curve : "");
+		ERR_print_errors_fp(stderr);
+		exit(EXIT_FAILURE);
+	}
+	return key;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	rsa2048 = keygen("RSA", NULL, 2048);
+	rsa1024 = keygen("RSA", NULL, 1024);
+	rsapss2048 = keygen("RSA-PSS", NULL, 2048);
+	ec256 = keygen("EC", "P-256", 0);
+	ec384 = keygen("EC", "P-384", 0);
+	ec521 = keygen("EC", "P-521", 0);
+	k256 = keygen("EC", "secp256k1", 0);
+	ed25519 = keygen("ED25519", NULL, 0);
+	ed448 = keygen("ED448", NULL, 0);
+
+	sr = srunner_create(csr_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+
+	EVP_PKEY_free(rsa2048);
+	EVP_PKEY_free(rsa1024);
+	EVP_PKEY_free(rsapss2048);
+	EVP_PKEY_free(ec256);
+	EVP_PKEY_free(ec384);
+	EVP_PKEY_free(ec521);
+	EVP_PKEY_free(k256);
+	EVP_PKEY_free(ed25519);
+	EVP_PKEY_free(ed448);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
