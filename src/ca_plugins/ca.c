@@ -14,7 +14,7 @@
 
 /* Every backend estrad is built with, in the order error messages list them. */
 static const struct ca_backend *const ca_backends[] = {
-	&ca_local_backend,
+    &ca_local_backend,
 };
 
 static ca_log_fn ca_log_hook;
@@ -23,8 +23,8 @@ const char *
 ca_outcome_name(enum ca_outcome outcome)
 {
 	static const char *const names[CA_OUTCOME__MAX] = {
-		"ISSUED",	"PENDING",	"REJECTED",  "UNREACHABLE",
-		"MISCONFIGURED", "UNSUPPORTED", "CANCELLED",
+	    "ISSUED",        "PENDING",     "REJECTED",  "UNREACHABLE",
+	    "MISCONFIGURED", "UNSUPPORTED", "CANCELLED",
 	};
 
 	if ((unsigned int)outcome >= CA_OUTCOME__MAX)
@@ -36,7 +36,7 @@ const char *
 ca_operation_name(enum ca_operation op)
 {
 	static const char *const names[CA_OPERATION__MAX] = {
-		"enroll", "reenroll", "poll", "cacerts", "health",
+	    "enroll", "reenroll", "poll", "cacerts", "health",
 	};
 
 	if ((unsigned int)op >= CA_OPERATION__MAX)
@@ -64,7 +64,7 @@ ca_set_log_hook(ca_log_fn hook)
 
 void
 ca_log(const struct ca_call *call, enum ca_log_level level,
-    const char *component, const char *hint, const char *fmt, ...)
+       const char *component, const char *hint, const char *fmt, ...)
 {
 	char message[2048];
 	va_list ap;
@@ -81,27 +81,56 @@ ca_log(const struct ca_call *call, enum ca_log_level level,
 void
 ca_ssl_errors_append(char *buf, size_t len)
 {
+	const char *data;
 	unsigned long code;
 	size_t used;
-	int first = 1;
+	int flags, first = 1;
 
-	used = strlen(buf);
-	while ((code = ERR_get_error()) != 0) {
+	used = strnlen(buf, len);
+	while ((code = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) !=
+	       0) {
 		char reason[256];
 		int n;
 
+		if (used + 2 >= len)
+			continue; /* keep draining: the queue must end empty */
 		ERR_error_string_n(code, reason, sizeof(reason));
-		if (used >= len)
-			continue;
-		n = snprintf(buf + used, len - used, "%s%s", first ?
-		    " (SSL: " : "; ", reason);
+		if (!(flags & ERR_TXT_STRING) || data == NULL)
+			data = "";
+		n = snprintf(buf + used, len - used, "%s%s%s%s",
+		             first ? " (SSL: " : "; ", reason,
+		             *data != '\0' ? ":" : "", data);
 		first = 0;
 		used = n < 0 ? len : used + (size_t)n;
+		if (used >= len)
+			used = len - 1;
 	}
-	if (!first && used + 1 < len)
-		snprintf(buf + used, len - used, ")");
-	else if (!first && len > 1)
+	if (first)
+		return;
+	/* Close the parenthesis, overwriting the last byte when full. */
+	if (used + 1 < len) {
+		buf[used] = ')';
+		buf[used + 1] = '\0';
+	} else {
 		buf[len - 2] = ')';
+		buf[len - 1] = '\0';
+	}
+}
+
+void
+ca_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf == NULL || len == 0)
+		goto out;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (ssl)
+		ca_ssl_errors_append(buf, len);
+out:
+	ERR_clear_error();
 }
 
 struct ca_call *
@@ -143,29 +172,30 @@ ca_call_done(struct ca_call *call)
 
 	if (++call->done_count > 1) {
 		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,
-		    "call completed twice: backend bug, second completion "
-		    "ignored, op: %s", ca_operation_name(call->op));
+		       "call completed twice: backend bug, second completion "
+		       "ignored, op: %s",
+		       ca_operation_name(call->op));
 #ifndef NDEBUG
 		abort();
 #endif
 		return;
 	}
 	if (call->done_event == NULL)
-		call->done_event = evtimer_new(call->base, ca_call_deliver,
-		    call);
-	if (call->done_event == NULL || evtimer_add(call->done_event,
-	    &now) != 0) {
+		call->done_event =
+		    evtimer_new(call->base, ca_call_deliver, call);
+	if (call->done_event == NULL ||
+	    evtimer_add(call->done_event, &now) != 0) {
 		/* Without an event the loop cannot run the callback later;
 		 * running it now is the only way to not lose the request. */
 		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,
-		    "cannot schedule completion: out of memory");
+		       "cannot schedule completion: out of memory");
 		call->done_fn(call, call->done_arg);
 	}
 }
 
 void
 ca_call_fail(struct ca_call *call, enum ca_outcome outcome, const char *hint,
-    const char *fmt, ...)
+             const char *fmt, ...)
 {
 	va_list ap;
 
@@ -175,7 +205,7 @@ ca_call_fail(struct ca_call *call, enum ca_outcome outcome, const char *hint,
 	va_end(ap);
 	if (hint != NULL)
 		snprintf(call->result.hint, sizeof(call->result.hint), "%s",
-		    hint);
+		         hint);
 	ca_call_done(call);
 }
 
@@ -200,7 +230,7 @@ ca_backend_names(void)
 		return names;
 	for (i = 0; i < sizeof(ca_backends) / sizeof(ca_backends[0]); i++) {
 		int n = snprintf(names + used, sizeof(names) - used, "%s%s",
-		    i > 0 ? ", " : "", ca_backends[i]->name);
+		                 i > 0 ? ", " : "", ca_backends[i]->name);
 		if (n < 0 || (size_t)n >= sizeof(names) - used)
 			break;
 		used += (size_t)n;
@@ -217,18 +247,22 @@ ca_instance_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 
 	name = json_string_value(json_object_get(conf, "backend"));
 	if (name == NULL) {
-		ca_err_set(err, "backend", "missing string \"backend\" (one "
-		    "of: %s)", ca_backend_names());
+		ca_err_set(err, "backend",
+		           "missing string \"backend\" (one "
+		           "of: %s)",
+		           ca_backend_names());
 		goto out;
 	}
 	if ((backend = ca_backend_find(name)) == NULL) {
-		ca_err_set(err, "backend", "unknown backend \"%s\" (one of: "
-		    "%s)", name, ca_backend_names());
+		ca_err_set(err, "backend",
+		           "unknown backend \"%s\" (one of: "
+		           "%s)",
+		           name, ca_backend_names());
 		goto out;
 	}
 	if ((inst = calloc(1, sizeof(*inst))) == NULL ||
-	    (inst->priv = calloc(1, backend->priv_size > 0 ?
-	    backend->priv_size : 1)) == NULL) {
+	    (inst->priv = calloc(1, backend->priv_size > 0 ? backend->priv_size
+	                                                   : 1)) == NULL) {
 		ca_err_set(err, "backend", "out of memory");
 		goto out;
 	}
@@ -256,7 +290,7 @@ ca_instance_free(struct ca_instance *inst)
 
 void
 ca_instance_start(struct ca_instance *inst, struct ca_call *call,
-    ca_call_done_fn done_fn, void *arg)
+                  ca_call_done_fn done_fn, void *arg)
 {
 	const struct ca_backend *b = inst->backend;
 	void (*op)(void *, struct ca_call *) = NULL;
@@ -289,8 +323,8 @@ ca_instance_start(struct ca_instance *inst, struct ca_call *call,
 	}
 	if (op == NULL) {
 		ca_call_fail(call, CA_UNSUPPORTED, NULL,
-		    "%s not supported by backend %s",
-		    ca_operation_name(call->op), b->name);
+		             "%s not supported by backend %s",
+		             ca_operation_name(call->op), b->name);
 		return;
 	}
 	op(inst->priv, call);

@@ -47,11 +47,11 @@ enum ca_operation {
 const char *ca_operation_name(enum ca_operation op);
 
 /* Capability bits of a backend; an operation without its bit answers 501. */
-#define CA_CAP_ENROLL	0x01u
+#define CA_CAP_ENROLL   0x01u
 #define CA_CAP_REENROLL 0x02u
-#define CA_CAP_POLL	0x04u
-#define CA_CAP_CACERTS	0x08u
-#define CA_CAP_HEALTH	0x10u
+#define CA_CAP_POLL     0x04u
+#define CA_CAP_CACERTS  0x08u
+#define CA_CAP_HEALTH   0x10u
 
 /*
  * Log levels, in nginx's words (STYLE.md): emerg cannot start, alert an
@@ -128,7 +128,8 @@ typedef void (*ca_call_done_fn)(struct ca_call *call, void *arg);
  * (configure, background refresh).
  */
 typedef void (*ca_log_fn)(const struct ca_call *call, enum ca_log_level level,
-    const char *component, const char *hint, const char *message);
+                          const char *component, const char *hint,
+                          const char *message);
 
 void ca_set_log_hook(ca_log_fn hook);
 
@@ -142,12 +143,12 @@ struct ca_call {
 	/* Request, set by ra, read-only for the backend. */
 	enum ca_operation op;
 	struct event_base *base; /* the worker's loop; borrowed */
-	const char *rid;	 /* request id, 16 hex digits; borrowed */
-	const char *label;	 /* label name; borrowed */
-	X509_REQ *csr;		 /* ENROLL/REENROLL: checked CSR; borrowed */
-	X509 *renew_cert;	 /* REENROLL: the certificate renewed */
-	const char *cookie;	 /* POLL: result.cookie of the PENDING call */
-	void *log_context;	 /* opaque to backends; passed to the hook */
+	const char *rid;         /* request id, 16 hex digits; borrowed */
+	const char *label;       /* label name; borrowed */
+	X509_REQ *csr;           /* ENROLL/REENROLL: checked CSR; borrowed */
+	X509 *renew_cert;        /* REENROLL: the certificate renewed */
+	const char *cookie;      /* POLL: result.cookie of the PENDING call */
+	void *log_context;       /* opaque to backends; passed to the hook */
 
 	/* Answer, written by the backend before ca_call_done(). */
 	struct ca_result result;
@@ -180,19 +181,29 @@ void ca_call_done(struct ca_call *call);
  * hint, and completes the call with ca_call_done().
  */
 void ca_call_fail(struct ca_call *call, enum ca_outcome outcome,
-    const char *hint, const char *fmt, ...)
+                  const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Logs through the hook with the call's context; call may be NULL. */
 void ca_log(const struct ca_call *call, enum ca_log_level level,
-    const char *component, const char *hint, const char *fmt, ...)
+            const char *component, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 /*
  * Appends the OpenSSL error queue, drained, as " (SSL: reason; reason)" to
- * buf (of size len).  Leaves the queue empty.
+ * buf (of size len), the way nginx's ngx_ssl_error() does.  Leaves the
+ * queue empty.  Shared by every layer that reports OpenSSL failures.
  */
 void ca_ssl_errors_append(char *buf, size_t len);
+
+/*
+ * Formats buf (size len; NULL or 0 is allowed and writes nothing) from
+ * fmt and, when ssl is set, appends the drained OpenSSL error queue as
+ * ca_ssl_errors_append() does.  Empties the queue in every case, so no
+ * stale error is blamed on a later call.
+ */
+void ca_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /*
  * A CA backend.  Filled positionally in each plugin, member name trailing.
@@ -201,7 +212,7 @@ struct ca_backend {
 	const char *name;  /* config value of "backend"; component ca.NAME */
 	unsigned int caps; /* CA_CAP_*; a missing operation answers 501 */
 	size_t priv_size;  /* per-label state: zeroed, allocated and owned by
-			      ca_instance */
+	                      ca_instance */
 
 	/*
 	 * ra/config.c calls it on the main thread while loading or reloading
@@ -212,7 +223,7 @@ struct ca_backend {
 	 * called to release what was allocated.
 	 */
 	int (*configure)(void *priv, const json_t *conf, const char *conf_dir,
-	    struct ca_err *err);
+	                 struct ca_err *err);
 
 	/*
 	 * ra/request.c calls these on a worker thread.  They start the
@@ -221,7 +232,7 @@ struct ca_backend {
 	 * CA_OP_ENROLL and CA_OP_REENROLL (call->op says which).
 	 */
 	void (*enroll)(void *priv, struct ca_call *call);
-	void (*poll)(void *priv, struct ca_call *call);	   /* call->cookie */
+	void (*poll)(void *priv, struct ca_call *call);    /* call->cookie */
 	void (*cacerts)(void *priv, struct ca_call *call); /* result.chain */
 	void (*health)(void *priv, struct ca_call *call);  /* --doctor */
 
@@ -257,7 +268,7 @@ struct ca_instance {
  * configured from conf (free with ca_instance_free), or NULL with err.
  */
 struct ca_instance *ca_instance_new(const json_t *conf, const char *conf_dir,
-    struct ca_err *err);
+                                    struct ca_err *err);
 
 /* Unconfigures and frees inst.  NULL is a no-op. */
 void ca_instance_free(struct ca_instance *inst);
@@ -268,7 +279,7 @@ void ca_instance_free(struct ca_instance *inst);
  * Borrows inst (it must outlive the call) and call until completion.
  */
 void ca_instance_start(struct ca_instance *inst, struct ca_call *call,
-    ca_call_done_fn done_fn, void *arg);
+                       ca_call_done_fn done_fn, void *arg);
 
 /* The backends estrad is built with. */
 extern const struct ca_backend ca_local_backend;

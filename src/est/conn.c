@@ -45,8 +45,9 @@ est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
 		return;
 	evhttp_connection_get_peer(evcon, &addr, &port);
 	snprintf(peer->client, sizeof(peer->client),
-	    addr != NULL && strchr(addr, ':') != NULL ? "[%s]:%u" : "%s:%u",
-	    addr != NULL ? addr : "-", (unsigned int)port);
+	         addr != NULL && strchr(addr, ':') != NULL ? "[%s]:%u"
+	                                                   : "%s:%u",
+	         addr != NULL ? addr : "-", (unsigned int)port);
 	if ((bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
 	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
 		return;
@@ -57,11 +58,11 @@ est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
 	 * the client's on a full handshake, ours on a resumed one. */
 	if (SSL_version(ssl) <= TLS1_2_VERSION) {
 		if (SSL_session_reused(ssl))
-			peer->tls_unique_len = SSL_get_finished(ssl,
-			    peer->tls_unique, sizeof(peer->tls_unique));
+			peer->tls_unique_len = SSL_get_finished(
+			    ssl, peer->tls_unique, sizeof(peer->tls_unique));
 		else
-			peer->tls_unique_len = SSL_get_peer_finished(ssl,
-			    peer->tls_unique, sizeof(peer->tls_unique));
+			peer->tls_unique_len = SSL_get_peer_finished(
+			    ssl, peer->tls_unique, sizeof(peer->tls_unique));
 		if (peer->tls_unique_len > sizeof(peer->tls_unique))
 			peer->tls_unique_len = 0;
 	}
@@ -85,7 +86,7 @@ est_conn_fail(struct est_conn_request *creq, const char *allow)
 {
 	if (creq->req->ca_ms < 0 && creq->req->label != NULL &&
 	    (creq->op == EST_OP_SIMPLEENROLL ||
-	    creq->op == EST_OP_SIMPLEREENROLL))
+	     creq->op == EST_OP_SIMPLEREENROLL))
 		(void)ra_request_audit_refused(creq->req);
 	est_reply_error(creq->evreq, creq->req, allow);
 	est_conn_request_free(creq);
@@ -99,7 +100,7 @@ est_conn_fail(struct est_conn_request *creq, const char *allow)
  */
 static int
 est_conn_wrap(const struct ra_label *label, enum est_operation op,
-    struct evhttp_request *evreq)
+              struct evhttp_request *evreq)
 {
 	const char *ua;
 
@@ -108,28 +109,29 @@ est_conn_wrap(const struct ra_label *label, enum est_operation op,
 	if (op == EST_OP_SIMPLEENROLL || op == EST_OP_SIMPLEREENROLL)
 		return 0;
 	ua = evhttp_find_header(evhttp_request_get_input_headers(evreq),
-	    "User-Agent");
+	                        "User-Agent");
 	return ua != NULL && *ua != '\0' ? 64 : 0;
 }
 
 /* Sends der as a base64 body of content_type and frees everything. */
 static void
 est_conn_send_base64(struct est_conn_request *creq, const unsigned char *der,
-    size_t len, const char *content_type)
+                     size_t len, const char *content_type)
 {
 	size_t b64len = 0;
 	char *b64;
 
-	if ((b64 = est_wire_base64_encode(der, len, creq->wrap,
-	    &b64len)) == NULL) {
-		ra_request_refuse(creq->req, 500, CA_LOG_ERROR, "est.conn",
-		    NULL, "%s failed: out of memory encoding the answer",
+	if ((b64 = est_wire_base64_encode(der, len, creq->wrap, &b64len)) ==
+	    NULL) {
+		ra_request_refuse(
+		    creq->req, 500, CA_LOG_ERROR, "est.conn", NULL,
+		    "%s failed: out of memory encoding the answer",
 		    creq->req->op_name);
 		est_conn_fail(creq, NULL);
 		return;
 	}
 	est_reply_send(creq->evreq, creq->req, 200, content_type, 1, b64,
-	    b64len, NULL);
+	               b64len, NULL);
 	free(b64);
 	est_conn_request_free(creq);
 }
@@ -148,12 +150,14 @@ est_conn_ra_done(struct ra_request *req, void *arg)
 	}
 	if ((der = est_pkcs7_certs_only(req->certs, &len)) == NULL) {
 		ra_request_refuse(req, 500, CA_LOG_ERROR, "est.conn", NULL,
-		    "%s failed: cannot encode PKCS#7", req->op_name);
+		                  "%s failed: cannot encode PKCS#7",
+		                  req->op_name);
 		est_conn_fail(creq, NULL);
 		return;
 	}
 	est_conn_send_base64(creq, der, len,
-	    creq->op == EST_OP_CACERTS ? EST_TYPE_CACERTS : EST_TYPE_CERTS);
+	                     creq->op == EST_OP_CACERTS ? EST_TYPE_CACERTS
+	                                                : EST_TYPE_CERTS);
 	OPENSSL_free(der);
 }
 
@@ -168,15 +172,16 @@ est_conn_csrattrs(struct est_conn_request *creq)
 	if (label->ncsrattrs == 0) {
 		creq->req->outcome_name = "ISSUED";
 		est_reply_send(creq->evreq, creq->req, 204, NULL, 0, NULL, 0,
-		    NULL);
+		               NULL);
 		est_conn_request_free(creq);
 		return;
 	}
 	if ((der = est_pkcs7_csrattrs((const char *const *)label->csrattrs,
-	    label->ncsrattrs, &len, err, sizeof(err))) == NULL) {
+	                              label->ncsrattrs, &len, err,
+	                              sizeof(err))) == NULL) {
 		ra_request_refuse(creq->req, 500, CA_LOG_ERROR, "est.conn",
-		    "check the csrattrs list of the label",
-		    "csrattrs failed: %s", err);
+		                  "check the csrattrs list of the label",
+		                  "csrattrs failed: %s", err);
 		est_conn_fail(creq, NULL);
 		return;
 	}
@@ -204,7 +209,8 @@ est_conn_read_csr(struct est_conn_request *creq)
 	char *text;
 
 	if (!est_wire_media_type_is(type, EST_TYPE_PKCS10)) {
-		ra_request_refuse(req, 415, CA_LOG_NOTICE, "est.conn",
+		ra_request_refuse(
+		    req, 415, CA_LOG_NOTICE, "est.conn",
 		    "send the CSR as Content-Type: application/pkcs10",
 		    "%s refused: Content-Type \"%s\" is not application/pkcs10",
 		    req->op_name, type != NULL ? type : "(none)");
@@ -214,32 +220,37 @@ est_conn_read_csr(struct est_conn_request *creq)
 	if (len == 0 && evhttp_find_header(in, "Content-Length") == NULL &&
 	    evhttp_find_header(in, "Transfer-Encoding") == NULL) {
 		ra_request_refuse(req, 411, CA_LOG_NOTICE, "est.conn", NULL,
-		    "%s refused: request has no Content-Length", req->op_name);
+		                  "%s refused: request has no Content-Length",
+		                  req->op_name);
 		goto out;
 	}
 	if (len > req->config->limits.max_body) {
-		ra_request_refuse(req, 413, CA_LOG_NOTICE, "est.conn",
+		ra_request_refuse(
+		    req, 413, CA_LOG_NOTICE, "est.conn",
 		    "raise limits.max_body if such CSRs are legitimate",
 		    "%s refused: body of %zu bytes exceeds limits.max_body "
-		    "%zu", req->op_name, len, req->config->limits.max_body);
+		    "%zu",
+		    req->op_name, len, req->config->limits.max_body);
 		goto out;
 	}
 	if ((text = (char *)evbuffer_pullup(body, -1)) == NULL && len > 0) {
 		ra_request_refuse(req, 500, CA_LOG_ERROR, "est.conn", NULL,
-		    "%s failed: out of memory reading the body", req->op_name);
+		                  "%s failed: out of memory reading the body",
+		                  req->op_name);
 		goto out;
 	}
 	if ((der = est_wire_base64_decode(text, len,
-	    req->label->accept_pem_armour, &derlen, err,
-	    sizeof(err))) == NULL) {
-		ra_request_refuse(req, 400, CA_LOG_NOTICE, "est.conn",
+	                                  req->label->accept_pem_armour,
+	                                  &derlen, err, sizeof(err))) == NULL) {
+		ra_request_refuse(
+		    req, 400, CA_LOG_NOTICE, "est.conn",
 		    "the body must be the base64 of a DER PKCS#10 request",
 		    "%s refused: %s", req->op_name, err);
 		goto out;
 	}
 	if ((csr = est_csr_parse(der, derlen, err, sizeof(err))) == NULL) {
 		ra_request_refuse(req, 400, CA_LOG_NOTICE, "est.conn", NULL,
-		    "%s refused: %s", req->op_name, err);
+		                  "%s refused: %s", req->op_name, err);
 		goto out;
 	}
 out:
@@ -258,13 +269,13 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	const struct ra_label *label;
 	enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
 	const struct evhttp_uri *parsed = evhttp_request_get_evhttp_uri(evreq);
-	const char *want, *uri = parsed != NULL ?
-	    evhttp_uri_get_path(parsed) : NULL;
+	const char *want,
+	    *uri = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
 
 	if ((creq = calloc(1, sizeof(*creq))) == NULL ||
 	    (creq->req = ra_request_new(worker->config, worker->trust,
-	    worker->base)) == NULL) {
+	                                worker->base)) == NULL) {
 		free(creq);
 		evhttp_send_error(evreq, 500, "Out of memory");
 		return;
@@ -275,21 +286,26 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 
 	rs = est_route_parse(uri != NULL ? uri : "", &route);
 	if (rs != EST_ROUTE_OK) {
-		ra_request_refuse(req, 404, CA_LOG_NOTICE, "est.conn",
-		    rs == EST_ROUTE_NOT_EST ? "EST lives under /.well-known/est/"
-		    : NULL, "no such resource: %s",
-		    rs == EST_ROUTE_UNKNOWN_OP ? "unknown EST operation" :
-		    rs == EST_ROUTE_BAD_LABEL ? "malformed CA label" :
-		    "not an EST path");
+		ra_request_refuse(
+		    req, 404, CA_LOG_NOTICE, "est.conn",
+		    rs == EST_ROUTE_NOT_EST
+		        ? "EST lives under /.well-known/est/"
+		        : NULL,
+		    "no such resource: %s",
+		    rs == EST_ROUTE_UNKNOWN_OP  ? "unknown EST operation"
+		    : rs == EST_ROUTE_BAD_LABEL ? "malformed CA label"
+		                                : "not an EST path");
 		est_conn_fail(creq, NULL);
 		return;
 	}
 	creq->op = route.op;
-	label = route.label[0] == '\0' ? worker->config->default_label :
-	    ra_config_label(worker->config, route.label);
+	label = route.label[0] == '\0'
+	            ? worker->config->default_label
+	            : ra_config_label(worker->config, route.label);
 	ra_request_set_label(req, label, est_route_op_name(route.op));
 	if (label == NULL) {
-		ra_request_refuse(req, 404, CA_LOG_NOTICE, "est.conn",
+		ra_request_refuse(
+		    req, 404, CA_LOG_NOTICE, "est.conn",
 		    "the configured labels are listed under \"labels\"",
 		    "no such resource: unknown CA label \"%s\"", route.label);
 		est_conn_fail(creq, NULL);
@@ -299,15 +315,15 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	if ((strcmp(want, "GET") == 0) != (method == EVHTTP_REQ_GET) ||
 	    (strcmp(want, "POST") == 0) != (method == EVHTTP_REQ_POST)) {
 		ra_request_refuse(req, 405, CA_LOG_NOTICE, "est.conn", NULL,
-		    "%s refused: method not allowed, use %s", req->op_name,
-		    want);
+		                  "%s refused: method not allowed, use %s",
+		                  req->op_name, want);
 		est_conn_fail(creq, want);
 		return;
 	}
 	if (route.op == EST_OP_FULLCMC || route.op == EST_OP_SERVERKEYGEN) {
 		req->outcome_name = "UNSUPPORTED";
 		ra_request_refuse(req, 501, CA_LOG_NOTICE, "est.conn", NULL,
-		    "%s is not implemented", req->op_name);
+		                  "%s is not implemented", req->op_name);
 		est_conn_fail(creq, NULL);
 		return;
 	}
@@ -315,7 +331,7 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	switch (route.op) {
 	case EST_OP_CACERTS:
 		ra_request_start(req, CA_OP_CACERTS, NULL, est_conn_ra_done,
-		    creq);
+		                 creq);
 		return;
 	case EST_OP_CSRATTRS:
 		est_conn_csrattrs(creq);
@@ -323,8 +339,9 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	default:
 		break;
 	}
-	if (ra_request_authenticate(req, evhttp_find_header(
-	    evhttp_request_get_input_headers(evreq), "Authorization")) != 0) {
+	if (ra_request_authenticate(
+	        req, evhttp_find_header(evhttp_request_get_input_headers(evreq),
+	                                "Authorization")) != 0) {
 		est_conn_fail(creq, NULL);
 		return;
 	}
@@ -332,6 +349,8 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 		est_conn_fail(creq, NULL);
 		return;
 	}
-	ra_request_start(req, route.op == EST_OP_SIMPLEREENROLL ?
-	    CA_OP_REENROLL : CA_OP_ENROLL, csr, est_conn_ra_done, creq);
+	ra_request_start(req,
+	                 route.op == EST_OP_SIMPLEREENROLL ? CA_OP_REENROLL
+	                                                   : CA_OP_ENROLL,
+	                 csr, est_conn_ra_done, creq);
 }

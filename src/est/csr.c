@@ -17,6 +17,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "ca_plugins/ca.h"
 #include "est/csr.h"
 
 /* OpenSSL 3.0 names the only PKCS#10 version; older headers did not. */
@@ -30,9 +31,6 @@
 /* Room for a key, curve or algorithm name in the messages below. */
 #define CSR_NAME_MAX 80
 
-/* Room for the drained OpenSSL error queue in one reason. */
-#define CSR_SSL_MAX 512
-
 /* What csr_key_judge() thinks of a request's public key. */
 enum csr_key_verdict {
 	CSR_KEY_OK,        /* RSA >= 2048, EC P-256/P-384 or Ed25519 */
@@ -40,51 +38,6 @@ enum csr_key_verdict {
 	CSR_KEY_BAD_CURVE, /* EC on another or an explicit curve */
 	CSR_KEY_BAD_TYPE   /* any other algorithm */
 };
-
-static void csr_err(char *, size_t, int, const char *, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/*
- * Writes a one-line reason into err.  When ssl is set and OpenSSL queued
- * errors, appends them as " (SSL: ...)" the way nginx's ngx_ssl_error()
- * does, so that the log shows what OpenSSL itself objected to.  Empties the
- * error queue in every case.
- */
-static void
-csr_err(char *err, size_t errlen, int ssl, const char *fmt, ...)
-{
-	char queue[CSR_SSL_MAX], one[256];
-	const char *data;
-	unsigned long e;
-	size_t used, qlen;
-	va_list ap;
-	int flags;
-
-	if (err == NULL || errlen == 0)
-		goto out;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (!ssl)
-		goto out;
-
-	qlen = 0;
-	queue[0] = '\0';
-	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-		ERR_error_string_n(e, one, sizeof(one));
-		if (!(flags & ERR_TXT_STRING) || data == NULL)
-			data = "";
-		if (qlen < sizeof(queue))
-			qlen += (size_t)snprintf(
-			    queue + qlen, sizeof(queue) - qlen, " %s%s%s", one,
-			    *data != '\0' ? ":" : "", data);
-	}
-	used = strlen(err);
-	if (queue[0] != '\0' && used < errlen)
-		snprintf(err + used, errlen - used, " (SSL:%s)", queue);
-out:
-	ERR_clear_error();
-}
 
 /*
  * Names pkey ("RSA-2048", "EC-P-256", "Ed25519", "DSA") into buf and judges
@@ -187,8 +140,9 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 	sig_nid = X509_REQ_get_signature_nid(req);
 	if (sig_nid == NID_undef ||
 	    !OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid)) {
-		csr_err(err, errlen, 0,
-		        "CSR signature algorithm %s is not supported", name);
+		ca_error_set(err, errlen, 0,
+		             "CSR signature algorithm %s is not supported",
+		             name);
 		goto out;
 	}
 
@@ -197,9 +151,9 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 			pss = ASN1_item_unpack(pval,
 			                       ASN1_ITEM_rptr(RSA_PSS_PARAMS));
 		if (pss == NULL) {
-			csr_err(err, errlen, 1,
-			        "CSR RSASSA-PSS signature parameters are "
-			        "malformed");
+			ca_error_set(err, errlen, 1,
+			             "CSR RSASSA-PSS signature parameters are "
+			             "malformed");
 			goto out;
 		}
 		md_nid = pss->hashAlgorithm == NULL
@@ -208,10 +162,11 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 	}
 
 	if (csr_md_is_weak(md_nid)) {
-		csr_err(err, errlen, 0,
-		        "CSR signature algorithm %s is refused: %s digests are "
-		        "too weak, SHA-256 or better needed",
-		        name, OBJ_nid2sn(md_nid));
+		ca_error_set(
+		    err, errlen, 0,
+		    "CSR signature algorithm %s is refused: %s digests are "
+		    "too weak, SHA-256 or better needed",
+		    name, OBJ_nid2sn(md_nid));
 		goto out;
 	}
 	rc = 0;
@@ -240,17 +195,18 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		err[0] = '\0';
 
 	if (der == NULL || len == 0) {
-		csr_err(err, errlen, 0, "CSR is empty");
+		ca_error_set(err, errlen, 0, "CSR is empty");
 		goto out;
 	}
 	if (len > LONG_MAX) {
-		csr_err(err, errlen, 0, "CSR is too long");
+		ca_error_set(err, errlen, 0, "CSR is too long");
 		goto out;
 	}
 
 	p = der;
 	if ((req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-		csr_err(err, errlen, 1, "CSR is not a DER PKCS#10 request");
+		ca_error_set(err, errlen, 1,
+		             "CSR is not a DER PKCS#10 request");
 		goto out;
 	}
 	/*
@@ -258,16 +214,16 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	 * second request or junk the client did not mean to send.
 	 */
 	if (p != der + len) {
-		csr_err(err, errlen, 0,
-		        "CSR has %zu trailing bytes after the request",
-		        (size_t)(der + len - p));
+		ca_error_set(err, errlen, 0,
+		             "CSR has %zu trailing bytes after the request",
+		             (size_t)(der + len - p));
 		goto out;
 	}
 
 	version = X509_REQ_get_version(req);
 	if (version != X509_REQ_VERSION_1) {
-		csr_err(err, errlen, 0, "CSR version %ld is not v1 (0)",
-		        version);
+		ca_error_set(err, errlen, 0, "CSR version %ld is not v1 (0)",
+		             version);
 		goto out;
 	}
 
@@ -279,34 +235,37 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		goto out;
 
 	if ((pkey = X509_REQ_get0_pubkey(req)) == NULL) {
-		csr_err(err, errlen, 1, "CSR public key cannot be decoded");
+		ca_error_set(err, errlen, 1,
+		             "CSR public key cannot be decoded");
 		goto out;
 	}
 	switch (csr_key_judge(pkey, key, sizeof(key))) {
 	case CSR_KEY_OK:
 		break;
 	case CSR_KEY_WEAK_RSA:
-		csr_err(err, errlen, 0,
-		        "CSR key %s is too weak: at least %d bits needed", key,
-		        CSR_RSA_MIN_BITS);
+		ca_error_set(err, errlen, 0,
+		             "CSR key %s is too weak: at least %d bits needed",
+		             key, CSR_RSA_MIN_BITS);
 		goto out;
 	case CSR_KEY_BAD_CURVE:
-		csr_err(err, errlen, 0,
-		        "CSR key %s is not accepted: EC keys must be on P-256 "
-		        "or P-384",
-		        key);
+		ca_error_set(
+		    err, errlen, 0,
+		    "CSR key %s is not accepted: EC keys must be on P-256 "
+		    "or P-384",
+		    key);
 		goto out;
 	case CSR_KEY_BAD_TYPE:
-		csr_err(err, errlen, 0,
-		        "CSR key %s is not accepted: RSA of at least %d bits, "
-		        "EC P-256 or P-384, or Ed25519 needed",
-		        key, CSR_RSA_MIN_BITS);
+		ca_error_set(
+		    err, errlen, 0,
+		    "CSR key %s is not accepted: RSA of at least %d bits, "
+		    "EC P-256 or P-384, or Ed25519 needed",
+		    key, CSR_RSA_MIN_BITS);
 		goto out;
 	}
 
 	/* Proof of possession: the request is signed by its own key. */
 	if (X509_REQ_verify(req, pkey) != 1) {
-		csr_err(err, errlen, 1, "CSR signature does not verify");
+		ca_error_set(err, errlen, 1, "CSR signature does not verify");
 		goto out;
 	}
 
@@ -318,8 +277,9 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	if (X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
 	    X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1) >= 0) {
 		if ((exts = X509_REQ_get_extensions(req)) == NULL) {
-			csr_err(err, errlen, 1,
-			        "CSR extensionRequest attribute is malformed");
+			ca_error_set(
+			    err, errlen, 1,
+			    "CSR extensionRequest attribute is malformed");
 			goto out;
 		}
 	}

@@ -21,7 +21,7 @@
  * "CSR key RSA-1024 is too weak: at least 2048 bits needed".
  */
 X509_REQ *est_csr_parse(const unsigned char *der, size_t len, char *err,
-    size_t errlen);
+                        size_t errlen);
 
 /*
  * Describes the request's key for logs and audit, e.g. "RSA-2048",

@@ -5,7 +5,6 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,21 +58,9 @@ est_listener_verify_any(int preverify_ok, X509_STORE_CTX *ctx)
 	return 1;
 }
 
-/* Formats err and appends the drained OpenSSL error queue to it. */
-static void __attribute__((format(printf, 3, 4)))
-est_listener_ssl_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	ca_ssl_errors_append(err, errlen);
-}
-
 SSL_CTX *
 est_listener_tls_context(const struct ra_config *config, char *err,
-    size_t errlen)
+                         size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "estrad";
 	STACK_OF(X509_NAME) *names = NULL;
@@ -81,40 +68,45 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		est_listener_ssl_error(err, errlen, "%s",
-		    "cannot create TLS context");
+		ca_error_set(err, errlen, 1, "%s", "cannot create TLS context");
 		goto out;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, config->tls.min_version) != 1) {
-		est_listener_ssl_error(err, errlen, "%s",
-		    "cannot set the minimum TLS version");
+		ca_error_set(err, errlen, 1, "%s",
+		             "cannot set the minimum TLS version");
 		goto out;
 	}
 	/* Client-initiated renegotiation is refused (RFC 7030 §3.5 wants
 	 * none without RFC 5746) and compression stays off (CRIME). */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	                             SSL_OP_NO_COMPRESSION |
+	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
 	if (config->tls.ciphers != NULL &&
 	    SSL_CTX_set_cipher_list(ctx, config->tls.ciphers) != 1) {
-		est_listener_ssl_error(err, errlen, "tls.ciphers \"%s\" selects "
-		    "no cipher", config->tls.ciphers);
+		ca_error_set(err, errlen, 1,
+		             "tls.ciphers \"%s\" selects "
+		             "no cipher",
+		             config->tls.ciphers);
 		goto out;
 	}
 	if (config->tls.ciphersuites != NULL &&
 	    SSL_CTX_set_ciphersuites(ctx, config->tls.ciphersuites) != 1) {
-		est_listener_ssl_error(err, errlen, "tls.ciphersuites \"%s\" "
-		    "selects no suite", config->tls.ciphersuites);
+		ca_error_set(err, errlen, 1,
+		             "tls.ciphersuites \"%s\" "
+		             "selects no suite",
+		             config->tls.ciphersuites);
 		goto out;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, config->tls.cert) != 1) {
-		est_listener_ssl_error(err, errlen, "cannot load tls.cert %s",
-		    config->tls.cert);
+		ca_error_set(err, errlen, 1, "cannot load tls.cert %s",
+		             config->tls.cert);
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, config->tls.key,
-	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		est_listener_ssl_error(err, errlen, "cannot use tls.key %s",
-		    config->tls.key);
+	                                SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		ca_error_set(err, errlen, 1, "cannot use tls.key %s",
+		             config->tls.key);
 		goto out;
 	}
 	/* Resumption needs a session id context once peers are verified. */
@@ -123,17 +115,17 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	SSL_CTX_set_timeout(ctx, (long)config->tls.session_timeout);
 	if (config->tls.request_client_cert) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER,
-		    est_listener_verify_any);
+		                   est_listener_verify_any);
 		/* The CertificateRequest names both stores' CAs so clients
 		 * pick a certificate we can use. */
 		if ((names = sk_X509_NAME_new_null()) == NULL ||
-		    SSL_add_file_cert_subjects_to_stack(names,
-		    config->tls.explicit_ca) != 1 ||
+		    SSL_add_file_cert_subjects_to_stack(
+		        names, config->tls.explicit_ca) != 1 ||
 		    (config->tls.implicit_ca != NULL &&
-		    SSL_add_file_cert_subjects_to_stack(names,
-		    config->tls.implicit_ca) != 1)) {
-			est_listener_ssl_error(err, errlen, "%s",
-			    "cannot read the client CA names");
+		     SSL_add_file_cert_subjects_to_stack(
+		         names, config->tls.implicit_ca) != 1)) {
+			ca_error_set(err, errlen, 1, "%s",
+			             "cannot read the client CA names");
 			goto out;
 		}
 		SSL_CTX_set_client_CA_list(ctx, names);
@@ -172,18 +164,18 @@ est_listener_bind(const char *hostport, char *err, size_t errlen)
 	hints.ai_flags = AI_PASSIVE;
 	if ((gai = getaddrinfo(host, port, &hints, &res)) != 0) {
 		snprintf(err, errlen, "listen %s: %s", hostport,
-		    gai_strerror(gai));
+		         gai_strerror(gai));
 		goto fail;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+	            0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
 	    listen(fd, EST_LISTEN_BACKLOG) != 0) {
 		snprintf(err, errlen, "listen %s: (%d: %s)", hostport, errno,
-		    strerror(errno));
+		         strerror(errno));
 		goto fail;
 	}
 	freeaddrinfo(res);
@@ -210,14 +202,14 @@ est_listener_bevcb(struct event_base *base, void *arg)
 		ERR_clear_error();
 		return NULL;
 	}
-	return bufferevent_openssl_socket_new(base, -1, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
+	return bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 }
 
 static int
-est_worker_init(struct est_server *server, struct est_worker *worker,
-    char *err, size_t errlen)
+est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
+                size_t errlen)
 {
 	const struct ra_config *config = server->config;
 	size_t i;
@@ -235,15 +227,16 @@ est_worker_init(struct est_server *server, struct est_worker *worker,
 	evhttp_set_gencb(worker->http, est_conn_handle, &worker->conn);
 	evhttp_set_timeout(worker->http, (int)config->limits.timeout);
 	evhttp_set_max_headers_size(worker->http,
-	    (ev_ssize_t)config->limits.max_headers);
+	                            (ev_ssize_t)config->limits.max_headers);
 	/* Bodies up to four times the limit are read so that est/conn.c can
 	 * answer 413 with its text and log line; beyond that evhttp cuts the
 	 * connection with its own bare 413 to bound memory. */
 	evhttp_set_max_body_size(worker->http,
-	    (ev_ssize_t)(config->limits.max_body * 4));
-	evhttp_set_allowed_methods(worker->http, EVHTTP_REQ_GET |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	                         (ev_ssize_t)(config->limits.max_body * 4));
+	evhttp_set_allowed_methods(
+	    worker->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	/* HTTP/1.1 keep-alive is fine, but evhttp must not add a
 	 * Content-Type of its own. */
 	evhttp_set_default_content_type(worker->http, NULL);
@@ -254,13 +247,15 @@ est_worker_init(struct est_server *server, struct est_worker *worker,
 	for (i = 0; i < config->nlisten; i++)
 		worker->fds[i] = -1;
 	for (i = 0; i < config->nlisten; i++) {
-		worker->fds[i] = est_listener_bind(config->listen[i], err,
-		    errlen);
+		worker->fds[i] =
+		    est_listener_bind(config->listen[i], err, errlen);
 		if (worker->fds[i] < 0)
 			return -1;
 		if (evhttp_accept_socket(worker->http, worker->fds[i]) != 0) {
-			snprintf(err, errlen, "listen %s: evhttp refused the "
-			    "socket", config->listen[i]);
+			snprintf(err, errlen,
+			         "listen %s: evhttp refused the "
+			         "socket",
+			         config->listen[i]);
 			return -1;
 		}
 		/* evhttp's listener owns and closes the socket now. */
@@ -270,7 +265,7 @@ est_worker_init(struct est_server *server, struct est_worker *worker,
 
 struct est_server *
 est_server_new(const struct ra_config *config, const struct ra_trust *trust,
-    char *err, size_t errlen)
+               char *err, size_t errlen)
 {
 	struct est_server *server = NULL, *rc = NULL;
 	int i;
@@ -285,18 +280,18 @@ est_server_new(const struct ra_config *config, const struct ra_trust *trust,
 	}
 	server->config = config;
 	server->trust = trust;
-	if ((server->ssl_ctx = est_listener_tls_context(config, err,
-	    errlen)) == NULL)
+	if ((server->ssl_ctx = est_listener_tls_context(config, err, errlen)) ==
+	    NULL)
 		goto out;
 	server->nworkers = config->workers > 0 ? config->workers : 1;
 	if ((server->workers = calloc((size_t)server->nworkers,
-	    sizeof(*server->workers))) == NULL) {
+	                              sizeof(*server->workers))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	for (i = 0; i < server->nworkers; i++)
-		if (est_worker_init(server, &server->workers[i], err,
-		    errlen) != 0)
+		if (est_worker_init(server, &server->workers[i], err, errlen) !=
+		    0)
 			goto out;
 	rc = server;
 	server = NULL;
@@ -328,16 +323,16 @@ est_server_on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGHUP || sig == SIGUSR1) {
 		ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
-		    "signal %d: reopening log files", (int)sig);
+		       "signal %d: reopening log files", (int)sig);
 		ra_log_reopen();
 		return;
 	}
 	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
-	    "signal %d: shutting down", (int)sig);
+	       "signal %d: shutting down", (int)sig);
 	for (i = 0; i < state->server->nworkers; i++)
 		if (state->server->workers[i].started)
 			event_base_loopexit(state->server->workers[i].base,
-			    NULL);
+			                    NULL);
 	event_base_loopexit(state->base, NULL);
 }
 
@@ -359,10 +354,10 @@ est_server_run(struct est_server *server)
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	for (i = 0; i < server->nworkers; i++) {
 		if (pthread_create(&server->workers[i].thread, NULL,
-		    est_worker_main, &server->workers[i]) != 0) {
+		                   est_worker_main, &server->workers[i]) != 0) {
 			ra_log(CA_LOG_EMERG, "est.listener", NULL, NULL,
-			    "cannot start worker %d: (%d: %s)", i, errno,
-			    strerror(errno));
+			       "cannot start worker %d: (%d: %s)", i, errno,
+			       strerror(errno));
 			goto out;
 		}
 		server->workers[i].started = 1;
@@ -372,14 +367,14 @@ est_server_run(struct est_server *server)
 		goto out;
 	for (s = 0; s < sizeof(signals) / sizeof(signals[0]); s++) {
 		events[s] = evsignal_new(state.base, signals[s],
-		    est_server_on_signal, &state);
+		                         est_server_on_signal, &state);
 		if (events[s] == NULL || evsignal_add(events[s], NULL) != 0)
 			goto out;
 	}
 	for (i = 0; i < (int)server->config->nlisten; i++)
 		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
-		    "listening on %s with %d workers",
-		    server->config->listen[i], server->nworkers);
+		       "listening on %s with %d workers",
+		       server->config->listen[i], server->nworkers);
 	event_base_dispatch(state.base);
 	rc = 0;
 out:

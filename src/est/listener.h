@@ -25,7 +25,8 @@ struct est_server;
  * est_server_free) or NULL with the address or file and the cause in err.
  */
 struct est_server *est_server_new(const struct ra_config *config,
-    const struct ra_trust *trust, char *err, size_t errlen);
+                                  const struct ra_trust *trust, char *err,
+                                  size_t errlen);
 
 /*
  * Starts the worker threads and runs the main thread's signal loop until
@@ -43,6 +44,6 @@ void est_server_free(struct est_server *server);
  * with the cause in err.
  */
 SSL_CTX *est_listener_tls_context(const struct ra_config *config, char *err,
-    size_t errlen);
+                                  size_t errlen);
 
 #endif

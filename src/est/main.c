@@ -22,10 +22,10 @@
 /* Backends log through ra's error log with the request's context. */
 static void
 estrad_ca_log(const struct ca_call *call, enum ca_log_level level,
-    const char *component, const char *hint, const char *message)
+              const char *component, const char *hint, const char *message)
 {
-	const struct ra_log_context *ctx = call != NULL ?
-	    call->log_context : NULL;
+	const struct ra_log_context *ctx =
+	    call != NULL ? call->log_context : NULL;
 
 	ra_log(level, component, ctx, hint, "%s", message);
 }
@@ -33,23 +33,22 @@ estrad_ca_log(const struct ca_call *call, enum ca_log_level level,
 static void
 estrad_usage(FILE *out)
 {
-	fprintf(out,
-	    "usage: estrad [-t] -c FILE\n"
-	    "  -c, --config FILE  configuration file (JSON)\n"
-	    "  -t, --test         check the configuration and exit\n"
-	    "  -V, --version      print the version\n"
-	    "  -h, --help         this text\n");
+	fprintf(out, "usage: estrad [-t] -c FILE\n"
+	             "  -c, --config FILE  configuration file (JSON)\n"
+	             "  -t, --test         check the configuration and exit\n"
+	             "  -V, --version      print the version\n"
+	             "  -h, --help         this text\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"test", no_argument, NULL, 't'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"test", no_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ra_config *config = NULL;
 	struct ra_trust *trust = NULL;
@@ -88,40 +87,42 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if ((trust = ra_trust_new(config->tls.explicit_ca,
-	    config->tls.implicit_ca, err, sizeof(err))) == NULL) {
+	                          config->tls.implicit_ca, err, sizeof(err))) ==
+	    NULL) {
 		fprintf(stderr, "estrad: %s: tls: %s\n", path, err);
 		goto out;
 	}
 	if (test) {
 		if ((ctx = est_listener_tls_context(config, err,
-		    sizeof(err))) == NULL) {
+		                                    sizeof(err))) == NULL) {
 			fprintf(stderr, "estrad: %s: tls: %s\n", path, err);
 			goto out;
 		}
 		SSL_CTX_free(ctx);
 		printf("estrad: configuration %s OK (%zu labels, default "
-		    "\"%s\")\n", path, config->nlabels,
-		    config->default_label->name);
+		       "\"%s\")\n",
+		       path, config->nlabels, config->default_label->name);
 		rc = 0;
 		goto out;
 	}
 	if (ra_log_open(config->logs.error, config->logs.access,
-	    config->logs.audit, config->logs.level, err, sizeof(err)) != 0) {
+	                config->logs.audit, config->logs.level, err,
+	                sizeof(err)) != 0) {
 		fprintf(stderr, "estrad: %s\n", err);
 		goto out;
 	}
 	ra_log_capture_libevent();
 	if ((server = est_server_new(config, trust, err, sizeof(err))) ==
 	    NULL) {
-		ra_log(CA_LOG_EMERG, "est.main", NULL, NULL,
-		    "cannot start: %s", err);
+		ra_log(CA_LOG_EMERG, "est.main", NULL, NULL, "cannot start: %s",
+		       err);
 		fprintf(stderr, "estrad: cannot start: %s\n", err);
 		goto out;
 	}
 	ra_log(CA_LOG_INFO, "est.main", NULL, NULL,
-	    "estrad %s starting with %s", ESTRAD_VERSION, config->path);
+	       "estrad %s starting with %s", ESTRAD_VERSION, config->path);
 	fprintf(stderr, "estrad: serving on %s (config %s, error log %s)\n",
-	    config->listen[0], config->path, config->logs.error);
+	        config->listen[0], config->path, config->logs.error);
 	if (est_server_run(server) == 0)
 		rc = 0;
 	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "estrad stopped");

@@ -13,54 +13,8 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
+#include "ca_plugins/ca.h"
 #include "est/pkcs7.h"
-
-/* Room for the drained OpenSSL error queue in one reason. */
-#define PKCS7_SSL_MAX 512
-
-static void pkcs7_err(char *, size_t, int, const char *, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/*
- * Writes a one-line reason into err.  When ssl is set and OpenSSL queued
- * errors, appends them as " (SSL: ...)" the way nginx's ngx_ssl_error()
- * does.  Empties the error queue in every case.
- */
-static void
-pkcs7_err(char *err, size_t errlen, int ssl, const char *fmt, ...)
-{
-	char queue[PKCS7_SSL_MAX], one[256];
-	const char *data;
-	unsigned long e;
-	size_t used, qlen;
-	va_list ap;
-	int flags;
-
-	if (err == NULL || errlen == 0)
-		goto out;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (!ssl)
-		goto out;
-
-	qlen = 0;
-	queue[0] = '\0';
-	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-		ERR_error_string_n(e, one, sizeof(one));
-		if (!(flags & ERR_TXT_STRING) || data == NULL)
-			data = "";
-		if (qlen < sizeof(queue))
-			qlen += (size_t)snprintf(
-			    queue + qlen, sizeof(queue) - qlen, " %s%s%s", one,
-			    *data != '\0' ? ":" : "", data);
-	}
-	used = strlen(err);
-	if (queue[0] != '\0' && used < errlen)
-		snprintf(err + used, errlen - used, " (SSL:%s)", queue);
-out:
-	ERR_clear_error();
-}
 
 /* clang-format takes STACK_OF() for a call and would space the "*". */
 /* clang-format off */
@@ -154,22 +108,22 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 	int rc = -1;
 
 	if (entry == NULL || *entry == '\0') {
-		pkcs7_err(err, errlen, 0, "csrattrs entry \"\" is empty");
+		ca_error_set(err, errlen, 0, "csrattrs entry \"\" is empty");
 		goto out;
 	}
 
 	if ((colon = strchr(entry, ':')) == NULL) {
 		if ((type = pkcs7_obj(entry)) == NULL) {
-			pkcs7_err(err, errlen, 0,
-			          "csrattrs entry \"%s\" is not an OID or a "
-			          "known object name",
-			          entry);
+			ca_error_set(err, errlen, 0,
+			             "csrattrs entry \"%s\" is not an OID or a "
+			             "known object name",
+			             entry);
 			goto out;
 		}
 		if ((item = ASN1_TYPE_new()) == NULL) {
-			pkcs7_err(err, errlen, 1,
-			          "csrattrs entry \"%s\": out of memory",
-			          entry);
+			ca_error_set(err, errlen, 1,
+			             "csrattrs entry \"%s\": out of memory",
+			             entry);
 			goto out;
 		}
 		/* The ASN1_TYPE takes the object. */
@@ -178,30 +132,33 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 	} else {
 		if (colon == entry || colon[1] == '\0' ||
 		    strchr(colon + 1, ':') != NULL) {
-			pkcs7_err(err, errlen, 0,
-			          "csrattrs entry \"%s\" is not KEYTYPE:PARAM",
-			          entry);
+			ca_error_set(
+			    err, errlen, 0,
+			    "csrattrs entry \"%s\" is not KEYTYPE:PARAM",
+			    entry);
 			goto out;
 		}
 		if ((keytype = strndup(entry, (size_t)(colon - entry))) ==
 		    NULL) {
-			pkcs7_err(err, errlen, 0,
-			          "csrattrs entry \"%s\": out of memory",
-			          entry);
+			ca_error_set(err, errlen, 0,
+			             "csrattrs entry \"%s\": out of memory",
+			             entry);
 			goto out;
 		}
 		if ((type = pkcs7_obj(keytype)) == NULL) {
-			pkcs7_err(err, errlen, 0,
-			          "csrattrs entry \"%s\": \"%s\" is not an OID "
-			          "or a known object name",
-			          entry, keytype);
+			ca_error_set(
+			    err, errlen, 0,
+			    "csrattrs entry \"%s\": \"%s\" is not an OID "
+			    "or a known object name",
+			    entry, keytype);
 			goto out;
 		}
 		if ((param = pkcs7_obj(colon + 1)) == NULL) {
-			pkcs7_err(err, errlen, 0,
-			          "csrattrs entry \"%s\": \"%s\" is not an OID "
-			          "or a known object name",
-			          entry, colon + 1);
+			ca_error_set(
+			    err, errlen, 0,
+			    "csrattrs entry \"%s\": \"%s\" is not an OID "
+			    "or a known object name",
+			    entry, colon + 1);
 			goto out;
 		}
 		/*
@@ -214,16 +171,16 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 			item = ASN1_TYPE_pack_sequence(
 			    ASN1_ITEM_rptr(X509_ATTRIBUTE), attr, NULL);
 		if (item == NULL) {
-			pkcs7_err(err, errlen, 1,
-			          "csrattrs entry \"%s\" cannot be encoded",
-			          entry);
+			ca_error_set(err, errlen, 1,
+			             "csrattrs entry \"%s\" cannot be encoded",
+			             entry);
 			goto out;
 		}
 	}
 
 	if (!sk_ASN1_TYPE_push(seq, item)) {
-		pkcs7_err(err, errlen, 1,
-		          "csrattrs entry \"%s\": out of memory", entry);
+		ca_error_set(err, errlen, 1,
+		             "csrattrs entry \"%s\": out of memory", entry);
 		goto out;
 	}
 	item = NULL;
@@ -252,12 +209,12 @@ est_pkcs7_csrattrs(const char *const *names, size_t count, size_t *len,
 	if (len != NULL)
 		*len = 0;
 	if (len == NULL || (names == NULL && count > 0)) {
-		pkcs7_err(err, errlen, 0, "csrattrs: no list or no output");
+		ca_error_set(err, errlen, 0, "csrattrs: no list or no output");
 		goto out;
 	}
 
 	if ((seq = sk_ASN1_TYPE_new_null()) == NULL) {
-		pkcs7_err(err, errlen, 1, "csrattrs: out of memory");
+		ca_error_set(err, errlen, 1, "csrattrs: out of memory");
 		goto out;
 	}
 	for (i = 0; i < count; i++) {
@@ -268,7 +225,7 @@ est_pkcs7_csrattrs(const char *const *names, size_t count, size_t *len,
 	/* CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID; empty is 30 00. */
 	if ((n = i2d_ASN1_SEQUENCE_ANY(seq, &der)) <= 0) {
 		der = NULL;
-		pkcs7_err(err, errlen, 1, "csrattrs: DER encoding failed");
+		ca_error_set(err, errlen, 1, "csrattrs: DER encoding failed");
 		goto out;
 	}
 	*len = (size_t)n;

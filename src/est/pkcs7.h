@@ -26,6 +26,6 @@ unsigned char *est_pkcs7_certs_only(STACK_OF(X509) *certs, size_t *len);
  * empty SEQUENCE (30 00).
  */
 unsigned char *est_pkcs7_csrattrs(const char *const *names, size_t count,
-    size_t *len, char *err, size_t errlen);
+                                  size_t *len, char *err, size_t errlen);
 
 #endif

@@ -71,9 +71,9 @@ est_reply_method(struct evhttp_request *evreq)
 }
 
 void
-est_reply_send(struct evhttp_request *evreq, struct ra_request *req,
-    int status, const char *content_type, int base64, const char *body,
-    size_t len, const char *allow)
+est_reply_send(struct evhttp_request *evreq, struct ra_request *req, int status,
+               const char *content_type, int base64, const char *body,
+               size_t len, const char *allow)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(evreq);
 	struct evbuffer *buf = evbuffer_new();
@@ -91,7 +91,7 @@ est_reply_send(struct evhttp_request *evreq, struct ra_request *req,
 	}
 	if (status == 401)
 		evhttp_add_header(out, "WWW-Authenticate",
-		    "Basic realm=\"estrad\"");
+		                  "Basic realm=\"estrad\"");
 	if (allow != NULL)
 		evhttp_add_header(out, "Allow", allow);
 	if (buf != NULL && len > 0)
@@ -125,17 +125,17 @@ est_reply_send(struct evhttp_request *evreq, struct ra_request *req,
 
 void
 est_reply_error(struct evhttp_request *evreq, struct ra_request *req,
-    const char *allow)
+                const char *allow)
 {
 	char body[CA_CAUSE_MAX + 64];
 	int n;
 
 	n = snprintf(body, sizeof(body), "%s (request %s)\n", req->cause,
-	    req->rid);
+	             req->rid);
 	if (n < 0)
 		n = 0;
 	else if ((size_t)n >= sizeof(body))
 		n = sizeof(body) - 1;
 	est_reply_send(evreq, req, req->status, EST_TYPE_TEXT, 0, body,
-	    (size_t)n, allow);
+	               (size_t)n, allow);
 }

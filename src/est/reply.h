@@ -24,14 +24,14 @@
  * used afterwards.
  */
 void est_reply_send(struct evhttp_request *evreq, struct ra_request *req,
-    int status, const char *content_type, int base64, const char *body,
-    size_t len, const char *allow);
+                    int status, const char *content_type, int base64,
+                    const char *body, size_t len, const char *allow);
 
 /*
  * Sends req->status with the text/plain body "CAUSE (request RID)\n"
  * built from req->cause.
  */
 void est_reply_error(struct evhttp_request *evreq, struct ra_request *req,
-    const char *allow);
+                     const char *allow);
 
 #endif

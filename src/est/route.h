@@ -22,9 +22,9 @@ enum est_operation {
 /* Path-parse outcomes. */
 enum est_route_status {
 	EST_ROUTE_OK,
-	EST_ROUTE_NOT_EST,	  /* not under /.well-known/est/ */
-	EST_ROUTE_UNKNOWN_OP,	  /* last segment is no EST operation */
-	EST_ROUTE_BAD_LABEL	  /* label segment has forbidden bytes */
+	EST_ROUTE_NOT_EST,    /* not under /.well-known/est/ */
+	EST_ROUTE_UNKNOWN_OP, /* last segment is no EST operation */
+	EST_ROUTE_BAD_LABEL   /* label segment has forbidden bytes */
 };
 
 #define EST_LABEL_MAX 64

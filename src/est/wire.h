@@ -10,10 +10,10 @@
 
 /* Exact media types estrad sends (est-protocol.md §3). */
 #define EST_TYPE_CACERTS  "application/pkcs7-mime"
-#define EST_TYPE_CERTS	  "application/pkcs7-mime; smime-type=certs-only"
+#define EST_TYPE_CERTS    "application/pkcs7-mime; smime-type=certs-only"
 #define EST_TYPE_CSRATTRS "application/csrattrs"
-#define EST_TYPE_PKCS10	  "application/pkcs10"
-#define EST_TYPE_TEXT	  "text/plain"
+#define EST_TYPE_PKCS10   "application/pkcs10"
+#define EST_TYPE_TEXT     "text/plain"
 
 /*
  * Decodes an EST request body: drops CR, LF, space and tab; when
@@ -25,7 +25,8 @@
  * 17").  An empty payload is an error too.
  */
 unsigned char *est_wire_base64_decode(const char *in, size_t inlen,
-    int accept_pem_armour, size_t *outlen, char *err, size_t errlen);
+                                      int accept_pem_armour, size_t *outlen,
+                                      char *err, size_t errlen);
 
 /*
  * Encodes der as base64.  wrap is 0 for a single line with no trailing
@@ -34,7 +35,7 @@ unsigned char *est_wire_base64_decode(const char *in, size_t inlen,
  * *outlen to its length, or NULL on allocation failure.
  */
 char *est_wire_base64_encode(const unsigned char *der, size_t derlen, int wrap,
-    size_t *outlen);
+                             size_t *outlen);
 
 /*
  * Returns 1 when a request Content-Type value names type_subtype, compared

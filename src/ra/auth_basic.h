@@ -28,10 +28,10 @@ size_t ra_users_count(const struct ra_users *users);
 
 /* Results of ra_auth_basic_check(). */
 enum ra_basic_result {
-	RA_BASIC_OK,		/* user and password match */
-	RA_BASIC_MALFORMED,	/* not "Basic <base64 of user:password>" */
-	RA_BASIC_UNKNOWN_USER,	/* no such user */
-	RA_BASIC_BAD_PASSWORD	/* user known, password wrong */
+	RA_BASIC_OK,           /* user and password match */
+	RA_BASIC_MALFORMED,    /* not "Basic <base64 of user:password>" */
+	RA_BASIC_UNKNOWN_USER, /* no such user */
+	RA_BASIC_BAD_PASSWORD  /* user known, password wrong */
 };
 
 /*
@@ -43,7 +43,8 @@ enum ra_basic_result {
  * decoded password is wiped before returning.  Thread-safe.
  */
 enum ra_basic_result ra_auth_basic_check(const struct ra_users *users,
-    const char *authorization, char *user, size_t userlen);
+                                         const char *authorization, char *user,
+                                         size_t userlen);
 
 /* Returns a static phrase for a result, for logs ("unknown user"). */
 const char *ra_basic_result_text(enum ra_basic_result result);

@@ -48,7 +48,7 @@ ra_trust_load(const char *path, char *err, size_t errlen)
 fail:
 	code = ERR_peek_last_error();
 	snprintf(err, errlen, "cannot load trust store %s (SSL: %s)", path,
-	    code != 0 ? ERR_reason_error_string(code) : "no certificates");
+	         code != 0 ? ERR_reason_error_string(code) : "no certificates");
 out:
 	ERR_clear_error();
 	X509_STORE_free(store);
@@ -57,7 +57,7 @@ out:
 
 struct ra_trust *
 ra_trust_new(const char *explicit_path, const char *implicit_path, char *err,
-    size_t errlen)
+             size_t errlen)
 {
 	struct ra_trust *trust = NULL, *rc = NULL;
 
@@ -65,11 +65,11 @@ ra_trust_new(const char *explicit_path, const char *implicit_path, char *err,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if ((trust->explicit_store = ra_trust_load(explicit_path, err,
-	    errlen)) == NULL)
+	if ((trust->explicit_store =
+	         ra_trust_load(explicit_path, err, errlen)) == NULL)
 		goto out;
-	if (implicit_path != NULL && (trust->implicit_store =
-	    ra_trust_load(implicit_path, err, errlen)) == NULL)
+	if (implicit_path != NULL && (trust->implicit_store = ra_trust_load(
+	                                  implicit_path, err, errlen)) == NULL)
 		goto out;
 	rc = trust;
 	trust = NULL;
@@ -91,7 +91,7 @@ ra_trust_free(struct ra_trust *trust)
 /* Returns 1 when cert chains to store for client authentication. */
 static int
 ra_trust_verify_one(X509_STORE *store, X509 *cert, STACK_OF(X509) *chain,
-    char *why, size_t whylen)
+                    char *why, size_t whylen)
 {
 	X509_STORE_CTX *ctx = NULL;
 	int ok = 0;
@@ -107,7 +107,7 @@ ra_trust_verify_one(X509_STORE *store, X509 *cert, STACK_OF(X509) *chain,
 		goto out;
 	}
 	snprintf(why, whylen, "%s",
-	    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	         X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 out:
 	X509_STORE_CTX_free(ctx);
 	ERR_clear_error();
@@ -115,17 +115,17 @@ out:
 }
 
 enum ra_trust_store
-ra_trust_verify(const struct ra_trust *trust, X509 *cert,
-    STACK_OF(X509) *chain, char *why, size_t whylen)
+ra_trust_verify(const struct ra_trust *trust, X509 *cert, STACK_OF(X509) *chain,
+                char *why, size_t whylen)
 {
 	char implicit_why[256];
 
 	if (ra_trust_verify_one(trust->explicit_store, cert, chain, why,
-	    whylen))
+	                        whylen))
 		return RA_TRUST_EXPLICIT;
 	if (trust->implicit_store != NULL &&
 	    ra_trust_verify_one(trust->implicit_store, cert, chain,
-	    implicit_why, sizeof(implicit_why)))
+	                        implicit_why, sizeof(implicit_why)))
 		return RA_TRUST_IMPLICIT;
 	return RA_TRUST_NONE;
 }

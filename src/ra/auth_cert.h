@@ -14,11 +14,7 @@
 #include <openssl/x509.h>
 
 /* Which store validated a certificate. */
-enum ra_trust_store {
-	RA_TRUST_NONE,
-	RA_TRUST_EXPLICIT,
-	RA_TRUST_IMPLICIT
-};
+enum ra_trust_store { RA_TRUST_NONE, RA_TRUST_EXPLICIT, RA_TRUST_IMPLICIT };
 
 /* Returns "explicit", "implicit" or "none". */
 const char *ra_trust_store_name(enum ra_trust_store store);
@@ -31,7 +27,8 @@ struct ra_trust;
  * (free with ra_trust_free) or NULL with the file and OpenSSL reason in err.
  */
 struct ra_trust *ra_trust_new(const char *explicit_path,
-    const char *implicit_path, char *err, size_t errlen);
+                              const char *implicit_path, char *err,
+                              size_t errlen);
 
 /* Frees trust.  NULL is a no-op. */
 void ra_trust_free(struct ra_trust *trust);
@@ -44,6 +41,7 @@ void ra_trust_free(struct ra_trust *trust);
  * why ("certificate has expired").  Borrows everything.  Thread-safe.
  */
 enum ra_trust_store ra_trust_verify(const struct ra_trust *trust, X509 *cert,
-    STACK_OF(X509) *chain, char *why, size_t whylen);
+                                    STACK_OF(X509) *chain, char *why,
+                                    size_t whylen);
 
 #endif

@@ -23,14 +23,15 @@
 
 /* One CA label: /.well-known/est/<name>/... */
 struct ra_label {
-	char *name;		/* owned */
+	char *name; /* owned */
 	/* Accepted authentication for simpleenroll/simplereenroll: any one
 	 * of the RA_AUTH_* bits set suffices, RA_AUTH_NONE allows anyone. */
 	unsigned int auth;
-	int b64_wrap;		/* RA_WRAP_AUTO, RA_WRAP_NONE, 64 or 76 */
-	int accept_pem_armour;	/* strip -----BEGIN ...----- armour on input */
-	int include_chain;	/* enroll answer carries the CA chain too */
-	unsigned int retry_after; /* seconds for 202/503 when the CA says none */
+	int b64_wrap;          /* RA_WRAP_AUTO, RA_WRAP_NONE, 64 or 76 */
+	int accept_pem_armour; /* strip -----BEGIN ...----- armour on input */
+	int include_chain;     /* enroll answer carries the CA chain too */
+	unsigned int
+	    retry_after; /* seconds for 202/503 when the CA says none */
 	/* csrattrs answer: the "csrattrs" list as given (OIDs, names or
 	 * "KEYTYPE:PARAM"), each checked with OpenSSL at load; est builds the
 	 * CsrAttrs DER from it.  Empty list: 204.  Owned. */
@@ -49,21 +50,21 @@ struct ra_config {
 	int workers; /* worker threads; 0 in the file means number of cores */
 
 	struct {
-		char *cert;	     /* server certificate (+ chain), PEM */
-		char *key;	     /* its private key, PEM */
-		char *explicit_ca;   /* client trust: EST CA chain, PEM */
-		char *implicit_ca;   /* client trust: third-party CAs or NULL */
-		char *ciphers;	     /* TLS 1.2 cipher list */
-		char *ciphersuites;  /* TLS 1.3 cipher suites */
-		int min_version;     /* TLS1_2_VERSION or TLS1_3_VERSION */
+		char *cert;         /* server certificate (+ chain), PEM */
+		char *key;          /* its private key, PEM */
+		char *explicit_ca;  /* client trust: EST CA chain, PEM */
+		char *implicit_ca;  /* client trust: third-party CAs or NULL */
+		char *ciphers;      /* TLS 1.2 cipher list */
+		char *ciphersuites; /* TLS 1.3 cipher suites */
+		int min_version;    /* TLS1_2_VERSION or TLS1_3_VERSION */
 		int request_client_cert; /* ask for (never require) a cert */
 		unsigned int session_timeout; /* seconds */
 	} tls; /* all paths absolute after load; owned */
 
 	struct {
-		size_t max_body;	/* bytes; larger bodies get 413 */
-		size_t max_headers;	/* bytes of request head */
-		unsigned int timeout;	/* seconds of read/write inactivity */
+		size_t max_body;      /* bytes; larger bodies get 413 */
+		size_t max_headers;   /* bytes of request head */
+		unsigned int timeout; /* seconds of read/write inactivity */
 	} limits;
 
 	struct {
@@ -94,7 +95,7 @@ void ra_config_free(struct ra_config *config);
 
 /* Returns the label called name (borrowed from config), or NULL. */
 struct ra_label *ra_config_label(const struct ra_config *config,
-    const char *name);
+                                 const char *name);
 
 /*
  * Finds where the value at a dotted key path ("labels.default.ca.cert")
@@ -103,6 +104,6 @@ struct ra_label *ra_config_label(const struct ra_config *config,
  * returns 0, or -1 if the path is not in text.  Exposed for tests.
  */
 int ra_config_locate(const char *text, size_t len, const char *path,
-    int last_is_key, int *line, int *column);
+                     int last_is_key, int *line, int *column);
 
 #endif

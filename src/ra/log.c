@@ -34,7 +34,7 @@ static struct ra_log_file ra_log_audit_file = {NULL, -1};
 static int ra_log_level = CA_LOG_INFO;
 
 static const char *const ra_log_level_names[] = {
-	"emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
+    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
 };
 
 static void
@@ -49,7 +49,7 @@ ra_log_timestamp(char *buf, size_t len)
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(seconds, sizeof(seconds), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, len, "%s.%03uZ", seconds,
-	    (unsigned int)(tv.tv_usec / 1000) % 1000u);
+	         (unsigned int)(tv.tv_usec / 1000) % 1000u);
 }
 
 /* Writes all of buf; a log line is never dropped for a short write. */
@@ -71,7 +71,7 @@ ra_log_write_all(int fd, const char *buf, size_t len)
 
 static int
 ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
-    char *err, size_t errlen)
+                char *err, size_t errlen)
 {
 	int fd;
 
@@ -83,7 +83,7 @@ ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open log %s: %s", path,
-		    strerror(errno));
+		         strerror(errno));
 		return -1;
 	}
 	if ((file->path = strdup(path)) == NULL) {
@@ -97,21 +97,21 @@ ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
 
 int
 ra_log_open(const char *error_path, const char *access_path,
-    const char *audit_path, int level, char *err, size_t errlen)
+            const char *audit_path, int level, char *err, size_t errlen)
 {
 	ra_log_level = level;
-	if (ra_log_open_one(&ra_log_error_file, error_path, STDERR_FILENO,
-	    err, errlen) != 0)
+	if (ra_log_open_one(&ra_log_error_file, error_path, STDERR_FILENO, err,
+	                    errlen) != 0)
 		return -1;
 	if (access_path == NULL) {
 		free(ra_log_access_file.path);
 		ra_log_access_file.path = NULL;
 		ra_log_access_file.fd = -1;
 	} else if (ra_log_open_one(&ra_log_access_file, access_path,
-	    STDERR_FILENO, err, errlen) != 0)
+	                           STDERR_FILENO, err, errlen) != 0)
 		return -1;
-	if (ra_log_open_one(&ra_log_audit_file, audit_path, -1, err,
-	    errlen) != 0)
+	if (ra_log_open_one(&ra_log_audit_file, audit_path, -1, err, errlen) !=
+	    0)
 		return -1;
 	return 0;
 }
@@ -128,19 +128,18 @@ ra_log_reopen_one(struct ra_log_file *file)
 
 	if (file->path == NULL)
 		return 0;
-	fd = open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0640);
+	fd = open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		ra_log(CA_LOG_ERROR, "ra.log", NULL,
-		    "check the log directory's permissions",
-		    "cannot reopen log %s: (%d: %s)", file->path, errno,
-		    strerror(errno));
+		       "check the log directory's permissions",
+		       "cannot reopen log %s: (%d: %s)", file->path, errno,
+		       strerror(errno));
 		goto out;
 	}
 	if (dup3(fd, file->fd, O_CLOEXEC) < 0) {
 		ra_log(CA_LOG_ERROR, "ra.log", NULL, NULL,
-		    "cannot reopen log %s: dup3: (%d: %s)", file->path, errno,
-		    strerror(errno));
+		       "cannot reopen log %s: dup3: (%d: %s)", file->path,
+		       errno, strerror(errno));
 		close(fd);
 		goto out;
 	}
@@ -204,10 +203,10 @@ ra_log_escape(const char *s, int quote, char *buf, size_t len)
 		need_quotes = *s == '\0' || strpbrk(s, " ,\"") != NULL;
 	}
 	/* Leave room for the closing quote and the NUL. */
-#define RA_LOG_PUT(c)                                                       \
-	do {                                                                \
-		if (o + 2 < len)                                            \
-			buf[o++] = (c);                                     \
+#define RA_LOG_PUT(c)                                                          \
+	do {                                                                   \
+		if (o + 2 < len)                                               \
+			buf[o++] = (c);                                        \
 	} while (0)
 	if (need_quotes)
 		RA_LOG_PUT('"');
@@ -238,7 +237,7 @@ ra_log_escape(const char *s, int quote, char *buf, size_t len)
 /* Appends ", key: value" with value escaped (quoted when needed). */
 static void
 ra_log_append_field(char *line, size_t *used, size_t len, const char *key,
-    const char *value, int quote)
+                    const char *value, int quote)
 {
 	char escaped[1024];
 	int n;
@@ -253,7 +252,7 @@ ra_log_append_field(char *line, size_t *used, size_t len, const char *key,
 
 void
 ra_log(enum ca_log_level level, const char *component,
-    const struct ra_log_context *ctx, const char *hint, const char *fmt, ...)
+       const struct ra_log_context *ctx, const char *hint, const char *fmt, ...)
 {
 	char message[RA_LOG_MESSAGE_MAX], escaped[RA_LOG_MESSAGE_MAX];
 	char line[RA_LOG_LINE_MAX], ts[32], answer[16];
@@ -270,40 +269,44 @@ ra_log(enum ca_log_level level, const char *component,
 	ra_log_timestamp(ts, sizeof(ts));
 
 	n = snprintf(line, sizeof(line), "%s [%s] %ld#%ld: %s%s%s%s: %s", ts,
-	    ra_log_level_names[level], (long)getpid(),
-	    (long)syscall(SYS_gettid), ctx != NULL && ctx->rid != NULL ?
-	    "rid=" : "", ctx != NULL && ctx->rid != NULL ? ctx->rid : "",
-	    ctx != NULL && ctx->rid != NULL ? " " : "", component, escaped);
-	used = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 :
-	    (size_t)n;
+	             ra_log_level_names[level], (long)getpid(),
+	             (long)syscall(SYS_gettid),
+	             ctx != NULL && ctx->rid != NULL ? "rid=" : "",
+	             ctx != NULL && ctx->rid != NULL ? ctx->rid : "",
+	             ctx != NULL && ctx->rid != NULL ? " " : "", component,
+	             escaped);
+	used = n < 0                       ? 0
+	       : (size_t)n >= sizeof(line) ? sizeof(line) - 1
+	                                   : (size_t)n;
 	/* Keep room for the context and the hint: cut the message first. */
 	if (used > sizeof(line) - 1024)
 		used = sizeof(line) - 1024;
 	line[used] = '\0';
 	if (ctx != NULL) {
 		ra_log_append_field(line, &used, sizeof(line) - 2, "client",
-		    ctx->client, 0);
-		ra_log_append_field(line, &used, sizeof(line) - 2,
-		    "identity", ctx->identity, 1);
+		                    ctx->client, 0);
+		ra_log_append_field(line, &used, sizeof(line) - 2, "identity",
+		                    ctx->identity, 1);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "label",
-		    ctx->label, 1);
+		                    ctx->label, 1);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "op",
-		    ctx->op, 0);
+		                    ctx->op, 0);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "backend",
-		    ctx->backend, 0);
+		                    ctx->backend, 0);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "url",
-		    ctx->url, 0);
+		                    ctx->url, 0);
 		if (ctx->extra != NULL && used < sizeof(line) - 2) {
 			n = snprintf(line + used, sizeof(line) - 2 - used,
-			    ", %s", ctx->extra);
+			             ", %s", ctx->extra);
 			if (n > 0)
-				used = (size_t)n >= sizeof(line) - 2 - used ?
-				    sizeof(line) - 3 : used + (size_t)n;
+				used = (size_t)n >= sizeof(line) - 2 - used
+				           ? sizeof(line) - 3
+				           : used + (size_t)n;
 		}
 		if (ctx->answer != 0) {
 			snprintf(answer, sizeof(answer), "%d", ctx->answer);
 			ra_log_append_field(line, &used, sizeof(line) - 2,
-			    "answer", answer, 0);
+			                    "answer", answer, 0);
 		}
 	}
 	if (hint != NULL && *hint != '\0') {
@@ -316,11 +319,12 @@ ra_log(enum ca_log_level level, const char *component,
 			snprintf(quoted, sizeof(quoted), "\"%s\"", tmp);
 		else
 			snprintf(quoted, sizeof(quoted), "%s", tmp);
-		n = snprintf(line + used, sizeof(line) - 2 - used,
-		    ", hint: %s", quoted);
+		n = snprintf(line + used, sizeof(line) - 2 - used, ", hint: %s",
+		             quoted);
 		if (n > 0)
-			used = (size_t)n >= sizeof(line) - 2 - used ?
-			    sizeof(line) - 3 : used + (size_t)n;
+			used = (size_t)n >= sizeof(line) - 2 - used
+			           ? sizeof(line) - 3
+			           : used + (size_t)n;
 	}
 	line[used++] = '\n';
 	ra_log_write_all(ra_log_error_file.fd, line, used);
@@ -339,12 +343,13 @@ ra_log_access(const struct ra_access_entry *e)
 	ra_log_timestamp(ts, sizeof(ts));
 	ra_log_escape(e->path != NULL ? e->path : "-", 0, path, sizeof(path));
 	ra_log_escape(e->identity != NULL ? e->identity : "-", 0, identity,
-	    sizeof(identity));
+	              sizeof(identity));
 	ra_log_escape(e->user_agent != NULL ? e->user_agent : "-", 0, ua,
-	    sizeof(ua));
+	              sizeof(ua));
 	ra_log_escape(e->label != NULL ? e->label : "-", 0, label,
-	    sizeof(label));
-	n = snprintf(line, sizeof(line) - 1,
+	              sizeof(label));
+	n = snprintf(
+	    line, sizeof(line) - 1,
 	    "%s %s rid=%s \"%s %s HTTP/1.1\" %d %zu tls=%s auth=%s "
 	    "id=\"%s\" label=%s op=%s backend=%s outcome=%s ca_ms=%ld ms=%ld "
 	    "retry_after=%u ua=\"%s\"",
@@ -355,8 +360,9 @@ ra_log_access(const struct ra_access_entry *e)
 	    e->op != NULL ? e->op : "-", e->backend != NULL ? e->backend : "-",
 	    e->outcome != NULL ? e->outcome : "-", e->ca_ms, e->ms,
 	    e->retry_after, ua);
-	used = n < 0 ? 0 : (size_t)n >= sizeof(line) - 1 ? sizeof(line) - 2 :
-	    (size_t)n;
+	used = n < 0                           ? 0
+	       : (size_t)n >= sizeof(line) - 1 ? sizeof(line) - 2
+	                                       : (size_t)n;
 	line[used++] = '\n';
 	ra_log_write_all(ra_log_access_file.fd, line, used);
 }
@@ -373,9 +379,9 @@ ra_log_audit(json_t *entry)
 	ra_log_timestamp(ts, sizeof(ts));
 	if (json_object_set_new(entry, "ts", json_string(ts)) != 0 ||
 	    (text = json_dumps(entry, JSON_COMPACT | JSON_PRESERVE_ORDER)) ==
-	    NULL) {
+	        NULL) {
 		ra_log(CA_LOG_CRIT, "ra.audit", NULL, NULL,
-		    "cannot format audit record: out of memory");
+		       "cannot format audit record: out of memory");
 		goto out;
 	}
 	len = strlen(text);
@@ -385,9 +391,9 @@ ra_log_audit(json_t *entry)
 	/* The record must be on disk before the client sees its answer. */
 	if (fdatasync(ra_log_audit_file.fd) != 0 && errno != EINVAL) {
 		ra_log(CA_LOG_CRIT, "ra.audit", NULL,
-		    "check the disk holding the audit log",
-		    "cannot sync audit log %s: (%d: %s)",
-		    ra_log_audit_file.path, errno, strerror(errno));
+		       "check the disk holding the audit log",
+		       "cannot sync audit log %s: (%d: %s)",
+		       ra_log_audit_file.path, errno, strerror(errno));
 		goto out;
 	}
 	rc = 0;

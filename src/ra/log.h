@@ -26,8 +26,8 @@ struct ra_log_context {
 	const char *op;
 	const char *backend;
 	const char *url;
-	const char *extra;    /* preformatted "key: value, key: value" */
-	int answer;	      /* EST status sent */
+	const char *extra; /* preformatted "key: value, key: value" */
+	int answer;        /* EST status sent */
 };
 
 /*
@@ -36,7 +36,7 @@ struct ra_log_context {
  * in err.  Main thread, before workers start.
  */
 int ra_log_open(const char *error_path, const char *access_path,
-    const char *audit_path, int level, char *err, size_t errlen);
+                const char *audit_path, int level, char *err, size_t errlen);
 
 /*
  * Reopens the files at the same paths (logrotate moved them).  Safe while
@@ -59,8 +59,8 @@ int ra_log_enabled(enum ca_log_level level);
  * ACTION]", formatted from fmt; control bytes in it are escaped as \xHH.
  */
 void ra_log(enum ca_log_level level, const char *component,
-    const struct ra_log_context *ctx, const char *hint, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+            const struct ra_log_context *ctx, const char *hint, const char *fmt,
+            ...) __attribute__((format(printf, 5, 6)));
 
 /*
  * The fields of one access-log line, written once the answer is sent.
@@ -72,16 +72,16 @@ struct ra_access_entry {
 	const char *method;
 	const char *path;
 	int status;
-	size_t bytes;	      /* body bytes sent */
-	const char *tls;      /* "TLSv1.3" */
-	const char *auth;     /* "cert", "basic", "none" */
+	size_t bytes;     /* body bytes sent */
+	const char *tls;  /* "TLSv1.3" */
+	const char *auth; /* "cert", "basic", "none" */
 	const char *identity;
 	const char *label;
 	const char *op;
 	const char *backend;
-	const char *outcome;  /* ISSUED, REFUSED, ... */
-	long ca_ms;	      /* time spent in the CA call, -1 if none */
-	long ms;	      /* whole request */
+	const char *outcome; /* ISSUED, REFUSED, ... */
+	long ca_ms;          /* time spent in the CA call, -1 if none */
+	long ms;             /* whole request */
 	unsigned int retry_after;
 	const char *user_agent;
 };

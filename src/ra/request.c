@@ -38,7 +38,7 @@ ra_auth_method_name(enum ra_auth_method method)
 
 struct ra_request *
 ra_request_new(const struct ra_config *config, const struct ra_trust *trust,
-    struct event_base *base)
+               struct event_base *base)
 {
 	struct ra_request_private *priv;
 	struct ra_request *req;
@@ -53,8 +53,8 @@ ra_request_new(const struct ra_config *config, const struct ra_trust *trust,
 		struct timeval tv;
 
 		gettimeofday(&tv, NULL);
-		memcpy(raw, &tv, sizeof(raw) < sizeof(tv) ? sizeof(raw) :
-		    sizeof(tv));
+		memcpy(raw, &tv,
+		       sizeof(raw) < sizeof(tv) ? sizeof(raw) : sizeof(tv));
 	}
 	for (i = 0; i < sizeof(raw); i++)
 		snprintf(req->rid + 2 * i, 3, "%02x", raw[i]);
@@ -88,7 +88,7 @@ ra_request_free(struct ra_request *req)
 
 void
 ra_request_set_label(struct ra_request *req, const struct ra_label *label,
-    const char *op_name)
+                     const char *op_name)
 {
 	req->label = label;
 	req->op_name = op_name;
@@ -105,26 +105,25 @@ ra_request_elapsed_ms(const struct ra_request *req)
 
 	gettimeofday(&now, NULL);
 	return (now.tv_sec - req->started.tv_sec) * 1000L +
-	    (now.tv_usec - req->started.tv_usec) / 1000L;
+	       (now.tv_usec - req->started.tv_usec) / 1000L;
 }
 
 static void
-ra_request_vrefuse(struct ra_request *req, int status,
-    enum ca_log_level level, const char *component, const char *hint,
-    const char *fmt, va_list ap)
+ra_request_vrefuse(struct ra_request *req, int status, enum ca_log_level level,
+                   const char *component, const char *hint, const char *fmt,
+                   va_list ap)
 {
 	req->status = status;
 	vsnprintf(req->cause, sizeof(req->cause), fmt, ap);
 	if (req->outcome_name == NULL)
-		req->outcome_name = status >= 500 ? "MISCONFIGURED" :
-		    "REFUSED";
+		req->outcome_name = status >= 500 ? "MISCONFIGURED" : "REFUSED";
 	req->log.answer = status;
 	ra_log(level, component, &req->log, hint, "%s", req->cause);
 }
 
 void
 ra_request_refuse(struct ra_request *req, int status, enum ca_log_level level,
-    const char *component, const char *hint, const char *fmt, ...)
+                  const char *component, const char *hint, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -165,13 +164,14 @@ ra_request_authenticate(struct ra_request *req, const char *authorization)
 		char subject[256];
 
 		ra_request_subject(X509_get_subject_name(req->peer.cert),
-		    subject, sizeof(subject));
-		req->cert_store = ra_trust_verify(req->trust, req->peer.cert,
-		    req->peer.chain, why, sizeof(why));
+		                   subject, sizeof(subject));
+		req->cert_store =
+		    ra_trust_verify(req->trust, req->peer.cert, req->peer.chain,
+		                    why, sizeof(why));
 		if (req->cert_store != RA_TRUST_NONE) {
 			req->auth_method = RA_AUTHED_CERT;
 			snprintf(req->identity, sizeof(req->identity), "%s",
-			    subject);
+			         subject);
 			req->log.identity = req->identity;
 			return 0;
 		}
@@ -179,45 +179,50 @@ ra_request_authenticate(struct ra_request *req, const char *authorization)
 		 * Basic may still let the client in: the operator wants to
 		 * know why the device's certificate was not enough. */
 		ra_log(CA_LOG_NOTICE, "ra.auth", &req->log,
-		    "check that the client certificate chains to tls.explicit_ca "
-		    "or tls.implicit_ca",
-		    "client certificate not accepted: %s, subject: \"%s\"",
-		    why, subject);
+		       "check that the client certificate chains to "
+		       "tls.explicit_ca "
+		       "or tls.implicit_ca",
+		       "client certificate not accepted: %s, subject: \"%s\"",
+		       why, subject);
 	}
 	if ((allowed & RA_AUTH_BASIC) && authorization != NULL &&
 	    req->config->users_table != NULL) {
 		basic = ra_auth_basic_check(req->config->users_table,
-		    authorization, user, sizeof(user));
+		                            authorization, user, sizeof(user));
 		if (basic == RA_BASIC_OK) {
 			req->auth_method = RA_AUTHED_BASIC;
 			snprintf(req->identity, sizeof(req->identity), "%s",
-			    user);
+			         user);
 			req->log.identity = req->identity;
 			return 0;
 		}
 		if (user[0] != '\0') {
 			snprintf(req->identity, sizeof(req->identity), "%s",
-			    user);
+			         user);
 			req->log.identity = req->identity;
 		}
 		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth",
-		    "check the user's password in the users file",
-		    "authentication failed: %s",
-		    ra_basic_result_text(basic));
+		                  "check the user's password in the users file",
+		                  "authentication failed: %s",
+		                  ra_basic_result_text(basic));
 		return -1;
 	}
 	if (allowed & RA_AUTH_BASIC) {
-		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth", NULL,
+		ra_request_refuse(
+		    req, 401, CA_LOG_NOTICE, "ra.auth", NULL,
 		    "authentication required: %s",
 		    why[0] != '\0' ? "client certificate not accepted and no "
-		    "Basic credentials" : "no client certificate and no Basic "
-		    "credentials");
+		                     "Basic credentials"
+		                   : "no client certificate and no Basic "
+		                     "credentials");
 		return -1;
 	}
-	ra_request_refuse(req, why[0] != '\0' ? 403 : 401, CA_LOG_NOTICE,
-	    "ra.auth", NULL, "authentication required: %s%s",
-	    why[0] != '\0' ? "client certificate not accepted: " :
-	    "label accepts client certificates only and none was sent",
+	ra_request_refuse(
+	    req, why[0] != '\0' ? 403 : 401, CA_LOG_NOTICE, "ra.auth", NULL,
+	    "authentication required: %s%s",
+	    why[0] != '\0'
+	        ? "client certificate not accepted: "
+	        : "label accepts client certificates only and none was sent",
 	    why);
 	return -1;
 }
@@ -246,7 +251,8 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	int len_a, len_b, rc = -1;
 
 	if (req->peer.cert == NULL || req->auth_method != RA_AUTHED_CERT) {
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+		ra_request_refuse(
+		    req, 403, CA_LOG_NOTICE, "ra.request",
 		    "simplereenroll needs the certificate being renewed as "
 		    "the TLS client certificate",
 		    "reenroll refused: Unable to locate certificate to be "
@@ -254,7 +260,8 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 		goto out;
 	}
 	if (req->cert_store != RA_TRUST_EXPLICIT) {
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+		ra_request_refuse(
+		    req, 403, CA_LOG_NOTICE, "ra.request",
 		    "a manufacturer certificate may enroll, not reenroll",
 		    "reenroll refused: client certificate is anchored in the "
 		    "implicit store");
@@ -264,20 +271,24 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	len_b = i2d_X509_NAME(X509_get_subject_name(req->peer.cert), &der_b);
 	if (len_a < 0 || len_b < 0 || len_a != len_b ||
 	    memcmp(der_a, der_b, (size_t)len_a) != 0) {
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+		ra_request_refuse(
+		    req, 403, CA_LOG_NOTICE, "ra.request",
 		    "the CSR must carry the subject of the certificate being "
-		    "renewed", "reenroll refused: CSR subject differs from the "
+		    "renewed",
+		    "reenroll refused: CSR subject differs from the "
 		    "certificate being renewed");
 		goto out;
 	}
 	req_exts = X509_REQ_get_extensions(csr);
 	a = ra_request_san(req_exts);
 	b = ra_request_san(X509_get0_extensions(req->peer.cert));
-	if ((a == NULL) != (b == NULL) || (a != NULL &&
-	    ASN1_STRING_cmp(a, b) != 0)) {
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.request",
+	if ((a == NULL) != (b == NULL) ||
+	    (a != NULL && ASN1_STRING_cmp(a, b) != 0)) {
+		ra_request_refuse(
+		    req, 403, CA_LOG_NOTICE, "ra.request",
 		    "the CSR must carry the subjectAltName of the certificate "
-		    "being renewed", "reenroll refused: CSR subjectAltName "
+		    "being renewed",
+		    "reenroll refused: CSR subjectAltName "
 		    "differs from the certificate being renewed");
 		goto out;
 	}
@@ -292,14 +303,14 @@ out:
 /* Hex SHA-256 of DER bytes, for the audit record. */
 static void
 ra_request_sha256_hex(const unsigned char *der, int len, char *hex,
-    size_t hexlen)
+                      size_t hexlen)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0, i;
 
 	hex[0] = '\0';
-	if (len <= 0 || EVP_Digest(der, (size_t)len, md, &mdlen,
-	    EVP_sha256(), NULL) != 1)
+	if (len <= 0 ||
+	    EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1)
 		return;
 	for (i = 0; i < mdlen && 2 * i + 2 < hexlen; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
@@ -319,7 +330,7 @@ ra_request_audit_csr(X509_REQ *csr)
 	obj = json_object();
 	sans = json_array();
 	ra_request_subject(X509_REQ_get_subject_name(csr), subject,
-	    sizeof(subject));
+	                   sizeof(subject));
 	json_object_set_new(obj, "subject", json_string(subject));
 	exts = X509_REQ_get_extensions(csr);
 	i = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
@@ -344,8 +355,9 @@ ra_request_audit_csr(X509_REQ *csr)
 	json_object_set_new(obj, "san", sans);
 	pkey = X509_REQ_get0_pubkey(csr);
 	if (pkey != NULL) {
-		snprintf(key, sizeof(key), "%s-%d", EVP_PKEY_get0_type_name(pkey),
-		    EVP_PKEY_get_bits(pkey));
+		snprintf(key, sizeof(key), "%s-%d",
+		         EVP_PKEY_get0_type_name(pkey),
+		         EVP_PKEY_get_bits(pkey));
 		json_object_set_new(obj, "key", json_string(key));
 		len = i2d_PUBKEY(pkey, &der);
 		ra_request_sha256_hex(der, len, hex, sizeof(hex));
@@ -369,8 +381,8 @@ ra_request_audit_cert(X509 *cert)
 	json_t *obj = json_object();
 	int len;
 
-	json_object_set_new(obj, "serial", json_string(serial_hex != NULL ?
-	    serial_hex : ""));
+	json_object_set_new(obj, "serial",
+	                    json_string(serial_hex != NULL ? serial_hex : ""));
 	ra_request_subject(X509_get_issuer_name(cert), issuer, sizeof(issuer));
 	json_object_set_new(obj, "issuer", json_string(issuer));
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) {
@@ -399,13 +411,14 @@ ra_request_audit(struct ra_request *req, const char *event)
 
 	json_object_set_new(entry, "rid", json_string(req->rid));
 	json_object_set_new(entry, "event", json_string(event));
-	json_object_set_new(entry, "label", json_string(req->label != NULL ?
-	    req->label->name : ""));
-	json_object_set_new(entry, "op", json_string(req->op_name != NULL ?
-	    req->op_name : ""));
+	json_object_set_new(
+	    entry, "label",
+	    json_string(req->label != NULL ? req->label->name : ""));
+	json_object_set_new(
+	    entry, "op", json_string(req->op_name != NULL ? req->op_name : ""));
 	json_object_set_new(entry, "client", json_string(req->peer.client));
 	json_object_set_new(auth, "method",
-	    json_string(ra_auth_method_name(req->auth_method)));
+	                    json_string(ra_auth_method_name(req->auth_method)));
 	json_object_set_new(auth, "identity", json_string(req->identity));
 	if (req->auth_method == RA_AUTHED_CERT && req->peer.cert != NULL) {
 		char hex[2 * EVP_MAX_MD_SIZE + 1];
@@ -415,18 +428,20 @@ ra_request_audit(struct ra_request *req, const char *event)
 		ra_request_sha256_hex(der, len, hex, sizeof(hex));
 		OPENSSL_free(der);
 		json_object_set_new(auth, "cert_sha256", json_string(hex));
-		json_object_set_new(auth, "store",
+		json_object_set_new(
+		    auth, "store",
 		    json_string(ra_trust_store_name(req->cert_store)));
 	}
 	json_object_set_new(entry, "auth", auth);
 	if (req->csr != NULL)
 		json_object_set_new(entry, "csr",
-		    ra_request_audit_csr(req->csr));
+		                    ra_request_audit_csr(req->csr));
 	if (req->label != NULL && req->label->ca != NULL)
 		json_object_set_new(entry, "backend",
-		    json_string(req->label->ca->backend->name));
+		                    json_string(req->label->ca->backend->name));
 	if (req->certs != NULL && sk_X509_num(req->certs) > 0)
-		json_object_set_new(entry, "cert",
+		json_object_set_new(
+		    entry, "cert",
 		    ra_request_audit_cert(sk_X509_value(req->certs, 0)));
 	else
 		json_object_set_new(entry, "reason", json_string(req->cause));
@@ -475,8 +490,8 @@ ra_request_finish(struct ra_request *req)
 	priv->running = 0;
 	if (priv->orphaned) {
 		ra_log(CA_LOG_INFO, "ra.request", &req->log, NULL,
-		    "client left before the CA answered (%s)",
-		    req->outcome_name != NULL ? req->outcome_name : "-");
+		       "client left before the CA answered (%s)",
+		       req->outcome_name != NULL ? req->outcome_name : "-");
 		ra_request_free(req);
 		return;
 	}
@@ -484,7 +499,7 @@ ra_request_finish(struct ra_request *req)
 }
 
 static void ra_request_conclude(struct ra_request *req, struct ca_call *call,
-    int enroll);
+                                int enroll);
 
 /*
  * Completion of the cacerts call made for include_chain: the CA chain is
@@ -512,8 +527,8 @@ ra_request_chain_done(struct ca_call *call, void *arg)
 		}
 	} else {
 		ra_log(CA_LOG_WARN, "ra.request", &req->log, NULL,
-		    "include_chain: cannot get the CA chain: %s",
-		    call->result.cause);
+		       "include_chain: cannot get the CA chain: %s",
+		       call->result.cause);
 	}
 	ra_request_conclude(req, call, 1);
 }
@@ -534,7 +549,7 @@ ra_request_fetch_chain(struct ra_request *req, struct ca_call *done)
 	req->call->label = req->label->name;
 	req->call->log_context = &req->log;
 	ca_instance_start(req->label->ca, req->call, ra_request_chain_done,
-	    req);
+	                  req);
 	return 0;
 }
 
@@ -561,11 +576,12 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 			req->outcome_name = "MISCONFIGURED";
 			req->log.answer = 500;
 			snprintf(req->cause, sizeof(req->cause),
-			    "%s failed: backend %s answered without a "
-			    "certificate", ca_operation_name(req->ca_op),
-			    req->label->ca->backend->name);
+			         "%s failed: backend %s answered without a "
+			         "certificate",
+			         ca_operation_name(req->ca_op),
+			         req->label->ca->backend->name);
 			ra_log(CA_LOG_ALERT, "ra.request", &req->log, NULL,
-			    "%s", req->cause);
+			       "%s", req->cause);
 		} else {
 			req->certs = res->chain;
 			res->chain = NULL;
@@ -577,13 +593,15 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 		unsigned int retry = res->retry_after;
 
 		snprintf(req->cause, sizeof(req->cause), "%s",
-		    res->cause[0] != '\0' ? res->cause : req->outcome_name);
+		         res->cause[0] != '\0' ? res->cause
+		                               : req->outcome_name);
 		if (req->status == 202 || req->status == 503)
-			req->retry_after = retry != 0 ? retry :
-			    req->label->retry_after;
+			req->retry_after =
+			    retry != 0 ? retry : req->label->retry_after;
 		ra_log(req->status >= 500 ? CA_LOG_ERROR : CA_LOG_NOTICE,
-		    "ra.request", &req->log,
-		    res->hint[0] != '\0' ? res->hint : NULL, "%s", req->cause);
+		       "ra.request", &req->log,
+		       res->hint[0] != '\0' ? res->hint : NULL, "%s",
+		       req->cause);
 	}
 	ra_request_conclude(req, call, enroll);
 }
@@ -599,15 +617,17 @@ ra_request_conclude(struct ra_request *req, struct ca_call *call, int enroll)
 	const char *event;
 
 	if (enroll) {
-		event = req->status == 200 ? "issued" : req->status == 202 ?
-		    "pending" : req->outcome == CA_REJECTED ? "rejected" :
-		    "failed";
+		event = req->status == 200            ? "issued"
+		        : req->status == 202          ? "pending"
+		        : req->outcome == CA_REJECTED ? "rejected"
+		                                      : "failed";
 		if (ra_request_audit(req, event) != 0 && req->status == 200) {
 			sk_X509_pop_free(req->certs, X509_free);
 			req->certs = NULL;
 			req->status = 500;
 			req->outcome_name = "MISCONFIGURED";
-			snprintf(req->cause, sizeof(req->cause),
+			snprintf(
+			    req->cause, sizeof(req->cause),
 			    "enroll failed: audit log unwritable, certificate "
 			    "withheld");
 		}
@@ -628,7 +648,7 @@ ra_request_deliver(evutil_socket_t fd, short what, void *arg)
 
 void
 ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
-    ra_request_done_fn done_fn, void *arg)
+                 ra_request_done_fn done_fn, void *arg)
 {
 	struct ra_request_private *priv = (struct ra_request_private *)req;
 	static const struct timeval now = {0, 0};
@@ -642,7 +662,8 @@ ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
 		goto refused;
 	if ((req->call = ca_call_new()) == NULL) {
 		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.request", NULL,
-		    "%s failed: out of memory", ca_operation_name(op));
+		                  "%s failed: out of memory",
+		                  ca_operation_name(op));
 		goto refused;
 	}
 	req->call->op = op;
@@ -657,7 +678,7 @@ ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
 refused:
 	if (op == CA_OP_ENROLL || op == CA_OP_REENROLL)
 		(void)ra_request_audit(req, "refused");
-	if (event_base_once(req->base, -1, EV_TIMEOUT, ra_request_deliver,
-	    req, &now) != 0)
+	if (event_base_once(req->base, -1, EV_TIMEOUT, ra_request_deliver, req,
+	                    &now) != 0)
 		ra_request_finish(req);
 }

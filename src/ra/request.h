@@ -20,20 +20,16 @@
 
 /* What the TLS layer knows about the client; filled by est/. */
 struct ra_peer {
-	char client[64];	 /* "ip:port" */
-	X509 *cert;		 /* leaf the client proved; borrowed or NULL */
-	STACK_OF(X509) *chain;	 /* what the client sent; borrowed or NULL */
+	char client[64];         /* "ip:port" */
+	X509 *cert;              /* leaf the client proved; borrowed or NULL */
+	STACK_OF(X509) *chain;   /* what the client sent; borrowed or NULL */
 	const char *tls_version; /* static, "TLSv1.2" */
 	unsigned char tls_unique[64]; /* RFC 5929 on TLS <= 1.2 */
-	size_t tls_unique_len;	      /* 0 on TLS 1.3 */
+	size_t tls_unique_len;        /* 0 on TLS 1.3 */
 };
 
 /* How the client authenticated. */
-enum ra_auth_method {
-	RA_AUTHED_NONE,
-	RA_AUTHED_CERT,
-	RA_AUTHED_BASIC
-};
+enum ra_auth_method { RA_AUTHED_NONE, RA_AUTHED_CERT, RA_AUTHED_BASIC };
 
 /* Returns "none", "cert" or "basic". */
 const char *ra_auth_method_name(enum ra_auth_method method);
@@ -44,32 +40,32 @@ struct ra_request;
 typedef void (*ra_request_done_fn)(struct ra_request *req, void *arg);
 
 struct ra_request {
-	char rid[17];			  /* 16 hex digits */
-	const struct ra_config *config;	  /* borrowed */
-	const struct ra_trust *trust;	  /* borrowed */
-	const struct ra_label *label;	  /* borrowed; NULL until routed */
-	struct event_base *base;	  /* the worker's loop; borrowed */
-	const char *op_name;		  /* EST operation name, static */
+	char rid[17];                   /* 16 hex digits */
+	const struct ra_config *config; /* borrowed */
+	const struct ra_trust *trust;   /* borrowed */
+	const struct ra_label *label;   /* borrowed; NULL until routed */
+	struct event_base *base;        /* the worker's loop; borrowed */
+	const char *op_name;            /* EST operation name, static */
 	struct ra_peer peer;
-	struct ra_log_context log;	  /* points into this struct */
+	struct ra_log_context log; /* points into this struct */
 
 	/* Authentication result. */
 	enum ra_auth_method auth_method;
 	enum ra_trust_store cert_store;
-	char identity[256];		  /* subject or user, escaped later */
+	char identity[256]; /* subject or user, escaped later */
 
 	/* CA call and answer. */
-	X509_REQ *csr;			  /* owned; freed with the request */
-	struct ca_call *call;		  /* owned while running */
+	X509_REQ *csr;        /* owned; freed with the request */
+	struct ca_call *call; /* owned while running */
 	enum ca_operation ca_op;
 	enum ca_outcome outcome;
-	const char *outcome_name;	  /* ISSUED, REFUSED, ... */
-	int status;			  /* HTTP status to send */
-	unsigned int retry_after;	  /* seconds, for 202/503 */
-	char cause[CA_CAUSE_MAX];	  /* text/plain answer and log cause */
-	STACK_OF(X509) *certs;		  /* owned: what to send on 200 */
-	long ca_ms;			  /* CA call duration, -1 if none */
-	int audited;			  /* the audit record is written */
+	const char *outcome_name; /* ISSUED, REFUSED, ... */
+	int status;               /* HTTP status to send */
+	unsigned int retry_after; /* seconds, for 202/503 */
+	char cause[CA_CAUSE_MAX]; /* text/plain answer and log cause */
+	STACK_OF(X509) *certs;    /* owned: what to send on 200 */
+	long ca_ms;               /* CA call duration, -1 if none */
+	int audited;              /* the audit record is written */
 	struct timeval started;
 
 	ra_request_done_fn done_fn;
@@ -82,7 +78,8 @@ struct ra_request {
  * outlive it.
  */
 struct ra_request *ra_request_new(const struct ra_config *config,
-    const struct ra_trust *trust, struct event_base *base);
+                                  const struct ra_trust *trust,
+                                  struct event_base *base);
 
 /*
  * Frees req.  A request whose CA call is still running is not freed: it is
@@ -93,7 +90,7 @@ void ra_request_free(struct ra_request *req);
 
 /* Sets the label (borrowed from req->config) and the op name for logs. */
 void ra_request_set_label(struct ra_request *req, const struct ra_label *label,
-    const char *op_name);
+                          const char *op_name);
 
 /*
  * Authenticates the client for an enrollment on req->label: a client
@@ -115,7 +112,7 @@ int ra_request_authenticate(struct ra_request *req, const char *authorization);
  * done_fn runs.
  */
 void ra_request_start(struct ra_request *req, enum ca_operation op,
-    X509_REQ *csr, ra_request_done_fn done_fn, void *arg);
+                      X509_REQ *csr, ra_request_done_fn done_fn, void *arg);
 
 /*
  * Refuses the request with status and a printf-style cause, logs one
@@ -124,8 +121,9 @@ void ra_request_start(struct ra_request *req, enum ca_operation op,
  * its log line.
  */
 void ra_request_refuse(struct ra_request *req, int status,
-    enum ca_log_level level, const char *component, const char *hint,
-    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+                       enum ca_log_level level, const char *component,
+                       const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 /*
  * Writes the audit record of an enrollment refused before any CA call

@@ -33,7 +33,7 @@ static EVP_PKEY *rsa2048, *rsa1024, *rsapss2048, *ec256, *ec384, *ec521, *k256,
 static X509_REQ *
 make_req(EVP_PKEY *key, const EVP_MD *md, const char *cn, int san)
 {
-	STACK_OF(X509_EXTENSION) * exts;
+	STACK_OF(X509_EXTENSION) *exts;
 	X509_EXTENSION *ext;
 	X509_NAME *name;
 	X509_REQ *req;
@@ -528,7 +528,7 @@ END_TEST
 
 START_TEST(test_csr_extensions)
 {
-	STACK_OF(X509_EXTENSION) * exts;
+	STACK_OF(X509_EXTENSION) *exts;
 	unsigned char *der;
 	X509_REQ *req;
 	size_t len;

@@ -62,9 +62,9 @@ make_cert(const char *cn, long serial)
  * holding exactly want, in order.
  */
 static void
-assert_certs_only(const unsigned char *der, size_t len, STACK_OF(X509) * want)
+assert_certs_only(const unsigned char *der, size_t len, STACK_OF(X509) *want)
 {
-	STACK_OF(X509) * got;
+	STACK_OF(X509) *got;
 	const unsigned char *p;
 	PKCS7_SIGNED *sd;
 	PKCS7 *p7;
@@ -94,7 +94,7 @@ assert_certs_only(const unsigned char *der, size_t len, STACK_OF(X509) * want)
 
 START_TEST(test_pkcs7_certs_only_two_certs_in_order)
 {
-	STACK_OF(X509) * certs;
+	STACK_OF(X509) *certs;
 	unsigned char *der;
 	size_t len;
 
@@ -122,7 +122,7 @@ END_TEST
 
 START_TEST(test_pkcs7_certs_only_one_cert)
 {
-	STACK_OF(X509) * certs;
+	STACK_OF(X509) *certs;
 	unsigned char *der;
 	size_t len;
 
@@ -138,7 +138,7 @@ END_TEST
 
 START_TEST(test_pkcs7_certs_only_empty_and_null)
 {
-	STACK_OF(X509) * certs;
+	STACK_OF(X509) *certs;
 	unsigned char *der;
 	size_t len = 42;
 
