@@ -322,9 +322,11 @@ est_server_on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP || sig == SIGUSR1) {
-		ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
-		       "signal %d: reopening log files", (int)sig);
-		ra_log_reopen();
+		/* Logged after the reopen, so the line lands in the new
+		 * file that the operator is now tailing. */
+		if (ra_log_reopen() == 0)
+			ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
+			       "signal %d: log files reopened", (int)sig);
 		return;
 	}
 	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,

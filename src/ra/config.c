@@ -721,6 +721,31 @@ out:
 }
 
 /*
+ * Rewrites *path with its directory resolved by realpath(3), so that logs
+ * and messages show /srv/estrad/logs/error.log rather than
+ * /srv/estrad/conf/../logs/error.log.  Leaves *path alone when the
+ * directory does not exist (yet) or memory is short.
+ */
+static void
+cfg_normalize(char **path)
+{
+	char *dir = NULL, *real = NULL, *joined = NULL, *slash;
+
+	if ((dir = strdup(*path)) == NULL ||
+	    (slash = strrchr(dir, '/')) == NULL || slash == dir)
+		goto out;
+	*slash = '\0';
+	if ((real = realpath(dir, NULL)) == NULL ||
+	    asprintf(&joined, "%s/%s", real, slash + 1) < 0)
+		goto out;
+	free(*path);
+	*path = joined;
+out:
+	free(real);
+	free(dir);
+}
+
+/*
  * Makes value (the string at path) absolute against the configuration's
  * directory.  Returns 0 with a new string in *out, or -1.
  */
@@ -742,6 +767,7 @@ cfg_absolute(struct cfg *c, const char *path, const char *value, char **out)
 		cfg_error(c, path, 0, NULL, "out of memory");
 		goto out;
 	}
+	cfg_normalize(out);
 	rc = 0;
 out:
 	return rc;
@@ -1097,6 +1123,7 @@ cfg_log_path(struct cfg *c, const char *path, const char *value, int dash_ok,
 		cfg_error(c, path, 0, NULL, "%s: is a directory", file);
 		goto out;
 	}
+	cfg_normalize(&file);
 	*out = file;
 	file = NULL;
 	rc = 0;

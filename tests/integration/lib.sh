@@ -73,6 +73,12 @@ assert_file_has() {
 	    fail "${3:-$(basename "$1")}: does not contain '$2'" "$1"
 }
 
+# assert_file_matches FILE ERE [WHAT]: some line of FILE matches ERE.
+assert_file_matches() {
+	tr -d '\r' <"$1" | grep -qE -- "$2" ||
+	    fail "${3:-$(basename "$1")}: no line matches /$2/" "$1"
+}
+
 # --- HTTP -----------------------------------------------------------------
 
 # http_req METHOD PATH-OR-URL [CURL-ARGS...]

@@ -530,6 +530,174 @@ t_strongswan_est() {
 	assert_eq "DNS:ss.example.com" "$(cert_san "$T/cert.pem")" "SAN"
 }
 
+# --- configuration check (estrad -t) ---
+
+t_config_test_ok() {
+	run_bounded 20 "$T/t.out" "$ESTRAD" -t -c "$WORK/conf/estrad.json" ||
+	    fail "estrad -t refused the running configuration" "$T/t.out"
+	assert_file_matches "$T/t.out" 'configuration .* OK'
+}
+
+# config_variant NAME PYTHON: $WORK/conf/NAME.json, the test configuration
+# changed by one python statement on the dict c.
+config_variant() {
+	python3 -c 'import json, sys
+c = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+with open(sys.argv[2], "w") as f:
+    json.dump(c, f, indent=2)
+    f.write("\n")' "$WORK/conf/estrad.json" "$WORK/conf/$1.json" "$2"
+}
+
+t_config_test_unknown_key_named_with_position() {
+	config_variant typo 'c["labels"]["default"]["b64wrap"] = 64'
+	local line
+	line=$(grep -n '"b64wrap"' "$WORK/conf/typo.json" | cut -d: -f1)
+	if run_bounded 20 "$T/t.out" "$ESTRAD" -t -c "$WORK/conf/typo.json"; then
+		fail "estrad -t accepted an unknown key" "$T/t.out"
+	fi
+	assert_file_matches "$T/t.out" \
+	    "typo\\.json:$line:[0-9]+: labels\\.default: unknown key \"b64wrap\""
+}
+
+t_config_test_missing_file_named() {
+	config_variant nofile 'c["tls"]["cert"] = "../certs/nosuch.pem"'
+	if run_bounded 20 "$T/t.out" "$ESTRAD" -t -c "$WORK/conf/nofile.json"; then
+		fail "estrad -t accepted a missing certificate file" "$T/t.out"
+	fi
+	assert_file_matches "$T/t.out" \
+	    'nofile\.json:[0-9]+:[0-9]+: tls\.cert: .*nosuch\.pem.*No such file'
+}
+
+t_config_test_tls10_refused() {
+	config_variant tls10 'c["tls"]["min_version"] = "1.0"'
+	if run_bounded 20 "$T/t.out" "$ESTRAD" -t -c "$WORK/conf/tls10.json"; then
+		fail "estrad -t accepted min_version 1.0" "$T/t.out"
+	fi
+	assert_file_matches "$T/t.out" 'tls10\.json:[0-9]+:[0-9]+: tls\.min_version'
+}
+
+# --- log formats ---
+
+t_error_log_house_format() {
+	printf 'not base64 at all!' >"$T/bad.b64"
+	post_csr "$EST_PATH/simpleenroll" "$T/bad.b64" -u "$CRED"
+	assert_error 400
+	local re='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
+	re+=' \[notice\] [0-9]+#[0-9]+: rid=[0-9a-f]{16} est\.conn: '
+	re+='simpleenroll refused: invalid base64: [^,]+, client: 127\.0\.0\.1:[0-9]+, '
+	re+='identity: estuser, label: default, op: simpleenroll, backend: local, '
+	re+='answer: 400, hint: "[^"]+"$'
+	log_has_rid "$RID" "$re" error >/dev/null ||
+	    fail "error-log line is not in the house format" "$T/.log_tail"
+}
+
+t_access_log_format() {
+	mk_csr req "/CN=access-format.example" ec
+	post_csr "$EST_PATH/simpleenroll" "$T/req.b64" -u "$CRED"
+	assert_status 200
+	local re='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z 127\.0\.0\.1:[0-9]+ '
+	re+="rid=$RID \"POST $EST_PATH/simpleenroll HTTP/1\\.1\" 200 [0-9]+ "
+	re+='tls=TLSv1\.[23] auth=basic id="estuser" label=default op=simpleenroll '
+	re+='backend=local outcome=ISSUED ca_ms=[0-9]+ ms=[0-9]+ retry_after=0 '
+	re+='ua="curl/[^"]+"$'
+	log_has_rid "$RID" "$re" access >/dev/null ||
+	    fail "access-log line is not in the documented format" \
+	    "$T/.log_tail"
+}
+
+t_audit_refused() {
+	mk_csr req "/CN=audit-refused.example" rsa:1024
+	post_csr "$EST_PATH/simpleenroll" "$T/req.b64" -u "$CRED"
+	assert_error 400
+	log_has_rid "$RID" '"event":"refused"' audit >"$T/line" ||
+	    fail "no refused audit record for rid $RID" "$T/.log_tail"
+	python3 -c 'import json, sys
+r = json.loads(open(sys.argv[1]).readline())
+assert r["http_status"] == 400, r
+assert "1024" in r["reason"], r
+assert r["auth"]["identity"] == "estuser", r' "$T/line" 2>"$T/py.err" ||
+	    fail "refused audit record lacks status, reason or identity" \
+	    "$T/line" "$T/py.err"
+}
+
+t_log_reopen_on_sigusr1_and_sighup() {
+	local sig i
+	for sig in USR1 HUP; do
+		mv "$LOGS/access.log" "$LOGS/access.log.$sig"
+		mv "$LOGS/error.log" "$LOGS/error.log.$sig"
+		kill -"$sig" "$DAEMON_PID"
+		for ((i = 0; i < 30; i++)); do
+			[[ -f $LOGS/error.log ]] && break
+			sleep 0.1
+		done
+		http_req GET "$EST_PATH/cacerts"
+		assert_status 200
+		log_has_rid "$RID" '" 200 ' access >/dev/null ||
+		    fail "after SIG$sig the access log was not reopened" \
+		    "$T/.log_tail"
+		if grep -qF "rid=$RID" "$LOGS/access.log.$sig"; then
+			fail "after SIG$sig estrad still writes the old access log"
+		fi
+		assert_file_matches "$LOGS/error.log" \
+		    "signal [0-9]+: log files reopened"
+	done
+}
+
+# --- more wire format ---
+
+t_err_length_required() {
+	local auth rid
+	auth=$(printf '%s' "$CRED" | base64 -w0)
+	printf 'POST %s/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\nContent-Type: application/pkcs10\r\nConnection: close\r\n\r\n' \
+	    "$EST_PATH" "$auth" >"$T/request"
+	timeout -k 2 10 openssl s_client -quiet -connect "$HOSTPORT" \
+	    -CAfile "$CERTS/root-ca.pem" <"$T/request" >"$T/response" \
+	    2>"$T/s_client.err" || true
+	assert_file_matches "$T/response" '^HTTP/1\.1 411 '
+	assert_file_matches "$T/response" '^Content-Type: text/plain'
+	rid=$(tr -d '\r' <"$T/response" |
+	    awk -F': ' '$1 == "X-Request-ID" { print $2 }')
+	log_has_rid "$rid" 'no Content-Length.*answer: 411' error >/dev/null ||
+	    fail "no error-log line for the 411" "$T/.log_tail"
+}
+
+t_include_chain_and_wrap76() {
+	mk_csr req "/CN=chained.example" ec
+	post_csr "$EST_PATH/chained/simpleenroll" "$T/req.b64" -u "$CRED"
+	assert_status 200
+	assert_header Content-Type "application/pkcs7-mime; smime-type=certs-only"
+	assert_b64_wrapped 76
+	decode_pkcs7 "$T/certs.pem"
+	assert_eq 3 "$NCERTS" "certificates with include_chain" \
+	    "$T/certs.pem.names"
+	head -n1 "$T/certs.pem.names" | grep -q 'CN *= *chained.example' ||
+	    fail "the issued certificate is not first" "$T/certs.pem.names"
+}
+
+t_csrattrs_empty_is_204() {
+	http_req GET "$EST_PATH/chained/csrattrs"
+	# A 204 carries neither body nor Content-Length (RFC 9110 §8.6).
+	assert_eq 204 "$STATUS" "status" "$T/headers"
+	[[ ! -s $T/body ]] || fail "204 with a body" "$T/body"
+	[[ $RID =~ ^[0-9a-f]{16}$ ]] || fail "no X-Request-ID" "$T/headers"
+	log_has_rid "$RID" '" 204 ' access >/dev/null ||
+	    fail "no access-log line for the 204" "$T/.log_tail"
+}
+
+t_err_bad_label_bytes() {
+	http_req GET "$EST_PATH/bad%20label/cacerts"
+	assert_error 404
+}
+
+t_head_is_405() {
+	http_req HEAD "$EST_PATH/cacerts" --head
+	[[ $STATUS == 405 ]] ||
+	    fail "HEAD cacerts: expected 405, got $STATUS" "$T/headers"
+	assert_eq GET "$(get_header Allow)" "Allow"
+}
+
+
 # === runner =================================================================
 
 TEST_TIMEOUT=${TEST_TIMEOUT:-60}
@@ -597,6 +765,11 @@ cfg = json.load(open(src))
 cfg["listen"] = ["127.0.0.1:" + port]
 cfg["workers"] = 2
 cfg["limits"]["max_body"] = 65536
+# A label for the options the shipped config leaves at their defaults:
+# include_chain, 76-column wrapping, nothing to ask in csrattrs.
+chained = json.loads(json.dumps(cfg["labels"]["default"]))
+chained.update({"include_chain": True, "b64_wrap": 76, "csrattrs": []})
+cfg["labels"]["chained"] = chained
 with open(dst, "w") as f:
     json.dump(cfg, f, indent=2)
     f.write("\n")

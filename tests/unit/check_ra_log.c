@@ -1,0 +1,286 @@
+/*
+ * check_ra_log.c: the error, access and audit log formats, escaping, and
+ * reopening for logrotate.
+ */
+#include <check.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ra/log.h"
+
+static char dir[] = "/tmp/check_ra_log.XXXXXX";
+static char error_path[256], access_path[256], audit_path[256];
+
+static void
+setup(void)
+{
+	char err[256];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(error_path, sizeof(error_path), "%s/error.log", dir);
+	snprintf(access_path, sizeof(access_path), "%s/access.log", dir);
+	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", dir);
+	ck_assert_int_eq(ra_log_open(error_path, access_path, audit_path,
+	                             CA_LOG_INFO, err, sizeof(err)),
+	                 0);
+}
+
+static void
+teardown(void)
+{
+	char cmd[300];
+
+	ra_log_close();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+}
+
+/* Returns the last line of path (static buffer), without its newline. */
+static const char *
+last_line(const char *path)
+{
+	static char line[8192];
+	char buf[8192];
+	FILE *fp = fopen(path, "r");
+
+	line[0] = '\0';
+	ck_assert_ptr_nonnull(fp);
+	while (fgets(buf, sizeof(buf), fp) != NULL)
+		memcpy(line, buf, sizeof(line));
+	fclose(fp);
+	line[strcspn(line, "\n")] = '\0';
+	return line;
+}
+
+static void
+assert_matches(const char *text, const char *pattern)
+{
+	regex_t re;
+
+	ck_assert_int_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+	ck_assert_msg(regexec(&re, text, 0, NULL, 0) == 0,
+	              "\"%s\" does not match /%s/", text, pattern);
+	regfree(&re);
+}
+
+START_TEST(test_log_escape_quotes_and_control_bytes)
+{
+	char buf[64];
+
+	ck_assert_str_eq(ra_log_escape("plain", 1, buf, sizeof(buf)), "plain");
+	ck_assert_str_eq(ra_log_escape("CN=a, O=b", 1, buf, sizeof(buf)),
+	                 "\"CN=a, O=b\"");
+	ck_assert_str_eq(ra_log_escape("say \"hi\"", 1, buf, sizeof(buf)),
+	                 "\"say \\\"hi\\\"\"");
+	ck_assert_str_eq(ra_log_escape("a\nb\x7f", 0, buf, sizeof(buf)),
+	                 "a\\x0ab\\x7f");
+	ck_assert_str_eq(ra_log_escape("", 1, buf, sizeof(buf)), "\"\"");
+	ck_assert_str_eq(ra_log_escape(NULL, 0, buf, sizeof(buf)), "");
+}
+END_TEST
+
+START_TEST(test_log_escape_truncates_safely)
+{
+	char buf[8], big[200];
+
+	memset(big, '\n', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ra_log_escape(big, 1, buf, sizeof(buf));
+	ck_assert_uint_lt(strlen(buf), sizeof(buf));
+	memset(big, 'x', sizeof(big) - 1);
+	ra_log_escape(big, 0, buf, sizeof(buf));
+	ck_assert_uint_lt(strlen(buf), sizeof(buf));
+}
+END_TEST
+
+START_TEST(test_log_error_line_house_format)
+{
+	struct ra_log_context ctx = {
+	    .rid = "5d2e1c9a04b7f311",
+	    .client = "192.0.2.10:4711",
+	    .identity = "CN=SEP001122334455, O=x",
+	    .label = "phones",
+	    .op = "simpleenroll",
+	    .backend = "local",
+	    .answer = 403,
+	};
+
+	ra_log(CA_LOG_NOTICE, "ra.policy", &ctx, "label phones allows less",
+	       "CSR refused: dNSName \"%s\" not allowed", "cucm.example.com");
+	assert_matches(
+	    last_line(error_path),
+	    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+	    "\\[notice\\] [0-9]+#[0-9]+: rid=5d2e1c9a04b7f311 ra\\.policy: "
+	    "CSR refused: dNSName \"cucm\\.example\\.com\" not allowed, "
+	    "client: 192\\.0\\.2\\.10:4711, identity: \"CN=SEP001122334455, "
+	    "O=x\", label: phones, op: simpleenroll, backend: local, "
+	    "answer: 403, hint: \"label phones allows less\"$");
+}
+END_TEST
+
+START_TEST(test_log_error_line_without_request)
+{
+	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "starting");
+	assert_matches(last_line(error_path),
+	               "Z \\[info\\] [0-9]+#[0-9]+: est\\.main: starting$");
+}
+END_TEST
+
+START_TEST(test_log_level_filters)
+{
+	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "kept");
+	ra_log(CA_LOG_DEBUG, "est.main", NULL, NULL, "dropped");
+	assert_matches(last_line(error_path), "kept$");
+	ck_assert_int_eq(ra_log_enabled(CA_LOG_DEBUG), 0);
+	ck_assert_int_eq(ra_log_enabled(CA_LOG_ERROR), 1);
+}
+END_TEST
+
+START_TEST(test_log_message_control_bytes_escaped)
+{
+	ra_log(CA_LOG_NOTICE, "est.conn", NULL, NULL, "bad\r\nline");
+	assert_matches(last_line(error_path), "bad\\\\x0d\\\\x0aline$");
+}
+END_TEST
+
+START_TEST(test_log_long_message_keeps_context_and_hint)
+{
+	struct ra_log_context ctx = {.rid = "0123456789abcdef",
+	                             .label = "x",
+	                             .answer = 500};
+	char big[6000];
+
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ra_log(CA_LOG_ERROR, "ca.local", &ctx, "the hint", "%s", big);
+	assert_matches(last_line(error_path),
+	               "label: x, answer: 500, hint: \"the hint\"$");
+}
+END_TEST
+
+START_TEST(test_log_access_line)
+{
+	struct ra_access_entry e = {
+	    .rid = "0123456789abcdef",
+	    .client = "127.0.0.1:5000",
+	    .method = "POST",
+	    .path = "/.well-known/est/simpleenroll",
+	    .status = 200,
+	    .bytes = 1234,
+	    .tls = "TLSv1.3",
+	    .auth = "basic",
+	    .identity = "estuser",
+	    .label = "default",
+	    .op = "simpleenroll",
+	    .backend = "local",
+	    .outcome = "ISSUED",
+	    .ca_ms = 3,
+	    .ms = 4,
+	    .user_agent = "curl/7.88.1",
+	};
+
+	ra_log_access(&e);
+	assert_matches(
+	    last_line(access_path),
+	    "^[0-9-]{10}T[0-9:]{8}\\.[0-9]{3}Z 127\\.0\\.0\\.1:5000 "
+	    "rid=0123456789abcdef \"POST /\\.well-known/est/simpleenroll "
+	    "HTTP/1\\.1\" 200 1234 tls=TLSv1\\.3 auth=basic id=\"estuser\" "
+	    "label=default op=simpleenroll backend=local outcome=ISSUED "
+	    "ca_ms=3 ms=4 retry_after=0 ua=\"curl/7\\.88\\.1\"$");
+}
+END_TEST
+
+START_TEST(test_log_access_escapes_user_agent)
+{
+	struct ra_access_entry e = {.rid = "0123456789abcdef",
+	                            .method = "GET",
+	                            .path = "/x",
+	                            .status = 404,
+	                            .user_agent = "evil\"\n agent"};
+
+	ra_log_access(&e);
+	assert_matches(last_line(access_path), "ua=\"evil\"\\\\x0a agent\"$");
+}
+END_TEST
+
+START_TEST(test_log_audit_json_line)
+{
+	json_t *entry = json_pack("{s:s, s:s}", "rid", "0123456789abcdef",
+	                          "event", "issued");
+	json_error_t jerr;
+	json_t *back;
+
+	ck_assert_int_eq(ra_log_audit(entry), 0);
+	json_decref(entry);
+	back = json_loads(last_line(audit_path), 0, &jerr);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_str_eq(json_string_value(json_object_get(back, "event")),
+	                 "issued");
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(back, "ts")));
+	json_decref(back);
+}
+END_TEST
+
+START_TEST(test_log_reopen_follows_rename)
+{
+	char moved[300];
+
+	snprintf(moved, sizeof(moved), "%s.1", error_path);
+	ra_log(CA_LOG_INFO, "t", NULL, NULL, "before");
+	ck_assert_int_eq(rename(error_path, moved), 0);
+	ck_assert_int_eq(ra_log_reopen(), 0);
+	ra_log(CA_LOG_INFO, "t", NULL, NULL, "after");
+	assert_matches(last_line(moved), "before$");
+	assert_matches(last_line(error_path), "after$");
+}
+END_TEST
+
+START_TEST(test_log_open_failure_names_path)
+{
+	char err[256];
+
+	ck_assert_int_eq(ra_log_open("/nonexistent-dir/error.log", NULL, NULL,
+	                             CA_LOG_INFO, err, sizeof(err)),
+	                 -1);
+	assert_matches(err, "/nonexistent-dir/error\\.log: No such file");
+}
+END_TEST
+
+static Suite *
+ra_log_suite(void)
+{
+	Suite *s = suite_create("ra_log");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_log_escape_quotes_and_control_bytes);
+	tcase_add_test(tc, test_log_escape_truncates_safely);
+	tcase_add_test(tc, test_log_error_line_house_format);
+	tcase_add_test(tc, test_log_error_line_without_request);
+	tcase_add_test(tc, test_log_level_filters);
+	tcase_add_test(tc, test_log_message_control_bytes_escaped);
+	tcase_add_test(tc, test_log_long_message_keeps_context_and_hint);
+	tcase_add_test(tc, test_log_access_line);
+	tcase_add_test(tc, test_log_access_escapes_user_agent);
+	tcase_add_test(tc, test_log_audit_json_line);
+	tcase_add_test(tc, test_log_reopen_follows_rename);
+	tcase_add_test(tc, test_log_open_failure_names_path);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(ra_log_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
