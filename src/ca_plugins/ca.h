@@ -249,6 +249,24 @@ struct ca_backend {
 	 * priv itself).  Must cope with a partly configured priv.
 	 */
 	void (*unconfigure)(void *priv);
+
+	/*
+	 * Optional.  est/listener.c calls it once per instance when the
+	 * workers run, on the thread of worker 0 and with that worker's loop,
+	 * for background work that belongs to no request (fetching and
+	 * refreshing a CA chain, warning about an expiring agent
+	 * certificate).  It must not block; the backend owns what it
+	 * schedules on base until stop.
+	 */
+	void (*start)(void *priv, struct event_base *base);
+
+	/*
+	 * Optional.  Called on the same thread before that loop ends, to
+	 * cancel what start scheduled (timers, transfers), so the loop can be
+	 * freed.  Calls still running are completed by the backend with
+	 * CA_CANCELLED.
+	 */
+	void (*stop)(void *priv);
 };
 
 /* Returns the backend registered under name, or NULL. */

@@ -300,12 +300,37 @@ out:
 	return rc;
 }
 
+/*
+ * Starts (start set) or stops the background work of every label's CA
+ * backend.  Worker 0 hosts it: its loop is the one a backend's timers and
+ * transfers run on, so start and stop happen on that thread.
+ */
+static void
+est_worker_backends(struct est_worker *worker, int start)
+{
+	const struct ra_config *config = worker->server->config;
+	size_t i;
+
+	for (i = 0; i < config->nlabels; i++) {
+		struct ca_instance *inst = config->labels[i]->ca;
+
+		if (start && inst->backend->start != NULL)
+			inst->backend->start(inst->priv, worker->base);
+		else if (!start && inst->backend->stop != NULL)
+			inst->backend->stop(inst->priv);
+	}
+}
+
 static void *
 est_worker_main(void *arg)
 {
 	struct est_worker *worker = arg;
 
+	if (worker == &worker->server->workers[0])
+		est_worker_backends(worker, 1);
 	event_base_dispatch(worker->base);
+	if (worker == &worker->server->workers[0])
+		est_worker_backends(worker, 0);
 	return NULL;
 }
 

@@ -113,7 +113,8 @@ START_TEST(test_log_error_line_house_format)
 	       "CSR refused: dNSName \"%s\" not allowed", "cucm.example.com");
 	assert_matches(
 	    last_line(error_path),
-	    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+	    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}"
+	    "Z "
 	    "\\[notice\\] [0-9]+#[0-9]+: rid=5d2e1c9a04b7f311 ra\\.policy: "
 	    "CSR refused: dNSName \"cucm\\.example\\.com\" not allowed, "
 	    "client: 192\\.0\\.2\\.10:4711, identity: \"CN=SEP001122334455, "
@@ -149,9 +150,8 @@ END_TEST
 
 START_TEST(test_log_long_message_keeps_context_and_hint)
 {
-	struct ra_log_context ctx = {.rid = "0123456789abcdef",
-	                             .label = "x",
-	                             .answer = 500};
+	struct ra_log_context ctx = {
+	    .rid = "0123456789abcdef", .label = "x", .answer = 500};
 	char big[6000];
 
 	memset(big, 'A', sizeof(big) - 1);
