@@ -1514,4 +1514,6 @@ const struct ca_backend ca_local_backend = {
     local_health,            /* health */
     NULL,                    /* cancel */
     local_unconfigure,       /* unconfigure */
+    NULL,                    /* start: nothing runs in the background */
+    NULL,                    /* stop */
 };
