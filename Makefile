@@ -34,8 +34,12 @@ LIB_SRC := $(filter-out $(MAIN_SRC),$(sort $(wildcard src/est/*.c \
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Test and benchmark programs (one .c each): EST test client, load generator.
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps certs run check unit integration format format-check clean
+.PHONY: all deps certs run check unit integration bench tools format \
+	format-check clean
 
 all: $(BUILD)/estrad
 
@@ -68,6 +72,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libestrad.a
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libestrad.a \
 		$(LDFLAGS) $(CHECK_LIBS) $(LIBS)
 
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libestrad.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libestrad.a $(LDFLAGS) $(LIBS)
+
+tools: $(TOOL_BIN)
+
 certs: deps
 	@./scripts/mkcerts.sh certs
 
@@ -81,8 +92,14 @@ unit: $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do \
 		CK_DEFAULT_TIMEOUT=60 ./$$t || rc=1; done; exit $$rc
 
-integration: $(BUILD)/estrad
-	@ESTRAD=$(BUILD)/estrad ./tests/integration/run.sh
+integration: $(BUILD)/estrad $(TOOL_BIN)
+	@ESTRAD=$(BUILD)/estrad TOOLS=$(BUILD)/tools \
+		./tests/integration/run.sh
+
+# Benchmarks print figures; they are never part of make check.
+bench: deps
+	@$(MAKE) --no-print-directory all tools
+	@ESTRAD=$(BUILD)/estrad TOOLS=$(BUILD)/tools ./tests/bench/run.sh
 
 check: deps
 	@$(MAKE) --no-print-directory all unit
