@@ -69,8 +69,14 @@ struct cfg {
 };
 
 static const char *const cfg_top_keys[] = {
-    "listen", "workers",       "tls",    "limits", "logs",
-    "users",  "default_label", "labels", NULL,
+    "listen", "workers",       "tls",    "limits",  "logs",
+    "users",  "default_label", "labels", "pending", NULL,
+};
+
+static const char *const cfg_pending_keys[] = {
+    "dir",
+    "lifetime",
+    NULL,
 };
 
 static const char *const cfg_tls_keys[] = {
@@ -92,14 +98,9 @@ static const char *const cfg_logs_keys[] = {
 };
 
 static const char *const cfg_label_keys[] = {
-    "auth",
-    "b64_wrap",
-    "accept_pem_armour",
-    "include_chain",
-    "retry_after",
-    "csrattrs",
-    "ca",
-    NULL,
+    "auth",          "b64_wrap",    "accept_pem_armour",
+    "include_chain", "retry_after", "ca_wait",
+    "csrattrs",      "ca",          NULL,
 };
 
 /* Labels may not shadow an operation (est-protocol.md §2). */
@@ -1369,6 +1370,42 @@ out:
 	return rc;
 }
 
+/*
+ * The pending-request store: where 202 answers are remembered so that the
+ * client's retry finds its request, even after a restart.
+ */
+static int
+cfg_load_pending(struct cfg *c, const json_t *root)
+{
+	struct ra_config *config = c->config;
+	const json_t *obj = NULL;
+	char msg[512];
+	long long n = 7 * 86400;
+	int rc = -1;
+
+	if (cfg_get_object(c, root, "", "pending", 0, cfg_pending_keys, &obj) !=
+	    0)
+		goto out;
+	if (obj == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (cfg_get_path(c, obj, "pending", "dir", 1, &config->pending_dir) !=
+	        0 ||
+	    cfg_get_int(c, obj, "pending", "lifetime", 60, 90 * 86400, &n) != 0)
+		goto out;
+	config->pending_lifetime = (unsigned int)n;
+	if ((config->pending = ra_pending_open_dir(config->pending_dir,
+	                                           config->pending_lifetime,
+	                                           msg, sizeof(msg))) == NULL) {
+		cfg_error(c, "pending.dir", 0, NULL, "%s", msg);
+		goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
 static int
 cfg_label_name_ok(const char *name)
 {
@@ -1664,6 +1701,10 @@ cfg_load_label(struct cfg *c, const char *name, const json_t *obj)
 	    cfg_get_int(c, obj, lpath, "retry_after", 1, 86400, &n) != 0)
 		goto out;
 	label->retry_after = (unsigned int)n;
+	n = 8;
+	if (cfg_get_int(c, obj, lpath, "ca_wait", 1, 300, &n) != 0)
+		goto out;
+	label->ca_wait = (unsigned int)n;
 	if (cfg_label_csrattrs(c, label, obj, lpath) != 0 ||
 	    cfg_label_ca(c, label, obj, lpath) != 0)
 		goto out;
@@ -1856,7 +1897,7 @@ ra_config_load(const char *path, char *err, size_t errlen)
 	    cfg_load_listen(&c, root) != 0 || cfg_load_workers(&c, root) != 0 ||
 	    cfg_load_tls(&c, root) != 0 || cfg_load_limits(&c, root) != 0 ||
 	    cfg_load_logs(&c, root) != 0 || cfg_load_users(&c, root) != 0 ||
-	    cfg_load_labels(&c, root) != 0)
+	    cfg_load_pending(&c, root) != 0 || cfg_load_labels(&c, root) != 0)
 		goto out;
 	rc = config;
 	config = NULL;
@@ -1894,6 +1935,8 @@ ra_config_free(struct ra_config *config)
 	free(config->logs.audit);
 	free(config->users);
 	ra_users_free(config->users_table);
+	free(config->pending_dir);
+	ra_pending_close(config->pending);
 	for (i = 0; i < config->nlabels; i++) {
 		label = config->labels[i];
 		free(label->name);

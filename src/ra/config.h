@@ -11,6 +11,7 @@
 
 #include "ca_plugins/ca.h"
 #include "ra/auth_basic.h"
+#include "ra/pending.h"
 
 /* Ways a client may authenticate on a label (bits of ra_label.auth). */
 #define RA_AUTH_NONE  0x0u /* anonymous enrollment (not the default) */
@@ -32,6 +33,9 @@ struct ra_label {
 	int include_chain;     /* enroll answer carries the CA chain too */
 	unsigned int
 	    retry_after; /* seconds for 202/503 when the CA says none */
+	/* Seconds an enrollment waits for the CA before the client gets 202
+	 * and the call goes on in the background (est-protocol.md §5). */
+	unsigned int ca_wait;
 	/* csrattrs answer: the "csrattrs" list as given (OIDs, names or
 	 * "KEYTYPE:PARAM"), each checked with OpenSSL at load; est builds the
 	 * CsrAttrs DER from it.  Empty list: 204.  Owned. */
@@ -76,6 +80,12 @@ struct ra_config {
 
 	char *users; /* htpasswd file for Basic, or NULL; absolute; owned */
 	struct ra_users *users_table; /* loaded from users, or NULL; owned */
+
+	/* Pending-request store ("pending" object), or NULL when none is
+	 * configured (a PENDING answer is then still 202, but not kept). */
+	char *pending_dir;             /* absolute; owned */
+	unsigned int pending_lifetime; /* seconds */
+	struct ra_pending *pending;    /* owned */
 
 	struct ra_label **labels; /* owned, nlabels of them */
 	size_t nlabels;

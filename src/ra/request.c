@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -21,6 +23,10 @@ struct ra_request_private {
 	struct ra_request req;
 	int orphaned;
 	int running;
+	/* ca_wait ran out: the client got 202 and the CA call goes on. */
+	int detached;
+	/* The answer came from a pending record, not from a CA call. */
+	int from_store;
 };
 
 const char *
@@ -80,6 +86,8 @@ ra_request_free(struct ra_request *req)
 		priv->orphaned = 1;
 		return;
 	}
+	if (req->wait_timer != NULL)
+		event_free(req->wait_timer);
 	X509_REQ_free(req->csr);
 	ca_call_free(req->call);
 	sk_X509_pop_free(req->certs, X509_free);
@@ -489,9 +497,17 @@ ra_request_finish(struct ra_request *req)
 
 	priv->running = 0;
 	if (priv->orphaned) {
-		ra_log(CA_LOG_INFO, "ra.request", &req->log, NULL,
-		       "client left before the CA answered (%s)",
-		       req->outcome_name != NULL ? req->outcome_name : "-");
+		if (priv->detached)
+			ra_log(CA_LOG_INFO, "ra.request", &req->log, NULL,
+			       "CA answered after the client got 202: %s, "
+			       "kept for the client's retry",
+			       req->outcome_name != NULL ? req->outcome_name
+			                                 : "-");
+		else
+			ra_log(CA_LOG_INFO, "ra.request", &req->log, NULL,
+			       "client left before the CA answered (%s)",
+			       req->outcome_name != NULL ? req->outcome_name
+			                                 : "-");
 		ra_request_free(req);
 		return;
 	}
@@ -500,6 +516,7 @@ ra_request_finish(struct ra_request *req)
 
 static void ra_request_conclude(struct ra_request *req, struct ca_call *call,
                                 int enroll);
+static void ra_request_pending_update(struct ra_request *req, int detached);
 
 /*
  * Completion of the cacerts call made for include_chain: the CA chain is
@@ -559,8 +576,14 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 {
 	struct ra_request *req = arg;
 	struct ca_result *res = &call->result;
-	int enroll = req->ca_op == CA_OP_ENROLL || req->ca_op == CA_OP_REENROLL;
+	int enroll = req->ca_op == CA_OP_ENROLL ||
+	             req->ca_op == CA_OP_REENROLL || req->ca_op == CA_OP_POLL;
 
+	if (req->wait_timer != NULL)
+		evtimer_del(req->wait_timer);
+	if (res->outcome == CA_PENDING)
+		snprintf(req->poll_cookie, sizeof(req->poll_cookie), "%s",
+		         res->cookie);
 	req->ca_ms = ra_request_elapsed_ms(req);
 	req->outcome = res->outcome;
 	req->outcome_name = ca_outcome_name(res->outcome);
@@ -614,8 +637,11 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 static void
 ra_request_conclude(struct ra_request *req, struct ca_call *call, int enroll)
 {
+	struct ra_request_private *priv = (struct ra_request_private *)req;
 	const char *event;
 
+	if (enroll && !priv->from_store)
+		ra_request_pending_update(req, priv->detached);
 	if (enroll) {
 		event = req->status == 200            ? "issued"
 		        : req->status == 202          ? "pending"
@@ -646,6 +672,294 @@ ra_request_deliver(evutil_socket_t fd, short what, void *arg)
 	ra_request_finish(arg);
 }
 
+/*
+ * Pending requests (RFC 7030 §4.2.3).  A retry finds its request again
+ * by label, identity and public key; a CA that takes a request under
+ * submission, or is slower than the label's ca_wait, leaves a record in
+ * the store, and the answer comes from it or from polling the CA.
+ */
+
+/* Expires old records at most once a minute, from whichever worker. */
+static void
+ra_request_pending_expire(struct ra_pending *store)
+{
+	static time_t last;
+	time_t now = time(NULL),
+	       seen = __atomic_load_n(&last, __ATOMIC_RELAXED);
+	char err[512];
+
+	if (now - seen < 60 ||
+	    !__atomic_compare_exchange_n(&last, &seen, now, 0, __ATOMIC_RELAXED,
+	                                 __ATOMIC_RELAXED))
+		return;
+	if (store->ops->expire(store, now, err, sizeof(err)) < 0)
+		ra_log(CA_LOG_ERROR, "ra.pending", NULL,
+		       "check the pending.dir directory", "expiry failed: %s",
+		       err);
+}
+
+/* Fills the parts of a record every state shares. */
+static void
+ra_request_pending_record(struct ra_request *req,
+                          struct ra_pending_record *record,
+                          enum ra_pending_state state)
+{
+	time_t now = time(NULL);
+
+	memset(record, 0, sizeof(*record));
+	snprintf(record->key, sizeof(record->key), "%s", req->pending_key);
+	record->state = state;
+	snprintf(record->label, sizeof(record->label), "%s", req->label->name);
+	snprintf(record->identity, sizeof(record->identity), "%s",
+	         req->identity);
+	snprintf(record->first_rid, sizeof(record->first_rid), "%s",
+	         req->first_rid[0] != '\0' ? req->first_rid : req->rid);
+	snprintf(record->cookie, sizeof(record->cookie), "%s",
+	         req->poll_cookie);
+	record->retry_after =
+	    req->retry_after != 0 ? req->retry_after : req->label->retry_after;
+	record->pid = (long)getpid();
+	record->created = now;
+	record->expires = now + (time_t)req->config->pending->lifetime;
+}
+
+/*
+ * Looks the enrollment up in the store.  Returns 0 to go on with *op
+ * (CA_OP_POLL with req->poll_cookie when the CA holds the request), or 1
+ * when the record itself is the answer (status, cause, certs set).
+ */
+static int
+ra_request_pending_lookup(struct ra_request *req, enum ca_operation *op)
+{
+	struct ra_pending *store = req->config->pending;
+	struct ra_pending_record record;
+	char err[512];
+	int rc = 0, found;
+
+	if (store == NULL)
+		return 0;
+	if (ra_pending_key(req->label->name, req->identity, req->csr,
+	                   req->pending_key) != 0) {
+		req->pending_key[0] = '\0';
+		return 0;
+	}
+	ra_request_pending_expire(store);
+	found =
+	    store->ops->get(store, req->pending_key, &record, err, sizeof(err));
+	if (found < 0) {
+		/* A damaged record must not block the client for ever: it
+		 * is dropped and the request goes to the CA again. */
+		ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
+		       "the record was dropped; check the disk of pending.dir",
+		       "cannot read pending record: %s", err);
+		store->ops->remove(store, req->pending_key, err, sizeof(err));
+		return 0;
+	}
+	if (found == 0)
+		return 0;
+	snprintf(req->first_rid, sizeof(req->first_rid), "%s",
+	         record.first_rid);
+	snprintf(req->log_extra, sizeof(req->log_extra), "first_rid: %s",
+	         record.first_rid);
+	req->log.extra = req->log_extra;
+	switch (record.state) {
+	case RA_PENDING_AT_CA:
+		snprintf(req->poll_cookie, sizeof(req->poll_cookie), "%s",
+		         record.cookie);
+		*op = CA_OP_POLL;
+		break;
+	case RA_PENDING_IN_FLIGHT:
+		if (record.pid == (long)getpid()) {
+			req->status = 202;
+			req->outcome = CA_PENDING;
+			req->outcome_name = "PENDING";
+			req->retry_after = record.retry_after;
+			snprintf(req->cause, sizeof(req->cause),
+			         "%s pending: the CA has not answered yet",
+			         req->op_name);
+			rc = 1;
+			break;
+		}
+		ra_log(CA_LOG_WARN, "ra.pending", &req->log,
+		       "the CA may hold a duplicate request",
+		       "pending request was in flight when estrad restarted; "
+		       "submitting it again");
+		store->ops->remove(store, req->pending_key, err, sizeof(err));
+		break;
+	case RA_PENDING_ISSUED:
+		if ((req->certs =
+		         ra_pending_certs_from_pem(record.certs_pem)) == NULL) {
+			ra_log(CA_LOG_ERROR, "ra.pending", &req->log, NULL,
+			       "pending record holds no readable certificate; "
+			       "submitting again");
+			store->ops->remove(store, req->pending_key, err,
+			                   sizeof(err));
+			break;
+		}
+		req->status = 200;
+		req->outcome = CA_ISSUED;
+		req->outcome_name = "ISSUED";
+		store->ops->remove(store, req->pending_key, err, sizeof(err));
+		rc = 1;
+		break;
+	case RA_PENDING_REJECTED:
+		req->status = record.status != 0 ? record.status : 403;
+		req->outcome = CA_REJECTED;
+		req->outcome_name = "REJECTED";
+		snprintf(req->cause, sizeof(req->cause), "%s", record.reason);
+		req->log.answer = req->status;
+		ra_log(CA_LOG_NOTICE, "ra.request", &req->log, NULL, "%s",
+		       req->cause);
+		store->ops->remove(store, req->pending_key, err, sizeof(err));
+		rc = 1;
+		break;
+	default:
+		break;
+	}
+	ra_pending_record_cleanup(&record);
+	return rc;
+}
+
+/*
+ * Brings the store up to date with the answer of an enrollment or poll
+ * call.  detached: the client already has 202, so the answer itself must
+ * be kept for its retry.  A PENDING answer that cannot be recorded is
+ * turned into 503: estrad never promises what it cannot remember.
+ */
+static void
+ra_request_pending_update(struct ra_request *req, int detached)
+{
+	struct ra_pending *store = req->config->pending;
+	struct ra_pending_record record;
+	char err[512];
+	int keep = 0, rc = 0;
+
+	if (store == NULL || req->pending_key[0] == '\0') {
+		if (req->status == 202 && store == NULL)
+			ra_log(CA_LOG_WARN, "ra.pending", &req->log,
+			       "configure pending.dir so that retries find "
+			       "their request",
+			       "no pending store: the client's retry will "
+			       "submit a new request");
+		return;
+	}
+	if (req->status == 202) {
+		ra_request_pending_record(req, &record, RA_PENDING_AT_CA);
+		keep = 1;
+	} else if (detached && req->status == 200) {
+		ra_request_pending_record(req, &record, RA_PENDING_ISSUED);
+		record.certs_pem = ra_pending_certs_to_pem(req->certs);
+		keep = record.certs_pem != NULL;
+	} else if (detached && req->outcome == CA_REJECTED) {
+		ra_request_pending_record(req, &record, RA_PENDING_REJECTED);
+		record.status = req->status;
+		snprintf(record.reason, sizeof(record.reason), "%s",
+		         req->cause);
+		keep = 1;
+	} else if (req->status == 503 && req->ca_op == CA_OP_POLL) {
+		/* The CA still holds the request; poll it again later. */
+		return;
+	}
+	if (keep)
+		rc = store->ops->put(store, &record, err, sizeof(err));
+	else
+		rc = store->ops->remove(store, req->pending_key, err,
+		                        sizeof(err));
+	if (keep)
+		ra_pending_record_cleanup(&record);
+	if (rc == 0)
+		return;
+	ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
+	       "check free space and permissions of pending.dir",
+	       "cannot update pending record: %s", err);
+	if (req->status == 202 && !detached) {
+		req->status = 503;
+		req->outcome_name = "UNREACHABLE";
+		req->retry_after = req->label->retry_after;
+		req->log.answer = 503;
+		snprintf(req->cause, sizeof(req->cause),
+		         "%s failed: the pending request cannot be recorded",
+		         req->op_name);
+	}
+}
+
+/*
+ * ca_wait ran out before the CA answered: the client gets 202 now, the
+ * call goes on, and its answer is kept for the retry.
+ */
+static void
+ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct ra_request *req = arg;
+	struct ra_request_private *priv = (struct ra_request_private *)req;
+	struct ra_pending *store = req->config->pending;
+	struct ra_pending_record record;
+	char err[512];
+
+	(void)fd;
+	(void)what;
+	priv->detached = 1;
+	req->status = 202;
+	req->outcome = CA_PENDING;
+	req->outcome_name = "PENDING";
+	req->retry_after = req->label->retry_after;
+	req->ca_ms = ra_request_elapsed_ms(req);
+	req->log.answer = 202;
+	snprintf(req->cause, sizeof(req->cause),
+	         "%s pending: the CA has not answered within ca_wait %u s",
+	         req->op_name, req->label->ca_wait);
+	if (store != NULL && req->pending_key[0] != '\0') {
+		ra_request_pending_record(req, &record, RA_PENDING_IN_FLIGHT);
+		if (store->ops->put(store, &record, err, sizeof(err)) != 0) {
+			ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
+			       "check free space and permissions of "
+			       "pending.dir",
+			       "cannot record pending request: %s", err);
+			req->status = 503;
+			req->outcome_name = "UNREACHABLE";
+			req->log.answer = 503;
+			snprintf(req->cause, sizeof(req->cause),
+			         "%s failed: the CA is slow and the pending "
+			         "request cannot be recorded",
+			         req->op_name);
+		}
+	}
+	ra_log(CA_LOG_NOTICE, "ra.request", &req->log,
+	       "the answer is kept for the client's retry", "%s", req->cause);
+	(void)ra_request_audit(req, req->status == 202 ? "pending" : "failed");
+	/* est/ answers and frees its side; the request itself lives on
+	 * (orphaned) until the CA call completes. */
+	req->done_fn(req, req->done_arg);
+}
+
+/* Arms the ca_wait timer of an enrollment or poll call. */
+static void
+ra_request_arm_wait(struct ra_request *req)
+{
+	struct timeval wait = {(time_t)req->label->ca_wait, 0};
+
+	if (req->ca_op != CA_OP_ENROLL && req->ca_op != CA_OP_REENROLL &&
+	    req->ca_op != CA_OP_POLL)
+		return;
+	if (req->label->ca_wait == 0)
+		return;
+	if ((req->wait_timer = evtimer_new(req->base, ra_request_wait_expired,
+	                                   req)) == NULL ||
+	    evtimer_add(req->wait_timer, &wait) != 0)
+		ra_log(CA_LOG_WARN, "ra.request", &req->log, NULL,
+		       "cannot arm the ca_wait timer: out of memory; the "
+		       "client waits for the CA");
+}
+
+/* Delivers an answer taken from a pending record, from the loop. */
+static void
+ra_request_answered(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ra_request_conclude(arg, NULL, 1);
+}
+
 void
 ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
                  ra_request_done_fn done_fn, void *arg)
@@ -660,19 +974,30 @@ ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
 	priv->running = 1;
 	if (op == CA_OP_REENROLL && ra_request_check_reenroll(req, csr) != 0)
 		goto refused;
+	if ((op == CA_OP_ENROLL || op == CA_OP_REENROLL) &&
+	    ra_request_pending_lookup(req, &op) != 0) {
+		priv->from_store = 1;
+		if (event_base_once(req->base, -1, EV_TIMEOUT,
+		                    ra_request_answered, req, &now) != 0)
+			ra_request_answered(-1, 0, req);
+		return;
+	}
 	if ((req->call = ca_call_new()) == NULL) {
 		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.request", NULL,
 		                  "%s failed: out of memory",
 		                  ca_operation_name(op));
 		goto refused;
 	}
+	req->ca_op = op;
 	req->call->op = op;
 	req->call->base = req->base;
 	req->call->rid = req->rid;
 	req->call->label = req->label->name;
 	req->call->csr = csr;
 	req->call->renew_cert = op == CA_OP_REENROLL ? req->peer.cert : NULL;
+	req->call->cookie = op == CA_OP_POLL ? req->poll_cookie : NULL;
 	req->call->log_context = &req->log;
+	ra_request_arm_wait(req);
 	ca_instance_start(req->label->ca, req->call, ra_request_ca_done, req);
 	return;
 refused:

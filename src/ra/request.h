@@ -17,6 +17,7 @@
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 #include "ra/log.h"
+#include "ra/pending.h"
 
 /* What the TLS layer knows about the client; filled by est/. */
 struct ra_peer {
@@ -67,6 +68,15 @@ struct ra_request {
 	long ca_ms;               /* CA call duration, -1 if none */
 	int audited;              /* the audit record is written */
 	struct timeval started;
+
+	/* Pending requests (ra/pending.h): the record key of this
+	 * enrollment, the request that started it when this is a retry
+	 * ("" otherwise), the CA cookie polled, and the ca_wait timer. */
+	char pending_key[RA_PENDING_KEY_MAX];
+	char first_rid[17];
+	char poll_cookie[CA_COOKIE_MAX];
+	char log_extra[64];
+	struct event *wait_timer;
 
 	ra_request_done_fn done_fn;
 	void *done_arg;

@@ -1,0 +1,301 @@
+/*
+ * check_ra_pending.c: pending-request records, their keys, the strict
+ * record reader and the default (state directory) store.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "ra/log.h"
+#include "ra/pending.h"
+
+static char dir[] = "/tmp/check_ra_pending.XXXXXX";
+static struct ra_pending *store;
+
+static void
+setup(void)
+{
+	char err[256];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	store = ra_pending_open_dir(dir, 3600, err, sizeof(err));
+	ck_assert_msg(store != NULL, "%s", err);
+}
+
+static void
+teardown(void)
+{
+	char cmd[300];
+
+	ra_pending_close(store);
+	store = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+}
+
+/* A signed CSR with a fresh P-256 key (free with X509_REQ_free). */
+static X509_REQ *
+make_csr(EVP_PKEY **keep)
+{
+	EVP_PKEY *pkey = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+
+	ck_assert_ptr_nonnull(pkey);
+	ck_assert_int_eq(X509_REQ_set_pubkey(req, pkey), 1);
+	ck_assert_int_gt(X509_REQ_sign(req, pkey, EVP_sha256()), 0);
+	if (keep != NULL)
+		*keep = pkey;
+	else
+		EVP_PKEY_free(pkey);
+	return req;
+}
+
+static void
+fill(struct ra_pending_record *r, const char *key)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->key, sizeof(r->key), "%s", key);
+	r->state = RA_PENDING_AT_CA;
+	snprintf(r->label, sizeof(r->label), "phones");
+	snprintf(r->identity, sizeof(r->identity), "CN=SEP001122334455");
+	snprintf(r->first_rid, sizeof(r->first_rid), "0123456789abcdef");
+	snprintf(r->cookie, sizeof(r->cookie), "61108");
+	r->retry_after = 60;
+	r->pid = 42;
+	r->created = time(NULL);
+	r->expires = r->created + 3600;
+}
+
+START_TEST(test_pending_key_follows_public_key_not_body)
+{
+	char k1[RA_PENDING_KEY_MAX], k2[RA_PENDING_KEY_MAX];
+	char k3[RA_PENDING_KEY_MAX], k4[RA_PENDING_KEY_MAX];
+	EVP_PKEY *pkey;
+	X509_REQ *a = make_csr(&pkey), *b = X509_REQ_new(), *c;
+
+	/* The same key in a CSR signed again (a new TLS session's
+	 * challengePassword would change the body) gives the same key. */
+	ck_assert_int_eq(X509_REQ_set_pubkey(b, pkey), 1);
+	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(b), "CN",
+	                           MBSTRING_ASC, (unsigned char *)"x", -1, -1,
+	                           0);
+	ck_assert_int_gt(X509_REQ_sign(b, pkey, EVP_sha256()), 0);
+	c = make_csr(NULL);
+	ck_assert_int_eq(ra_pending_key("phones", "alice", a, k1), 0);
+	ck_assert_int_eq(ra_pending_key("phones", "alice", b, k2), 0);
+	ck_assert_int_eq(ra_pending_key("phones", "bob", a, k3), 0);
+	ck_assert_int_eq(ra_pending_key("phones", "alice", c, k4), 0);
+	ck_assert_str_eq(k1, k2);
+	ck_assert_str_ne(k1, k3);
+	ck_assert_str_ne(k1, k4);
+	ck_assert_uint_eq(strlen(k1), 64);
+	X509_REQ_free(a);
+	X509_REQ_free(b);
+	X509_REQ_free(c);
+	EVP_PKEY_free(pkey);
+}
+END_TEST
+
+START_TEST(test_pending_put_get_remove_round_trip)
+{
+	struct ra_pending_record in, out;
+	char key[RA_PENDING_KEY_MAX], err[256];
+	X509_REQ *csr = make_csr(NULL);
+
+	ck_assert_int_eq(ra_pending_key("phones", "alice", csr, key), 0);
+	fill(&in, key);
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)), 0);
+	ck_assert_int_eq(store->ops->get(store, key, &out, err, sizeof(err)),
+	                 1);
+	ck_assert_str_eq(out.cookie, "61108");
+	ck_assert_str_eq(out.identity, "CN=SEP001122334455");
+	ck_assert_int_eq(out.state, RA_PENDING_AT_CA);
+	ck_assert_int_eq(out.expires, in.expires);
+	ra_pending_record_cleanup(&out);
+	ck_assert_int_eq(store->ops->remove(store, key, err, sizeof(err)), 0);
+	ck_assert_int_eq(store->ops->get(store, key, &out, err, sizeof(err)),
+	                 0);
+	/* Removing what is gone is no error. */
+	ck_assert_int_eq(store->ops->remove(store, key, err, sizeof(err)), 0);
+	X509_REQ_free(csr);
+}
+END_TEST
+
+START_TEST(test_pending_issued_record_keeps_certificates)
+{
+	struct ra_pending_record in, out;
+	STACK_OF(X509) *certs = sk_X509_new_null(), *back;
+	EVP_PKEY *pkey = EVP_EC_gen("P-256");
+	X509 *cert = X509_new();
+	char err[256];
+
+	X509_set_pubkey(cert, pkey);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
+	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 60);
+	ck_assert_int_gt(X509_sign(cert, pkey, EVP_sha256()), 0);
+	sk_X509_push(certs, cert);
+	fill(
+	    &in,
+	    "00000000000000000000000000000000000000000000000000000000000000aa");
+	in.state = RA_PENDING_ISSUED;
+	in.certs_pem = ra_pending_certs_to_pem(certs);
+	ck_assert_ptr_nonnull(in.certs_pem);
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)), 0);
+	ck_assert_int_eq(store->ops->get(store, in.key, &out, err, sizeof(err)),
+	                 1);
+	back = ra_pending_certs_from_pem(out.certs_pem);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_int_eq(sk_X509_num(back), 1);
+	ck_assert_int_eq(X509_cmp(sk_X509_value(back, 0), cert), 0);
+	sk_X509_pop_free(back, X509_free);
+	sk_X509_pop_free(certs, X509_free);
+	EVP_PKEY_free(pkey);
+	ra_pending_record_cleanup(&in);
+	ra_pending_record_cleanup(&out);
+}
+END_TEST
+
+START_TEST(test_pending_write_is_atomic_file_with_private_mode)
+{
+	struct ra_pending_record in;
+	char path[400], err[256];
+	struct stat st;
+
+	fill(
+	    &in,
+	    "00000000000000000000000000000000000000000000000000000000000000bb");
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/%s.json", dir, in.key);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	/* No temporary file is left behind. */
+	snprintf(path, sizeof(path), "ls -A %s | grep -q tmp", dir);
+	ck_assert_int_ne(system(path), 0);
+}
+END_TEST
+
+START_TEST(test_pending_parse_is_strict)
+{
+	struct ra_pending_record r;
+	char err[256];
+	const char *bad[] = {
+	    "",
+	    "[]",
+	    "{\"key\":\"ab\"}",
+	    "{\"key\":\"ab\",\"state\":\"nosuch\"}",
+	    "{\"key\":\"ab\",\"state\":\"at_ca\",\"extra\":1}",
+	    "{\"key\":\"ab\",\"state\":\"at_ca\",\"status\":\"403\"}",
+	    "{\"key\":\"ab\",\"state\":\"at_ca\",\"retry_after\":-1}",
+	    "{\"key\":\"ab\",\"state\":\"issued\"}",
+	    "{\"key\":\"ab\",\"state\":\"at_ca\",\"key\":\"cd\"}",
+	};
+	const char *good = "{\"key\":\"ab\",\"state\":\"rejected\","
+	                   "\"status\":403,\"reason\":\"denied\"}";
+	char longlabel[300];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(ra_pending_record_parse(bad[i], strlen(bad[i]),
+		                                      &r, err,
+		                                      sizeof(err)) != 0,
+		              "accepted %s", bad[i]);
+	memset(longlabel, 'x', sizeof(longlabel));
+	snprintf(longlabel, sizeof(longlabel),
+	         "{\"key\":\"ab\",\"state\":\"at_ca\",\"label\":\"%0200d\"}",
+	         1);
+	ck_assert_int_ne(ra_pending_record_parse(longlabel, strlen(longlabel),
+	                                         &r, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(
+	    ra_pending_record_parse(good, strlen(good), &r, err, sizeof(err)),
+	    0);
+	ck_assert_str_eq(r.reason, "denied");
+	ra_pending_record_cleanup(&r);
+}
+END_TEST
+
+START_TEST(test_pending_bad_key_never_touches_files)
+{
+	struct ra_pending_record r;
+	char err[256];
+
+	fill(&r, "../../etc/passwd");
+	ck_assert_int_ne(store->ops->put(store, &r, err, sizeof(err)), 0);
+	ck_assert_int_lt(store->ops->get(store, "../x", &r, err, sizeof(err)),
+	                 0);
+}
+END_TEST
+
+START_TEST(test_pending_expire_removes_only_old_records)
+{
+	struct ra_pending_record a, b, out;
+	char err[256];
+
+	ra_log_open(NULL, NULL, NULL, CA_LOG_EMERG, err, sizeof(err));
+	fill(
+	    &a,
+	    "00000000000000000000000000000000000000000000000000000000000000a1");
+	fill(
+	    &b,
+	    "00000000000000000000000000000000000000000000000000000000000000b2");
+	a.expires = time(NULL) - 10;
+	ck_assert_int_eq(store->ops->put(store, &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(store->ops->put(store, &b, err, sizeof(err)), 0);
+	ck_assert_int_eq(
+	    store->ops->expire(store, time(NULL), err, sizeof(err)), 1);
+	ck_assert_int_eq(store->ops->get(store, a.key, &out, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(store->ops->get(store, b.key, &out, err, sizeof(err)),
+	                 1);
+	ra_pending_record_cleanup(&out);
+}
+END_TEST
+
+START_TEST(test_pending_open_refuses_unwritable_dir)
+{
+	char err[256];
+
+	ck_assert_ptr_null(
+	    ra_pending_open_dir("/proc/nope", 60, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "/proc/nope"));
+}
+END_TEST
+
+static Suite *
+ra_pending_suite(void)
+{
+	Suite *s = suite_create("ra_pending");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_pending_key_follows_public_key_not_body);
+	tcase_add_test(tc, test_pending_put_get_remove_round_trip);
+	tcase_add_test(tc, test_pending_issued_record_keeps_certificates);
+	tcase_add_test(tc, test_pending_write_is_atomic_file_with_private_mode);
+	tcase_add_test(tc, test_pending_parse_is_strict);
+	tcase_add_test(tc, test_pending_bad_key_never_touches_files);
+	tcase_add_test(tc, test_pending_expire_removes_only_old_records);
+	tcase_add_test(tc, test_pending_open_refuses_unwritable_dir);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(ra_pending_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
