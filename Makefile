@@ -34,12 +34,24 @@ LIB_SRC := $(filter-out $(MAIN_SRC),$(sort $(wildcard src/est/*.c \
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Fuzz targets: tests/fuzz/fuzz_NAME.c defines LLVMFuzzerTestOneInput.  make
+# check replays tests/fuzz/regressions/NAME through a plain driver; make fuzz
+# runs libFuzzer (clang) on each for FUZZ_SECONDS.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
+REGRESS_BIN := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD := build-fuzz
+FUZZ_CC := clang
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 # Test and benchmark programs (one .c each): EST test client, load generator.
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps certs run check unit integration bench tools format \
-	format-check clean
+.PHONY: all deps certs run check unit regress integration bench tools fuzz \
+	format format-check clean
 
 all: $(BUILD)/estrad
 
@@ -79,6 +91,48 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libestrad.a
 
 tools: $(TOOL_BIN)
 
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/regress_main.c $(BUILD)/libestrad.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< tests/fuzz/regress_main.c \
+		$(BUILD)/libestrad.a $(LDFLAGS) $(LIBS)
+
+regress: $(REGRESS_BIN)
+	@rc=0; for t in $(FUZZ_NAMES); do \
+		$(BUILD)/fuzz/$$t tests/fuzz/regressions/$$t || rc=1; done; \
+		exit $$rc
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) \
+		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZ_BUILD)/bin/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(FUZZ_LIB_OBJ) $(LIBS)
+
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+# make fuzz [FUZZ_SECONDS=N]: every target for N seconds from seeds made
+# by scripts/fuzz-seeds.sh plus the regression inputs; crashes land in
+# build-fuzz/crashes/ and must become regression inputs once fixed.
+fuzz: deps $(FUZZ_NAMES:%=$(FUZZ_BUILD)/bin/%)
+	@./scripts/fuzz-seeds.sh $(FUZZ_BUILD)/corpus
+	@mkdir -p $(FUZZ_BUILD)/crashes
+	@rc=0; for t in $(FUZZ_NAMES); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+		$(FUZZ_BUILD)/bin/$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/regressions/$$t \
+			> $(FUZZ_BUILD)/$$t.log 2>&1 || rc=1; \
+		printf '%-22s %s\n' $$t "$$(grep -m1 stat::number_of_executed_units \
+			$(FUZZ_BUILD)/$$t.log | awk '{print $$2 " executions"}')"; \
+	done; exit $$rc
+
 certs: deps
 	@./scripts/mkcerts.sh certs
 
@@ -103,6 +157,7 @@ bench: deps
 
 check: deps
 	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory regress
 	@$(MAKE) --no-print-directory integration
 
 format:
@@ -112,6 +167,6 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san $(FUZZ_BUILD)
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/$(MAIN_SRC:.c=.d)
