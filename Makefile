@@ -50,7 +50,7 @@ FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps certs run check unit regress integration bench tools fuzz \
+.PHONY: all deps certs run check unit regress fakes integration bench tools fuzz \
 	format format-check clean
 
 all: $(BUILD)/estrad
@@ -158,7 +158,13 @@ bench: deps
 check: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory regress
+	@$(MAKE) --no-print-directory fakes
 	@$(MAKE) --no-print-directory integration
+
+# The fake CA servers are checked against real clients (curl) before the
+# integration tests trust them.
+fakes:
+	@bash tests/fakes/test_fake_certsrv.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
