@@ -65,6 +65,14 @@ est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
 			    ssl, peer->tls_unique, sizeof(peer->tls_unique));
 		if (peer->tls_unique_len > sizeof(peer->tls_unique))
 			peer->tls_unique_len = 0;
+	} else if (SSL_export_keying_material(
+	               ssl, peer->tls_exporter, sizeof(peer->tls_exporter),
+	               "EXPORTER-Channel-Binding",
+	               sizeof("EXPORTER-Channel-Binding") - 1, NULL, 0,
+	               0) == 1) {
+		/* tls-exporter (RFC 9266), the TLS 1.3 channel binding:
+		 * empty context, 32 bytes. */
+		peer->tls_exporter_len = sizeof(peer->tls_exporter);
 	}
 }
 
@@ -328,6 +336,18 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 		return;
 	}
 	creq->wrap = est_conn_wrap(label, route.op, evreq);
+	/* cacerts and csrattrs are anonymous unless the label says not
+	 * (RFC 7030 §4.1, §4.5). */
+	if (((route.op == EST_OP_CACERTS &&
+	      !(label->anonymous & RA_ANON_CACERTS)) ||
+	     (route.op == EST_OP_CSRATTRS &&
+	      !(label->anonymous & RA_ANON_CSRATTRS))) &&
+	    ra_request_authenticate(
+	        req, evhttp_find_header(evhttp_request_get_input_headers(evreq),
+	                                "Authorization")) != 0) {
+		est_conn_fail(creq, NULL);
+		return;
+	}
 	switch (route.op) {
 	case EST_OP_CACERTS:
 		ra_request_start(req, CA_OP_CACERTS, NULL, est_conn_ra_done,

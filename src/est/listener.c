@@ -58,6 +58,24 @@ est_listener_verify_any(int preverify_ok, X509_STORE_CTX *ctx)
 	return 1;
 }
 
+/*
+ * Returns the label whose PoP linking caps the listener at TLS 1.2, or
+ * NULL: one with pop "required" and no tls_exporter, because tls-unique
+ * does not exist in TLS 1.3 and the label is known only after the
+ * handshake (est-protocol.md §7).
+ */
+const struct ra_label *
+est_listener_tls12_cap(const struct ra_config *config)
+{
+	size_t i;
+
+	for (i = 0; i < config->nlabels; i++)
+		if (config->labels[i]->pop == RA_POP_REQUIRED &&
+		    !config->labels[i]->tls_exporter)
+			return config->labels[i];
+	return NULL;
+}
+
 SSL_CTX *
 est_listener_tls_context(const struct ra_config *config, char *err,
                          size_t errlen)
@@ -65,6 +83,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	static const unsigned char sid_ctx[] = "estrad";
 	STACK_OF(X509_NAME) *names = NULL;
 	SSL_CTX *ctx = NULL, *rc = NULL;
+	size_t i;
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
@@ -74,6 +93,12 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	if (SSL_CTX_set_min_proto_version(ctx, config->tls.min_version) != 1) {
 		ca_error_set(err, errlen, 1, "%s",
 		             "cannot set the minimum TLS version");
+		goto out;
+	}
+	if (est_listener_tls12_cap(config) != NULL &&
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		ca_error_set(err, errlen, 1, "%s",
+		             "cannot cap the TLS version at 1.2");
 		goto out;
 	}
 	/* Client-initiated renegotiation is refused (RFC 7030 §3.5 wants
@@ -127,6 +152,23 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 			ca_error_set(err, errlen, 1, "%s",
 			             "cannot read the client CA names");
 			goto out;
+		}
+		/* Labels with stores of their own add their CAs. */
+		for (i = 0; i < config->nlabels; i++) {
+			const struct ra_label *l = config->labels[i];
+
+			if ((l->explicit_ca != NULL &&
+			     SSL_add_file_cert_subjects_to_stack(
+			         names, l->explicit_ca) != 1) ||
+			    (l->implicit_ca != NULL &&
+			     SSL_add_file_cert_subjects_to_stack(
+			         names, l->implicit_ca) != 1)) {
+				ca_error_set(err, errlen, 1,
+				             "cannot read the client CA names "
+				             "of label %s",
+				             l->name);
+				goto out;
+			}
 		}
 		SSL_CTX_set_client_CA_list(ctx, names);
 		names = NULL;
@@ -339,6 +381,31 @@ struct est_signal_state {
 	struct event_base *base;
 };
 
+/*
+ * SIGHUP: loads the users file again and swaps it in; workers see the new
+ * table at their next Basic check.  A file that does not load is refused
+ * and the old table stays.
+ */
+static void
+est_server_reload_users(const struct ra_config *config)
+{
+	char err[512];
+	long n;
+
+	if (config->users == NULL || config->users_slot == NULL)
+		return;
+	if ((n = ra_users_slot_reload(config->users_slot, config->users, err,
+	                              sizeof(err))) < 0) {
+		ra_log(CA_LOG_ERROR, "est.listener", NULL,
+		       "fix the file and send SIGHUP again; the users loaded "
+		       "before stay in force",
+		       "users file reload refused: %s", err);
+		return;
+	}
+	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
+	       "users file %s reloaded: %ld users", config->users, n);
+}
+
 static void
 est_server_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -352,6 +419,8 @@ est_server_on_signal(evutil_socket_t sig, short what, void *arg)
 		if (ra_log_reopen() == 0)
 			ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
 			       "signal %d: log files reopened", (int)sig);
+		if (sig == SIGHUP)
+			est_server_reload_users(state->server->config);
 		return;
 	}
 	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
@@ -402,6 +471,11 @@ est_server_run(struct est_server *server)
 		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
 		       "listening on %s with %d workers",
 		       server->config->listen[i], server->nworkers);
+	if (est_listener_tls12_cap(server->config) != NULL)
+		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+		       "TLS capped at 1.2: label %s requires PoP linking "
+		       "(tls-unique) without tls_exporter",
+		       est_listener_tls12_cap(server->config)->name);
 	event_base_dispatch(state.base);
 	rc = 0;
 out:

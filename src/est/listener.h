@@ -46,4 +46,11 @@ void est_server_free(struct est_server *server);
 SSL_CTX *est_listener_tls_context(const struct ra_config *config, char *err,
                                   size_t errlen);
 
+/*
+ * Returns the first label (borrowed from config) whose PoP linking caps
+ * the listener at TLS 1.2: pop "required" without tls_exporter.  NULL
+ * when none does.
+ */
+const struct ra_label *est_listener_tls12_cap(const struct ra_config *config);
+
 #endif

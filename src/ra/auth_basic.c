@@ -40,6 +40,14 @@ struct ra_users {
 	/* A copy of the first user's hash in file order, run through crypt_r
 	 * for unknown users so that they cost the same as known ones. */
 	char *dummy_hash;
+	/* The table this one replaced, kept until the slot is freed. */
+	struct ra_users *retired;
+};
+
+struct ra_users_slot {
+	/* Written with release order by the reloading thread, read with
+	 * acquire order by workers: a reader sees a fully built table. */
+	struct ra_users *current;
 };
 
 /*
@@ -547,4 +555,54 @@ ra_basic_result_text(enum ra_basic_result result)
 		return "wrong password";
 	}
 	return "unknown result";
+}
+
+struct ra_users_slot *
+ra_users_slot_new(struct ra_users *users)
+{
+	struct ra_users_slot *slot;
+
+	if ((slot = calloc(1, sizeof(*slot))) == NULL) {
+		ra_users_free(users);
+		return NULL;
+	}
+	slot->current = users;
+	return slot;
+}
+
+void
+ra_users_slot_free(struct ra_users_slot *slot)
+{
+	struct ra_users *users, *next;
+
+	if (slot == NULL)
+		return;
+	for (users = slot->current; users != NULL; users = next) {
+		next = users->retired;
+		ra_users_free(users);
+	}
+	free(slot);
+}
+
+const struct ra_users *
+ra_users_slot_get(const struct ra_users_slot *slot)
+{
+	if (slot == NULL)
+		return NULL;
+	return __atomic_load_n(&slot->current, __ATOMIC_ACQUIRE);
+}
+
+long
+ra_users_slot_reload(struct ra_users_slot *slot, const char *path, char *err,
+                     size_t errlen)
+{
+	struct ra_users *users;
+
+	if ((users = ra_users_load(path, err, errlen)) == NULL)
+		return -1;
+	/* Only this thread writes current, so a plain read of it is the
+	 * latest; the old table hangs off the new one until exit. */
+	users->retired = slot->current;
+	__atomic_store_n(&slot->current, users, __ATOMIC_RELEASE);
+	return (long)users->count;
 }

@@ -49,4 +49,39 @@ enum ra_basic_result ra_auth_basic_check(const struct ra_users *users,
 /* Returns a static phrase for a result, for logs ("unknown user"). */
 const char *ra_basic_result_text(enum ra_basic_result result);
 
+/*
+ * The users table that is current, replaced as a whole on SIGHUP while
+ * workers check credentials against it.  Readers take the current table
+ * with one atomic load; a replaced table is kept (not freed) until the
+ * slot is freed at exit, so a worker still reading it never sees freed
+ * memory.  A reload costs the memory of one table, which an operator's
+ * SIGHUPs over a process lifetime keep small.
+ */
+struct ra_users_slot;
+
+/*
+ * Returns a new slot holding users (taken; may be NULL for "no users
+ * file"), or NULL when memory is short (users is then freed).  Free with
+ * ra_users_slot_free.
+ */
+struct ra_users_slot *ra_users_slot_new(struct ra_users *users);
+
+/* Frees slot and every table it ever held.  NULL is a no-op. */
+void ra_users_slot_free(struct ra_users_slot *slot);
+
+/*
+ * Returns the current table (borrowed, valid until the slot is freed), or
+ * NULL when the slot holds none.  Thread-safe, lock-free.
+ */
+const struct ra_users *ra_users_slot_get(const struct ra_users_slot *slot);
+
+/*
+ * Loads path as a new table and makes it current.  A file that does not
+ * load is refused: the current table stays, and err (size errlen) holds
+ * "FILE:LINE: reason".  Returns the new table's user count, or -1.  Main
+ * thread only (one reload at a time).
+ */
+long ra_users_slot_reload(struct ra_users_slot *slot, const char *path,
+                          char *err, size_t errlen);
+
 #endif

@@ -129,3 +129,229 @@ ra_trust_verify(const struct ra_trust *trust, X509 *cert, STACK_OF(X509) *chain,
 		return RA_TRUST_IMPLICIT;
 	return RA_TRUST_NONE;
 }
+
+struct ra_crl {
+	X509_CRL *crl;
+};
+
+/*
+ * Verification callback that forgives an expired leaf and nothing else:
+ * the chain above it must be valid now (grace window of re-enrollment).
+ */
+static int
+ra_trust_forgive_leaf_expiry(int ok, X509_STORE_CTX *ctx)
+{
+	if (!ok &&
+	    X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CERT_HAS_EXPIRED &&
+	    X509_STORE_CTX_get_error_depth(ctx) == 0)
+		return 1;
+	return ok;
+}
+
+/*
+ * Verifies against one store, forgiving an expired leaf when
+ * leaf_expired_ok is set.  Returns 1 when it chains, else 0 with the
+ * reason in why and the OpenSSL error and depth in *error and *depth.
+ */
+static int
+ra_trust_verify_at(X509_STORE *store, X509 *cert, STACK_OF(X509) *chain,
+                   int leaf_expired_ok, int *error, int *depth, char *why,
+                   size_t whylen)
+{
+	X509_STORE_CTX *ctx = NULL;
+	int ok = 0;
+
+	*error = X509_V_OK;
+	*depth = -1;
+	if ((ctx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(ctx, store, cert, chain) != 1) {
+		snprintf(why, whylen, "cannot set up verification");
+		goto out;
+	}
+	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+	if (leaf_expired_ok)
+		X509_STORE_CTX_set_verify_cb(ctx, ra_trust_forgive_leaf_expiry);
+	if (X509_verify_cert(ctx) == 1) {
+		ok = 1;
+		goto out;
+	}
+	*error = X509_STORE_CTX_get_error(ctx);
+	*depth = X509_STORE_CTX_get_error_depth(ctx);
+	snprintf(why, whylen, "%s", X509_verify_cert_error_string(*error));
+out:
+	X509_STORE_CTX_free(ctx);
+	ERR_clear_error();
+	return ok;
+}
+
+/* Says whether cert's extendedKeyUsage lists nid. */
+static int
+ra_trust_has_eku(X509 *cert, int nid)
+{
+	EXTENDED_KEY_USAGE *eku;
+	int i, found = 0;
+
+	if ((eku = X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL)) ==
+	    NULL) {
+		ERR_clear_error();
+		return 0;
+	}
+	for (i = 0; i < sk_ASN1_OBJECT_num(eku); i++)
+		if (OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)) == nid)
+			found = 1;
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	return found;
+}
+
+enum ra_trust_store
+ra_trust_verify_check(const struct ra_trust *trust, X509 *cert,
+                      STACK_OF(X509) *chain, struct ra_trust_check *check)
+{
+	char why[256] = "", iwhy[256] = "";
+	int error, depth, ierror, idepth, day_diff = 0, sec_diff = 0;
+	const ASN1_TIME *not_after = X509_get0_notAfter(cert);
+
+	check->store = RA_TRUST_NONE;
+	check->chained = RA_TRUST_NONE;
+	check->expired_days = -1;
+	check->is_ra = 0;
+	check->why[0] = '\0';
+	if (ra_trust_verify_at(trust->explicit_store, cert, chain, 0, &error,
+	                       &depth, why, sizeof(why)))
+		check->chained = RA_TRUST_EXPLICIT;
+	else if (error == X509_V_ERR_CERT_HAS_EXPIRED && depth == 0 &&
+	         ASN1_TIME_diff(&day_diff, &sec_diff, not_after, NULL) == 1) {
+		/* Expired: does it chain when only its own expiry is
+		 * forgiven, and did it expire within the grace window? */
+		if (ra_trust_verify_at(trust->explicit_store, cert, chain, 1,
+		                       &ierror, &idepth, iwhy, sizeof(iwhy))) {
+			if (check->grace_days > 0 &&
+			    (long)day_diff * 86400 + sec_diff <=
+			        (long)check->grace_days * 86400) {
+				check->chained = RA_TRUST_EXPLICIT;
+				check->expired_days = day_diff;
+			} else
+				snprintf(why, sizeof(why),
+				         "certificate has expired %d days ago "
+				         "(reenroll.grace_days %u)",
+				         day_diff, check->grace_days);
+		}
+	}
+	if (check->chained == RA_TRUST_NONE && trust->implicit_store != NULL &&
+	    ra_trust_verify_at(trust->implicit_store, cert, chain, 0, &ierror,
+	                       &idepth, iwhy, sizeof(iwhy)))
+		check->chained = RA_TRUST_IMPLICIT;
+	ERR_clear_error();
+	if (check->chained == RA_TRUST_NONE) {
+		snprintf(check->why, sizeof(check->why), "%s", why);
+		goto out;
+	}
+	if ((check->chained == RA_TRUST_EXPLICIT &&
+	     !(check->stores & RA_TRUST_BIT_EXPLICIT)) ||
+	    (check->chained == RA_TRUST_IMPLICIT &&
+	     !(check->stores & RA_TRUST_BIT_IMPLICIT))) {
+		snprintf(check->why, sizeof(check->why),
+		         "certificate is anchored in the %s store, which the "
+		         "label does not accept here",
+		         ra_trust_store_name(check->chained));
+		goto out;
+	}
+	if (check->require_eku && !ra_trust_has_eku(cert, NID_client_auth)) {
+		snprintf(check->why, sizeof(check->why),
+		         "certificate lacks the clientAuth extended key usage "
+		         "(require_client_auth_eku)");
+		goto out;
+	}
+	if (check->crl != NULL && check->chained == RA_TRUST_EXPLICIT &&
+	    ra_crl_revoked(check->crl, cert)) {
+		snprintf(check->why, sizeof(check->why),
+		         "certificate is revoked (crl)");
+		goto out;
+	}
+	check->is_ra = check->chained == RA_TRUST_EXPLICIT &&
+	               ra_trust_has_eku(cert, NID_cmcRA);
+	check->store = check->chained;
+out:
+	return check->store;
+}
+
+struct ra_crl *
+ra_crl_load(const char *path, const char *explicit_path, char *err,
+            size_t errlen)
+{
+	struct ra_crl *crl = NULL, *rc = NULL;
+	STACK_OF(X509_INFO) *infos = NULL;
+	BIO *bio = NULL;
+	EVP_PKEY *key;
+	X509 *ca;
+	int i, verified = 0;
+
+	ERR_clear_error();
+	if ((crl = calloc(1, sizeof(*crl))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if ((bio = BIO_new_file(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open", path);
+		goto out;
+	}
+	if ((crl->crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) == NULL) {
+		(void)BIO_reset(bio);
+		ERR_clear_error();
+		crl->crl = d2i_X509_CRL_bio(bio, NULL);
+	}
+	if (crl->crl == NULL) {
+		snprintf(err, errlen, "%s: not a PEM or DER CRL", path);
+		goto out;
+	}
+	BIO_free(bio);
+	if ((bio = BIO_new_file(explicit_path, "r")) == NULL ||
+	    (infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "%s: cannot read", explicit_path);
+		goto out;
+	}
+	for (i = 0; i < sk_X509_INFO_num(infos) && !verified; i++) {
+		ca = sk_X509_INFO_value(infos, i)->x509;
+		if (ca == NULL ||
+		    X509_NAME_cmp(X509_get_subject_name(ca),
+		                  X509_CRL_get_issuer(crl->crl)) != 0 ||
+		    (key = X509_get0_pubkey(ca)) == NULL)
+			continue;
+		verified = X509_CRL_verify(crl->crl, key) == 1;
+	}
+	if (!verified) {
+		snprintf(err, errlen,
+		         "%s: no CA of %s issued this CRL (or its signature "
+		         "does not verify)",
+		         path, explicit_path);
+		goto out;
+	}
+	rc = crl;
+	crl = NULL;
+out:
+	ERR_clear_error();
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	ra_crl_free(crl);
+	return rc;
+}
+
+void
+ra_crl_free(struct ra_crl *crl)
+{
+	if (crl == NULL)
+		return;
+	X509_CRL_free(crl->crl);
+	free(crl);
+}
+
+int
+ra_crl_revoked(const struct ra_crl *crl, X509 *cert)
+{
+	X509_REVOKED *rev = NULL;
+
+	if (crl == NULL || X509_NAME_cmp(X509_get_issuer_name(cert),
+	                                 X509_CRL_get_issuer(crl->crl)) != 0)
+		return 0;
+	return X509_CRL_get0_by_cert(crl->crl, &rev, cert) == 1;
+}

@@ -44,4 +44,55 @@ enum ra_trust_store ra_trust_verify(const struct ra_trust *trust, X509 *cert,
                                     STACK_OF(X509) *chain, char *why,
                                     size_t whylen);
 
+/* Bits of ra_trust_check.stores: the stores a label accepts for an op. */
+#define RA_TRUST_BIT_EXPLICIT 0x1u
+#define RA_TRUST_BIT_IMPLICIT 0x2u
+
+/* A parsed CRL of the explicit store's CA; read-only, shared. */
+struct ra_crl;
+
+/* One verification, with the label's rules. */
+struct ra_trust_check {
+	/* In. */
+	unsigned int stores;      /* RA_TRUST_BIT_*: stores that count */
+	int require_eku;          /* the leaf must list clientAuth in its EKU */
+	unsigned int grace_days;  /* an explicit leaf expired at most this many
+	                             days ago still counts (re-enrollment) */
+	const struct ra_crl *crl; /* revoked certificates, or NULL */
+
+	/* Out. */
+	enum ra_trust_store store;   /* the store that counted, or NONE */
+	enum ra_trust_store chained; /* the store the chain reached, even
+	                                one the label does not accept */
+	long expired_days; /* days since notAfter when accepted in grace,
+	                      else -1 */
+	int is_ra;         /* the leaf carries id-kp-cmcRA */
+	/* NONE: why, with the OpenSSL verify reason when there is one
+	 * ("certificate has expired"). */
+	char why[256];
+};
+
+/*
+ * Verifies cert (with the untrusted chain the client sent) against the
+ * stores of check->stores, then applies the EKU, grace and revocation
+ * rules.  Returns check->store.  Borrows everything.  Thread-safe.
+ */
+enum ra_trust_store ra_trust_verify_check(const struct ra_trust *trust,
+                                          X509 *cert, STACK_OF(X509) *chain,
+                                          struct ra_trust_check *check);
+
+/*
+ * Loads a CRL (PEM or DER) and verifies its signature with the CA of
+ * explicit_path whose subject is the CRL's issuer.  Returns a new CRL
+ * (free with ra_crl_free) or NULL with the reason in err.
+ */
+struct ra_crl *ra_crl_load(const char *path, const char *explicit_path,
+                           char *err, size_t errlen);
+
+/* Frees crl.  NULL is a no-op. */
+void ra_crl_free(struct ra_crl *crl);
+
+/* Says whether crl lists cert (same issuer and serial).  Thread-safe. */
+int ra_crl_revoked(const struct ra_crl *crl, X509 *cert);
+
 #endif

@@ -98,9 +98,25 @@ static const char *const cfg_logs_keys[] = {
 };
 
 static const char *const cfg_label_keys[] = {
-    "auth",          "b64_wrap",    "accept_pem_armour",
-    "include_chain", "retry_after", "ca_wait",
-    "csrattrs",      "ca",          NULL,
+    "auth",
+    "b64_wrap",
+    "accept_pem_armour",
+    "include_chain",
+    "retry_after",
+    "ca_wait",
+    "csrattrs",
+    "ca",
+    "anonymous",
+    "trust",
+    "require_client_auth_eku",
+    "ra_clients",
+    "reenroll",
+    "crl",
+    "pop",
+    "tls_exporter",
+    "policy",
+    "authorizer",
+    NULL,
 };
 
 /* Labels may not shadow an operation (est-protocol.md §2). */
@@ -1365,6 +1381,13 @@ cfg_load_users(struct cfg *c, const json_t *root)
 		cfg_error(c, "users", 0, NULL, "%s", msg);
 		goto out;
 	}
+	/* The slot owns the table from here on; SIGHUP replaces it. */
+	if ((config->users_slot = ra_users_slot_new(config->users_table)) ==
+	    NULL) {
+		config->users_table = NULL;
+		cfg_error(c, "users", 0, NULL, "out of memory");
+		goto out;
+	}
 	rc = 0;
 out:
 	return rc;
@@ -1475,16 +1498,20 @@ cfg_label_auth(struct cfg *c, struct ra_label *label, const json_t *obj,
 			else if (s != NULL && strcmp(s, "basic") == 0 &&
 			         c->config->users_table != NULL)
 				label->auth |= RA_AUTH_BASIC;
-			else if (s != NULL && strcmp(s, "basic") == 0) {
+			else if (s != NULL && strcmp(s, "cert+basic") == 0 &&
+			         c->config->users_table != NULL)
+				label->auth |= RA_AUTH_CERT_BASIC;
+			else if (s != NULL && (strcmp(s, "basic") == 0 ||
+			                       strcmp(s, "cert+basic") == 0)) {
 				cfg_error(c, epath, 0, NULL,
 				          "\"basic\" needs the top-level "
 				          "\"users\" file");
 				goto out;
 			} else {
-				cfg_error(
-				    c, epath, 0, NULL,
-				    "must be \"cert\" or \"basic\", got %s",
-				    cfg_value_text(v, got, sizeof(got)));
+				cfg_error(c, epath, 0, NULL,
+				          "must be \"cert\", \"basic\" or "
+				          "\"cert+basic\", got %s",
+				          cfg_value_text(v, got, sizeof(got)));
 				goto out;
 			}
 		}
@@ -1647,6 +1674,405 @@ out:
 	return rc;
 }
 
+static const char *const cfg_trust_keys[] = {
+    "enroll", "reenroll", "explicit_ca", "implicit_ca", NULL,
+};
+
+static const char *const cfg_reenroll_keys[] = {
+    "grace_days",
+    "renew",
+    "rekey",
+    NULL,
+};
+
+static const char *const cfg_ra_keys[] = {
+    "enabled",
+    "waive_pop",
+    "policy",
+    NULL,
+};
+
+/* Reads the array of store names at objpath.key into *out. */
+static int
+cfg_trust_list(struct cfg *c, const json_t *obj, const char *objpath,
+               const char *key, int reenroll, unsigned int *out)
+{
+	char path[CFG_PATH_MAX], epath[CFG_PATH_MAX], got[160];
+	const json_t *list, *v;
+	const char *s;
+	int rc = -1;
+	size_t i;
+
+	cfg_join(path, sizeof(path), objpath, key);
+	if ((list = json_object_get(obj, key)) == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (!json_is_array(list)) {
+		cfg_type_error(
+		    c, path, "an array of \"explicit\" and \"implicit\"", list);
+		goto out;
+	}
+	*out = 0;
+	json_array_foreach(list, i, v)
+	{
+		cfg_join_index(epath, sizeof(epath), path, i);
+		s = json_string_value(v);
+		if (s != NULL && strcmp(s, "explicit") == 0)
+			*out |= RA_TRUST_BIT_EXPLICIT;
+		else if (s != NULL && strcmp(s, "implicit") == 0 && !reenroll)
+			*out |= RA_TRUST_BIT_IMPLICIT;
+		else if (s != NULL && strcmp(s, "implicit") == 0) {
+			/* RFC 7030 §3.3.2, est-protocol.md §6: renewal is of
+			 * a certificate the EST CA issued. */
+			cfg_error(c, epath, 0, NULL,
+			          "simplereenroll renews certificates the EST "
+			          "CA issued: only \"explicit\" is allowed");
+			goto out;
+		} else {
+			cfg_error(
+			    c, epath, 0, NULL,
+			    "must be \"explicit\" or \"implicit\", got %s",
+			    cfg_value_text(v, got, sizeof(got)));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+/* "trust": the label's stores and which count for which operation. */
+static int
+cfg_label_trust(struct cfg *c, struct ra_label *label, const json_t *obj,
+                const char *lpath)
+{
+	struct ra_config *config = c->config;
+	char path[CFG_PATH_MAX], where[CFG_PATH_MAX], msg[512];
+	STACK_OF(X509) *certs = NULL;
+	const json_t *t;
+	const char *implicit;
+	int rc = -1;
+
+	cfg_join(path, sizeof(path), lpath, "trust");
+	if (cfg_get_object(c, obj, lpath, "trust", 0, cfg_trust_keys, &t) != 0)
+		goto out;
+	if (t != NULL && (cfg_get_path(c, t, path, "explicit_ca", 0,
+	                               &label->explicit_ca) != 0 ||
+	                  cfg_get_path(c, t, path, "implicit_ca", 0,
+	                               &label->implicit_ca) != 0))
+		goto out;
+	if (label->explicit_ca != NULL) {
+		cfg_join(where, sizeof(where), path, "explicit_ca");
+		if ((certs = cfg_read_certs(c, where, label->explicit_ca)) ==
+		    NULL)
+			goto out;
+		sk_X509_pop_free(certs, X509_free);
+		certs = NULL;
+	}
+	if (label->implicit_ca != NULL) {
+		cfg_join(where, sizeof(where), path, "implicit_ca");
+		if ((certs = cfg_read_certs(c, where, label->implicit_ca)) ==
+		    NULL)
+			goto out;
+		sk_X509_pop_free(certs, X509_free);
+		certs = NULL;
+	}
+	implicit = label->implicit_ca != NULL ? label->implicit_ca
+	                                      : config->tls.implicit_ca;
+	if ((label->explicit_ca != NULL || label->implicit_ca != NULL) &&
+	    (label->trust = ra_trust_new(label->explicit_ca != NULL
+	                                     ? label->explicit_ca
+	                                     : config->tls.explicit_ca,
+	                                 implicit, msg, sizeof(msg))) == NULL) {
+		cfg_error(c, path, 0, NULL, "%s", msg);
+		goto out;
+	}
+	/* Manufacturer certificates may enroll by default, never renew. */
+	label->trust_enroll = RA_TRUST_BIT_EXPLICIT |
+	                      (implicit != NULL ? RA_TRUST_BIT_IMPLICIT : 0);
+	label->trust_reenroll = RA_TRUST_BIT_EXPLICIT;
+	if (t != NULL && (cfg_trust_list(c, t, path, "enroll", 0,
+	                                 &label->trust_enroll) != 0 ||
+	                  cfg_trust_list(c, t, path, "reenroll", 1,
+	                                 &label->trust_reenroll) != 0))
+		goto out;
+	if ((label->trust_enroll & RA_TRUST_BIT_IMPLICIT) && implicit == NULL) {
+		cfg_join(where, sizeof(where), path, "enroll");
+		cfg_error(c, where, 0, NULL,
+		          "\"implicit\" needs tls.implicit_ca or "
+		          "trust.implicit_ca");
+		goto out;
+	}
+	rc = 0;
+out:
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+/* Builds a policy from the object at objpath.key (absent: defaults). */
+static int
+cfg_policy(struct cfg *c, const json_t *obj, const char *objpath,
+           const char *key, int absent_ok, struct ra_policy **out)
+{
+	char path[CFG_PATH_MAX], where[CFG_PATH_MAX];
+	const json_t *v;
+	struct ca_err err;
+	int rc = -1;
+
+	cfg_join(path, sizeof(path), objpath, key);
+	*out = NULL;
+	v = json_object_get(obj, key);
+	if (v == NULL && absent_ok) {
+		rc = 0;
+		goto out;
+	}
+	if (v != NULL && !json_is_object(v)) {
+		cfg_type_error(c, path, "an object", v);
+		goto out;
+	}
+	memset(&err, 0, sizeof(err));
+	if ((*out = ra_policy_new(v, &err)) == NULL) {
+		cfg_join(where, sizeof(where), path, err.key);
+		if (strncmp(err.text, "unknown key", 11) == 0) {
+			/* Reported at the key and named by its object, like
+			 * every other unknown key. */
+			char parent[CFG_PATH_MAX], *dot;
+
+			snprintf(parent, sizeof(parent), "%s", where);
+			if ((dot = strrchr(parent, '.')) != NULL)
+				*dot = '\0';
+			cfg_error(c, where, 1, parent, "%s", err.text);
+		} else
+			cfg_error(c, err.key[0] != '\0' ? where : path, 0, NULL,
+			          "%s", err.text);
+		goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+static int
+cfg_label_reenroll(struct cfg *c, struct ra_label *label, const json_t *obj,
+                   const char *lpath)
+{
+	char path[CFG_PATH_MAX];
+	const json_t *r;
+	long long n = 0;
+	int rc = -1;
+
+	label->renew = 1;
+	label->rekey = 1;
+	cfg_join(path, sizeof(path), lpath, "reenroll");
+	if (cfg_get_object(c, obj, lpath, "reenroll", 0, cfg_reenroll_keys,
+	                   &r) != 0)
+		goto out;
+	if (r != NULL &&
+	    (cfg_get_int(c, r, path, "grace_days", 0, 3650, &n) != 0 ||
+	     cfg_get_bool(c, r, path, "renew", &label->renew) != 0 ||
+	     cfg_get_bool(c, r, path, "rekey", &label->rekey) != 0))
+		goto out;
+	label->grace_days = (unsigned int)n;
+	if (!label->renew && !label->rekey) {
+		cfg_error(c, path, 0, NULL,
+		          "renew and rekey are both false: use trust.reenroll "
+		          "[] to turn re-enrollment off");
+		goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+static int
+cfg_label_ra_clients(struct cfg *c, struct ra_label *label, const json_t *obj,
+                     const char *lpath)
+{
+	char path[CFG_PATH_MAX];
+	const json_t *r;
+	int rc = -1;
+
+	label->ra_waive_pop = 1;
+	cfg_join(path, sizeof(path), lpath, "ra_clients");
+	if (cfg_get_object(c, obj, lpath, "ra_clients", 0, cfg_ra_keys, &r) !=
+	    0)
+		goto out;
+	if (r != NULL &&
+	    (cfg_get_bool(c, r, path, "enabled", &label->ra_enabled) != 0 ||
+	     cfg_get_bool(c, r, path, "waive_pop", &label->ra_waive_pop) != 0 ||
+	     cfg_policy(c, r, path, "policy", 1, &label->ra_policy) != 0))
+		goto out;
+	rc = 0;
+out:
+	return rc;
+}
+
+/* "anonymous": the GET operations served without authentication. */
+static int
+cfg_label_anonymous(struct cfg *c, struct ra_label *label, const json_t *obj,
+                    const char *lpath)
+{
+	char path[CFG_PATH_MAX], epath[CFG_PATH_MAX], got[160];
+	const json_t *list, *v;
+	const char *s;
+	int rc = -1;
+	size_t i;
+
+	label->anonymous = RA_ANON_CACERTS | RA_ANON_CSRATTRS;
+	cfg_join(path, sizeof(path), lpath, "anonymous");
+	if ((list = json_object_get(obj, "anonymous")) == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (!json_is_array(list)) {
+		cfg_type_error(
+		    c, path, "an array of \"cacerts\" and \"csrattrs\"", list);
+		goto out;
+	}
+	label->anonymous = 0;
+	json_array_foreach(list, i, v)
+	{
+		cfg_join_index(epath, sizeof(epath), path, i);
+		s = json_string_value(v);
+		if (s != NULL && strcmp(s, "cacerts") == 0)
+			label->anonymous |= RA_ANON_CACERTS;
+		else if (s != NULL && strcmp(s, "csrattrs") == 0)
+			label->anonymous |= RA_ANON_CSRATTRS;
+		else {
+			cfg_error(c, epath, 0, NULL,
+			          "must be \"cacerts\" or \"csrattrs\", got %s",
+			          cfg_value_text(v, got, sizeof(got)));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+/*
+ * "pop" and "tls_exporter".  A label that requires linking asks for
+ * challengePassword in csrattrs (RFC 8951 §4), so it is added when the
+ * list lacks it.
+ */
+static int
+cfg_label_pop(struct cfg *c, struct ra_label *label, const json_t *obj,
+              const char *lpath)
+{
+	char path[CFG_PATH_MAX], got[160];
+	const char *s = "optional";
+	char **grown;
+	int rc = -1;
+	size_t i;
+
+	cfg_join(path, sizeof(path), lpath, "pop");
+	if (cfg_get_string(c, obj, lpath, "pop", 0, &s) != 0 ||
+	    cfg_get_bool(c, obj, lpath, "tls_exporter", &label->tls_exporter) !=
+	        0)
+		goto out;
+	if (strcmp(s, "off") == 0)
+		label->pop = RA_POP_OFF;
+	else if (strcmp(s, "optional") == 0)
+		label->pop = RA_POP_OPTIONAL;
+	else if (strcmp(s, "required") == 0)
+		label->pop = RA_POP_REQUIRED;
+	else {
+		cfg_error(
+		    c, path, 0, NULL,
+		    "must be \"required\", \"optional\" or \"off\", got %s",
+		    cfg_value_text(json_object_get(obj, "pop"), got,
+		                   sizeof(got)));
+		goto out;
+	}
+	if (label->pop == RA_POP_REQUIRED && !label->tls_exporter &&
+	    c->config->tls.min_version == TLS1_3_VERSION) {
+		cfg_error(c, path, 0, NULL,
+		          "\"required\" needs TLS 1.2 (tls-unique) but "
+		          "tls.min_version is \"1.3\": set tls_exporter "
+		          "true or lower tls.min_version");
+		goto out;
+	}
+	if (label->pop != RA_POP_REQUIRED) {
+		rc = 0;
+		goto out;
+	}
+	for (i = 0; i < label->ncsrattrs; i++)
+		if (OBJ_txt2nid(label->csrattrs[i]) ==
+		    NID_pkcs9_challengePassword)
+			break;
+	if (i == label->ncsrattrs) {
+		if ((grown = reallocarray(label->csrattrs, label->ncsrattrs + 1,
+		                          sizeof(char *))) == NULL) {
+			cfg_error(c, path, 0, NULL, "out of memory");
+			goto out;
+		}
+		label->csrattrs = grown;
+		if ((label->csrattrs[label->ncsrattrs] =
+		         strdup("challengePassword")) == NULL) {
+			cfg_error(c, path, 0, NULL, "out of memory");
+			goto out;
+		}
+		label->ncsrattrs++;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+/* Everything that decides who may enroll on the label. */
+static int
+cfg_label_security(struct cfg *c, struct ra_label *label, const json_t *obj,
+                   const char *lpath)
+{
+	char path[CFG_PATH_MAX], where[CFG_PATH_MAX], msg[512];
+	const char *crl = NULL;
+	struct ca_err err;
+	const json_t *v;
+	char *crl_path = NULL;
+	int rc = -1;
+
+	if (cfg_label_anonymous(c, label, obj, lpath) != 0 ||
+	    cfg_label_trust(c, label, obj, lpath) != 0 ||
+	    cfg_get_bool(c, obj, lpath, "require_client_auth_eku",
+	                 &label->require_client_auth_eku) != 0 ||
+	    cfg_label_ra_clients(c, label, obj, lpath) != 0 ||
+	    cfg_label_reenroll(c, label, obj, lpath) != 0 ||
+	    cfg_label_pop(c, label, obj, lpath) != 0 ||
+	    cfg_policy(c, obj, lpath, "policy", 0, &label->policy) != 0)
+		goto out;
+	cfg_join(path, sizeof(path), lpath, "crl");
+	if (cfg_get_string(c, obj, lpath, "crl", 0, &crl) != 0)
+		goto out;
+	if (crl != NULL) {
+		if (cfg_absolute(c, path, crl, &crl_path) != 0)
+			goto out;
+		if ((label->crl = ra_crl_load(crl_path,
+		                              label->explicit_ca != NULL
+		                                  ? label->explicit_ca
+		                                  : c->config->tls.explicit_ca,
+		                              msg, sizeof(msg))) == NULL) {
+			cfg_error(c, path, 0, NULL, "%s", msg);
+			goto out;
+		}
+	}
+	cfg_join(path, sizeof(path), lpath, "authorizer");
+	if ((v = json_object_get(obj, "authorizer")) != NULL) {
+		memset(&err, 0, sizeof(err));
+		if ((label->authorizer =
+		         ra_authorizer_new(v, c->config->dir, &err)) == NULL) {
+			cfg_join(where, sizeof(where), path, err.key);
+			cfg_error(c, err.key[0] != '\0' ? where : path, 0, NULL,
+			          "%s", err.text);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(crl_path);
+	return rc;
+}
+
 static int
 cfg_load_label(struct cfg *c, const char *name, const json_t *obj)
 {
@@ -1706,6 +2132,7 @@ cfg_load_label(struct cfg *c, const char *name, const json_t *obj)
 		goto out;
 	label->ca_wait = (unsigned int)n;
 	if (cfg_label_csrattrs(c, label, obj, lpath) != 0 ||
+	    cfg_label_security(c, label, obj, lpath) != 0 ||
 	    cfg_label_ca(c, label, obj, lpath) != 0)
 		goto out;
 	rc = 0;
@@ -1934,7 +2361,10 @@ ra_config_free(struct ra_config *config)
 	free(config->logs.access);
 	free(config->logs.audit);
 	free(config->users);
-	ra_users_free(config->users_table);
+	if (config->users_slot != NULL)
+		ra_users_slot_free(config->users_slot);
+	else
+		ra_users_free(config->users_table);
 	free(config->pending_dir);
 	ra_pending_close(config->pending);
 	for (i = 0; i < config->nlabels; i++) {
@@ -1944,6 +2374,13 @@ ra_config_free(struct ra_config *config)
 			free(label->csrattrs[j]);
 		free(label->csrattrs);
 		ca_instance_free(label->ca);
+		free(label->explicit_ca);
+		free(label->implicit_ca);
+		ra_trust_free(label->trust);
+		ra_policy_free(label->ra_policy);
+		ra_policy_free(label->policy);
+		ra_crl_free(label->crl);
+		ra_authorizer_free(label->authorizer);
 		free(label);
 	}
 	free(config->labels);

@@ -11,12 +11,21 @@
 
 #include "ca_plugins/ca.h"
 #include "ra/auth_basic.h"
+#include "ra/auth_cert.h"
+#include "ra/authorizer.h"
 #include "ra/pending.h"
+#include "ra/policy.h"
+#include "ra/pop.h"
 
 /* Ways a client may authenticate on a label (bits of ra_label.auth). */
-#define RA_AUTH_NONE  0x0u /* anonymous enrollment (not the default) */
-#define RA_AUTH_CERT  0x1u /* TLS client certificate, explicit or implicit */
-#define RA_AUTH_BASIC 0x2u /* HTTP Basic against the users file */
+#define RA_AUTH_NONE       0x0u /* anonymous enrollment (not the default) */
+#define RA_AUTH_CERT       0x1u /* TLS client certificate, explicit or implicit */
+#define RA_AUTH_BASIC      0x2u /* HTTP Basic against the users file */
+#define RA_AUTH_CERT_BASIC 0x4u /* both together ("cert+basic") */
+
+/* Operations a label serves without authentication (ra_label.anonymous). */
+#define RA_ANON_CACERTS  0x1u
+#define RA_ANON_CSRATTRS 0x2u
 
 /* b64_wrap values other than a column count. */
 #define RA_WRAP_AUTO -1
@@ -42,6 +51,29 @@ struct ra_label {
 	char **csrattrs;
 	size_t ncsrattrs;
 	struct ca_instance *ca; /* owned */
+
+	/* Authentication and authorization (RFC 7030 §3.3, §3.5, §3.7,
+	 * §4.2.2); see README "Authentication and policy". */
+	unsigned int anonymous;      /* RA_ANON_*: served without auth */
+	unsigned int trust_enroll;   /* RA_TRUST_BIT_* for simpleenroll */
+	unsigned int trust_reenroll; /* RA_TRUST_BIT_* for simplereenroll */
+	char *explicit_ca;           /* the label's own stores, absolute, or */
+	char *implicit_ca;           /* NULL for tls.*; owned */
+	struct ra_trust *trust;      /* built from those, or NULL; owned */
+	int require_client_auth_eku; /* client leaf must list clientAuth */
+	int ra_enabled;              /* id-kp-cmcRA clients act as RAs */
+	int ra_waive_pop;            /* and need not link PoP */
+	struct ra_policy *ra_policy; /* policy for RA clients, or NULL for
+	                                the label's; owned */
+	unsigned int grace_days;     /* reenroll of a certificate expired at
+	                                most this long ago */
+	int renew;                   /* reenroll with the same key */
+	int rekey;                   /* reenroll with a new key */
+	struct ra_crl *crl;          /* revoked certificates, or NULL; owned */
+	enum ra_pop_mode pop;        /* challengePassword linking */
+	int tls_exporter;            /* accept RFC 9266 tls-exporter on 1.3 */
+	struct ra_policy *policy;    /* never NULL after load; owned */
+	struct ra_authorizer *authorizer; /* or NULL; owned */
 };
 
 /* The whole configuration.  Read-only once loaded; shared by all threads. */
@@ -79,7 +111,11 @@ struct ra_config {
 	} logs;
 
 	char *users; /* htpasswd file for Basic, or NULL; absolute; owned */
-	struct ra_users *users_table; /* loaded from users, or NULL; owned */
+	/* The users table loaded at start (or NULL), owned by users_slot,
+	 * which holds the current one after SIGHUP reloads: workers read
+	 * ra_users_slot_get(users_slot). */
+	struct ra_users *users_table;
+	struct ra_users_slot *users_slot; /* owned; NULL without users */
 
 	/* Pending-request store ("pending" object), or NULL when none is
 	 * configured (a PENDING answer is then still 202, but not kept). */

@@ -13,6 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -37,6 +38,8 @@ ra_auth_method_name(enum ra_auth_method method)
 		return "cert";
 	case RA_AUTHED_BASIC:
 		return "basic";
+	case RA_AUTHED_CERT_BASIC:
+		return "cert+basic";
 	default:
 		return "none";
 	}
@@ -68,6 +71,7 @@ ra_request_new(const struct ra_config *config, const struct ra_trust *trust,
 	req->trust = trust;
 	req->base = base;
 	req->ca_ms = -1;
+	req->cert_expired_days = -1;
 	req->outcome = CA_OUTCOME__MAX;
 	gettimeofday(&req->started, NULL);
 	req->log.rid = req->rid;
@@ -157,62 +161,153 @@ ra_request_subject(X509_NAME *name, char *buf, size_t len)
 	BIO_free(bio);
 }
 
+/* The trust stores of the label: its own, or tls.*. */
+static const struct ra_trust *
+ra_request_trust(const struct ra_request *req)
+{
+	return req->label->trust != NULL ? req->label->trust : req->trust;
+}
+
+static int
+ra_request_is_reenroll(const struct ra_request *req)
+{
+	return req->op_name != NULL &&
+	       strcmp(req->op_name, "simplereenroll") == 0;
+}
+
+/*
+ * Judges the client certificate with the label's rules (stores per
+ * operation, clientAuth EKU, grace window, CRL).  Returns 1 when it counts;
+ * 0 when there is none, or when it does not count, with the reason in why
+ * and one notice line naming the OpenSSL reason and the subject.
+ */
+static int
+ra_request_judge_cert(struct ra_request *req, char *why, size_t whylen)
+{
+	const struct ra_label *label = req->label;
+	int reenroll = ra_request_is_reenroll(req);
+	struct ra_trust_check check;
+	char subject[256];
+
+	if (req->peer.cert == NULL)
+		return 0;
+	memset(&check, 0, sizeof(check));
+	check.stores = reenroll ? label->trust_reenroll : label->trust_enroll;
+	check.require_eku = label->require_client_auth_eku;
+	check.grace_days = reenroll ? label->grace_days : 0;
+	check.crl = label->crl;
+	ra_request_subject(X509_get_subject_name(req->peer.cert), subject,
+	                   sizeof(subject));
+	if (ra_trust_verify_check(ra_request_trust(req), req->peer.cert,
+	                          req->peer.chain, &check) != RA_TRUST_NONE) {
+		req->cert_store = check.store;
+		req->cert_expired_days = check.expired_days;
+		req->is_ra = check.is_ra && label->ra_enabled;
+		ra_policy_name_cn(X509_get_subject_name(req->peer.cert),
+		                  req->cert_cn, sizeof(req->cert_cn));
+		if (check.expired_days >= 0)
+			ra_log(CA_LOG_INFO, "ra.auth", &req->log, NULL,
+			       "client certificate expired %ld days ago, "
+			       "accepted within reenroll.grace_days %u, "
+			       "subject: \"%s\"",
+			       check.expired_days, label->grace_days, subject);
+		return 1;
+	}
+	req->cert_store = check.chained;
+	snprintf(why, whylen, "%s", check.why);
+	/* Logged even when Basic may still let the client in: the
+	 * operator wants to know why the certificate was not enough. */
+	ra_log(CA_LOG_NOTICE, "ra.auth", &req->log,
+	       check.chained == RA_TRUST_NONE
+	           ? "check that the client certificate chains to "
+	             "tls.explicit_ca or tls.implicit_ca (or the label's "
+	             "trust stores)"
+	           : "the label's trust, require_client_auth_eku, reenroll "
+	             "and crl settings decide which certificates count",
+	       "client certificate not accepted: %s, subject: \"%s\"", why,
+	       subject);
+	return 0;
+}
+
 int
 ra_request_authenticate(struct ra_request *req, const char *authorization)
 {
-	unsigned int allowed = req->label->auth;
-	char why[256] = "", user[128] = "";
-	enum ra_basic_result basic;
+	const struct ra_label *label = req->label;
+	const struct ra_users *users =
+	    ra_users_slot_get(req->config->users_slot);
+	unsigned int allowed = label->auth;
+	enum ra_basic_result basic = RA_BASIC_MALFORMED;
+	char why[256] = "", user[128] = "", subject[256] = "";
+	int cert_ok, basic_tried = 0, basic_ok = 0;
 
-	if (allowed == RA_AUTH_NONE) {
-		req->auth_method = RA_AUTHED_NONE;
-		return 0;
-	}
-	if ((allowed & RA_AUTH_CERT) && req->peer.cert != NULL) {
-		char subject[256];
-
+	req->cert_expired_days = -1;
+	/* The certificate is judged on every label, anonymous ones too: a
+	 * re-enrollment needs the certificate being renewed. */
+	cert_ok = ra_request_judge_cert(req, why, sizeof(why));
+	if (cert_ok)
 		ra_request_subject(X509_get_subject_name(req->peer.cert),
 		                   subject, sizeof(subject));
-		req->cert_store =
-		    ra_trust_verify(req->trust, req->peer.cert, req->peer.chain,
-		                    why, sizeof(why));
-		if (req->cert_store != RA_TRUST_NONE) {
-			req->auth_method = RA_AUTHED_CERT;
-			snprintf(req->identity, sizeof(req->identity), "%s",
-			         subject);
-			req->log.identity = req->identity;
-			return 0;
-		}
-		/* A certificate that does not verify is logged even when
-		 * Basic may still let the client in: the operator wants to
-		 * know why the device's certificate was not enough. */
-		ra_log(CA_LOG_NOTICE, "ra.auth", &req->log,
-		       "check that the client certificate chains to "
-		       "tls.explicit_ca "
-		       "or tls.implicit_ca",
-		       "client certificate not accepted: %s, subject: \"%s\"",
-		       why, subject);
+	if ((allowed & (RA_AUTH_BASIC | RA_AUTH_CERT_BASIC)) &&
+	    authorization != NULL && users != NULL) {
+		basic_tried = 1;
+		basic = ra_auth_basic_check(users, authorization, user,
+		                            sizeof(user));
+		basic_ok = basic == RA_BASIC_OK;
 	}
-	if ((allowed & RA_AUTH_BASIC) && authorization != NULL &&
-	    req->config->users_table != NULL) {
-		basic = ra_auth_basic_check(req->config->users_table,
-		                            authorization, user, sizeof(user));
-		if (basic == RA_BASIC_OK) {
-			req->auth_method = RA_AUTHED_BASIC;
-			snprintf(req->identity, sizeof(req->identity), "%s",
-			         user);
-			req->log.identity = req->identity;
-			return 0;
-		}
-		if (user[0] != '\0') {
-			snprintf(req->identity, sizeof(req->identity), "%s",
-			         user);
-			req->log.identity = req->identity;
-		}
+	if (allowed == RA_AUTH_NONE)
+		req->auth_method = cert_ok ? RA_AUTHED_CERT : RA_AUTHED_NONE;
+	else if ((allowed & RA_AUTH_CERT) && cert_ok)
+		req->auth_method = RA_AUTHED_CERT;
+	else if ((allowed & RA_AUTH_CERT_BASIC) && cert_ok && basic_ok)
+		req->auth_method = RA_AUTHED_CERT_BASIC;
+	else if ((allowed & RA_AUTH_BASIC) && basic_ok)
+		req->auth_method = RA_AUTHED_BASIC;
+	else
+		goto refused;
+	if (basic_ok && req->auth_method != RA_AUTHED_CERT)
+		snprintf(req->user, sizeof(req->user), "%s", user);
+	snprintf(req->identity, sizeof(req->identity), "%s",
+	         req->auth_method == RA_AUTHED_BASIC ? user : subject);
+	if (req->identity[0] != '\0')
+		req->log.identity = req->identity;
+	if (req->auth_method != RA_AUTHED_CERT &&
+	    req->auth_method != RA_AUTHED_CERT_BASIC) {
+		/* A certificate that counts but was not what authenticated
+		 * carries no identity for the policy either. */
+		req->is_ra = 0;
+		req->cert_cn[0] = '\0';
+	}
+	return 0;
+refused:
+	req->is_ra = 0;
+	if (user[0] != '\0') {
+		snprintf(req->identity, sizeof(req->identity), "%s", user);
+		req->log.identity = req->identity;
+	}
+	if (basic_tried && !basic_ok) {
 		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth",
 		                  "check the user's password in the users file",
 		                  "authentication failed: %s",
 		                  ra_basic_result_text(basic));
+		return -1;
+	}
+	/* The certificate was presented and judged: a credential retry
+	 * cannot change that, so the answer is 403 rather than 401. */
+	if (req->peer.cert != NULL && !cert_ok &&
+	    (ra_request_is_reenroll(req) || req->cert_store != RA_TRUST_NONE)) {
+		ra_request_refuse(
+		    req, 403, CA_LOG_NOTICE, "ra.auth", NULL,
+		    "%s refused: client certificate not accepted: "
+		    "%s",
+		    req->op_name, why);
+		return -1;
+	}
+	if ((allowed & (RA_AUTH_BASIC | RA_AUTH_CERT_BASIC)) && cert_ok) {
+		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth", NULL,
+		                  "authentication required: label %s needs "
+		                  "Basic credentials with the client "
+		                  "certificate",
+		                  label->name);
 		return -1;
 	}
 	if (allowed & RA_AUTH_BASIC) {
@@ -225,13 +320,13 @@ ra_request_authenticate(struct ra_request *req, const char *authorization)
 		                     "credentials");
 		return -1;
 	}
-	ra_request_refuse(
-	    req, why[0] != '\0' ? 403 : 401, CA_LOG_NOTICE, "ra.auth", NULL,
-	    "authentication required: %s%s",
-	    why[0] != '\0'
-	        ? "client certificate not accepted: "
-	        : "label accepts client certificates only and none was sent",
-	    why);
+	ra_request_refuse(req, why[0] != '\0' ? 403 : 401, CA_LOG_NOTICE,
+	                  "ra.auth", NULL, "authentication required: %s%s",
+	                  why[0] != '\0'
+	                      ? "client certificate not accepted: "
+	                      : "label requires a client certificate and none "
+	                        "was sent",
+	                  why);
 	return -1;
 }
 
@@ -247,6 +342,38 @@ ra_request_san(const STACK_OF(X509_EXTENSION) *exts)
 }
 
 /*
+ * Same public key as the certificate being renewed is a renewal, another
+ * one a rekey (est-protocol.md §8); the label may forbid either.
+ */
+static int
+ra_request_check_key_reuse(struct ra_request *req, X509_REQ *csr)
+{
+	EVP_PKEY *old = X509_get0_pubkey(req->peer.cert),
+	         *new = X509_REQ_get0_pubkey(csr);
+	int same = old != NULL && new != NULL &&EVP_PKEY_eq(old, new) == 1;
+
+	ERR_clear_error();
+	if (same && !req->label->renew) {
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.policy",
+		                  "the label allows rekey only: send a CSR "
+		                  "with a new key",
+		                  "reenroll refused: the CSR reuses the key of "
+		                  "the certificate being renewed (rule "
+		                  "reenroll.renew)");
+		return -1;
+	}
+	if (!same && !req->label->rekey) {
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.policy",
+		                  "the label allows renewal with the same key "
+		                  "only",
+		                  "reenroll refused: the CSR has a new key "
+		                  "(rule reenroll.rekey)");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * RFC 7030 §4.2.2: the CSR's Subject and SubjectAltName must be identical
  * to those of the certificate being renewed, compared as DER bytes.
  */
@@ -258,7 +385,9 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	unsigned char *der_a = NULL, *der_b = NULL;
 	int len_a, len_b, rc = -1;
 
-	if (req->peer.cert == NULL || req->auth_method != RA_AUTHED_CERT) {
+	if (req->peer.cert == NULL ||
+	    (req->auth_method != RA_AUTHED_CERT &&
+	     req->auth_method != RA_AUTHED_CERT_BASIC)) {
 		ra_request_refuse(
 		    req, 403, CA_LOG_NOTICE, "ra.request",
 		    "simplereenroll needs the certificate being renewed as "
@@ -273,6 +402,14 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 		    "a manufacturer certificate may enroll, not reenroll",
 		    "reenroll refused: client certificate is anchored in the "
 		    "implicit store");
+		goto out;
+	}
+	if (ra_request_check_key_reuse(req, csr) != 0)
+		goto out;
+	/* An RA renews on behalf of others (est-protocol.md §8): the
+	 * subject of its own certificate does not bind it. */
+	if (req->is_ra) {
+		rc = 0;
 		goto out;
 	}
 	len_a = i2d_X509_NAME(X509_REQ_get_subject_name(csr), &der_a);
@@ -428,7 +565,9 @@ ra_request_audit(struct ra_request *req, const char *event)
 	json_object_set_new(auth, "method",
 	                    json_string(ra_auth_method_name(req->auth_method)));
 	json_object_set_new(auth, "identity", json_string(req->identity));
-	if (req->auth_method == RA_AUTHED_CERT && req->peer.cert != NULL) {
+	if ((req->auth_method == RA_AUTHED_CERT ||
+	     req->auth_method == RA_AUTHED_CERT_BASIC) &&
+	    req->peer.cert != NULL) {
 		char hex[2 * EVP_MAX_MD_SIZE + 1];
 		unsigned char *der = NULL;
 		int len = i2d_X509(req->peer.cert, &der);
@@ -440,7 +579,17 @@ ra_request_audit(struct ra_request *req, const char *event)
 		    auth, "store",
 		    json_string(ra_trust_store_name(req->cert_store)));
 	}
+	if (req->is_ra)
+		json_object_set_new(auth, "ra", json_true());
+	if (req->cert_expired_days >= 0)
+		json_object_set_new(auth, "expired_days",
+		                    json_integer(req->cert_expired_days));
 	json_object_set_new(entry, "auth", auth);
+	if (req->pop_linked != NULL)
+		json_object_set_new(entry, "pop", json_string(req->pop_linked));
+	if (req->ext_dropped[0] != '\0')
+		json_object_set_new(entry, "dropped_extensions",
+		                    json_string(req->ext_dropped));
 	if (req->csr != NULL)
 		json_object_set_new(entry, "csr",
 		                    ra_request_audit_csr(req->csr));
@@ -512,6 +661,217 @@ ra_request_finish(struct ra_request *req)
 		return;
 	}
 	req->done_fn(req, req->done_arg);
+}
+
+/*
+ * Authorization: PoP linking, the label's policy and its external
+ * authorizer, after authentication and before the CA call.
+ */
+
+/* Appends the PEM of cert to list. */
+static void
+ra_request_json_pem(json_t *list, X509 *cert)
+{
+	BIO *bio;
+	char *data = NULL;
+	long n;
+
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return;
+	if (PEM_write_bio_X509(bio, cert) == 1 &&
+	    (n = BIO_get_mem_data(bio, &data)) > 0)
+		json_array_append_new(list, json_stringn(data, (size_t)n));
+	BIO_free(bio);
+}
+
+/* The request as the external authorizer reads it (README). */
+static json_t *
+ra_request_authz_input(struct ra_request *req)
+{
+	json_t *root = json_object(), *peer = json_object(),
+	       *id = json_object(), *chain = json_array(), *csr;
+	BIO *bio;
+	char *data = NULL;
+	long n;
+	int i;
+
+	json_object_set_new(root, "operation", json_string(req->op_name));
+	json_object_set_new(root, "label", json_string(req->label->name));
+	json_object_set_new(root, "rid", json_string(req->rid));
+	json_object_set_new(peer, "client", json_string(req->peer.client));
+	json_object_set_new(peer, "tls",
+	                    json_string(req->peer.tls_version != NULL
+	                                    ? req->peer.tls_version
+	                                    : ""));
+	json_object_set_new(
+	    peer, "pop",
+	    json_string(req->pop_linked != NULL ? req->pop_linked : "none"));
+	json_object_set_new(root, "peer", peer);
+	json_object_set_new(id, "method",
+	                    json_string(ra_auth_method_name(req->auth_method)));
+	json_object_set_new(id, "name", json_string(req->identity));
+	json_object_set_new(id, "user", json_string(req->user));
+	json_object_set_new(id, "cert_cn", json_string(req->cert_cn));
+	json_object_set_new(id, "store",
+	                    json_string(ra_trust_store_name(req->cert_store)));
+	json_object_set_new(id, "ra", json_boolean(req->is_ra));
+	json_object_set_new(root, "identity", id);
+	if (req->peer.cert != NULL)
+		ra_request_json_pem(chain, req->peer.cert);
+	for (i = 0; req->peer.chain != NULL && i < sk_X509_num(req->peer.chain);
+	     i++) {
+		X509 *x = sk_X509_value(req->peer.chain, i);
+
+		/* The server side's peer chain starts with the leaf. */
+		if (req->peer.cert != NULL && X509_cmp(x, req->peer.cert) == 0)
+			continue;
+		ra_request_json_pem(chain, x);
+	}
+	json_object_set_new(root, "client_chain", chain);
+	csr = ra_request_audit_csr(req->csr);
+	if ((bio = BIO_new(BIO_s_mem())) != NULL) {
+		if (PEM_write_bio_X509_REQ(bio, req->csr) == 1 &&
+		    (n = BIO_get_mem_data(bio, &data)) > 0)
+			json_object_set_new(csr, "pem",
+			                    json_stringn(data, (size_t)n));
+		BIO_free(bio);
+	}
+	json_object_set_new(root, "csr", csr);
+	ERR_clear_error();
+	return root;
+}
+
+/* The external authorizer answered; runs on the worker's loop. */
+static void
+ra_request_authz_done(const struct ra_authz_result *res, void *arg)
+{
+	struct ra_request *req = arg;
+	struct ra_request_private *priv = (struct ra_request_private *)req;
+	const struct ra_authorizer *az = req->label->authorizer;
+	char hint[CA_HINT_MAX];
+
+	if (priv->orphaned) {
+		/* The client left; nobody waits for a certificate. */
+		ra_request_finish(req);
+		return;
+	}
+	switch (res->answer) {
+	case RA_AUTHZ_ALLOW:
+		ra_log(CA_LOG_INFO, "ra.authorizer", &req->log, NULL,
+		       "authorizer allowed the request in %ld ms", res->ms);
+		req->authorized = 1;
+		ra_request_start(req, req->ca_op, req->csr, req->done_fn,
+		                 req->done_arg);
+		return;
+	case RA_AUTHZ_DENY:
+		snprintf(hint, sizeof(hint), "authorizer %s exited %d",
+		         ra_authorizer_path(az), res->status);
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.authorizer",
+		                  hint, "%s refused: %s (rule authorizer)",
+		                  req->op_name, res->reason);
+		break;
+	case RA_AUTHZ_TIMEOUT:
+		snprintf(hint, sizeof(hint),
+		         "check %s or raise authorizer.timeout",
+		         ra_authorizer_path(az));
+		req->outcome_name = "UNREACHABLE";
+		req->retry_after = req->label->retry_after;
+		ra_request_refuse(req, 503, CA_LOG_ERROR, "ra.authorizer", hint,
+		                  "%s failed: authorizer timed out after %u s "
+		                  "(rule authorizer)",
+		                  req->op_name, ra_authorizer_timeout(az));
+		break;
+	default:
+		snprintf(hint, sizeof(hint), "check authorizer.command %s",
+		         ra_authorizer_path(az));
+		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.authorizer", hint,
+		                  "%s failed: authorizer %s (rule authorizer)",
+		                  req->op_name, res->reason);
+		break;
+	}
+	(void)ra_request_audit(req, req->status >= 500 ? "failed" : "refused");
+	ra_request_finish(req);
+}
+
+/*
+ * Runs the checks that follow authentication.  Returns 0 when the CA call
+ * may start, 1 when the external authorizer was started (its answer
+ * continues the request), -1 after refusing it.
+ */
+static int
+ra_request_authorize(struct ra_request *req, enum ca_operation op,
+                     X509_REQ *csr)
+{
+	const struct ra_label *label = req->label;
+	const struct ra_policy *policy;
+	struct ra_policy_verdict verdict;
+	struct ra_policy_input in;
+	struct ra_pop_channel channel;
+	struct ra_pop_result pop;
+	char err[256];
+	json_t *input;
+	int rc = -1;
+
+	if (op == CA_OP_REENROLL && ra_request_check_reenroll(req, csr) != 0)
+		goto out;
+	memset(&channel, 0, sizeof(channel));
+	channel.tls13 = req->peer.tls_version != NULL &&
+	                strcmp(req->peer.tls_version, "TLSv1.3") == 0;
+	channel.unique = req->peer.tls_unique;
+	channel.unique_len = req->peer.tls_unique_len;
+	channel.exporter = req->peer.tls_exporter;
+	channel.exporter_len = req->peer.tls_exporter_len;
+	if (ra_pop_check(label->pop, label->tls_exporter,
+	                 req->is_ra && label->ra_waive_pop, csr, &channel,
+	                 &pop) != 0) {
+		ra_request_refuse(
+		    req, pop.status,
+		    pop.status >= 500 ? CA_LOG_ERROR : CA_LOG_NOTICE, "ra.pop",
+		    pop.hint[0] != '\0' ? pop.hint : NULL, "%s", pop.reason);
+		goto out;
+	}
+	req->pop_linked = pop.linked;
+	policy = req->is_ra && label->ra_policy != NULL ? label->ra_policy
+	                                                : label->policy;
+	memset(&in, 0, sizeof(in));
+	in.csr = csr;
+	in.user = req->user[0] != '\0' ? req->user : NULL;
+	in.cert_cn = req->cert_cn[0] != '\0' ? req->cert_cn : NULL;
+	in.is_ra = req->is_ra;
+	if (ra_policy_check(policy, &in, &verdict) != 0) {
+		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.policy",
+		                  verdict.hint[0] != '\0' ? verdict.hint : NULL,
+		                  "%s", verdict.reason);
+		goto out;
+	}
+	if (verdict.dropped[0] != '\0') {
+		snprintf(req->ext_dropped, sizeof(req->ext_dropped), "%s",
+		         verdict.dropped);
+		ra_log(CA_LOG_INFO, "ra.policy", &req->log,
+		       "list them in policy.extensions.allow to honour them",
+		       "requested extensions dropped by rule extensions: %s",
+		       verdict.dropped);
+	}
+	if (label->authorizer == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if ((input = ra_request_authz_input(req)) == NULL ||
+	    ra_authorizer_run(label->authorizer, req->base, input, req->rid,
+	                      label->name, req->op_name, ra_request_authz_done,
+	                      req, err, sizeof(err)) == NULL) {
+		json_decref(input);
+		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.authorizer",
+		                  "check authorizer.command of the label",
+		                  "%s failed: cannot run the authorizer: %s",
+		                  req->op_name,
+		                  input == NULL ? "out of memory" : err);
+		goto out;
+	}
+	json_decref(input);
+	rc = 1;
+out:
+	return rc;
 }
 
 static void ra_request_conclude(struct ra_request *req, struct ca_call *call,
@@ -972,8 +1332,17 @@ ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
 	req->ca_op = op;
 	req->csr = csr;
 	priv->running = 1;
-	if (op == CA_OP_REENROLL && ra_request_check_reenroll(req, csr) != 0)
-		goto refused;
+	if ((op == CA_OP_ENROLL || op == CA_OP_REENROLL) && !req->authorized) {
+		switch (ra_request_authorize(req, op, csr)) {
+		case 0:
+			req->authorized = 1;
+			break;
+		case 1:
+			return; /* the authorizer's answer goes on */
+		default:
+			goto refused;
+		}
+	}
 	if ((op == CA_OP_ENROLL || op == CA_OP_REENROLL) &&
 	    ra_request_pending_lookup(req, &op) != 0) {
 		priv->from_store = 1;

@@ -27,12 +27,21 @@ struct ra_peer {
 	const char *tls_version; /* static, "TLSv1.2" */
 	unsigned char tls_unique[64]; /* RFC 5929 on TLS <= 1.2 */
 	size_t tls_unique_len;        /* 0 on TLS 1.3 */
+	/* RFC 9266 tls-exporter (label "EXPORTER-Channel-Binding", empty
+	 * context, 32 bytes) on TLS 1.3; 0 bytes on TLS <= 1.2. */
+	unsigned char tls_exporter[32];
+	size_t tls_exporter_len;
 };
 
 /* How the client authenticated. */
-enum ra_auth_method { RA_AUTHED_NONE, RA_AUTHED_CERT, RA_AUTHED_BASIC };
+enum ra_auth_method {
+	RA_AUTHED_NONE,
+	RA_AUTHED_CERT,
+	RA_AUTHED_BASIC,
+	RA_AUTHED_CERT_BASIC /* both, on a "cert+basic" label */
+};
 
-/* Returns "none", "cert" or "basic". */
+/* Returns "none", "cert", "basic" or "cert+basic". */
 const char *ra_auth_method_name(enum ra_auth_method method);
 
 struct ra_request;
@@ -54,6 +63,18 @@ struct ra_request {
 	enum ra_auth_method auth_method;
 	enum ra_trust_store cert_store;
 	char identity[256]; /* subject or user, escaped later */
+	char user[128];     /* Basic user that authenticated, or "" */
+	char cert_cn[256];  /* CN of the accepted client certificate, or "" */
+	int is_ra;          /* an id-kp-cmcRA client on an RA-enabled label */
+	long cert_expired_days; /* reenroll inside the grace window, or -1 */
+
+	/* Authorization: how PoP was linked ("tls-unique", ...), what the
+	 * extension allow-list dropped, and whether the checks and the
+	 * external authorizer are done (ra_request_start runs again after
+	 * the authorizer answers). */
+	const char *pop_linked;
+	char ext_dropped[256];
+	int authorized;
 
 	/* CA call and answer. */
 	X509_REQ *csr;        /* owned; freed with the request */

@@ -18,6 +18,11 @@ ROOT=$(cd "$HERE/../.." && pwd)
 
 EST_PATH=/.well-known/est
 
+# Authentication, policy, re-enrollment and PoP tests (t_auth_*), with the
+# labels and fixtures they add to the test configuration (auth_config).
+# shellcheck source=tests/integration/t_auth.sh
+. "$HERE/t_auth.sh"
+
 # === tests ==================================================================
 # Each t_* function is one test.  Globals: see lib.sh.
 
@@ -774,6 +779,7 @@ with open(dst, "w") as f:
     json.dump(cfg, f, indent=2)
     f.write("\n")
 EOF
+	auth_config "$WORK/conf/estrad.json"
 }
 
 # start_daemon: starts estrad and waits (<= 10 s) until it answers over TLS.

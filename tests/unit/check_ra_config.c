@@ -1115,8 +1115,8 @@ START_TEST(test_config_auth)
 	    "\"cert\" and \"basic\", got \"cert\"");
 	expect_error(
 	    config_with("", "\"auth\": [\"cert\", \"none\"], "),
-	    ":4:34: labels.default.auth.1: must be \"cert\" or \"basic\", got "
-	    "\"none\"");
+	    ":4:34: labels.default.auth.1: must be \"cert\", \"basic\" or "
+	    "\"cert+basic\", got \"none\"");
 	expect_error(
 	    config_with("", "\"auth\": 1, "),
 	    ":4:25: labels.default.auth: must be \"none\" or an array of "

@@ -1,0 +1,427 @@
+/*
+ * proc.c: asynchronous child processes (see proc.h).  posix_spawn(3)
+ * starts the child (glibc reports a failed exec as its return value, so
+ * "not found" comes back at once), pidfd_open(2) gives a descriptor that
+ * becomes readable when the child exits, and three non-blocking pipes
+ * carry stdin, stdout and stderr through libevent events.
+ */
+#include <sys/pidfd.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ca_plugins/proc.h"
+
+/* Default timeout when the spec gives none. */
+#define CA_PROC_TIMEOUT_MS 30000
+
+/* Hard upper bound on the capture of one stream. */
+#define CA_PROC_OUTPUT_MAX (1024 * 1024)
+
+struct ca_proc_stream {
+	int fd;
+	struct event *ev;
+	char *buf; /* max_output + 1 bytes */
+	size_t len;
+};
+
+struct ca_proc {
+	struct event_base *base;
+	pid_t pid;
+	int pidfd;
+	struct event *exit_ev;
+	struct event *timer;
+	struct event *done_ev; /* deferred completion for exec failures */
+	int in_fd;
+	struct event *in_ev;
+	unsigned char *input; /* owned copy */
+	size_t input_len, input_off;
+	struct ca_proc_stream out, err;
+	size_t max_output;
+	int truncated;
+	int timed_out;
+	int cancelled;
+	int exec_errno;
+	int wstatus;
+	struct timeval started;
+	ca_proc_done_fn done_fn;
+	void *arg;
+};
+
+long
+ca_proc_pid(const struct ca_proc *proc)
+{
+	return proc != NULL ? (long)proc->pid : -1;
+}
+
+static void
+ca_proc_close_stream(struct ca_proc_stream *s)
+{
+	if (s->ev != NULL) {
+		event_free(s->ev);
+		s->ev = NULL;
+	}
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+static void
+ca_proc_close_input(struct ca_proc *proc)
+{
+	if (proc->in_ev != NULL) {
+		event_free(proc->in_ev);
+		proc->in_ev = NULL;
+	}
+	if (proc->in_fd >= 0) {
+		close(proc->in_fd);
+		proc->in_fd = -1;
+	}
+}
+
+static void
+ca_proc_free(struct ca_proc *proc)
+{
+	if (proc == NULL)
+		return;
+	ca_proc_close_input(proc);
+	ca_proc_close_stream(&proc->out);
+	ca_proc_close_stream(&proc->err);
+	if (proc->exit_ev != NULL)
+		event_free(proc->exit_ev);
+	if (proc->timer != NULL)
+		event_free(proc->timer);
+	if (proc->done_ev != NULL)
+		event_free(proc->done_ev);
+	if (proc->pidfd >= 0)
+		close(proc->pidfd);
+	free(proc->input);
+	free(proc->out.buf);
+	free(proc->err.buf);
+	free(proc);
+}
+
+/* Reads what s has without blocking; past the cap, bytes are discarded. */
+static int
+ca_proc_drain(struct ca_proc *proc, struct ca_proc_stream *s)
+{
+	char tmp[4096];
+	ssize_t n;
+	size_t room, take;
+
+	for (;;) {
+		n = read(s->fd, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1; /* end of file or error: stop watching */
+		room = proc->max_output - s->len;
+		take = (size_t)n < room ? (size_t)n : room;
+		memcpy(s->buf + s->len, tmp, take);
+		s->len += take;
+		s->buf[s->len] = '\0';
+		if (take < (size_t)n)
+			proc->truncated = 1;
+	}
+}
+
+static void
+ca_proc_on_output(evutil_socket_t fd, short what, void *arg)
+{
+	struct ca_proc *proc = arg;
+	struct ca_proc_stream *s = fd == proc->out.fd ? &proc->out : &proc->err;
+
+	(void)what;
+	if (ca_proc_drain(proc, s) != 0)
+		ca_proc_close_stream(s);
+}
+
+static void
+ca_proc_on_input(evutil_socket_t fd, short what, void *arg)
+{
+	struct ca_proc *proc = arg;
+	ssize_t n;
+
+	(void)what;
+	while (proc->input_off < proc->input_len) {
+		n = write(fd, proc->input + proc->input_off,
+		          proc->input_len - proc->input_off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0)
+			break; /* EPIPE: the child does not read its input */
+		proc->input_off += (size_t)n;
+	}
+	/* Closing stdin tells the child the input is complete. */
+	ca_proc_close_input(proc);
+}
+
+static void
+ca_proc_finish(struct ca_proc *proc)
+{
+	struct ca_proc_result res;
+	struct timeval now;
+
+	memset(&res, 0, sizeof(res));
+	gettimeofday(&now, NULL);
+	res.ms = (now.tv_sec - proc->started.tv_sec) * 1000L +
+	         (now.tv_usec - proc->started.tv_usec) / 1000L;
+	res.exec_errno = proc->exec_errno;
+	res.timed_out = proc->timed_out;
+	if (proc->exec_errno == 0) {
+		if (WIFEXITED(proc->wstatus)) {
+			res.exited = 1;
+			res.status = WEXITSTATUS(proc->wstatus);
+		} else if (WIFSIGNALED(proc->wstatus))
+			res.status = WTERMSIG(proc->wstatus);
+	}
+	res.out = proc->out.buf != NULL ? proc->out.buf : "";
+	res.out_len = proc->out.len;
+	res.err = proc->err.buf != NULL ? proc->err.buf : "";
+	res.err_len = proc->err.len;
+	res.truncated = proc->truncated;
+	if (!proc->cancelled)
+		proc->done_fn(proc, &res, proc->arg);
+	ca_proc_free(proc);
+}
+
+/* The pidfd is readable: the child exited; reap it and finish. */
+static void
+ca_proc_on_exit(evutil_socket_t fd, short what, void *arg)
+{
+	struct ca_proc *proc = arg;
+	pid_t r;
+
+	(void)fd;
+	(void)what;
+	do
+		r = waitpid(proc->pid, &proc->wstatus, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return; /* not yet: the event fires again */
+	/* What the child wrote before it exited is in the pipes; a
+	 * grandchild holding them open must not keep us waiting. */
+	if (proc->out.fd >= 0)
+		(void)ca_proc_drain(proc, &proc->out);
+	if (proc->err.fd >= 0)
+		(void)ca_proc_drain(proc, &proc->err);
+	ca_proc_finish(proc);
+}
+
+static void
+ca_proc_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct ca_proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	proc->timed_out = 1;
+	(void)pidfd_send_signal(proc->pidfd, SIGKILL, NULL, 0);
+}
+
+static void
+ca_proc_on_exec_failed(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ca_proc_finish(arg);
+}
+
+void
+ca_proc_cancel(struct ca_proc *proc)
+{
+	if (proc == NULL)
+		return;
+	proc->cancelled = 1;
+	if (proc->pidfd >= 0)
+		(void)pidfd_send_signal(proc->pidfd, SIGKILL, NULL, 0);
+}
+
+/* Sets O_NONBLOCK on fd. */
+static int
+ca_proc_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ? -1
+	                                                                : 0;
+}
+
+struct ca_proc *
+ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
+              ca_proc_done_fn done_fn, void *arg, char *err, size_t errlen)
+{
+	static const int defaults[] = {SIGPIPE, SIGHUP,  SIGINT,
+	                               SIGTERM, SIGUSR1, SIGCHLD};
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	struct ca_proc *proc = NULL, *rc = NULL;
+	struct timeval tv;
+	sigset_t set;
+	int fa_init = 0, attr_init = 0, r;
+	size_t i;
+
+	if ((proc = calloc(1, sizeof(*proc))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	proc->base = base;
+	proc->pid = -1;
+	proc->pidfd = proc->in_fd = proc->out.fd = proc->err.fd = -1;
+	proc->done_fn = done_fn;
+	proc->arg = arg;
+	proc->max_output =
+	    spec->max_output > 0 && spec->max_output < CA_PROC_OUTPUT_MAX
+	        ? spec->max_output
+	        : CA_PROC_OUTPUT_MAX;
+	gettimeofday(&proc->started, NULL);
+	if ((proc->out.buf = calloc(1, proc->max_output + 1)) == NULL ||
+	    (proc->err.buf = calloc(1, proc->max_output + 1)) == NULL ||
+	    (spec->input_len > 0 &&
+	     (proc->input = malloc(spec->input_len)) == NULL)) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (spec->input_len > 0)
+		memcpy(proc->input, spec->input, spec->input_len);
+	proc->input_len = spec->input_len;
+	/* Close-on-exec everywhere: only the dup2'd copies reach the
+	 * child, and no other thread's spawn inherits these. */
+	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
+	    pipe2(errp, O_CLOEXEC) != 0) {
+		snprintf(err, errlen, "pipe: (%d: %s)", errno, strerror(errno));
+		goto out;
+	}
+	if ((r = posix_spawn_file_actions_init(&fa)) != 0) {
+		snprintf(err, errlen, "posix_spawn_file_actions_init: (%d: %s)",
+		         r, strerror(r));
+		goto out;
+	}
+	fa_init = 1;
+	if ((r = posix_spawnattr_init(&attr)) != 0) {
+		snprintf(err, errlen, "posix_spawnattr_init: (%d: %s)", r,
+		         strerror(r));
+		goto out;
+	}
+	attr_init = 1;
+	/* The workers block the signals the main thread handles, and
+	 * SIGPIPE is ignored: the child starts with neither. */
+	sigemptyset(&set);
+	posix_spawnattr_setsigmask(&attr, &set);
+	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		sigaddset(&set, defaults[i]);
+	posix_spawnattr_setsigdefault(&attr, &set);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+	                                    POSIX_SPAWN_SETSIGDEF |
+	                                    POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&attr, 0);
+	if (posix_spawn_file_actions_adddup2(&fa, in[0], 0) != 0 ||
+	    posix_spawn_file_actions_adddup2(&fa, out[1], 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(&fa, errp[1], 2) != 0 ||
+	    posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0) {
+		snprintf(err, errlen,
+		         "posix_spawn_file_actions: out of memory");
+		goto out;
+	}
+	r = posix_spawn(&proc->pid, spec->argv[0], &fa, &attr, spec->argv,
+	                spec->envp);
+	close(in[0]);
+	close(out[1]);
+	close(errp[1]);
+	in[0] = out[1] = errp[1] = -1;
+	proc->in_fd = in[1];
+	proc->out.fd = out[0];
+	proc->err.fd = errp[0];
+	in[1] = out[0] = errp[0] = -1;
+	if (r != 0) {
+		/* Reported from the loop like any other ending. */
+		proc->exec_errno = r;
+		if ((proc->done_ev = event_new(
+		         base, -1, 0, ca_proc_on_exec_failed, proc)) == NULL) {
+			snprintf(err, errlen, "%s: (%d: %s)", spec->argv[0], r,
+			         strerror(r));
+			goto out;
+		}
+		event_active(proc->done_ev, EV_TIMEOUT, 0);
+		rc = proc;
+		proc = NULL;
+		goto out;
+	}
+	if ((proc->pidfd = pidfd_open(proc->pid, 0)) < 0) {
+		snprintf(err, errlen, "pidfd_open: (%d: %s)", errno,
+		         strerror(errno));
+		kill(proc->pid, SIGKILL);
+		/* Without a pidfd the child can only be reaped here; it was
+		 * just killed, so this wait is short. */
+		while (waitpid(proc->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		goto out;
+	}
+	if (ca_proc_nonblock(proc->in_fd) != 0 ||
+	    ca_proc_nonblock(proc->out.fd) != 0 ||
+	    ca_proc_nonblock(proc->err.fd) != 0 ||
+	    (proc->exit_ev = event_new(base, proc->pidfd, EV_READ | EV_PERSIST,
+	                               ca_proc_on_exit, proc)) == NULL ||
+	    (proc->out.ev = event_new(base, proc->out.fd, EV_READ | EV_PERSIST,
+	                              ca_proc_on_output, proc)) == NULL ||
+	    (proc->err.ev = event_new(base, proc->err.fd, EV_READ | EV_PERSIST,
+	                              ca_proc_on_output, proc)) == NULL ||
+	    (proc->in_ev = event_new(base, proc->in_fd, EV_WRITE | EV_PERSIST,
+	                             ca_proc_on_input, proc)) == NULL ||
+	    (proc->timer = evtimer_new(base, ca_proc_on_timeout, proc)) ==
+	        NULL) {
+		snprintf(err, errlen, "out of memory");
+		/* The events that exist are freed with proc; the child is
+		 * killed and left to the pidfd: reap it here instead. */
+		(void)pidfd_send_signal(proc->pidfd, SIGKILL, NULL, 0);
+		while (waitpid(proc->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		goto out;
+	}
+	tv.tv_sec =
+	    (spec->timeout_ms != 0 ? spec->timeout_ms : CA_PROC_TIMEOUT_MS) /
+	    1000;
+	tv.tv_usec =
+	    (spec->timeout_ms != 0 ? spec->timeout_ms : CA_PROC_TIMEOUT_MS) %
+	    1000 * 1000;
+	event_add(proc->exit_ev, NULL);
+	event_add(proc->out.ev, NULL);
+	event_add(proc->err.ev, NULL);
+	event_add(proc->timer, &tv);
+	if (proc->input_len > 0)
+		event_add(proc->in_ev, NULL);
+	else
+		ca_proc_close_input(proc);
+	rc = proc;
+	proc = NULL;
+out:
+	if (fa_init)
+		posix_spawn_file_actions_destroy(&fa);
+	if (attr_init)
+		posix_spawnattr_destroy(&attr);
+	for (i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	ca_proc_free(proc);
+	return rc;
+}
