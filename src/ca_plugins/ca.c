@@ -15,6 +15,7 @@
 /* Every backend estrad is built with, in the order error messages list them. */
 static const struct ca_backend *const ca_backends[] = {
     &ca_local_backend,
+    &ca_certsrv_backend,
 };
 
 static ca_log_fn ca_log_hook;
