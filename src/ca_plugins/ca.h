@@ -98,7 +98,10 @@ struct ca_result {
 	enum ca_outcome outcome;
 	/* ISSUED: the issued certificate first, then any chain the CA gave.
 	 * CACERTS: the CA chain to the root.  Owned by the call until ra takes
-	 * it (sets it to NULL); ca_call_free() frees what is left. */
+	 * it (sets it to NULL); ca_call_free() frees what is left.  An issued
+	 * certificate may carry its key as DER only (the local CA copies the
+	 * CSR's SubjectPublicKeyInfo undecoded): X509_get0_pubkey() on it may
+	 * return NULL; compare keys with X509_get_X509_PUBKEY(). */
 	STACK_OF(X509) *chain;
 	/* PENDING: the CA's handle for the request, given back on poll. */
 	char cookie[CA_COOKIE_MAX];

@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -214,6 +216,10 @@ est_listener_bind(const char *hostport, char *err, size_t errlen)
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    /* Accepted sockets inherit it: an answer's header and body go
+	     * out as two TLS records, and Nagle would hold the second until
+	     * the client's delayed ACK (40 ms per keep-alive request). */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
 	    listen(fd, EST_LISTEN_BACKLOG) != 0) {
 		snprintf(err, errlen, "listen %s: (%d: %s)", hostport, errno,

@@ -5,13 +5,17 @@
  */
 #include <crypt.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "ra/auth_basic.h"
 
@@ -42,7 +46,12 @@ struct ra_users {
 	char *dummy_hash;
 	/* The table this one replaced, kept until the slot is freed. */
 	struct ra_users *retired;
+	/* Unique per load, so a cached success never outlives its file even
+	 * if a later table is allocated at the same address. */
+	unsigned long generation;
 };
+
+static unsigned long ra_users_generation;
 
 struct ra_users_slot {
 	/* Written with release order by the reloading thread, read with
@@ -310,6 +319,8 @@ ra_users_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
+	users->generation =
+	    __atomic_add_fetch(&ra_users_generation, 1, __ATOMIC_RELAXED);
 	while ((r = ra_users_read_line(fp, line, sizeof(line), &len)) != 0) {
 		lineno++;
 		if (r == -1) {
@@ -477,6 +488,90 @@ out:
 	return rc;
 }
 
+/*
+ * A cache of recent successful checks.  crypt(3) hashes are slow on
+ * purpose (sha512-crypt costs about 3 ms, more than all the public-key
+ * operations of an enrollment), and a provisioning service sends the same
+ * credentials with every request.  Each worker thread keeps the HMAC, under
+ * a random per-process key, of the credentials it verified against a given
+ * users table; the password itself is never kept.  Failures are never
+ * cached, an entry lives RA_BASIC_CACHE_TTL seconds, and a reloaded users
+ * file is a new table, so its users are checked afresh.
+ */
+#define RA_BASIC_CACHE_SIZE 64
+#define RA_BASIC_CACHE_TTL  300
+
+struct ra_basic_cache_entry {
+	unsigned long generation;
+	unsigned char mac[32];
+	time_t expires;
+};
+
+static __thread struct ra_basic_cache_entry ra_basic_cache[RA_BASIC_CACHE_SIZE];
+static unsigned char ra_basic_cache_key[32];
+static int ra_basic_cache_ready;
+static pthread_once_t ra_basic_cache_once = PTHREAD_ONCE_INIT;
+
+static void
+ra_basic_cache_init(void)
+{
+	ra_basic_cache_ready =
+	    RAND_bytes(ra_basic_cache_key, sizeof(ra_basic_cache_key)) == 1;
+}
+
+/* The MAC of table and credentials; 0, or -1 when the cache is off. */
+static int
+ra_basic_cache_mac(const struct ra_users *users,
+                   const unsigned char *credentials, size_t len,
+                   unsigned char mac[32])
+{
+	unsigned char buf[sizeof(unsigned long) + RA_BASIC_B64_MAX];
+	unsigned int maclen = 0;
+
+	pthread_once(&ra_basic_cache_once, ra_basic_cache_init);
+	if (!ra_basic_cache_ready || len > RA_BASIC_B64_MAX)
+		return -1;
+	memcpy(buf, &users->generation, sizeof(unsigned long));
+	memcpy(buf + sizeof(unsigned long), credentials, len);
+	if (HMAC(EVP_sha256(), ra_basic_cache_key, sizeof(ra_basic_cache_key),
+	         buf, sizeof(unsigned long) + len, mac, &maclen) == NULL ||
+	    maclen != 32) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return -1;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+static int
+ra_basic_cache_hit(const struct ra_users *users,
+                   const unsigned char *credentials, size_t len)
+{
+	struct ra_basic_cache_entry *e;
+	unsigned char mac[32];
+
+	if (ra_basic_cache_mac(users, credentials, len, mac) != 0)
+		return 0;
+	e = &ra_basic_cache[mac[0] % RA_BASIC_CACHE_SIZE];
+	return e->generation == users->generation && e->expires > time(NULL) &&
+	       CRYPTO_memcmp(e->mac, mac, sizeof(mac)) == 0;
+}
+
+static void
+ra_basic_cache_put(const struct ra_users *users,
+                   const unsigned char *credentials, size_t len)
+{
+	struct ra_basic_cache_entry *e;
+	unsigned char mac[32];
+
+	if (ra_basic_cache_mac(users, credentials, len, mac) != 0)
+		return;
+	e = &ra_basic_cache[mac[0] % RA_BASIC_CACHE_SIZE];
+	e->generation = users->generation;
+	memcpy(e->mac, mac, sizeof(mac));
+	e->expires = time(NULL) + RA_BASIC_CACHE_TTL;
+}
+
 enum ra_basic_result
 ra_auth_basic_check(const struct ra_users *users, const char *authorization,
                     char *user, size_t userlen)
@@ -532,10 +627,19 @@ ra_auth_basic_check(const struct ra_users *users, const char *authorization,
 		rc = RA_BASIC_UNKNOWN_USER;
 		goto out;
 	}
-	if (ra_basic_crypt_matches((const char *)colon + 1, found->hash))
+	*colon = ':';
+	if (ra_basic_cache_hit(users, decoded, (size_t)n)) {
 		rc = RA_BASIC_OK;
-	else
+		goto out;
+	}
+	*colon = '\0';
+	if (ra_basic_crypt_matches((const char *)colon + 1, found->hash)) {
+		rc = RA_BASIC_OK;
+		*colon = ':';
+		ra_basic_cache_put(users, decoded, (size_t)n);
+	} else {
 		rc = RA_BASIC_BAD_PASSWORD;
+	}
 out:
 	OPENSSL_cleanse(decoded, sizeof(decoded));
 	return rc;

@@ -368,6 +368,12 @@ ra_log_access(const struct ra_access_entry *e)
 }
 
 int
+ra_log_audit_enabled(void)
+{
+	return ra_log_audit_file.fd >= 0;
+}
+
+int
 ra_log_audit(json_t *entry)
 {
 	char ts[32], *text = NULL;

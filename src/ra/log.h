@@ -97,6 +97,10 @@ void ra_log_access(const struct ra_access_entry *entry);
  */
 int ra_log_audit(json_t *entry);
 
+/* Returns 1 when an audit log is open, so callers skip building records
+ * nobody will read. */
+int ra_log_audit_enabled(void);
+
 /*
  * Escapes s for a log value into buf (size len): control bytes and bytes
  * >= 0x7f become \xHH; when quote is set the result is wrapped in double

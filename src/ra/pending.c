@@ -56,7 +56,7 @@ ra_pending_key(const char *label, const char *identity, X509_REQ *csr,
 	int len, rc = -1;
 
 	key[0] = '\0';
-	if ((len = i2d_PUBKEY(X509_REQ_get0_pubkey(csr), &spki)) <= 0)
+	if ((len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &spki)) <= 0)
 		goto out;
 	/* NUL separators keep ("ab", "c") and ("a", "bc") apart. */
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||

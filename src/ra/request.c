@@ -504,7 +504,9 @@ ra_request_audit_csr(X509_REQ *csr)
 		         EVP_PKEY_get0_type_name(pkey),
 		         EVP_PKEY_get_bits(pkey));
 		json_object_set_new(obj, "key", json_string(key));
-		len = i2d_PUBKEY(pkey, &der);
+		/* The CSR's own encoding: i2d_PUBKEY() would run the key
+		 * through OpenSSL 3's encoder for the same bytes. */
+		len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &der);
 		ra_request_sha256_hex(der, len, hex, sizeof(hex));
 		json_object_set_new(obj, "spki_sha256", json_string(hex));
 		OPENSSL_free(der);
@@ -551,8 +553,14 @@ ra_request_audit_cert(X509 *cert)
 static int
 ra_request_audit(struct ra_request *req, const char *event)
 {
-	json_t *entry = json_object(), *auth = json_object();
+	json_t *entry, *auth;
 	int rc;
+
+	req->audited = 1;
+	if (!ra_log_audit_enabled())
+		return 0;
+	entry = json_object();
+	auth = json_object();
 
 	json_object_set_new(entry, "rid", json_string(req->rid));
 	json_object_set_new(entry, "event", json_string(event));

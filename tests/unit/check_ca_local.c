@@ -397,6 +397,23 @@ enroll_ok(struct ca_instance *inst, enum ca_operation op, X509_REQ *csr)
 	ck_assert_int_eq(sk_X509_num(r.chain), 1);
 	x = sk_X509_shift(r.chain);
 	sk_X509_free(r.chain);
+	/* Check what a client receives: the DER, parsed afresh.  The
+	 * in-memory certificate carries its key as DER only (local.c copies
+	 * the CSR's SubjectPublicKeyInfo without decoding it). */
+	{
+		unsigned char *der = NULL;
+		const unsigned char *p;
+		int len = i2d_X509(x, &der);
+		X509 *parsed;
+
+		ck_assert_int_gt(len, 0);
+		p = der;
+		parsed = d2i_X509(NULL, &p, len);
+		ck_assert_ptr_nonnull(parsed);
+		OPENSSL_free(der);
+		X509_free(x);
+		x = parsed;
+	}
 	return x;
 }
 
@@ -503,8 +520,19 @@ check_issued(X509 *x, X509_REQ *csr, X509 *issuer, unsigned int ku)
 	ck_assert_int_eq(X509_NAME_cmp(X509_get_issuer_name(x),
 	                               X509_get_subject_name(issuer)),
 	                 0);
-	ck_assert_int_eq(
-	    EVP_PKEY_eq(X509_get0_pubkey(x), X509_REQ_get0_pubkey(csr)), 1);
+	{
+		/* Compared as DER: the certificate holds the CSR's
+		 * SubjectPublicKeyInfo byte for byte. */
+		unsigned char *a = NULL, *b = NULL;
+		int la = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &a);
+		int lb = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &b);
+
+		ck_assert_int_gt(la, 0);
+		ck_assert_int_eq(la, lb);
+		ck_assert_int_eq(memcmp(a, b, (size_t)la), 0);
+		OPENSSL_free(a);
+		OPENSSL_free(b);
+	}
 	ck_assert_int_eq(X509_verify(x, X509_get0_pubkey(issuer)), 1);
 	check_serial(x);
 	ck_assert_int_le(ASN1_TIME_compare(X509_get0_notAfter(x),

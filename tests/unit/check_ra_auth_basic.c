@@ -565,6 +565,36 @@ START_TEST(test_basic_result_text)
 }
 END_TEST
 
+START_TEST(test_basic_cache_never_admits_what_crypt_refuses)
+{
+	struct ra_users *users = load_standard(), *other;
+	char user[64], text[512], err[512];
+	const char *path;
+
+	/* A success is cached; the same credentials pass again, other
+	 * passwords of the same user still fail. */
+	ck_assert_int_eq(check_cred(users, "alice:secret", user, sizeof(user)),
+	                 RA_BASIC_OK);
+	ck_assert_int_eq(check_cred(users, "alice:secret", user, sizeof(user)),
+	                 RA_BASIC_OK);
+	ck_assert_str_eq(user, "alice");
+	ck_assert_int_eq(check_cred(users, "alice:secreT", user, sizeof(user)),
+	                 RA_BASIC_BAD_PASSWORD);
+	ck_assert_int_eq(check_cred(users, "alice:secret2", user, sizeof(user)),
+	                 RA_BASIC_BAD_PASSWORD);
+	/* A reloaded file (a new table) whose alice has another password
+	 * does not inherit the cached success. */
+	FMT(text, "alice:%s\n", hash_empty);
+	path = write_file("users2", text);
+	other = ra_users_load(path, err, sizeof(err));
+	ck_assert_ptr_nonnull(other);
+	ck_assert_int_eq(check_cred(other, "alice:secret", user, sizeof(user)),
+	                 RA_BASIC_BAD_PASSWORD);
+	ra_users_free(other);
+	ra_users_free(users);
+}
+END_TEST
+
 static Suite *
 ra_auth_basic_suite(void)
 {
@@ -575,6 +605,7 @@ ra_auth_basic_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_basic_load_counts_users);
 	tcase_add_test(tc, test_basic_ok_each_hash_kind);
+	tcase_add_test(tc, test_basic_cache_never_admits_what_crypt_refuses);
 	tcase_add_test(tc, test_basic_wrong_password);
 	tcase_add_test(tc, test_basic_unknown_user);
 	tcase_add_test(tc, test_basic_empty_password);
