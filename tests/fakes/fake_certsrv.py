@@ -95,6 +95,11 @@ Control API (no authentication, JSON in and out)
   POST /_fake/reset           switches back to the command-line defaults
   POST /_fake/renew           new CA generation (re-keyed); answers
                               {"nrenewals": N}
+  POST /_fake/presign         {"csrs": [base64 DER, ...]}: signs them now, so
+                              that a later submission of the same CSR costs
+                              the fake no openssl run (benchmarks measure
+                              estrad, not the fake's signing); answers
+                              {"presigned": N}
   GET  /_fake/requests/N      one request, with "cert_pem" once issued
   POST /_fake/requests/N/issue   issue a pending request
   POST /_fake/requests/N/deny    deny it; optional {"code": "0x80094014"}
@@ -591,6 +596,8 @@ authorityKeyIdentifier = keyid:always
         self.lock = threading.Lock()
         os.makedirs(os.path.join(self.dir, "req"), exist_ok=True)
         self.der = {}       # generation → issuing CA DER
+        # sha256(CSR DER) → (csr_pem, subject, cert DER, generation)
+        self.presigned = {}
         self.root_der = None
         if not os.path.exists(self.path("root-ca.pem")):
             self._gen_root()
@@ -691,6 +698,14 @@ authorityKeyIdentifier = keyid:always
         if subj.startswith("subject="):
             subj = subj[len("subject="):]
         return pem, subj
+
+    def presign(self, der):
+        """Checks and signs a CSR ahead of its submission (see presign)."""
+        pem, subject = self.csr_check(der, "pre")
+        cert, gen = self.issue(0, pem, "")
+        with self.lock:
+            self.presigned[hashlib.sha256(der).hexdigest()] = (
+                pem, subject, cert, gen)
 
     def issue(self, reqid, csr_pem, template):
         """Signs csr_pem with the current generation: (cert DER, generation)."""
@@ -837,7 +852,8 @@ class State:
             reqs = []
             for r in self.requests.values():
                 reqs.append({k: v for k, v in r.items()
-                             if k not in ("csr_pem", "cert_der", "p7b")})
+                             if k not in ("csr_pem", "cert_der", "p7b",
+                                          "presigned")})
             return {
                 "requests": reqs,
                 "next_reqid": self.next_id,
@@ -1674,11 +1690,16 @@ class Handler(BaseHTTPRequestHandler):
         text = re.sub(r"\s+", "", text)
         try:
             der = base64.b64decode(text, validate=True)
-            csr_pem, subject = st.ca.csr_check(der, st.next_id)
+            pre = st.ca.presigned.get(hashlib.sha256(der).hexdigest())
+            if pre is not None:
+                csr_pem, subject = pre[0], pre[1]
+            else:
+                csr_pem, subject = st.ca.csr_check(der, st.next_id)
         except (ValueError, RuntimeError) as e:
             log("certfnsh.asp: request unreadable: %s" % str(e)[:200])
             return self.send(200, pages.denied(None, parse_msg), page=page)
         rec = dict(state="pending", template=template, subject=subject,
+                   presigned=pre,
                    user=self.who, attributes=form["certattrib"],
                    csr_pem=csr_pem, disposition=DISP_UNDER_SUBMISSION,
                    code=None, message=None)
@@ -1719,7 +1740,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def issue_request(self, rec):
         st = self.server.state
-        der, gen = st.ca.issue(rec["id"], rec["csr_pem"], rec["template"] or "")
+        if rec.get("presigned") is not None:
+            der, gen = rec["presigned"][2], rec["presigned"][3]
+        else:
+            der, gen = st.ca.issue(rec["id"], rec["csr_pem"], rec["template"] or "")
         with st.lock:
             rec.update(state="issued", disposition=DISP_ISSUED, cert_der=der,
                        generation=gen)
@@ -1806,6 +1830,16 @@ class Handler(BaseHTTPRequestHandler):
                 st.config = json.loads(json.dumps(st.defaults))
                 st.drops_done = {}
             return self.send_json(200, st.cfg())
+        if parts == ["presign"] and method == "POST":
+            csrs = obj.get("csrs")
+            if not isinstance(csrs, list) or not all(isinstance(c, str) for c in csrs):
+                return self.send_json(400, {"error": "csrs must be a list of base64 strings"})
+            try:
+                for c in csrs:
+                    st.ca.presign(base64.b64decode(c, validate=True))
+            except (ValueError, RuntimeError) as e:
+                return self.send_json(400, {"error": str(e)[:300]})
+            return self.send_json(200, {"presigned": len(st.ca.presigned)})
         if parts == ["renew"] and method == "POST":
             n = st.ca.renew()
             log("CA renewed: generation %d" % n)
@@ -1816,7 +1850,8 @@ class Handler(BaseHTTPRequestHandler):
             if rec is None:
                 return self.send_json(404, {"error": "no request %s" % parts[1]})
             if len(parts) == 2 and method == "GET":
-                out = {k: v for k, v in rec.items() if k not in ("cert_der", "csr_pem")}
+                out = {k: v for k, v in rec.items()
+                       if k not in ("cert_der", "csr_pem", "presigned")}
                 out["csr_pem"] = rec["csr_pem"].decode()
                 if rec.get("cert_der"):
                     out["cert_pem"] = pem_armour(rec["cert_der"]).decode()
@@ -1840,7 +1875,8 @@ class Handler(BaseHTTPRequestHandler):
                                                     % ", ".join("0x%08x" % c for c in CODES)})
                     self.deny_request(rec, code)
                 return self.send_json(200, {k: v for k, v in rec.items()
-                                            if k not in ("cert_der", "csr_pem")})
+                                            if k not in ("cert_der", "csr_pem",
+                                                         "presigned")})
         return self.send_json(404, {"error": "no such control call: %s %s"
                                     % (method, lpath)})
 
@@ -1848,6 +1884,9 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # IIS queues thousands of connections; Python's default of 5 would
+    # turn a burst into SYN retransmits that no real CA causes.
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         e = sys.exc_info()[1]
