@@ -9,7 +9,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p "$out/fuzz_base64" "$out/fuzz_csr" "$out/fuzz_route" \
-    "$out/fuzz_config" "$out/fuzz_htpasswd" "$out/fuzz_pending_record"
+    "$out/fuzz_config" "$out/fuzz_htpasswd" "$out/fuzz_pending_record" \
+    "$out/fuzz_certsrv_page"
 
 n=0
 for key in rsa:2048 ec:P-256 ec:P-384 ed25519 rsa:1024; do
@@ -50,3 +51,27 @@ printf '{"key":"%s","state":"at_ca","label":"phones","identity":"CN=x","first_ri
     "$k" >"$out/fuzz_pending_record/at_ca.json"
 printf '{"key":"%s","state":"rejected","status":403,"reason":"denied"}' \
     "$k" >"$out/fuzz_pending_record/rejected.json"
+
+# Real pages from the fake AD CS, in every locale it speaks.
+python3 - "$here/tests/fakes/fake_certsrv.py" "$out/fuzz_certsrv_page" <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("fake", sys.argv[1])
+fake = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fake)
+out = sys.argv[2]
+n = 0
+for locale in ("en", "de", "zh"):
+    p = fake.Pages(locale, "fake-CA")
+    pages = [p.pending(61108),
+             p.denied(61109, "Denied by Policy Module  0x80094800, x"),
+             p.issued(61110, 0, "both"), p.issued(61111, 1, "scripted"),
+             p.rqxt(["WebServer", "Template With Spaces"]),
+             p.carc("fake-CA", 2),
+             p.error("newreq", 5, "Taken Under Submission",
+                     "The operation completed successfully. 0x0 (WIN32: 0)",
+                     "The operation completed successfully. 0x0 (WIN32: 0)")]
+    for page in pages:
+        n += 1
+        with open("%s/%s-%d.html" % (out, locale, n), "wb") as f:
+            f.write(page if isinstance(page, bytes) else page.encode())
+PY

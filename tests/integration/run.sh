@@ -27,6 +27,10 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_certsrv.sh
 . "$HERE/t_certsrv.sh"
 
+# Pending requests through the certsrv fake (t_pending_*).
+# shellcheck source=tests/integration/t_pending.sh
+. "$HERE/t_pending.sh"
+
 # === tests ==================================================================
 # Each t_* function is one test.  Globals: see lib.sh.
 

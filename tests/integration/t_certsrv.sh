@@ -136,6 +136,9 @@ cfg["labels"]["csdown"] = label(["https://" + dead + "/certsrv"])
 cfg["labels"]["csdns"] = label(["https://nonexistent.invalid/certsrv"])
 cfg["labels"]["csbadpw"] = label([u], password_file=t + "/bad.pass")
 cfg["labels"]["csbasic"] = label([u], auth="basic")
+# For the pending tests (t_pending.sh): a CA slower than ca_wait.
+cfg["labels"]["csslow"] = label([u])
+cfg["labels"]["csslow"]["ca_wait"] = 1
 with open(dst, "w") as f:
     json.dump(cfg, f, indent=2)
 EOF
