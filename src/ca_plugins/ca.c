@@ -11,11 +11,13 @@
 #include <openssl/err.h>
 
 #include "ca_plugins/ca.h"
+#include "ca_plugins/http.h"
 
 /* Every backend estrad is built with, in the order error messages list them. */
 static const struct ca_backend *const ca_backends[] = {
     &ca_local_backend,
     &ca_certsrv_backend,
+    &ca_helper_backend,
 };
 
 static ca_log_fn ca_log_hook;
@@ -208,6 +210,12 @@ ca_call_fail(struct ca_call *call, enum ca_outcome outcome, const char *hint,
 		snprintf(call->result.hint, sizeof(call->result.hint), "%s",
 		         hint);
 	ca_call_done(call);
+}
+
+void
+ca_loop_shutdown(struct event_base *base)
+{
+	ca_http_shutdown(base);
 }
 
 const struct ca_backend *

@@ -272,6 +272,14 @@ struct ca_backend {
 	void (*stop)(void *priv);
 };
 
+/*
+ * est/listener.c calls it on each worker's thread after that worker's loop
+ * ended (and after the backends' stop hooks), before the loop is freed:
+ * releases what the shared CA I/O keeps per loop (libcurl multi handles
+ * and their cached connections).
+ */
+void ca_loop_shutdown(struct event_base *base);
+
 /* Returns the backend registered under name, or NULL. */
 const struct ca_backend *ca_backend_find(const char *name);
 
@@ -305,5 +313,6 @@ void ca_instance_start(struct ca_instance *inst, struct ca_call *call,
 /* The backends estrad is built with. */
 extern const struct ca_backend ca_local_backend;
 extern const struct ca_backend ca_certsrv_backend;
+extern const struct ca_backend ca_helper_backend;
 
 #endif

@@ -222,6 +222,23 @@ ca_proc_on_exit(evutil_socket_t fd, short what, void *arg)
 	ca_proc_finish(proc);
 }
 
+/*
+ * Sends SIGKILL to the child and to its process group.  The child leads
+ * the group (POSIX_SPAWN_SETPGROUP), and until it is reaped neither its
+ * pid nor that group id can be reused, so the group signal cannot reach a
+ * stranger; it ends what a shell script started (a sleep, a curl) instead
+ * of leaving it running with our pipes open.
+ */
+static void
+ca_proc_kill_child(struct ca_proc *proc)
+{
+	if (proc->pidfd < 0)
+		return;
+	if (proc->pid > 0)
+		(void)kill(-proc->pid, SIGKILL);
+	(void)pidfd_send_signal(proc->pidfd, SIGKILL, NULL, 0);
+}
+
 static void
 ca_proc_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -230,7 +247,7 @@ ca_proc_on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	proc->timed_out = 1;
-	(void)pidfd_send_signal(proc->pidfd, SIGKILL, NULL, 0);
+	ca_proc_kill_child(proc);
 }
 
 static void
@@ -247,8 +264,20 @@ ca_proc_cancel(struct ca_proc *proc)
 	if (proc == NULL)
 		return;
 	proc->cancelled = 1;
-	if (proc->pidfd >= 0)
-		(void)pidfd_send_signal(proc->pidfd, SIGKILL, NULL, 0);
+	ca_proc_kill_child(proc);
+}
+
+void
+ca_proc_kill(struct ca_proc *proc)
+{
+	if (proc == NULL)
+		return;
+	if (proc->pidfd >= 0) {
+		ca_proc_kill_child(proc);
+		while (waitpid(proc->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	ca_proc_free(proc);
 }
 
 /* Sets O_NONBLOCK on fd. */

@@ -4,8 +4,9 @@
  * The child gets an explicit environment, its stdin written from the loop,
  * stdout and stderr read through pipes up to a cap, and a timeout after
  * which it is SIGKILLed.  It is reaped through a pidfd event, never by a
- * blocking wait, so no zombie outlives it.  Only ca.h-level dependencies:
- * plugins may include it.
+ * blocking wait, so no zombie outlives it.  The child leads its own process
+ * group, so a timeout also kills what a shell-script child started.  Only
+ * ca.h-level dependencies: plugins may include it.
  */
 #ifndef ESTRAD_CA_PROC_H
 #define ESTRAD_CA_PROC_H
@@ -62,11 +63,20 @@ struct ca_proc *ca_proc_start(struct event_base *base,
                               size_t errlen);
 
 /*
- * Kills the child (SIGKILL) and makes sure done_fn is never called; the
- * child is still reaped from the loop and proc freed then.  Loop thread
- * only.
+ * Kills the child and its process group (SIGKILL) and makes sure done_fn
+ * is never called; the child is still reaped from the loop and proc freed
+ * then.  Loop thread only.
  */
 void ca_proc_cancel(struct ca_proc *proc);
+
+/*
+ * Kills the child and its process group (SIGKILL), reaps it with a
+ * blocking wait and frees proc; done_fn is never called.  The wait is
+ * short: nothing outlives SIGKILL for long.  For shutdown paths (a
+ * backend's stop hook), where the loop will not run again to reap the
+ * child through its pidfd.  Loop thread only.
+ */
+void ca_proc_kill(struct ca_proc *proc);
 
 /* Returns the child's pid, for logs. */
 long ca_proc_pid(const struct ca_proc *proc);

@@ -379,6 +379,7 @@ est_worker_main(void *arg)
 	event_base_dispatch(worker->base);
 	if (worker == &worker->server->workers[0])
 		est_worker_backends(worker, 0);
+	ca_loop_shutdown(worker->base);
 	return NULL;
 }
 

@@ -23,6 +23,11 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_auth.sh
 . "$HERE/t_auth.sh"
 
+# The certmonger CA-helper backend (t_helper_*), with its labels
+# (helper_config).
+# shellcheck source=tests/integration/t_helper.sh
+. "$HERE/t_helper.sh"
+
 # The certsrv backend against tests/fakes/fake_certsrv.py (t_certsrv_*).
 # shellcheck source=tests/integration/t_certsrv.sh
 . "$HERE/t_certsrv.sh"
@@ -787,7 +792,8 @@ with open(dst, "w") as f:
     json.dump(cfg, f, indent=2)
     f.write("\n")
 EOF
-	auth_config "$WORK/conf/estrad.json"
+	auth_config "$WORK/conf/estrad.json" &&
+	    helper_config "$WORK/conf/estrad.json"
 }
 
 # start_daemon: starts estrad and waits (<= 10 s) until it answers over TLS.
