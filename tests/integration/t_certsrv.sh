@@ -136,6 +136,11 @@ cfg["labels"]["csdown"] = label(["https://" + dead + "/certsrv"])
 cfg["labels"]["csdns"] = label(["https://nonexistent.invalid/certsrv"])
 cfg["labels"]["csbadpw"] = label([u], password_file=t + "/bad.pass")
 cfg["labels"]["csbasic"] = label([u], auth="basic")
+# Failure modes: a CA slower than the backend's timeout, a CA certificate
+# the bundle does not vouch for, a URL that is no certsrv (estrad itself).
+cfg["labels"]["cstimeout"] = label([u], timeout=2)
+cfg["labels"]["csuntrusted"] = label([u], ca_bundle=certs + "/manufacturer-ca.pem")
+cfg["labels"]["csweird"] = label(["https://127.0.0.1:" + port + "/certsrv"])
 # For the pending tests (t_pending.sh): a CA slower than ca_wait.
 cfg["labels"]["csslow"] = label([u])
 cfg["labels"]["csslow"]["ca_wait"] = 1
@@ -377,4 +382,82 @@ EOF
 	run_bounded 10 "$T/t.out" "$ESTRAD" -t -c "$WORK/conf/certsrv-bad.json" &&
 	    fail "estrad -t accepted an unknown certsrv key" "$T/t.out"
 	assert_file_matches "$T/t.out" 'labels\.cs\.ca\.tmeplate.*unknown key "tmeplate"'
+}
+
+t_certsrv_timeout_names_the_limit() {
+	cs_start
+	cs_fake_config '{"delay_ms": {"certfnsh.asp": 4000}}'
+	cs_enroll cstimeout leaf20
+	assert_error 503
+	cs_log_has "$RID" 'curl 28 "Timeout was reached" .*timeout 2 s'
+	log_has_rid "$RID" '"event":"failed"' audit >/dev/null ||
+	    fail "no audit record for the timeout" "$T/.log_tail"
+	cs_stop_and_check
+}
+
+t_certsrv_untrusted_ca_certificate() {
+	cs_start
+	cs_enroll csuntrusted leaf21
+	# A CA certificate the bundle does not vouch for is the operator's to
+	# fix (500), and the hint says where.
+	assert_error 500
+	cs_log_has "$RID" 'curl 60 .*unable to get local issuer'
+	cs_log_has "$RID" 'hint: "[^"]*ca_bundle of label csuntrusted'
+	cs_stop_and_check
+}
+
+t_certsrv_unexpected_page() {
+	cs_start
+	cs_enroll csweird leaf22
+	[[ $STATUS == 500 || $STATUS == 503 ]] ||
+	    fail "a URL that is no certsrv: expected 500 or 503, got $STATUS" \
+	    "$T/headers" "$T/body"
+	cs_log_has "$RID" '(unexpected answer|HTTP 404)'
+	cs_stop_and_check
+}
+
+# A CA that answers every submission after 2 s: many enrollments at once
+# must take about 2 s in all, not one after another, and /cacerts must
+# keep answering meanwhile (compared with the delay, not a tight bound).
+t_certsrv_slow_ca_does_not_serialise() {
+	cs_start
+	local n=24 i start elapsed pids=()
+	for ((i = 0; i < n; i++)); do
+		mk_csr "s$i" "/CN=slow$i.phones.example" ec
+	done
+	python3 -c 'import base64, json, sys
+print(json.dumps({"csrs": [base64.b64encode(open(f, "rb").read()).decode()
+                           for f in sys.argv[1:]]}))' "$T"/s*.der \
+	    >"$T/presign.json"
+	curl -s --fail --max-time 120 --cacert "$CERTS/ca-chain.pem" \
+	    -H 'Content-Type: application/json' --data-binary "@$T/presign.json" \
+	    "$CS_FAKE/_fake/presign" >"$T/presign.out" ||
+	    fail "presign failed" "$T/presign.out"
+	cs_fake_config '{"delay_ms": {"certfnsh.asp": 2000}}'
+	start=$(date +%s%N)
+	for ((i = 0; i < n; i++)); do
+		curl -s -o "$T/s$i.out" -w '%{http_code}' --max-time 30 \
+		    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+		    -H 'Content-Type: application/pkcs10' \
+		    --data-binary "@$T/s$i.b64" \
+		    "https://$CS_HOST$EST_PATH/cs/simpleenroll" >"$T/s$i.code" &
+		pids+=($!)
+	done
+	# /cacerts while the CA is busy with every one of them.
+	sleep 0.5
+	curl -s -o /dev/null -w '%{time_total}' --max-time 10 \
+	    --cacert "$CERTS/ca-chain.pem" \
+	    "https://$CS_HOST$EST_PATH/cacerts" >"$T/cacerts.time"
+	wait "${pids[@]}"
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	for ((i = 0; i < n; i++)); do
+		assert_eq 200 "$(cat "$T/s$i.code")" "enrollment $i" "$T/s$i.out"
+	done
+	# Serialised, 24 enrollments would take 48 s; concurrent, about 2 s.
+	((elapsed < 2000 * 3)) ||
+	    fail "$n enrollments against a 2 s CA took $elapsed ms (> 3 x delay)"
+	python3 -c 'import sys; sys.exit(0 if float(open(sys.argv[1]).read()) < 1.0 else 1)' \
+	    "$T/cacerts.time" ||
+	    fail "/cacerts took $(cat "$T/cacerts.time") s while the CA was slow"
+	cs_stop_and_check
 }
