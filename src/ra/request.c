@@ -957,8 +957,12 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 	req->outcome_name = ca_outcome_name(res->outcome);
 	req->status = ra_request_status_of(res);
 	req->log.answer = req->status;
-	if (res->url[0] != '\0')
-		req->log.url = res->url;
+	/* Copied: the call, and its result, are freed before the request's
+	 * last log line. */
+	if (res->url[0] != '\0') {
+		snprintf(req->ca_url, sizeof(req->ca_url), "%s", res->url);
+		req->log.url = req->ca_url;
+	}
 	if (res->outcome == CA_ISSUED) {
 		if (res->chain == NULL || sk_X509_num(res->chain) == 0) {
 			/* A backend that says ISSUED without a certificate

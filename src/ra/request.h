@@ -97,6 +97,7 @@ struct ra_request {
 	char first_rid[17];
 	char poll_cookie[CA_COOKIE_MAX];
 	char log_extra[64];
+	char ca_url[CA_URL_MAX]; /* the CA URL of the last call, for logs */
 	struct event *wait_timer;
 
 	ra_request_done_fn done_fn;
