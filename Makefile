@@ -165,6 +165,7 @@ check: deps
 # integration tests trust them.
 fakes:
 	@bash tests/fakes/test_fake_certsrv.sh
+	@bash tests/fakes/test_fake_dogtag.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
