@@ -137,6 +137,43 @@ typedef void (*ca_log_fn)(const struct ca_call *call, enum ca_log_level level,
 void ca_set_log_hook(ca_log_fn hook);
 
 /*
+ * Configuration readers shared by the backends, so that every "ca" object
+ * is equally strict and every error names its key the same way.  Each
+ * borrows conf for the call and fills err (key and reason) on -1.
+ */
+
+/* Returns "an object", "a string", ... for messages about v's type. */
+const char *ca_conf_type_name(const json_t *v);
+
+/*
+ * Checks that every key of obj is in allowed (NULL-terminated); prefix
+ * ("" or "profile.") makes err->key a path relative to the "ca" object.
+ */
+int ca_conf_check_keys(const json_t *obj, const char *prefix,
+                       const char *const *allowed, struct ca_err *err);
+
+/*
+ * Reads the optional string at key into a new *out (free with free), NULL
+ * when absent: non-empty, no NUL or control byte, at most max bytes.
+ */
+int ca_conf_string(const json_t *conf, const char *key, size_t max, char **out,
+                   struct ca_err *err);
+
+/* Reads the optional integer at key, from min to max; *out is left alone
+ * when the key is absent. */
+int ca_conf_int(const json_t *conf, const char *key, long min, long max,
+                long *out, struct ca_err *err);
+
+/*
+ * Reads the optional file name at key, resolves it against conf_dir unless
+ * absolute, and checks that it is a readable regular file (a FIFO or device
+ * could hang estrad -t).  Sets a new *path (free with free), NULL when
+ * absent.
+ */
+int ca_conf_file(const json_t *conf, const char *key, const char *conf_dir,
+                 char **path, struct ca_err *err);
+
+/*
  * One asynchronous operation on a backend instance.  ra creates it with
  * ca_call_new(), fills the request fields, and starts it with
  * ca_instance_start().  The backend reads the request fields, fills result,

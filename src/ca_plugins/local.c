@@ -162,29 +162,6 @@ local_fail(struct ca_call *call, const struct local_fault *f)
 	ca_call_fail(call, f->outcome, f->hint, "%s", f->cause);
 }
 
-/* Names a JSON value's type for "must be a string, not ..." messages. */
-static const char *
-local_json_type(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a fractional number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 /*
  * Writes t into buf (size len) as UTC ISO-8601, the form the error log
  * uses, and returns buf.
@@ -235,47 +212,6 @@ local_subject_str(X509 *x, char *buf, size_t len)
 }
 
 /*
- * Checks that every key of obj is in allowed.  prefix ("" or "profile.")
- * makes the key path relative to the "ca" object.
- */
-static int
-local_check_keys(const json_t *obj, const char *prefix,
-                 const char *const *allowed, struct ca_err *err)
-{
-	char path[sizeof(err->key)], list[256];
-	const char *key;
-	json_t *value;
-	size_t i, used;
-	int rc = -1;
-
-	/* jansson's iterator takes a non-const object but only reads it. */
-	json_object_foreach((json_t *)obj, key, value)
-	{
-		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				break;
-		if (allowed[i] != NULL)
-			continue;
-		list[0] = '\0';
-		for (i = 0, used = 0; allowed[i] != NULL; i++) {
-			int n = snprintf(list + used, sizeof(list) - used,
-			                 "%s%s", i > 0 ? ", " : "", allowed[i]);
-
-			if (n < 0 || (size_t)n >= sizeof(list) - used)
-				break;
-			used += (size_t)n;
-		}
-		snprintf(path, sizeof(path), "%s%s", prefix, key);
-		ca_err_set(err, path, "unknown key \"%s\" (allowed: %s)", key,
-		           list);
-		goto out;
-	}
-	rc = 0;
-out:
-	return rc;
-}
-
-/*
  * Reads the file name at key of conf into *value (borrowed from conf):
  * NULL when absent and optional.  what describes the file for the
  * "missing" message.
@@ -296,7 +232,7 @@ local_conf_file(const json_t *conf, const char *key, int required,
 	} else if (!json_is_string(v)) {
 		ca_err_set(err, key,
 		           "\"%s\" must be a string (a file name), not %s", key,
-		           local_json_type(v));
+		           ca_conf_type_name(v));
 		goto out;
 	} else if (json_string_length(v) == 0 ||
 	           strlen(json_string_value(v)) != json_string_length(v)) {
@@ -411,7 +347,7 @@ local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct ca_err *err)
 	} else if (!json_is_array(list)) {
 		ca_err_set(err, key,
 		           "\"key_usage\" must be an array of names, not %s",
-		           local_json_type(list));
+		           ca_conf_type_name(list));
 		goto out;
 	} else if (json_array_size(list) == 0) {
 		/* RFC 5280 4.2.1.3: a keyUsage sets at least one bit. */
@@ -425,7 +361,7 @@ local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct ca_err *err)
 		if ((name = json_string_value(v)) == NULL) {
 			ca_err_set(err, key,
 			           "element %zu must be a string, not %s",
-			           i + 1, local_json_type(v));
+			           i + 1, ca_conf_type_name(v));
 			goto out;
 		}
 		if (strcmp(name, "keyCertSign") == 0 ||
@@ -524,7 +460,7 @@ local_ext_key_usage(const json_t *list, EXTENDED_KEY_USAGE **out,
 		ca_err_set(err, key,
 		           "\"extended_key_usage\" must be an array of names, "
 		           "not %s",
-		           local_json_type(list));
+		           ca_conf_type_name(list));
 		goto out;
 	} else if (json_array_size(list) == 0) {
 		/* RFC 5280 4.2.1.12: one purpose or more. */
@@ -539,7 +475,7 @@ local_ext_key_usage(const json_t *list, EXTENDED_KEY_USAGE **out,
 		if ((name = json_string_value(v)) == NULL) {
 			ca_err_set(err, key,
 			           "element %zu must be a string, not %s",
-			           i + 1, local_json_type(v));
+			           i + 1, ca_conf_type_name(v));
 			goto out;
 		}
 		if ((obj = local_eku_object(name)) == NULL) {
@@ -585,11 +521,11 @@ local_profile(struct local_ca *ca, const json_t *profile, struct ca_err *err)
 	if (profile != NULL && !json_is_object(profile)) {
 		ca_err_set(err, "profile",
 		           "\"profile\" must be an object, not %s",
-		           local_json_type(profile));
+		           ca_conf_type_name(profile));
 		goto out;
 	}
-	if (profile != NULL &&
-	    local_check_keys(profile, "profile.", local_profile_keys, err) != 0)
+	if (profile != NULL && ca_conf_check_keys(profile, "profile.",
+	                                          local_profile_keys, err) != 0)
 		goto out;
 	if ((v = json_object_get(profile, "validity_days")) != NULL) {
 		if (!json_is_integer(v)) {
@@ -597,7 +533,7 @@ local_profile(struct local_ca *ca, const json_t *profile, struct ca_err *err)
 			    err, "profile.validity_days",
 			    "\"validity_days\" must be an integer (days), not "
 			    "%s",
-			    local_json_type(v));
+			    ca_conf_type_name(v));
 			goto out;
 		}
 		days = json_integer_value(v);
@@ -1059,10 +995,10 @@ local_configure(void *p, const json_t *conf, const char *conf_dir,
 	ERR_clear_error();
 	if (!json_is_object(conf)) {
 		ca_err_set(err, "", "\"ca\" must be an object, not %s",
-		           local_json_type(conf));
+		           ca_conf_type_name(conf));
 		goto out;
 	}
-	if (local_check_keys(conf, "", local_conf_keys, err) != 0 ||
+	if (ca_conf_check_keys(conf, "", local_conf_keys, err) != 0 ||
 	    local_conf_file(conf, "cert", 1, "the issuing CA certificate, PEM",
 	                    &cert_file, err) != 0 ||
 	    local_conf_file(conf, "key", 1, "the issuing CA private key, PEM",

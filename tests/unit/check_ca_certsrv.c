@@ -141,11 +141,11 @@ START_TEST(test_certsrv_configure_errors_named)
 	        "password_file", "No such file or directory");
 	refused("{" BASE ", \"auth\": \"client-cert\"}", "client_cert",
 	        "needs \"client_cert\"");
-	refused("{" BASE ", \"timeout\": 0}", "timeout", "must be 1 to 3600");
+	refused("{" BASE ", \"timeout\": 0}", "timeout", "must be an integer from 1 to 3600");
 	refused("{" BASE ", \"timeout\": \"60\"}", "timeout",
 	        "must be an integer");
 	refused("{" BASE ", \"chain_refresh\": 10}", "chain_refresh",
-	        "must be 60 to");
+	        "must be an integer from 60 to");
 	refused("{" BASE ", \"fetch_chain\": 1}", "fetch_chain",
 	        "must be true or false");
 	refused("{" BASE ", \"cert_attrib\": [\"novalue\"]}", "cert_attrib.0",
@@ -154,7 +154,7 @@ START_TEST(test_certsrv_configure_errors_named)
 	        "cert_attrib.0", "set the template with \"template\"");
 	refused("{\"backend\": \"certsrv\", \"urls\": [\"https://a/certsrv\"], "
 	        "\"template\": \"a\\r\\nb\"}",
-	        "template", "printable");
+	        "template", "control characters");
 	snprintf(text, sizeof(text),
 	         "{\"backend\": \"certsrv\", \"template\": \"W\", \"urls\": "
 	         "[\"http://a/certsrv\"], \"user\": \"u\", \"password_file\": "
