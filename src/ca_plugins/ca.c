@@ -20,6 +20,7 @@
 static const struct ca_backend *const ca_backends[] = {
     &ca_local_backend,
     &ca_certsrv_backend,
+    &ca_dogtag_backend,
     &ca_helper_backend,
 };
 

@@ -350,6 +350,7 @@ void ca_instance_start(struct ca_instance *inst, struct ca_call *call,
 /* The backends estrad is built with. */
 extern const struct ca_backend ca_local_backend;
 extern const struct ca_backend ca_certsrv_backend;
+extern const struct ca_backend ca_dogtag_backend;
 extern const struct ca_backend ca_helper_backend;
 
 #endif

@@ -53,6 +53,7 @@ struct ca_http_transfer {
 	void *arg;
 	struct ca_http_response res;
 	char errbuf[CURL_ERROR_SIZE];
+	char capture[64]; /* capture_cookie's name, "" when none */
 	struct ca_http_transfer *prev, *next;
 };
 
@@ -258,6 +259,32 @@ http_write_fn(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /*
+ * Copies the value of a "Set-Cookie: NAME=VALUE; attributes" line to the
+ * response when NAME is the cookie asked for; the value ends at the first
+ * ';', blank or line end and is dropped when it does not fit.
+ */
+static void
+http_capture_cookie(struct ca_http_transfer *t, const char *p, size_t n)
+{
+	size_t i = 0, len = strlen(t->capture), j;
+
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	if (n - i <= len || strncmp(p + i, t->capture, len) != 0 ||
+	    p[i + len] != '=')
+		return;
+	i += len + 1;
+	for (j = i; j < n && p[j] != ';' && p[j] != ' ' && p[j] != '\r' &&
+	            p[j] != '\n' && p[j] != '\t';
+	     j++)
+		;
+	if (j - i >= sizeof(t->res.cookie))
+		return;
+	memcpy(t->res.cookie, p + i, j - i);
+	t->res.cookie[j - i] = '\0';
+}
+
+/*
  * Keeps the reason phrase of the last status line ("HTTP/1.1 401
  * Unauthorized"), bounded to the response's field; other header lines are
  * read with curl_easy_getinfo() at the end.
@@ -268,6 +295,11 @@ http_header_fn(char *ptr, size_t size, size_t nitems, void *userdata)
 	struct ca_http_transfer *t = userdata;
 	size_t n = size * nitems, i = 0, j = 0;
 
+	if (t->capture[0] != '\0' && n > 11 &&
+	    strncasecmp(ptr, "Set-Cookie:", 11) == 0) {
+		http_capture_cookie(t, ptr + 11, n - 11);
+		return n;
+	}
 	if (n < 5 || memcmp(ptr, "HTTP/", 5) != 0)
 		return n;
 	/* Skip the version and the status code. */
@@ -439,9 +471,12 @@ http_setup(struct ca_http_transfer *t, const struct ca_http_request *req)
 	HTTP_SET(CURLOPT_WRITEDATA, (void *)t);
 	HTTP_SET(CURLOPT_HEADERFUNCTION, http_header_fn);
 	HTTP_SET(CURLOPT_HEADERDATA, (void *)t);
-	/* The cookie engine on, its jar shared by the loop's transfers. */
-	HTTP_SET(CURLOPT_COOKIEFILE, "");
-	HTTP_SET(CURLOPT_SHARE, t->loop->share);
+	/* The cookie engine on, its jar shared by the loop's transfers,
+	 * unless the caller keeps its session cookie itself. */
+	if (!req->own_cookies) {
+		HTTP_SET(CURLOPT_COOKIEFILE, "");
+		HTTP_SET(CURLOPT_SHARE, t->loop->share);
+	}
 	HTTP_SET(CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms > 0
 	                                        ? req->connect_timeout_ms
 	                                        : HTTP_CONNECT_TIMEOUT_MS);
@@ -546,6 +581,14 @@ ca_http_start(struct event_base *base, const struct ca_http_request *req,
 	t->res.cap =
 	    req->max_response > 0 ? req->max_response : (size_t)CA_MAX_RESPONSE;
 	snprintf(t->res.url, sizeof(t->res.url), "%s", req->url);
+	if (req->capture_cookie != NULL &&
+	    strlen(req->capture_cookie) >= sizeof(t->capture)) {
+		snprintf(err, errlen, "cookie name too long (estrad bug)");
+		goto out;
+	}
+	if (req->capture_cookie != NULL)
+		snprintf(t->capture, sizeof(t->capture), "%s",
+		         req->capture_cookie);
 	if ((code = http_setup(t, req)) != CURLE_OK) {
 		snprintf(err, errlen, "curl %d \"%s\" (setting up %s)",
 		         (int)code, curl_easy_strerror(code), t->res.url);

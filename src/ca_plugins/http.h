@@ -70,6 +70,15 @@ struct ca_http_request {
 	long connect_timeout_ms;    /* 10000 */
 	long timeout_ms;            /* whole transfer; 60000 */
 	size_t max_response;        /* body cap; CA_MAX_RESPONSE */
+	/* Session cookies kept by the caller, not by the loop's shared jar:
+	 * with own_cookies set the cookie engine stays off for this transfer
+	 * (the caller sends its own "Cookie:" line in headers), and the value
+	 * of the Set-Cookie named capture_cookie (e.g. "JSESSIONID"), if the
+	 * answer sets it, is copied to the response's cookie.  Dogtag keeps
+	 * its nonces in the HTTP session, so each enrollment needs a session
+	 * of its own that no other transfer of the loop can replace. */
+	int own_cookies;
+	const char *capture_cookie;
 };
 
 /* The text sizes of a response. */
@@ -77,6 +86,7 @@ struct ca_http_request {
 #define CA_HTTP_REASON_MAX 64
 #define CA_HTTP_TYPE_MAX   128
 #define CA_HTTP_URL_MAX    512
+#define CA_HTTP_COOKIE_MAX 256
 
 /*
  * What a transfer ended in, handed to the completion callback.  curl_code 0
@@ -96,6 +106,9 @@ struct ca_http_response {
 	int capped;                          /* the body went past cap */
 	int request_sent; /* the request went out (it may have arrived) */
 	long elapsed_ms;  /* total time */
+	/* The value of the capture_cookie Set-Cookie, "" when none was set
+	 * (or it did not fit: a session id never comes near the size). */
+	char cookie[CA_HTTP_COOKIE_MAX];
 };
 
 struct ca_http_transfer;

@@ -36,6 +36,10 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_pending.sh
 . "$HERE/t_pending.sh"
 
+# The dogtag backend against tests/fakes/fake_dogtag.py (t_dogtag_*).
+# shellcheck source=tests/integration/t_dogtag.sh
+. "$HERE/t_dogtag.sh"
+
 # === tests ==================================================================
 # Each t_* function is one test.  Globals: see lib.sh.
 
