@@ -46,6 +46,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca_plugins/ca.h"
+#include "ca_plugins/helper_output.h"
 #include "ca_plugins/proc.h"
 
 #define HELPER_COMPONENT "ca.helper"
@@ -148,14 +149,6 @@ struct helper_op {
 	struct helper_op *prev, *next; /* h->ops */
 };
 
-/* The three groups of FETCH-ROOTS output (spec §5). */
-enum helper_group {
-	HELPER_ROOTS,
-	HELPER_OTHER_ROOTS,
-	HELPER_OTHER,
-	HELPER_GROUP__MAX
-};
-
 static const char *const helper_conf_keys[] = {
     "backend",  "command",     "env",        "timeout",       "profile",
     "nickname", "retry_after", "max_output", "roots_refresh", NULL,
@@ -178,29 +171,6 @@ static void helper_bg_schedule(struct helper *h, unsigned int seconds);
 
 /* --- configuration -------------------------------------------------------- */
 
-/* Names a JSON value's type for "must be ..., not ..." messages. */
-static const char *
-helper_json_type(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a fractional number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 /* Frees a NULL-terminated array of strings.  NULL is a no-op. */
 static void
 helper_strv_free(char **v)
@@ -214,115 +184,17 @@ helper_strv_free(char **v)
 	free(v);
 }
 
-/* Checks that every key of conf is one the backend knows. */
-static int
-helper_check_keys(const json_t *conf, struct ca_err *err)
-{
-	char list[256];
-	const char *key;
-	json_t *value;
-	size_t i, used;
-	int rc = -1;
-
-	/* jansson's iterator takes a non-const object but only reads it. */
-	json_object_foreach((json_t *)conf, key, value)
-	{
-		for (i = 0; helper_conf_keys[i] != NULL; i++)
-			if (strcmp(key, helper_conf_keys[i]) == 0)
-				break;
-		if (helper_conf_keys[i] != NULL)
-			continue;
-		list[0] = '\0';
-		for (i = 0, used = 0; helper_conf_keys[i] != NULL; i++) {
-			int n =
-			    snprintf(list + used, sizeof(list) - used, "%s%s",
-			             i > 0 ? ", " : "", helper_conf_keys[i]);
-
-			if (n < 0 || (size_t)n >= sizeof(list) - used)
-				break;
-			used += (size_t)n;
-		}
-		ca_err_set(err, key, "unknown key \"%s\" (allowed: %s)", key,
-		           list);
-		goto out;
-	}
-	rc = 0;
-out:
-	return rc;
-}
-
-/*
- * Reads the integer at key into *value when present: from min to max, or
- * an error naming the unit.
- */
+/* ca_conf_int() for the unsigned members of struct helper. */
 static int
 helper_conf_uint(const json_t *conf, const char *key, long min, long max,
-                 const char *unit, unsigned int *value, struct ca_err *err)
+                 unsigned int *value, struct ca_err *err)
 {
-	json_t *v;
-	int rc = -1;
+	long n = (long)*value;
 
-	if ((v = json_object_get(conf, key)) == NULL) {
-		rc = 0;
-		goto out;
-	}
-	if (!json_is_integer(v) || json_integer_value(v) < min ||
-	    json_integer_value(v) > max) {
-		ca_err_set(err, key,
-		           "\"%s\" must be an integer from %ld to %ld (%s), "
-		           "not %s",
-		           key, min, max, unit,
-		           json_is_integer(v) ? "out of range"
-		                              : helper_json_type(v));
-		goto out;
-	}
-	*value = (unsigned int)json_integer_value(v);
-	rc = 0;
-out:
-	return rc;
-}
-
-/*
- * Reads the optional string at key into *value (new, free with free):
- * non-empty, no NUL inside, printable.  NULL when absent.
- */
-static int
-helper_conf_string(const json_t *conf, const char *key, char **value,
-                   struct ca_err *err)
-{
-	const char *s;
-	json_t *v;
-	size_t i;
-	int rc = -1;
-
-	*value = NULL;
-	if ((v = json_object_get(conf, key)) == NULL) {
-		rc = 0;
-		goto out;
-	}
-	if ((s = json_string_value(v)) == NULL) {
-		ca_err_set(err, key, "\"%s\" must be a string, not %s", key,
-		           helper_json_type(v));
-		goto out;
-	}
-	if (json_string_length(v) == 0 || strlen(s) != json_string_length(v)) {
-		ca_err_set(err, key, "\"%s\" must be a non-empty string", key);
-		goto out;
-	}
-	for (i = 0; s[i] != '\0'; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-			ca_err_set(err, key,
-			           "\"%s\" must not hold control characters",
-			           key);
-			goto out;
-		}
-	if ((*value = strdup(s)) == NULL) {
-		ca_err_set(err, key, "out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
-	return rc;
+	if (ca_conf_int(conf, key, min, max, &n, err) != 0)
+		return -1;
+	*value = (unsigned int)n;
+	return 0;
 }
 
 /*
@@ -354,7 +226,7 @@ helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
 		           "(the helper program and its arguments), not %s",
 		           HELPER_ARGS_MAX,
 		           json_is_array(cmd) ? "that many"
-		                              : helper_json_type(cmd));
+		                              : ca_conf_type_name(cmd));
 		goto out;
 	}
 	if ((h->argv = calloc(n + 1, sizeof(char *))) == NULL) {
@@ -369,7 +241,7 @@ helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
 		    (i == 0 && s[0] == '\0')) {
 			ca_err_set(
 			    err, key, "must be a%s string without NUL, not %s",
-			    i == 0 ? " non-empty" : "", helper_json_type(v));
+			    i == 0 ? " non-empty" : "", ca_conf_type_name(v));
 			goto out;
 		}
 		if (i == 0 && s[0] != '/' && conf_dir != NULL &&
@@ -438,7 +310,7 @@ helper_conf_env(struct helper *h, const json_t *conf, struct ca_err *err)
 		           "\"NAME\": \"value\" pairs, not %s",
 		           HELPER_ENV_MAX,
 		           json_is_object(env) ? "more"
-		                               : helper_json_type(env));
+		                               : ca_conf_type_name(env));
 		goto out;
 	}
 	if ((h->env = calloc(json_object_size(env) + 1, sizeof(char *))) ==
@@ -474,7 +346,7 @@ helper_conf_env(struct helper *h, const json_t *conf, struct ca_err *err)
 		    strlen(s) != json_string_length(v)) {
 			ca_err_set(err, key,
 			           "must be a string without NUL, not %s",
-			           helper_json_type(v));
+			           ca_conf_type_name(v));
 			goto out;
 		}
 		if (asprintf(&h->env[n], "%s=%s", name, s) < 0) {
@@ -521,21 +393,20 @@ helper_configure(void *p, const json_t *conf, const char *conf_dir,
 	h->lock_init = 1;
 	h->timeout = HELPER_TIMEOUT_DEFAULT;
 	h->roots_refresh = HELPER_ROOTS_REFRESH;
-	if (helper_check_keys(conf, err) != 0 ||
+	if (ca_conf_check_keys(conf, "", helper_conf_keys, err) != 0 ||
 	    helper_conf_command(h, conf, conf_dir, err) != 0 ||
 	    helper_conf_env(h, conf, err) != 0 ||
-	    helper_conf_uint(conf, "timeout", 1, HELPER_TIMEOUT_MAX, "seconds",
+	    helper_conf_uint(conf, "timeout", 1, HELPER_TIMEOUT_MAX,
 	                     &h->timeout, err) != 0 ||
 	    helper_conf_uint(conf, "retry_after", 1, HELPER_RETRY_AFTER_MAX,
-	                     "seconds", &h->retry_after, err) != 0 ||
+	                     &h->retry_after, err) != 0 ||
 	    helper_conf_uint(conf, "max_output", HELPER_OUTPUT_MIN,
-	                     HELPER_OUTPUT_MAX, "bytes", &max_output,
-	                     err) != 0 ||
+	                     HELPER_OUTPUT_MAX, &max_output, err) != 0 ||
 	    helper_conf_uint(conf, "roots_refresh", HELPER_ROOTS_REFRESH_MIN,
-	                     HELPER_ROOTS_REFRESH_MAX, "seconds",
-	                     &h->roots_refresh, err) != 0 ||
-	    helper_conf_string(conf, "profile", &h->profile, err) != 0 ||
-	    helper_conf_string(conf, "nickname", &h->nickname, err) != 0)
+	                     HELPER_ROOTS_REFRESH_MAX, &h->roots_refresh,
+	                     err) != 0 ||
+	    ca_conf_string(conf, "profile", 1024, &h->profile, err) != 0 ||
+	    ca_conf_string(conf, "nickname", 1024, &h->nickname, err) != 0)
 		goto out;
 	h->max_output = max_output;
 	if (h->nickname == NULL &&
@@ -1143,329 +1014,6 @@ helper_finish(struct helper_op *op, const struct ca_proc_result *res,
 	ca_call_done(call);
 }
 
-/* --- reading certificates ------------------------------------------------- */
-
-/* Appends the certificates of a PKCS#7 to out; returns the count or -1. */
-static int
-helper_p7_certs(PKCS7 *p7, STACK_OF(X509) *out)
-{
-	STACK_OF(X509) *certs = NULL;
-	int i, n = 0;
-
-	if (p7 == NULL || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL)
-		return -1;
-	certs = p7->d.sign->cert;
-	for (i = 0; certs != NULL && i < sk_X509_num(certs); i++) {
-		X509 *x = sk_X509_value(certs, i);
-
-		if (X509_up_ref(x) != 1)
-			return -1;
-		if (!sk_X509_push(out, x)) {
-			X509_free(x);
-			return -1;
-		}
-		n++;
-	}
-	return n;
-}
-
-/*
- * Reads the certificates of an issued answer (spec §4, code 0): PEM
- * certificates, PEM PKCS#7, DER certificate or PKCS#7, or certmonger's
- * JSON {"certificate": PEM, "chain": [{"certificate": PEM}]}.  Returns a
- * new stack (free with sk_X509_pop_free), empty when nothing was readable.
- */
-static STACK_OF(X509) *helper_read_certs(const char *text, size_t len);
-
-static STACK_OF(X509) *
-helper_read_pem(const char *text, size_t len, STACK_OF(X509) *out)
-{
-	BIO *bio = NULL;
-	char *name = NULL, *header = NULL;
-	unsigned char *data = NULL;
-	long dlen;
-
-	if (len > INT_MAX || (bio = BIO_new_mem_buf(text, (int)len)) == NULL)
-		goto out;
-	while (PEM_read_bio(bio, &name, &header, &data, &dlen) == 1) {
-		const unsigned char *p = data;
-
-		if (strcmp(name, PEM_STRING_X509) == 0 ||
-		    strcmp(name, PEM_STRING_X509_OLD) == 0) {
-			X509 *x = d2i_X509(NULL, &p, dlen);
-
-			if (x != NULL && !sk_X509_push(out, x))
-				X509_free(x);
-		} else if (strcmp(name, PEM_STRING_PKCS7) == 0) {
-			PKCS7 *p7 = d2i_PKCS7(NULL, &p, dlen);
-
-			(void)helper_p7_certs(p7, out);
-			PKCS7_free(p7);
-		}
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_free(data);
-		name = header = NULL;
-		data = NULL;
-	}
-out:
-	BIO_free(bio);
-	ERR_clear_error();
-	return out;
-}
-
-static STACK_OF(X509) *
-helper_read_json(const char *text, size_t len, STACK_OF(X509) *out)
-{
-	STACK_OF(X509) *one;
-	const char *pem;
-	json_t *root, *chain, *v;
-	size_t i;
-
-	if ((root = json_loadb(text, len, 0, NULL)) == NULL)
-		return out;
-	if ((pem = json_string_value(json_object_get(root, "certificate"))) !=
-	    NULL)
-		out = helper_read_pem(pem, strlen(pem), out);
-	chain = json_object_get(root, "chain");
-	json_array_foreach(chain, i, v)
-	{
-		pem = json_string_value(json_object_get(v, "certificate"));
-		if (pem == NULL ||
-		    (one = helper_read_certs(pem, strlen(pem))) == NULL)
-			continue;
-		while (sk_X509_num(one) > 0)
-			if (!sk_X509_push(out, sk_X509_value(one, 0)))
-				break;
-			else
-				(void)sk_X509_shift(one);
-		sk_X509_pop_free(one, X509_free);
-	}
-	json_decref(root);
-	return out;
-}
-
-static STACK_OF(X509) *
-helper_read_certs(const char *text, size_t len)
-{
-	STACK_OF(X509) *out;
-	const unsigned char *p;
-	size_t i;
-
-	if ((out = sk_X509_new_null()) == NULL)
-		return NULL;
-	for (i = 0; i < len && isspace((unsigned char)text[i]); i++)
-		;
-	if (i < len && text[i] == '{')
-		return helper_read_json(text + i, len - i, out);
-	if (memmem(text, len, "-----BEGIN", 10) != NULL)
-		return helper_read_pem(text, len, out);
-	if (len > 0 && len <= LONG_MAX) {
-		X509 *x;
-		PKCS7 *p7;
-
-		p = (const unsigned char *)text;
-		if ((x = d2i_X509(NULL, &p, (long)len)) != NULL) {
-			if (!sk_X509_push(out, x))
-				X509_free(x);
-		} else {
-			p = (const unsigned char *)text;
-			p7 = d2i_PKCS7(NULL, &p, (long)len);
-			(void)helper_p7_certs(p7, out);
-			PKCS7_free(p7);
-		}
-	}
-	ERR_clear_error();
-	return out;
-}
-
-/*
- * Moves the issued certificate to the front of certs: the one with the
- * CSR's public key, or without a CSR the first that is no CA.  Returns 0,
- * or -1 when a CSR was given and no certificate carries its key.
- */
-static int
-helper_leaf_first(STACK_OF(X509) *certs, X509_REQ *csr)
-{
-	EVP_PKEY *want = csr != NULL ? X509_REQ_get0_pubkey(csr) : NULL;
-	X509 *x;
-	int i, found = -1;
-
-	for (i = 0; i < sk_X509_num(certs) && found < 0; i++) {
-		x = sk_X509_value(certs, i);
-		if (want != NULL ? EVP_PKEY_eq(X509_get0_pubkey(x), want) == 1
-		                 : X509_check_ca(x) == 0)
-			found = i;
-	}
-	ERR_clear_error();
-	if (found < 0)
-		return want != NULL ? -1 : 0;
-	x = sk_X509_delete(certs, found);
-	(void)sk_X509_unshift(certs, x);
-	return 0;
-}
-
-/*
- * Reads FETCH-ROOTS output (spec §5) into a new stack, intermediates
- * ("other" certificates, the third group) first, then the roots and the
- * other trusted roots: an EST cacerts answer lists the chain.  Entries are
- * a nickname line and a PEM block; an empty line ends a group, several in
- * a row count as one.  The JSON form {"roots": [...], "other-roots":
- * [...], "other": [...]} is read too.  Sets names to the nicknames, for
- * the log.
- */
-static STACK_OF(X509) *
-helper_read_roots(const char *text, size_t len, char *names, size_t nameslen)
-{
-	static const char *const json_groups[HELPER_GROUP__MAX] = {
-	    "roots", "other-roots", "other"};
-	static const char begin[] = "-----BEGIN CERTIFICATE-----";
-	static const char end[] = "-----END CERTIFICATE-----";
-	static const enum helper_group order[HELPER_GROUP__MAX] = {
-	    HELPER_OTHER, HELPER_ROOTS, HELPER_OTHER_ROOTS};
-	STACK_OF(X509) *groups[HELPER_GROUP__MAX] = {NULL, NULL, NULL};
-	STACK_OF(X509) *out = NULL, *one;
-	const char *p = text, *stop = text + len, *eol, *nick = NULL;
-	size_t nick_len = 0, used = 0, i;
-	int g = 0, in_group = 0, k;
-	json_t *root = NULL, *v;
-
-	names[0] = '\0';
-	for (k = 0; k < HELPER_GROUP__MAX; k++)
-		if ((groups[k] = sk_X509_new_null()) == NULL)
-			goto out;
-	for (i = 0; i < len && isspace((unsigned char)text[i]); i++)
-		;
-	if (i < len && text[i] == '{') {
-		if ((root = json_loadb(text + i, len - i, 0, NULL)) == NULL)
-			goto merge;
-		for (k = 0; k < HELPER_GROUP__MAX; k++) {
-			json_array_foreach(
-			    json_object_get(root, json_groups[k]), i, v)
-			{
-				const char *pem = json_string_value(
-				    json_object_get(v, "certificate"));
-				const char *nn = json_string_value(
-				    json_object_get(v, "nickname"));
-
-				if (pem == NULL)
-					continue;
-				(void)helper_read_pem(pem, strlen(pem),
-				                      groups[k]);
-				if (nn != NULL && used + 4 < nameslen) {
-					int n = snprintf(
-					    names + used, nameslen - used,
-					    "%s%s", used > 0 ? "; " : "", nn);
-					if (n > 0)
-						used +=
-						    (size_t)n < nameslen - used
-						        ? (size_t)n
-						        : nameslen - used - 1;
-				}
-			}
-		}
-		goto merge;
-	}
-	while (p < stop) {
-		size_t llen;
-
-		if ((eol = memchr(p, '\n', (size_t)(stop - p))) == NULL)
-			eol = stop;
-		llen = (size_t)(eol - p);
-		if (llen > 0 && p[llen - 1] == '\r')
-			llen--;
-		if (llen == 0) {
-			/* An empty line ends a group that has entries. */
-			if (in_group && g < HELPER_GROUP__MAX - 1)
-				g++;
-			in_group = 0;
-		} else if (llen >= sizeof(begin) - 1 &&
-		           memcmp(p, begin, sizeof(begin) - 1) == 0) {
-			const char *e =
-			    memmem(p, (size_t)(stop - p), end, sizeof(end) - 1);
-
-			if (e == NULL)
-				break;
-			e += sizeof(end) - 1;
-			(void)helper_read_pem(p, (size_t)(e - p), groups[g]);
-			in_group = 1;
-			if (nick != NULL && used + 4 < nameslen) {
-				int n = snprintf(names + used, nameslen - used,
-				                 "%s%.*s", used > 0 ? "; " : "",
-				                 (int)nick_len, nick);
-				if (n > 0)
-					used += (size_t)n < nameslen - used
-					            ? (size_t)n
-					            : nameslen - used - 1;
-			}
-			nick = NULL;
-			if ((eol = memchr(e, '\n', (size_t)(stop - e))) == NULL)
-				eol = stop;
-		} else {
-			nick = p;
-			nick_len = llen;
-		}
-		p = eol < stop ? eol + 1 : stop;
-	}
-merge:
-	if ((out = sk_X509_new_null()) == NULL)
-		goto out;
-	for (k = 0; k < HELPER_GROUP__MAX; k++) {
-		one = groups[order[k]];
-		while (sk_X509_num(one) > 0) {
-			X509 *x = sk_X509_shift(one);
-
-			if (!sk_X509_push(out, x))
-				X509_free(x);
-		}
-	}
-out:
-	for (k = 0; k < HELPER_GROUP__MAX; k++)
-		sk_X509_pop_free(groups[k], X509_free);
-	json_decref(root);
-	ERR_clear_error();
-	return out;
-}
-
-/* --- reading the other answers -------------------------------------------- */
-
-/*
- * Copies a cookie into buf as certmonger hands it back (spec §4): CR LF
- * becomes LF; a one-line cookie loses its newline, a multi-line one keeps
- * LF endings and one final LF.  Returns 0, or -1 with why set when the
- * cookie does not fit or holds bytes a pending record cannot keep.
- */
-static int
-helper_cookie(const char *text, size_t len, char *buf, size_t buflen,
-              const char **why)
-{
-	size_t i, n = 0, lines = 0;
-
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		len--;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)text[i];
-
-		if (c == '\r' && i + 1 < len && text[i + 1] == '\n')
-			continue;
-		if (c == '\n')
-			lines++;
-		else if ((c < 0x20 && c != '\t') || c >= 0x7f) {
-			*why = "holds control or non-ASCII bytes";
-			return -1;
-		}
-		if (n + 2 >= buflen) {
-			*why = "is too long";
-			return -1;
-		}
-		buf[n++] = (char)c;
-	}
-	if (lines > 0)
-		buf[n++] = '\n';
-	buf[n] = '\0';
-	return 0;
-}
-
 /* SUBMIT or POLL ended; answers the enroll or poll call. */
 static void
 helper_enroll_done(struct helper_op *op, const struct ca_proc_result *res)
@@ -1482,7 +1030,7 @@ helper_enroll_done(struct helper_op *op, const struct ca_proc_result *res)
 	if (helper_end_judge(op, res, what, &end))
 		goto out;
 	if (res->status == HELPER_EXIT_ISSUED) {
-		certs = helper_read_certs(res->out, res->out_len);
+		certs = ca_helper_output_certs(res->out, res->out_len);
 		if (certs == NULL || sk_X509_num(certs) == 0) {
 			helper_end_set(
 			    &end, CA_MISCONFIGURED,
@@ -1493,7 +1041,7 @@ helper_enroll_done(struct helper_op *op, const struct ca_proc_result *res)
 			    what);
 			goto out;
 		}
-		if (helper_leaf_first(certs, call->csr) != 0) {
+		if (ca_helper_output_leaf_first(certs, call->csr) != 0) {
 			helper_end_set(&end, CA_MISCONFIGURED,
 			               "the CA answered with a certificate for "
 			               "another request",
@@ -1546,8 +1094,8 @@ helper_enroll_done(struct helper_op *op, const struct ca_proc_result *res)
 		cookie = p;
 		n = (size_t)(stop - p);
 	}
-	if (helper_cookie(cookie, n, call->result.cookie,
-	                  sizeof(call->result.cookie), &why) != 0) {
+	if (ca_helper_output_cookie(cookie, n, call->result.cookie,
+	                            sizeof(call->result.cookie), &why) != 0) {
 		helper_end_set(&end, CA_MISCONFIGURED,
 		               "estrad keeps cookies of printable ASCII up to "
 		               "255 bytes",
@@ -1605,7 +1153,8 @@ helper_roots_done(struct helper_op *op, const struct ca_proc_result *res)
 
 	if (helper_end_judge(op, res, "cacerts", &end))
 		goto failed;
-	roots = helper_read_roots(res->out, res->out_len, names, sizeof(names));
+	roots = ca_helper_output_roots(res->out, res->out_len, names,
+	                               sizeof(names));
 	if (roots == NULL || sk_X509_num(roots) == 0) {
 		helper_end_set(&end, CA_MISCONFIGURED,
 		               "FETCH-ROOTS prints a nickname line and a PEM "

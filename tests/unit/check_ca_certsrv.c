@@ -141,7 +141,8 @@ START_TEST(test_certsrv_configure_errors_named)
 	        "password_file", "No such file or directory");
 	refused("{" BASE ", \"auth\": \"client-cert\"}", "client_cert",
 	        "needs \"client_cert\"");
-	refused("{" BASE ", \"timeout\": 0}", "timeout", "must be an integer from 1 to 3600");
+	refused("{" BASE ", \"timeout\": 0}", "timeout",
+	        "must be an integer from 1 to 3600");
 	refused("{" BASE ", \"timeout\": \"60\"}", "timeout",
 	        "must be an integer");
 	refused("{" BASE ", \"chain_refresh\": 10}", "chain_refresh",

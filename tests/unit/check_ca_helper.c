@@ -561,7 +561,8 @@ START_TEST(test_helper_conf_numbers_and_strings)
 	} cases[] = {
 	    {"\"timeout\": 0", "timeout", "from 1 to 3600"},
 	    {"\"timeout\": \"5\"", "timeout", "not a string"},
-	    {"\"timeout\": 3601", "timeout", "out of range"},
+	    {"\"timeout\": 3601", "timeout",
+	     "must be an integer from 1 to 3600"},
 	    {"\"retry_after\": 0", "retry_after", "from 1 to"},
 	    {"\"max_output\": 10", "max_output", "from 1024"},
 	    {"\"roots_refresh\": 5", "roots_refresh", "from 60"},

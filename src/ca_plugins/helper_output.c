@@ -1,0 +1,348 @@
+/*
+ * helper_output.c: readers of what a certmonger CA helper prints on
+ * stdout (specs/certmonger-helpers.md): the issued certificate and chain
+ * of exit 0, the FETCH-ROOTS groups, and the cookie of exit 1 and 5.  They
+ * sit apart from helper.c so that they can be fuzzed without running a
+ * helper; they do no I/O and keep no state.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ca_plugins/helper_output.h"
+
+/* The three groups of FETCH-ROOTS output (spec §5). */
+enum helper_group {
+	HELPER_ROOTS,
+	HELPER_OTHER_ROOTS,
+	HELPER_OTHER,
+	HELPER_GROUP__MAX
+};
+
+/* Appends the certificates of a PKCS#7 to out; returns the count or -1. */
+static int
+helper_p7_certs(PKCS7 *p7, STACK_OF(X509) *out)
+{
+	STACK_OF(X509) *certs = NULL;
+	int i, n = 0;
+
+	if (p7 == NULL || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL)
+		return -1;
+	certs = p7->d.sign->cert;
+	for (i = 0; certs != NULL && i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+
+		if (X509_up_ref(x) != 1)
+			return -1;
+		if (!sk_X509_push(out, x)) {
+			X509_free(x);
+			return -1;
+		}
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Reads the certificates of an issued answer (spec §4, code 0): PEM
+ * certificates, PEM PKCS#7, DER certificate or PKCS#7, or certmonger's
+ * JSON {"certificate": PEM, "chain": [{"certificate": PEM}]}.  Returns a
+ * new stack (free with sk_X509_pop_free), empty when nothing was readable.
+ */
+static STACK_OF(X509) *
+helper_read_pem(const char *text, size_t len, STACK_OF(X509) *out)
+{
+	BIO *bio = NULL;
+	char *name = NULL, *header = NULL;
+	unsigned char *data = NULL;
+	long dlen;
+
+	if (len > INT_MAX || (bio = BIO_new_mem_buf(text, (int)len)) == NULL)
+		goto out;
+	while (PEM_read_bio(bio, &name, &header, &data, &dlen) == 1) {
+		const unsigned char *p = data;
+
+		if (strcmp(name, PEM_STRING_X509) == 0 ||
+		    strcmp(name, PEM_STRING_X509_OLD) == 0) {
+			X509 *x = d2i_X509(NULL, &p, dlen);
+
+			if (x != NULL && !sk_X509_push(out, x))
+				X509_free(x);
+		} else if (strcmp(name, PEM_STRING_PKCS7) == 0) {
+			PKCS7 *p7 = d2i_PKCS7(NULL, &p, dlen);
+
+			(void)helper_p7_certs(p7, out);
+			PKCS7_free(p7);
+		}
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(data);
+		name = header = NULL;
+		data = NULL;
+	}
+out:
+	BIO_free(bio);
+	ERR_clear_error();
+	return out;
+}
+
+static STACK_OF(X509) *
+helper_read_json(const char *text, size_t len, STACK_OF(X509) *out)
+{
+	STACK_OF(X509) *one;
+	const char *pem;
+	json_t *root, *chain, *v;
+	size_t i;
+
+	if ((root = json_loadb(text, len, 0, NULL)) == NULL)
+		return out;
+	if ((pem = json_string_value(json_object_get(root, "certificate"))) !=
+	    NULL)
+		out = helper_read_pem(pem, strlen(pem), out);
+	chain = json_object_get(root, "chain");
+	json_array_foreach(chain, i, v)
+	{
+		pem = json_string_value(json_object_get(v, "certificate"));
+		if (pem == NULL ||
+		    (one = ca_helper_output_certs(pem, strlen(pem))) == NULL)
+			continue;
+		while (sk_X509_num(one) > 0)
+			if (!sk_X509_push(out, sk_X509_value(one, 0)))
+				break;
+			else
+				(void)sk_X509_shift(one);
+		sk_X509_pop_free(one, X509_free);
+	}
+	json_decref(root);
+	return out;
+}
+
+STACK_OF(X509) *
+ca_helper_output_certs(const char *text, size_t len)
+{
+	STACK_OF(X509) *out;
+	const unsigned char *p;
+	size_t i;
+
+	if ((out = sk_X509_new_null()) == NULL)
+		return NULL;
+	for (i = 0; i < len && isspace((unsigned char)text[i]); i++)
+		;
+	if (i < len && text[i] == '{')
+		return helper_read_json(text + i, len - i, out);
+	if (memmem(text, len, "-----BEGIN", 10) != NULL)
+		return helper_read_pem(text, len, out);
+	if (len > 0 && len <= LONG_MAX) {
+		X509 *x;
+		PKCS7 *p7;
+
+		p = (const unsigned char *)text;
+		if ((x = d2i_X509(NULL, &p, (long)len)) != NULL) {
+			if (!sk_X509_push(out, x))
+				X509_free(x);
+		} else {
+			p = (const unsigned char *)text;
+			p7 = d2i_PKCS7(NULL, &p, (long)len);
+			(void)helper_p7_certs(p7, out);
+			PKCS7_free(p7);
+		}
+	}
+	ERR_clear_error();
+	return out;
+}
+
+/*
+ * Moves the issued certificate to the front of certs: the one with the
+ * CSR's public key, or without a CSR the first that is no CA.  Returns 0,
+ * or -1 when a CSR was given and no certificate carries its key.
+ */
+int
+ca_helper_output_leaf_first(STACK_OF(X509) *certs, X509_REQ *csr)
+{
+	EVP_PKEY *want = csr != NULL ? X509_REQ_get0_pubkey(csr) : NULL;
+	X509 *x;
+	int i, found = -1;
+
+	for (i = 0; i < sk_X509_num(certs) && found < 0; i++) {
+		x = sk_X509_value(certs, i);
+		if (want != NULL ? EVP_PKEY_eq(X509_get0_pubkey(x), want) == 1
+		                 : X509_check_ca(x) == 0)
+			found = i;
+	}
+	ERR_clear_error();
+	if (found < 0)
+		return want != NULL ? -1 : 0;
+	x = sk_X509_delete(certs, found);
+	(void)sk_X509_unshift(certs, x);
+	return 0;
+}
+
+/*
+ * Reads FETCH-ROOTS output (spec §5) into a new stack, intermediates
+ * ("other" certificates, the third group) first, then the roots and the
+ * other trusted roots: an EST cacerts answer lists the chain.  Entries are
+ * a nickname line and a PEM block; an empty line ends a group, several in
+ * a row count as one.  The JSON form {"roots": [...], "other-roots":
+ * [...], "other": [...]} is read too.  Sets names to the nicknames, for
+ * the log.
+ */
+STACK_OF(X509) *
+ca_helper_output_roots(const char *text, size_t len, char *names,
+                       size_t nameslen)
+{
+	static const char *const json_groups[HELPER_GROUP__MAX] = {
+	    "roots", "other-roots", "other"};
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	static const char end[] = "-----END CERTIFICATE-----";
+	static const enum helper_group order[HELPER_GROUP__MAX] = {
+	    HELPER_OTHER, HELPER_ROOTS, HELPER_OTHER_ROOTS};
+	STACK_OF(X509) *groups[HELPER_GROUP__MAX] = {NULL, NULL, NULL};
+	STACK_OF(X509) *out = NULL, *one;
+	const char *p = text, *stop = text + len, *eol, *nick = NULL;
+	size_t nick_len = 0, used = 0, i;
+	int g = 0, in_group = 0, k;
+	json_t *root = NULL, *v;
+
+	names[0] = '\0';
+	for (k = 0; k < HELPER_GROUP__MAX; k++)
+		if ((groups[k] = sk_X509_new_null()) == NULL)
+			goto out;
+	for (i = 0; i < len && isspace((unsigned char)text[i]); i++)
+		;
+	if (i < len && text[i] == '{') {
+		if ((root = json_loadb(text + i, len - i, 0, NULL)) == NULL)
+			goto merge;
+		for (k = 0; k < HELPER_GROUP__MAX; k++) {
+			json_array_foreach(
+			    json_object_get(root, json_groups[k]), i, v)
+			{
+				const char *pem = json_string_value(
+				    json_object_get(v, "certificate"));
+				const char *nn = json_string_value(
+				    json_object_get(v, "nickname"));
+
+				if (pem == NULL)
+					continue;
+				(void)helper_read_pem(pem, strlen(pem),
+				                      groups[k]);
+				if (nn != NULL && used + 4 < nameslen) {
+					int n = snprintf(
+					    names + used, nameslen - used,
+					    "%s%s", used > 0 ? "; " : "", nn);
+					if (n > 0)
+						used +=
+						    (size_t)n < nameslen - used
+						        ? (size_t)n
+						        : nameslen - used - 1;
+				}
+			}
+		}
+		goto merge;
+	}
+	while (p < stop) {
+		size_t llen;
+
+		if ((eol = memchr(p, '\n', (size_t)(stop - p))) == NULL)
+			eol = stop;
+		llen = (size_t)(eol - p);
+		if (llen > 0 && p[llen - 1] == '\r')
+			llen--;
+		if (llen == 0) {
+			/* An empty line ends a group that has entries. */
+			if (in_group && g < HELPER_GROUP__MAX - 1)
+				g++;
+			in_group = 0;
+		} else if (llen >= sizeof(begin) - 1 &&
+		           memcmp(p, begin, sizeof(begin) - 1) == 0) {
+			const char *e =
+			    memmem(p, (size_t)(stop - p), end, sizeof(end) - 1);
+
+			if (e == NULL)
+				break;
+			e += sizeof(end) - 1;
+			(void)helper_read_pem(p, (size_t)(e - p), groups[g]);
+			in_group = 1;
+			if (nick != NULL && used + 4 < nameslen) {
+				int n = snprintf(names + used, nameslen - used,
+				                 "%s%.*s", used > 0 ? "; " : "",
+				                 (int)nick_len, nick);
+				if (n > 0)
+					used += (size_t)n < nameslen - used
+					            ? (size_t)n
+					            : nameslen - used - 1;
+			}
+			nick = NULL;
+			if ((eol = memchr(e, '\n', (size_t)(stop - e))) == NULL)
+				eol = stop;
+		} else {
+			nick = p;
+			nick_len = llen;
+		}
+		p = eol < stop ? eol + 1 : stop;
+	}
+merge:
+	if ((out = sk_X509_new_null()) == NULL)
+		goto out;
+	for (k = 0; k < HELPER_GROUP__MAX; k++) {
+		one = groups[order[k]];
+		while (sk_X509_num(one) > 0) {
+			X509 *x = sk_X509_shift(one);
+
+			if (!sk_X509_push(out, x))
+				X509_free(x);
+		}
+	}
+out:
+	for (k = 0; k < HELPER_GROUP__MAX; k++)
+		sk_X509_pop_free(groups[k], X509_free);
+	json_decref(root);
+	ERR_clear_error();
+	return out;
+}
+
+/*
+ * Copies a cookie into buf as certmonger hands it back (spec §4): CR LF
+ * becomes LF; a one-line cookie loses its newline, a multi-line one keeps
+ * LF endings and one final LF.  Returns 0, or -1 with why set when the
+ * cookie does not fit or holds bytes a pending record cannot keep.
+ */
+int
+ca_helper_output_cookie(const char *text, size_t len, char *buf, size_t buflen,
+                        const char **why)
+{
+	size_t i, n = 0, lines = 0;
+
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c == '\r' && i + 1 < len && text[i + 1] == '\n')
+			continue;
+		if (c == '\n')
+			lines++;
+		else if ((c < 0x20 && c != '\t') || c >= 0x7f) {
+			*why = "holds control or non-ASCII bytes";
+			return -1;
+		}
+		if (n + 2 >= buflen) {
+			*why = "is too long";
+			return -1;
+		}
+		buf[n++] = (char)c;
+	}
+	if (lines > 0)
+		buf[n++] = '\n';
+	buf[n] = '\0';
+	return 0;
+}
