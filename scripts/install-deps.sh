@@ -6,7 +6,8 @@ set -eu
 
 packages="build-essential pkg-config libssl-dev openssl libevent-dev
 libcurl4-openssl-dev curl libjansson-dev check libcrypt-dev
-strongswan-pki libstrongswan-extra-plugins clang python3 certmonger"
+strongswan-pki libstrongswan-extra-plugins clang python3 certmonger
+python3-prometheus-client"
 
 missing=""
 for p in $packages; do

@@ -17,6 +17,7 @@
 
 #include "est/conn.h"
 #include "est/csr.h"
+#include "est/listener.h"
 #include "est/pkcs7.h"
 #include "est/reply.h"
 #include "est/route.h"
@@ -275,19 +276,28 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	struct est_route route;
 	enum est_route_status rs;
 	const struct ra_label *label;
+	struct est_generation *gen;
 	enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
 	const struct evhttp_uri *parsed = evhttp_request_get_evhttp_uri(evreq);
 	const char *want,
 	    *uri = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
 
+	gen = est_server_acquire(worker->server);
 	if ((creq = calloc(1, sizeof(*creq))) == NULL ||
-	    (creq->req = ra_request_new(worker->config, worker->trust,
+	    (creq->req = ra_request_new(gen->config, gen->trust,
 	                                worker->base)) == NULL) {
 		free(creq);
+		est_generation_release(gen);
 		evhttp_send_error(evreq, 500, "Out of memory");
 		return;
 	}
+	/* The request owns the reference from here on: a SIGHUP reload may
+	 * make another generation current, but this one stays alive until
+	 * the request (and any CA call it outlives its client with) is
+	 * freed. */
+	creq->req->release_fn = est_generation_release;
+	creq->req->release_arg = gen;
 	creq->evreq = evreq;
 	req = creq->req;
 	est_conn_peer(evreq, &req->peer);
@@ -308,8 +318,8 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	}
 	creq->op = route.op;
 	label = route.label[0] == '\0'
-	            ? worker->config->default_label
-	            : ra_config_label(worker->config, route.label);
+	            ? req->config->default_label
+	            : ra_config_label(req->config, route.label);
 	ra_request_set_label(req, label, est_route_op_name(route.op));
 	if (label == NULL) {
 		ra_request_refuse(

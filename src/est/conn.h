@@ -11,10 +11,15 @@
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 
-/* What the handler needs from its worker; borrowed for the worker's life. */
+struct est_server;
+
+/*
+ * What the handler needs from its worker; borrowed for the worker's life.
+ * Each request takes the server's current configuration generation
+ * (est_server_acquire) and keeps it until the request is freed.
+ */
 struct est_conn_worker {
-	const struct ra_config *config;
-	const struct ra_trust *trust;
+	struct est_server *server;
 	struct event_base *base;
 };
 

@@ -22,7 +22,9 @@
 
 #include "ca_plugins/ca.h"
 #include "est/conn.h"
+#include "est/limits.h"
 #include "est/listener.h"
+#include "est/metrics.h"
 #include "ra/log.h"
 
 /* Pending connections per listening socket. */
@@ -39,12 +41,32 @@ struct est_worker {
 };
 
 struct est_server {
+	/* The configuration estrad started with: its listen addresses and
+	 * worker count are the sockets and threads, which a reload keeps. */
 	const struct ra_config *config;
-	const struct ra_trust *trust;
-	SSL_CTX *ssl_ctx;
 	struct est_worker *workers;
 	int nworkers;
+
+	/* The current generation and the retired ones still referenced,
+	 * under lock.  Taking a reference happens under the lock too: a
+	 * bare atomic load followed by an increment would race with the
+	 * last release of a generation a reload just replaced. */
+	pthread_mutex_t lock;
+	struct est_generation *current;
+	struct est_generation *retired;
+	unsigned long serial;
+
+	int metrics_fd;              /* bound at start, or -1 */
+	struct evhttp *metrics_http; /* on the main thread's loop */
 };
+
+/* SSL ex_data slot marking estrad's own connections (see bevcb). */
+static int est_listener_ssl_index = -1;
+
+/* Values of that slot: handshake running, done, failed and counted. */
+#define EST_SSL_HANDSHAKING ((void *)1)
+#define EST_SSL_ESTABLISHED ((void *)2)
+#define EST_SSL_FAILED      ((void *)3)
 
 /*
  * Accepts any client certificate at the TLS layer: the client still proves
@@ -76,6 +98,58 @@ est_listener_tls12_cap(const struct ra_config *config)
 		    !config->labels[i]->tls_exporter)
 			return config->labels[i];
 	return NULL;
+}
+
+/*
+ * Counts handshakes and their failures for the metrics.  An alert sent or
+ * received before the handshake completed names the failure; the slot
+ * value makes each connection count once, since TLS 1.3 reports
+ * HANDSHAKE_DONE again after the session tickets.
+ */
+static void
+est_listener_info(const SSL *cssl, int where, int ret)
+{
+	/* The callback gets a const SSL; the slot is ours to update. */
+	SSL *ssl = (SSL *)(uintptr_t)cssl;
+	char reason[96];
+	void *state;
+
+	if (est_listener_ssl_index < 0 ||
+	    (state = SSL_get_ex_data(ssl, est_listener_ssl_index)) !=
+	        EST_SSL_HANDSHAKING)
+		return;
+	if (where & SSL_CB_HANDSHAKE_DONE) {
+		SSL_set_ex_data(ssl, est_listener_ssl_index,
+		                EST_SSL_ESTABLISHED);
+		est_metrics_tls_handshake();
+	} else if ((where & SSL_CB_ALERT) && (ret >> 8) == SSL3_AL_FATAL) {
+		snprintf(reason, sizeof(reason), "%s %s",
+		         (where & SSL_CB_READ) ? "received" : "sent",
+		         SSL_alert_desc_string_long(ret));
+		SSL_set_ex_data(ssl, est_listener_ssl_index, EST_SSL_FAILED);
+		est_metrics_tls_failure(reason);
+	}
+}
+
+/*
+ * Runs when any SSL object of the process is freed (libcurl's too, whose
+ * slot is NULL): closes the books on one of estrad's connections.
+ */
+static void
+est_listener_ssl_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                       long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (ptr == NULL)
+		return;
+	if (ptr == EST_SSL_HANDSHAKING)
+		est_metrics_tls_failure(
+		    "closed before the handshake completed");
+	est_metrics_connections(-1);
 }
 
 SSL_CTX *
@@ -136,6 +210,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 		             config->tls.key);
 		goto out;
 	}
+	SSL_CTX_set_info_callback(ctx, est_listener_info);
 	/* Resumption needs a session id context once peers are verified. */
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
@@ -240,19 +315,64 @@ fail:
  * evhttp calls it for every accepted connection: wraps the socket in an
  * OpenSSL bufferevent that performs the server handshake.
  */
+/*
+ * evhttp calls it for every accepted connection: wraps the socket in an
+ * OpenSSL bufferevent that performs the server handshake, with the TLS
+ * context of the generation current now.  The SSL object holds its own
+ * reference to that context, so a connection accepted before a reload
+ * finishes with the old certificate while new ones get the new.
+ */
 static struct bufferevent *
 est_listener_bevcb(struct event_base *base, void *arg)
 {
 	struct est_worker *worker = arg;
-	SSL *ssl;
+	struct est_generation *gen = est_server_acquire(worker->server);
+	SSL *ssl = SSL_new(gen->ssl_ctx);
 
-	if ((ssl = SSL_new(worker->server->ssl_ctx)) == NULL) {
+	/* Connection limits and timeout accounting (est/limits.c). */
+	if (ssl != NULL)
+		est_limits_conn_new(ssl, base, gen->config);
+	est_generation_release(gen);
+	if (ssl == NULL) {
 		ERR_clear_error();
 		return NULL;
 	}
+	if (est_listener_ssl_index >= 0 &&
+	    SSL_set_ex_data(ssl, est_listener_ssl_index, EST_SSL_HANDSHAKING) ==
+	        1)
+		est_metrics_connections(1);
 	return bufferevent_openssl_socket_new(
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+}
+
+/*
+ * Applies the request limits of the current generation to one worker's
+ * evhttp, on that worker's thread (evhttp is not thread-safe).
+ */
+static void
+est_worker_apply_limits(struct est_worker *worker)
+{
+	struct est_generation *gen = est_server_acquire(worker->server);
+	const struct ra_config *config = gen->config;
+
+	evhttp_set_timeout(worker->http, (int)config->limits.timeout);
+	evhttp_set_max_headers_size(worker->http,
+	                            (ev_ssize_t)config->limits.max_headers);
+	/* Bodies up to four times the limit are read so that est/conn.c can
+	 * answer 413 with its text and log line; beyond that evhttp cuts the
+	 * connection with its own bare 413 to bound memory. */
+	evhttp_set_max_body_size(worker->http,
+	                         (ev_ssize_t)(config->limits.max_body * 4));
+	est_generation_release(gen);
+}
+
+static void
+est_worker_apply_limits_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	est_worker_apply_limits(arg);
 }
 
 static int
@@ -268,19 +388,11 @@ est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
 		snprintf(err, errlen, "cannot create event loop");
 		return -1;
 	}
-	worker->conn.config = config;
-	worker->conn.trust = server->trust;
+	worker->conn.server = server;
 	worker->conn.base = worker->base;
 	evhttp_set_bevcb(worker->http, est_listener_bevcb, worker);
 	evhttp_set_gencb(worker->http, est_conn_handle, &worker->conn);
-	evhttp_set_timeout(worker->http, (int)config->limits.timeout);
-	evhttp_set_max_headers_size(worker->http,
-	                            (ev_ssize_t)config->limits.max_headers);
-	/* Bodies up to four times the limit are read so that est/conn.c can
-	 * answer 413 with its text and log line; beyond that evhttp cuts the
-	 * connection with its own bare 413 to bound memory. */
-	evhttp_set_max_body_size(worker->http,
-	                         (ev_ssize_t)(config->limits.max_body * 4));
+	est_worker_apply_limits(worker);
 	evhttp_set_allowed_methods(
 	    worker->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -311,26 +423,167 @@ est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
 	return 0;
 }
 
+/*
+ * Generations.  The server holds one reference to the current one; each
+ * request and each bevcb call holds one while it uses it.
+ */
+
+struct est_generation *
+est_server_acquire(struct est_server *server)
+{
+	struct est_generation *gen;
+
+	pthread_mutex_lock(&server->lock);
+	gen = server->current;
+	__atomic_add_fetch(&gen->refs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&server->lock);
+	return gen;
+}
+
+/* Returns a new generation owning ssl_ctx, with the server's reference. */
+static struct est_generation *
+est_generation_new(struct est_server *server, const struct ra_config *config,
+                   const struct ra_trust *trust, SSL_CTX *ssl_ctx)
+{
+	struct est_generation *gen;
+
+	if ((gen = calloc(1, sizeof(*gen))) == NULL)
+		return NULL;
+	gen->config = config;
+	gen->trust = trust;
+	gen->ssl_ctx = ssl_ctx;
+	gen->refs = 1;
+	gen->server = server;
+	gen->serial = ++server->serial;
+	return gen;
+}
+
+/* Frees gen and what it owns (not what it borrows from main()). */
+static void
+est_generation_free(struct est_generation *gen)
+{
+	if (gen == NULL)
+		return;
+	SSL_CTX_free(gen->ssl_ctx);
+	ra_trust_free(gen->own_trust);
+	ra_config_free(gen->own_config);
+	free(gen);
+}
+
+/*
+ * Starts (start set) or stops the background work of every label's CA
+ * backend of gen.  Worker 0 hosts it: its loop is the one a backend's
+ * timers and transfers run on, so start and stop happen on that thread.
+ */
+static void
+est_generation_backends(struct est_generation *gen, struct event_base *base,
+                        int start)
+{
+	const struct ra_config *config = gen->config;
+	size_t i;
+
+	if (start == gen->started)
+		return;
+	gen->started = start;
+	for (i = 0; i < config->nlabels; i++) {
+		struct ca_instance *inst = config->labels[i]->ca;
+
+		if (start && inst->backend->start != NULL)
+			inst->backend->start(inst->priv, base);
+		else if (!start && inst->backend->stop != NULL)
+			inst->backend->stop(inst->priv);
+	}
+}
+
+/* Takes gen off the retired list, where it may or may not be. */
+static void
+est_server_unlink(struct est_server *server, struct est_generation *gen)
+{
+	struct est_generation **p;
+
+	pthread_mutex_lock(&server->lock);
+	for (p = &server->retired; *p != NULL; p = &(*p)->next)
+		if (*p == gen) {
+			*p = gen->next;
+			break;
+		}
+	gen->next = NULL;
+	pthread_mutex_unlock(&server->lock);
+}
+
+/*
+ * Worker 0, once the last reference of a retired generation is gone: no
+ * request uses its CA instances any more, so stopping their background
+ * work cancels nothing a client waits for, and freeing them is safe.
+ */
+static void
+est_generation_retire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct est_generation *gen = arg;
+	struct est_server *server = gen->server;
+
+	(void)fd;
+	(void)what;
+	est_server_unlink(server, gen);
+	est_generation_backends(gen, server->workers[0].base, 0);
+	ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+	       "configuration generation %lu released", gen->serial);
+	est_generation_free(gen);
+}
+
+void
+est_generation_release(void *arg)
+{
+	static const struct timeval now = {0, 0};
+	struct est_generation *gen = arg;
+
+	if (gen == NULL ||
+	    __atomic_sub_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	/* Only a retired generation reaches zero: the server holds a
+	 * reference to the current one.  If worker 0 cannot take the job,
+	 * the generation stays on the retired list and is freed at exit. */
+	if (event_base_once(gen->server->workers[0].base, -1, EV_TIMEOUT,
+	                    est_generation_retire_cb, gen, &now) != 0)
+		ra_log(CA_LOG_WARN, "est.listener", NULL, NULL,
+		       "cannot schedule the release of configuration "
+		       "generation %lu: out of memory; it is freed at exit",
+		       gen->serial);
+}
+
 struct est_server *
 est_server_new(const struct ra_config *config, const struct ra_trust *trust,
                char *err, size_t errlen)
 {
 	struct est_server *server = NULL, *rc = NULL;
+	SSL_CTX *ssl_ctx = NULL;
 	int i;
 
 	if (evthread_use_pthreads() != 0) {
 		snprintf(err, errlen, "libevent has no pthread support");
 		goto out;
 	}
+	if (est_listener_ssl_index < 0 &&
+	    (est_listener_ssl_index = SSL_get_ex_new_index(
+	         0, NULL, NULL, NULL, est_listener_ssl_freed)) < 0) {
+		snprintf(err, errlen, "cannot register TLS connection data");
+		goto out;
+	}
 	if ((server = calloc(1, sizeof(*server))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	pthread_mutex_init(&server->lock, NULL);
+	server->metrics_fd = -1;
 	server->config = config;
-	server->trust = trust;
-	if ((server->ssl_ctx = est_listener_tls_context(config, err, errlen)) ==
-	    NULL)
+	if ((ssl_ctx = est_listener_tls_context(config, err, errlen)) == NULL)
 		goto out;
+	if ((server->current =
+	         est_generation_new(server, config, trust, ssl_ctx)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	ssl_ctx = NULL;
 	server->nworkers = config->workers > 0 ? config->workers : 1;
 	if ((server->workers = calloc((size_t)server->nworkers,
 	                              sizeof(*server->workers))) == NULL) {
@@ -341,44 +594,42 @@ est_server_new(const struct ra_config *config, const struct ra_trust *trust,
 		if (est_worker_init(server, &server->workers[i], err, errlen) !=
 		    0)
 			goto out;
+	/* Bound here with the TLS sockets, before privileges are dropped. */
+	if (config->metrics_listen != NULL &&
+	    (server->metrics_fd =
+	         est_listener_bind(config->metrics_listen, err, errlen)) < 0)
+		goto out;
 	rc = server;
 	server = NULL;
 out:
+	SSL_CTX_free(ssl_ctx);
 	est_server_free(server);
 	return rc;
-}
-
-/*
- * Starts (start set) or stops the background work of every label's CA
- * backend.  Worker 0 hosts it: its loop is the one a backend's timers and
- * transfers run on, so start and stop happen on that thread.
- */
-static void
-est_worker_backends(struct est_worker *worker, int start)
-{
-	const struct ra_config *config = worker->server->config;
-	size_t i;
-
-	for (i = 0; i < config->nlabels; i++) {
-		struct ca_instance *inst = config->labels[i]->ca;
-
-		if (start && inst->backend->start != NULL)
-			inst->backend->start(inst->priv, worker->base);
-		else if (!start && inst->backend->stop != NULL)
-			inst->backend->stop(inst->priv);
-	}
 }
 
 static void *
 est_worker_main(void *arg)
 {
 	struct est_worker *worker = arg;
+	struct est_server *server = worker->server;
+	struct est_generation *gen;
 
-	if (worker == &worker->server->workers[0])
-		est_worker_backends(worker, 1);
+	if (worker == &server->workers[0]) {
+		gen = est_server_acquire(server);
+		est_generation_backends(gen, worker->base, 1);
+		est_generation_release(gen);
+	}
 	event_base_dispatch(worker->base);
-	if (worker == &worker->server->workers[0])
-		est_worker_backends(worker, 0);
+	if (worker == &server->workers[0]) {
+		/* The loop will not run again: every generation still here
+		 * stops its background work now.  Retired ones are freed
+		 * with the server. */
+		pthread_mutex_lock(&server->lock);
+		est_generation_backends(server->current, worker->base, 0);
+		for (gen = server->retired; gen != NULL; gen = gen->next)
+			est_generation_backends(gen, worker->base, 0);
+		pthread_mutex_unlock(&server->lock);
+	}
 	ca_loop_shutdown(worker->base);
 	return NULL;
 }
@@ -388,29 +639,234 @@ struct est_signal_state {
 	struct event_base *base;
 };
 
+/* Returns 1 when the two lists of strings differ. */
+static int
+est_strings_differ(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return 1;
+	for (i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 1;
+	return 0;
+}
+
+/* Returns 1 when two optional strings differ. */
+static int
+est_string_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
 /*
- * SIGHUP: loads the users file again and swaps it in; workers see the new
- * table at their next Basic check.  A file that does not load is refused
- * and the old table stays.
+ * Logs one warn line for each key of a reloaded config that only a
+ * restart can apply: the sockets, the threads and the open log files stay
+ * what estrad started with.
  */
 static void
-est_server_reload_users(const struct ra_config *config)
+est_server_reload_warn(const struct est_server *server,
+                       const struct ra_config *next)
 {
-	char err[512];
-	long n;
+	const struct ra_config *first = server->config;
+	static const char hint[] = "restart estrad to apply it";
+	const char *key = NULL;
+	int i;
 
-	if (config->users == NULL || config->users_slot == NULL)
-		return;
-	if ((n = ra_users_slot_reload(config->users_slot, config->users, err,
-	                              sizeof(err))) < 0) {
-		ra_log(CA_LOG_ERROR, "est.listener", NULL,
-		       "fix the file and send SIGHUP again; the users loaded "
-		       "before stay in force",
-		       "users file reload refused: %s", err);
-		return;
+	for (i = 0; i < 6; i++) {
+		switch (i) {
+		case 0:
+			key = est_strings_differ(first->listen, first->nlisten,
+			                         next->listen, next->nlisten)
+			          ? "listen"
+			          : NULL;
+			break;
+		case 1:
+			key = (next->workers > 0 ? next->workers : 1) !=
+			              server->nworkers
+			          ? "workers"
+			          : NULL;
+			break;
+		case 2:
+			key = est_string_differs(first->metrics_listen,
+			                         next->metrics_listen)
+			          ? "metrics.listen"
+			          : NULL;
+			break;
+		case 3:
+			key = est_string_differs(first->logs.error,
+			                         next->logs.error)
+			          ? "logs.error"
+			          : NULL;
+			break;
+		case 4:
+			key = est_string_differs(first->logs.access,
+			                         next->logs.access)
+			          ? "logs.access"
+			          : NULL;
+			break;
+		default:
+			key = est_string_differs(first->logs.audit,
+			                         next->logs.audit)
+			          ? "logs.audit"
+			          : NULL;
+			break;
+		}
+		if (key != NULL)
+			ra_log(CA_LOG_WARN, "est.listener", NULL, hint,
+			       "configuration reload: %s changed but cannot "
+			       "be applied live; the value estrad started "
+			       "with stays in force",
+			       key);
 	}
+}
+
+/*
+ * Worker 0: makes a validated generation current.  Its backends start
+ * first, on the thread their background work belongs to, so the first
+ * request that sees the generation finds them running; the old one is
+ * retired and freed when its last request is done.
+ */
+static void
+est_server_activate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct est_generation *gen = arg, *old;
+	struct est_server *server = gen->server;
+	const struct ra_config *config = gen->config;
+	static const struct timeval now = {0, 0};
+	int i;
+
+	(void)fd;
+	(void)what;
+	est_server_unlink(server, gen);
+	est_generation_backends(gen, server->workers[0].base, 1);
+	pthread_mutex_lock(&server->lock);
+	old = server->current;
+	server->current = gen;
+	old->next = server->retired;
+	server->retired = old;
+	pthread_mutex_unlock(&server->lock);
+	ra_log_set_level(config->logs.level);
+	est_metrics_reload(1, gen->serial);
 	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
-	       "users file %s reloaded: %ld users", config->users, n);
+	       "configuration %s reloaded: generation %lu, %zu labels, "
+	       "default \"%s\"",
+	       config->path, gen->serial, config->nlabels,
+	       config->default_label->name);
+	if (config->users_table != NULL)
+		ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
+		       "users file %s reloaded: %zu users", config->users,
+		       ra_users_count(ra_users_slot_get(config->users_slot)));
+	if (est_listener_tls12_cap(config) != NULL)
+		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+		       "TLS capped at 1.2: label %s requires PoP linking "
+		       "(tls-unique) without tls_exporter",
+		       est_listener_tls12_cap(config)->name);
+	/* Each worker applies the new request limits on its own thread. */
+	for (i = 0; i < server->nworkers; i++)
+		if (i == 0)
+			est_worker_apply_limits(&server->workers[0]);
+		else if (event_base_once(server->workers[i].base, -1,
+		                         EV_TIMEOUT, est_worker_apply_limits_cb,
+		                         &server->workers[i], &now) != 0)
+			ra_log(CA_LOG_WARN, "est.listener", NULL,
+			       "send SIGHUP again",
+			       "worker %d keeps its old request limits: out "
+			       "of memory",
+			       i);
+	est_generation_release(old);
+}
+
+/*
+ * SIGHUP, main thread: builds a complete new generation from the
+ * configuration file (config with users, CRLs, policies and CA instances;
+ * trust stores; TLS context with the certificate and key read again) and
+ * hands it to worker 0 to make current.  Anything that fails to load is
+ * refused with one error line naming file, line, column and reason, and
+ * the generation in force keeps serving.
+ */
+static void
+est_server_reload(struct est_server *server)
+{
+	static const struct timeval now = {0, 0};
+	static const char hint[] =
+	    "fix it and send SIGHUP again; the configuration loaded before "
+	    "stays in force";
+	struct est_generation *cur, *gen = NULL;
+	struct ra_config *config = NULL;
+	struct ra_trust *trust = NULL;
+	SSL_CTX *ssl_ctx = NULL;
+	char err[1024] = "", *path = NULL;
+
+	cur = est_server_acquire(server);
+	path = strdup(cur->config->path);
+	est_generation_release(cur);
+	if (path == NULL) {
+		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: out of memory");
+		goto fail;
+	}
+	if ((config = ra_config_load(path, err, sizeof(err))) == NULL) {
+		/* A users file that does not load is named as such, the
+		 * words operators grep for since SIGHUP first reloaded it. */
+		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint, "%s: %s",
+		       strstr(err, ": users: ") != NULL
+		           ? "users file reload refused"
+		           : "configuration reload refused",
+		       err);
+		goto fail;
+	}
+	if ((trust = ra_trust_new(config->tls.explicit_ca,
+	                          config->tls.implicit_ca, err, sizeof(err))) ==
+	    NULL) {
+		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: %s: tls: %s", path, err);
+		goto fail;
+	}
+	if ((ssl_ctx = est_listener_tls_context(config, err, sizeof(err))) ==
+	    NULL) {
+		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: %s: tls: %s", path, err);
+		goto fail;
+	}
+	if ((gen = est_generation_new(server, config, trust, ssl_ctx)) ==
+	    NULL) {
+		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: out of memory");
+		goto fail;
+	}
+	gen->own_config = config;
+	gen->own_trust = trust;
+	config = NULL;
+	trust = NULL;
+	ssl_ctx = NULL;
+	est_server_reload_warn(server, gen->config);
+	/* Listed as retired until worker 0 makes it current, so that a stop
+	 * before the switch still frees it. */
+	pthread_mutex_lock(&server->lock);
+	gen->next = server->retired;
+	server->retired = gen;
+	pthread_mutex_unlock(&server->lock);
+	if (event_base_once(server->workers[0].base, -1, EV_TIMEOUT,
+	                    est_server_activate_cb, gen, &now) != 0) {
+		est_server_unlink(server, gen);
+		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: cannot schedule the "
+		       "switch: out of memory");
+		goto fail;
+	}
+	free(path);
+	return;
+fail:
+	est_metrics_reload(0, 0);
+	est_generation_free(gen);
+	SSL_CTX_free(ssl_ctx);
+	ra_trust_free(trust);
+	ra_config_free(config);
+	free(path);
 }
 
 static void
@@ -427,7 +883,7 @@ est_server_on_signal(evutil_socket_t sig, short what, void *arg)
 			ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
 			       "signal %d: log files reopened", (int)sig);
 		if (sig == SIGHUP)
-			est_server_reload_users(state->server->config);
+			est_server_reload(state->server);
 		return;
 	}
 	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
@@ -439,17 +895,91 @@ est_server_on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(state->base, NULL);
 }
 
+/* Answers status with a text/plain body. */
+static void
+est_server_metrics_text(struct evhttp_request *evreq, int status,
+                        const char *reason, const char *text)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(evreq),
+	                  "Content-Type", "text/plain; charset=utf-8");
+	if (buf != NULL)
+		evbuffer_add_printf(buf, "%s\n", text);
+	evhttp_send_reply(evreq, status, reason, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+/*
+ * The plain-HTTP listener, main thread: /metrics (Prometheus text format),
+ * /healthz (the process answers) and /readyz (a configuration is loaded
+ * and no backend's last CA call was UNREACHABLE).
+ */
+static void
+est_server_metrics_cb(struct evhttp_request *evreq, void *arg)
+{
+	struct est_server *server = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(evreq);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
+	struct est_generation *gen;
+	struct evbuffer *buf;
+	char why[512];
+
+	if (path == NULL)
+		path = "";
+	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(evreq),
+		                  "Allow", "GET, HEAD");
+		est_server_metrics_text(evreq, 405, "Method Not Allowed",
+		                        "use GET");
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		est_server_metrics_text(evreq, 200, "OK", "ok");
+		return;
+	}
+	if (strcmp(path, "/readyz") == 0) {
+		if (est_metrics_ready(why, sizeof(why)))
+			est_server_metrics_text(evreq, 200, "OK", "ready");
+		else
+			est_server_metrics_text(evreq, 503,
+			                        "Service Unavailable", why);
+		return;
+	}
+	if (strcmp(path, "/metrics") != 0) {
+		est_server_metrics_text(evreq, 404, "Not Found",
+		                        "try /metrics, /healthz or /readyz");
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL) {
+		est_server_metrics_text(evreq, 500, "Internal Server Error",
+		                        "out of memory");
+		return;
+	}
+	gen = est_server_acquire(server);
+	est_metrics_render(buf, gen->config, gen->ssl_ctx);
+	est_generation_release(gen);
+	evhttp_add_header(evhttp_request_get_output_headers(evreq),
+	                  "Content-Type", "text/plain; version=0.0.4");
+	evhttp_send_reply(evreq, 200, "OK", buf);
+	evbuffer_free(buf);
+}
+
 int
 est_server_run(struct est_server *server)
 {
 	static const int signals[] = {SIGHUP, SIGUSR1, SIGTERM, SIGINT};
 	struct event *events[sizeof(signals) / sizeof(signals[0])] = {NULL};
 	struct est_signal_state state = {server, NULL};
+	const struct ra_config *config = server->config;
 	sigset_t block, old;
 	size_t s;
 	int i, rc = -1;
 
 	signal(SIGPIPE, SIG_IGN);
+	est_metrics_reload(1, 1);
 	/* Workers must not take the signals the main loop handles. */
 	sigemptyset(&block);
 	for (s = 0; s < sizeof(signals) / sizeof(signals[0]); s++)
@@ -474,15 +1004,36 @@ est_server_run(struct est_server *server)
 		if (events[s] == NULL || evsignal_add(events[s], NULL) != 0)
 			goto out;
 	}
-	for (i = 0; i < (int)server->config->nlisten; i++)
+	if (server->metrics_fd >= 0) {
+		if ((server->metrics_http = evhttp_new(state.base)) == NULL ||
+		    evhttp_accept_socket(server->metrics_http,
+		                         server->metrics_fd) != 0) {
+			ra_log(CA_LOG_EMERG, "est.listener", NULL, NULL,
+			       "cannot serve metrics on %s",
+			       config->metrics_listen);
+			goto out;
+		}
+		/* evhttp's listener owns and closes the socket now. */
+		server->metrics_fd = -1;
+		evhttp_set_gencb(server->metrics_http, est_server_metrics_cb,
+		                 server);
+		evhttp_set_timeout(server->metrics_http, 10);
+		evhttp_set_allowed_methods(
+		    server->metrics_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+		                              EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
 		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
-		       "listening on %s with %d workers",
-		       server->config->listen[i], server->nworkers);
-	if (est_listener_tls12_cap(server->config) != NULL)
+		       "metrics on http://%s/metrics, /healthz, /readyz",
+		       config->metrics_listen);
+	}
+	for (i = 0; i < (int)config->nlisten; i++)
+		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+		       "listening on %s with %d workers", config->listen[i],
+		       server->nworkers);
+	if (est_listener_tls12_cap(config) != NULL)
 		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
 		       "TLS capped at 1.2: label %s requires PoP linking "
 		       "(tls-unique) without tls_exporter",
-		       est_listener_tls12_cap(server->config)->name);
+		       est_listener_tls12_cap(config)->name);
 	event_base_dispatch(state.base);
 	rc = 0;
 out:
@@ -495,6 +1046,10 @@ out:
 		pthread_join(server->workers[i].thread, NULL);
 		server->workers[i].started = 0;
 	}
+	if (server->metrics_http != NULL) {
+		evhttp_free(server->metrics_http);
+		server->metrics_http = NULL;
+	}
 	for (s = 0; s < sizeof(signals) / sizeof(signals[0]); s++)
 		if (events[s] != NULL)
 			event_free(events[s]);
@@ -506,6 +1061,7 @@ out:
 void
 est_server_free(struct est_server *server)
 {
+	struct est_generation *gen;
 	int i;
 
 	if (server == NULL)
@@ -527,6 +1083,15 @@ est_server_free(struct est_server *server)
 			event_base_free(w->base);
 	}
 	free(server->workers);
-	SSL_CTX_free(server->ssl_ctx);
+	if (server->metrics_fd >= 0)
+		close(server->metrics_fd);
+	/* The threads are gone: whatever still references a generation
+	 * will never run again. */
+	while ((gen = server->retired) != NULL) {
+		server->retired = gen->next;
+		est_generation_free(gen);
+	}
+	est_generation_free(server->current);
+	pthread_mutex_destroy(&server->lock);
 	free(server);
 }

@@ -3,6 +3,9 @@
  *
  *   estrad -c FILE      serve in the foreground
  *   estrad -t -c FILE   check the configuration and exit 0 or 1
+ *   estrad --doctor [--json] -c FILE
+ *                       check what the first enrollment of every label
+ *                       needs, one line per check; exit 0 or 1
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,7 +15,9 @@
 #include <openssl/ssl.h>
 
 #include "ca_plugins/ca.h"
+#include "est/doctor.h"
 #include "est/listener.h"
+#include "est/privilege.h"
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 #include "ra/log.h"
@@ -33,11 +38,15 @@ estrad_ca_log(const struct ca_call *call, enum ca_log_level level,
 static void
 estrad_usage(FILE *out)
 {
-	fprintf(out, "usage: estrad [-t] -c FILE\n"
-	             "  -c, --config FILE  configuration file (JSON)\n"
-	             "  -t, --test         check the configuration and exit\n"
-	             "  -V, --version      print the version\n"
-	             "  -h, --help         this text\n");
+	fprintf(out,
+	        "usage: estrad [-t | --doctor [--json]] -c FILE\n"
+	        "  -c, --config FILE  configuration file (JSON)\n"
+	        "  -t, --test         check the configuration and exit\n"
+	        "      --doctor       check files, certificates, clock and\n"
+	        "                     every label's CA; ok/warn/FAIL lines\n"
+	        "      --json         --doctor prints one JSON array\n"
+	        "  -V, --version      print the version\n"
+	        "  -h, --help         this text\n");
 }
 
 int
@@ -48,6 +57,8 @@ main(int argc, char **argv)
 	    {"test", no_argument, NULL, 't'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"doctor", no_argument, NULL, 'D'},
+	    {"json", no_argument, NULL, 'J'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ra_config *config = NULL;
@@ -55,7 +66,7 @@ main(int argc, char **argv)
 	struct est_server *server = NULL;
 	const char *path = NULL;
 	char err[1024] = "";
-	int opt, test = 0, rc = 1;
+	int opt, test = 0, doctor = 0, json = 0, rc = 1;
 	SSL_CTX *ctx;
 
 	while ((opt = getopt_long(argc, argv, "c:tVh", options, NULL)) != -1) {
@@ -65,6 +76,12 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			test = 1;
+			break;
+		case 'D':
+			doctor = 1;
+			break;
+		case 'J':
+			json = 1;
 			break;
 		case 'V':
 			printf("estrad %s\n", ESTRAD_VERSION);
@@ -77,10 +94,13 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (path == NULL || optind != argc || (json && !doctor) ||
+	    (doctor && test)) {
 		estrad_usage(stderr);
 		return 2;
 	}
+	if (doctor)
+		return est_doctor_run(path, json, stdout);
 	ca_set_log_hook(estrad_ca_log);
 	if ((config = ra_config_load(path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "estrad: %s\n", err);
@@ -112,10 +132,23 @@ main(int argc, char **argv)
 		goto out;
 	}
 	ra_log_capture_libevent();
+	if (est_privilege_check(config, err, sizeof(err)) != 0) {
+		ra_log(CA_LOG_EMERG, "est.privilege", NULL, NULL,
+		       "refusing to start: %s", err);
+		fprintf(stderr, "estrad: refusing to start: %s\n", err);
+		goto out;
+	}
 	if ((server = est_server_new(config, trust, err, sizeof(err))) ==
 	    NULL) {
 		ra_log(CA_LOG_EMERG, "est.main", NULL, NULL, "cannot start: %s",
 		       err);
+		fprintf(stderr, "estrad: cannot start: %s\n", err);
+		goto out;
+	}
+	/* Bound and logging: nothing more needs root. */
+	if (est_privilege_drop(config, err, sizeof(err)) != 0) {
+		ra_log(CA_LOG_EMERG, "est.privilege", NULL, NULL,
+		       "cannot start: %s", err);
 		fprintf(stderr, "estrad: cannot start: %s\n", err);
 		goto out;
 	}

@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "est/metrics.h"
 #include "est/reply.h"
 #include "est/wire.h"
 
@@ -118,6 +119,10 @@ est_reply_send(struct evhttp_request *evreq, struct ra_request *req, int status,
 	    evhttp_request_get_input_headers(evreq), "User-Agent");
 	/* The access line is formatted before the send frees evreq. */
 	ra_log_access(&entry);
+	/* One count per answer, as there is one access line per answer. */
+	est_metrics_answer(req->op_name, entry.label, status, entry.backend,
+	                   entry.outcome, req->ca_ms,
+	                   status >= 300 ? req->cause : NULL);
 	evhttp_send_reply(evreq, status, est_reply_reason(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);

@@ -11,9 +11,11 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +71,13 @@ struct cfg {
 };
 
 static const char *const cfg_top_keys[] = {
-    "listen", "workers",       "tls",    "limits",  "logs",
-    "users",  "default_label", "labels", "pending", NULL,
+    "listen", "workers", "tls",     "limits", "logs",  "users", "default_label",
+    "labels", "pending", "metrics", "user",   "group", NULL,
+};
+
+static const char *const cfg_metrics_keys[] = {
+    "listen",
+    NULL,
 };
 
 static const char *const cfg_pending_keys[] = {
@@ -90,6 +97,8 @@ static const char *const cfg_limits_keys[] = {
     "max_body",
     "max_headers",
     "timeout",
+    "max_conns_per_client",
+    "max_conns_per_worker",
     NULL,
 };
 
@@ -1063,6 +1072,9 @@ cfg_load_limits(struct cfg *c, const json_t *root)
 	struct ra_config *config = c->config;
 	const json_t *limits;
 	long long body = 65536, headers = 8192, timeout = 30;
+	/* Enough for a provisioning service or a NAT in front of many
+	 * devices, far below the descriptors a worker has. */
+	long long per_client = 256, per_worker = 8192;
 	int rc = -1;
 
 	if (cfg_get_object(c, root, "", "limits", 0, cfg_limits_keys,
@@ -1074,11 +1086,17 @@ cfg_load_limits(struct cfg *c, const json_t *root)
 	     cfg_get_int(c, limits, "limits", "max_headers", 1024, 1024 * 1024,
 	                 &headers) != 0 ||
 	     cfg_get_int(c, limits, "limits", "timeout", 1, 3600, &timeout) !=
-	         0))
+	         0 ||
+	     cfg_get_int(c, limits, "limits", "max_conns_per_client", 0,
+	                 1000000, &per_client) != 0 ||
+	     cfg_get_int(c, limits, "limits", "max_conns_per_worker", 0,
+	                 1000000, &per_worker) != 0))
 		goto out;
 	config->limits.max_body = (size_t)body;
 	config->limits.max_headers = (size_t)headers;
 	config->limits.timeout = (unsigned int)timeout;
+	config->limits.max_conns_per_client = (unsigned int)per_client;
+	config->limits.max_conns_per_worker = (unsigned int)per_worker;
 	rc = 0;
 out:
 	return rc;
@@ -1337,6 +1355,47 @@ out:
 	return rc;
 }
 
+/*
+ * The optional plain-HTTP metrics and health listener: off unless the
+ * "metrics" object names an address, and meant for loopback or a
+ * management network since it has no TLS and no authentication.
+ */
+static int
+cfg_load_metrics(struct cfg *c, const json_t *root)
+{
+	const json_t *obj = NULL, *v;
+	int rc = -1;
+
+	if (cfg_get_object(c, root, "", "metrics", 0, cfg_metrics_keys, &obj) !=
+	    0)
+		goto out;
+	if (obj == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if ((v = json_object_get(obj, "listen")) == NULL) {
+		cfg_error(c, "metrics", 0, NULL,
+		          "needs \"listen\": \"HOST:PORT\", e.g. "
+		          "\"127.0.0.1:9443\"");
+		goto out;
+	}
+	if (!json_is_string(v)) {
+		cfg_type_error(c, "metrics.listen", "a \"HOST:PORT\" string",
+		               v);
+		goto out;
+	}
+	if (cfg_check_listen(c, "metrics.listen", json_string_value(v)) != 0)
+		goto out;
+	if ((c->config->metrics_listen = strdup(json_string_value(v))) ==
+	    NULL) {
+		cfg_error(c, "metrics.listen", 0, NULL, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
 static int
 cfg_load_workers(struct cfg *c, const json_t *root)
 {
@@ -1353,6 +1412,43 @@ cfg_load_workers(struct cfg *c, const json_t *root)
 		                              : cores;
 	}
 	c->config->workers = (int)n;
+	rc = 0;
+out:
+	return rc;
+}
+
+/*
+ * "user" and "group": whom estrad drops to after binding when started as
+ * root.  Both must exist here, so that a typo stops -t rather than the
+ * start-up at 3 a.m.
+ */
+static int
+cfg_load_user(struct cfg *c, const json_t *root)
+{
+	const char *user = NULL, *group = NULL;
+	int rc = -1;
+
+	if (cfg_get_string(c, root, "", "user", 0, &user) != 0 ||
+	    cfg_get_string(c, root, "", "group", 0, &group) != 0)
+		goto out;
+	if (group != NULL && user == NULL) {
+		cfg_error(c, "group", 1, NULL, "needs \"user\" as well");
+		goto out;
+	}
+	if (user != NULL && (user[0] == '\0' || getpwnam(user) == NULL)) {
+		cfg_error(c, "user", 0, NULL, "no such user \"%s\" here", user);
+		goto out;
+	}
+	if (group != NULL && (group[0] == '\0' || getgrnam(group) == NULL)) {
+		cfg_error(c, "group", 0, NULL, "no such group \"%s\" here",
+		          group);
+		goto out;
+	}
+	if ((user != NULL && (c->config->user = strdup(user)) == NULL) ||
+	    (group != NULL && (c->config->group = strdup(group)) == NULL)) {
+		cfg_error(c, "user", 0, NULL, "out of memory");
+		goto out;
+	}
 	rc = 0;
 out:
 	return rc;
@@ -2322,9 +2418,10 @@ ra_config_load(const char *path, char *err, size_t errlen)
 	ERR_clear_error();
 	if (cfg_check_keys(&c, root, "", cfg_top_keys) != 0 ||
 	    cfg_load_listen(&c, root) != 0 || cfg_load_workers(&c, root) != 0 ||
-	    cfg_load_tls(&c, root) != 0 || cfg_load_limits(&c, root) != 0 ||
-	    cfg_load_logs(&c, root) != 0 || cfg_load_users(&c, root) != 0 ||
-	    cfg_load_pending(&c, root) != 0 || cfg_load_labels(&c, root) != 0)
+	    cfg_load_user(&c, root) != 0 || cfg_load_tls(&c, root) != 0 ||
+	    cfg_load_limits(&c, root) != 0 || cfg_load_logs(&c, root) != 0 ||
+	    cfg_load_users(&c, root) != 0 || cfg_load_pending(&c, root) != 0 ||
+	    cfg_load_labels(&c, root) != 0 || cfg_load_metrics(&c, root) != 0)
 		goto out;
 	rc = config;
 	config = NULL;
@@ -2361,12 +2458,15 @@ ra_config_free(struct ra_config *config)
 	free(config->logs.access);
 	free(config->logs.audit);
 	free(config->users);
+	free(config->user);
+	free(config->group);
 	if (config->users_slot != NULL)
 		ra_users_slot_free(config->users_slot);
 	else
 		ra_users_free(config->users_table);
 	free(config->pending_dir);
 	ra_pending_close(config->pending);
+	free(config->metrics_listen);
 	for (i = 0; i < config->nlabels; i++) {
 		label = config->labels[i];
 		free(label->name);

@@ -84,6 +84,11 @@ struct ra_config {
 	char **listen; /* "host:port" strings; owned, nlisten of them */
 	size_t nlisten;
 	int workers; /* worker threads; 0 in the file means number of cores */
+	/* Who to run as once the listeners are bound, when started as root
+	 * ("user", optional "group"; both exist on this system); NULL when
+	 * not set.  Owned. */
+	char *user;
+	char *group;
 
 	struct {
 		char *cert;         /* server certificate (+ chain), PEM */
@@ -101,6 +106,10 @@ struct ra_config {
 		size_t max_body;      /* bytes; larger bodies get 413 */
 		size_t max_headers;   /* bytes of request head */
 		unsigned int timeout; /* seconds of read/write inactivity */
+		/* Open connections one client address, one worker may
+		 * hold; 0 = no limit (est/limits.c). */
+		unsigned int max_conns_per_client;
+		unsigned int max_conns_per_worker;
 	} limits;
 
 	struct {
@@ -122,6 +131,10 @@ struct ra_config {
 	char *pending_dir;             /* absolute; owned */
 	unsigned int pending_lifetime; /* seconds */
 	struct ra_pending *pending;    /* owned */
+
+	/* "metrics.listen": the plain-HTTP /metrics, /healthz and /readyz
+	 * address, or NULL when the listener is off.  Owned. */
+	char *metrics_listen;
 
 	struct ra_label **labels; /* owned, nlabels of them */
 	size_t nlabels;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,12 @@ ra_log_timestamp(char *buf, size_t len)
 	         (unsigned int)(tv.tv_usec / 1000) % 1000u);
 }
 
-/* Writes all of buf; a log line is never dropped for a short write. */
-static void
+/*
+ * Writes all of buf; a log line is never dropped for a short write.
+ * Returns 0, or -1 with errno set when the file takes no more (ENOSPC,
+ * EIO, EROFS).
+ */
+static int
 ra_log_write_all(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
@@ -62,11 +67,12 @@ ra_log_write_all(int fd, const char *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return;
+			return -1;
 		}
 		buf += n;
 		len -= (size_t)n;
 	}
+	return 0;
 }
 
 static int
@@ -184,7 +190,15 @@ ra_log_close(void)
 int
 ra_log_enabled(enum ca_log_level level)
 {
-	return (int)level <= ra_log_level;
+	return (int)level <= __atomic_load_n(&ra_log_level, __ATOMIC_RELAXED);
+}
+
+void
+ra_log_set_level(int level)
+{
+	/* Workers read it without a lock; an atomic store keeps that
+	 * well-defined while a SIGHUP reload changes it. */
+	__atomic_store_n(&ra_log_level, level, __ATOMIC_RELAXED);
 }
 
 const char *
@@ -373,11 +387,16 @@ ra_log_audit_enabled(void)
 	return ra_log_audit_file.fd >= 0;
 }
 
+/* Serializes audit appends, so that a record the disk did not take whole
+ * can be cut off without touching another thread's record. */
+static pthread_mutex_t ra_log_audit_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int
 ra_log_audit(json_t *entry)
 {
 	char ts[32], *text = NULL;
 	size_t len;
+	off_t end;
 	int rc = -1;
 
 	if (ra_log_audit_file.fd < 0)
@@ -392,7 +411,24 @@ ra_log_audit(json_t *entry)
 	}
 	len = strlen(text);
 	text[len] = '\n';
-	ra_log_write_all(ra_log_audit_file.fd, text, len + 1);
+	/* A record the file did not take whole is cut off again, so that
+	 * the log never holds a torn line, and the answer fails: a
+	 * certificate is not sent without its record. */
+	pthread_mutex_lock(&ra_log_audit_lock);
+	end = lseek(ra_log_audit_file.fd, 0, SEEK_END);
+	if (ra_log_write_all(ra_log_audit_file.fd, text, len + 1) != 0) {
+		int saved = errno;
+
+		if (end >= 0)
+			(void)ftruncate(ra_log_audit_file.fd, end);
+		pthread_mutex_unlock(&ra_log_audit_lock);
+		ra_log(CA_LOG_CRIT, "ra.audit", NULL,
+		       "check the disk holding the audit log",
+		       "cannot write audit log %s: (%d: %s)",
+		       ra_log_audit_file.path, saved, strerror(saved));
+		goto out;
+	}
+	pthread_mutex_unlock(&ra_log_audit_lock);
 	text[len] = '\0';
 	/* The record must be on disk before the client sees its answer. */
 	if (fdatasync(ra_log_audit_file.fd) != 0 && errno != EINVAL) {

@@ -49,6 +49,9 @@ int ra_log_reopen(void);
 /* Closes the log files; later lines go to stderr. */
 void ra_log_close(void);
 
+/* Sets the most verbose level written (SIGHUP reload).  Thread-safe. */
+void ra_log_set_level(int level);
+
 /* Returns 1 when a line at level would be written. */
 int ra_log_enabled(enum ca_log_level level);
 

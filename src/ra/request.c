@@ -83,6 +83,8 @@ void
 ra_request_free(struct ra_request *req)
 {
 	struct ra_request_private *priv = (struct ra_request_private *)req;
+	void (*release_fn)(void *);
+	void *release_arg;
 
 	if (req == NULL)
 		return;
@@ -90,12 +92,17 @@ ra_request_free(struct ra_request *req)
 		priv->orphaned = 1;
 		return;
 	}
+	release_fn = req->release_fn;
+	release_arg = req->release_arg;
 	if (req->wait_timer != NULL)
 		event_free(req->wait_timer);
 	X509_REQ_free(req->csr);
 	ca_call_free(req->call);
 	sk_X509_pop_free(req->certs, X509_free);
 	free(priv);
+	/* Last: what the request borrowed may go away with this call. */
+	if (release_fn != NULL)
+		release_fn(release_arg);
 }
 
 void
@@ -1011,6 +1018,7 @@ ra_request_conclude(struct ra_request *req, struct ca_call *call, int enroll)
 {
 	struct ra_request_private *priv = (struct ra_request_private *)req;
 	const char *event;
+	int rc_audit;
 
 	if (enroll && !priv->from_store)
 		ra_request_pending_update(req, priv->detached);
@@ -1019,7 +1027,8 @@ ra_request_conclude(struct ra_request *req, struct ca_call *call, int enroll)
 		        : req->status == 202          ? "pending"
 		        : req->outcome == CA_REJECTED ? "rejected"
 		                                      : "failed";
-		if (ra_request_audit(req, event) != 0 && req->status == 200) {
+		rc_audit = ra_request_audit(req, event);
+		if (rc_audit != 0 && req->status == 200) {
 			sk_X509_pop_free(req->certs, X509_free);
 			req->certs = NULL;
 			req->status = 500;
@@ -1028,6 +1037,17 @@ ra_request_conclude(struct ra_request *req, struct ca_call *call, int enroll)
 			    req->cause, sizeof(req->cause),
 			    "enroll failed: audit log unwritable, certificate "
 			    "withheld");
+		} else if (rc_audit != 0 && req->status == 202) {
+			/* A 202 without its audit record is a promise the
+			 * audit cannot prove; the record stays, so the
+			 * client's retry finds it once the disk is back. */
+			req->status = 503;
+			req->outcome_name = "UNREACHABLE";
+			req->retry_after = req->label->retry_after;
+			req->log.answer = 503;
+			snprintf(req->cause, sizeof(req->cause),
+			         "%s failed: audit log unwritable",
+			         req->op_name);
 		}
 	}
 	ca_call_free(call);
@@ -1241,9 +1261,8 @@ ra_request_pending_update(struct ra_request *req, int detached)
 		ra_pending_record_cleanup(&record);
 	if (rc == 0)
 		return;
-	ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
-	       "check free space and permissions of pending.dir",
-	       "cannot update pending record: %s", err);
+	/* The 202 becomes a 503 first, so that the error line names the
+	 * answer the client really gets. */
 	if (req->status == 202 && !detached) {
 		req->status = 503;
 		req->outcome_name = "UNREACHABLE";
@@ -1253,6 +1272,9 @@ ra_request_pending_update(struct ra_request *req, int detached)
 		         "%s failed: the pending request cannot be recorded",
 		         req->op_name);
 	}
+	ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
+	       "check free space and permissions of pending.dir",
+	       "cannot update pending record: %s", err);
 }
 
 /*

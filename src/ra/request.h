@@ -102,6 +102,14 @@ struct ra_request {
 
 	ra_request_done_fn done_fn;
 	void *done_arg;
+
+	/* Optional: called once when the request is really freed (an
+	 * orphaned request only after its CA call completed), on the thread
+	 * that frees it.  est/ drops its reference to the configuration
+	 * generation there, so that config, trust and CA instances outlive
+	 * every request that borrows them across a SIGHUP reload. */
+	void (*release_fn)(void *arg);
+	void *release_arg;
 };
 
 /*

@@ -1,0 +1,447 @@
+/*
+ * limits.c: per-client and per-worker connection limits, and the
+ * accounting of connections closed for cause (see limits.h).
+ *
+ * The record of a connection lives in the SSL's ex_data and dies with it:
+ * OpenSSL's free callback is the one place that sees every connection
+ * end, whoever ends it (evhttp's timeout, the peer, a handshake failure).
+ * The peer address is read at the first TLS record, when the socket is
+ * known (evhttp sets it on the bufferevent after the bevcb returns).
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+
+#include "est/limits.h"
+#include "ra/log.h"
+
+#define LIM_COMPONENT "est.limits"
+
+/* Buckets of the client-address table; workers at most (config). */
+#define LIM_BUCKETS 1024
+#define LIM_WORKERS 64
+
+/* Why a connection was closed; each has its own counter and window. */
+enum lim_cause {
+	LIM_HANDSHAKE,  /* TLS handshake not completed in time */
+	LIM_INCOMPLETE, /* request head or body not completed in time */
+	LIM_IDLE,       /* keep-alive connection idle */
+	LIM_PER_CLIENT, /* over limits.max_conns_per_client */
+	LIM_PER_WORKER, /* over limits.max_conns_per_worker */
+	LIM_CAUSE__MAX
+};
+
+static const char *const lim_cause_text[LIM_CAUSE__MAX] = {
+    "TLS handshake not completed within limits.timeout",
+    "request head or body not completed within limits.timeout",
+    "keep-alive connection idle for limits.timeout",
+    "over limits.max_conns_per_client",
+    "over limits.max_conns_per_worker",
+};
+
+static const char *const lim_cause_hint[LIM_CAUSE__MAX] = {
+    "slow or stalled clients; raise limits.timeout only if legitimate "
+    "clients are this slow",
+    "slow or stalled clients; raise limits.timeout only if legitimate "
+    "clients are this slow",
+    NULL,
+    "one address opens too many connections; raise "
+    "limits.max_conns_per_client for a NAT or proxy in front of clients",
+    "raise limits.max_conns_per_worker or add workers",
+};
+
+/* The limits a connection is held to, copied when it is accepted. */
+struct lim_conf {
+	unsigned int timeout;        /* limits.timeout, seconds */
+	unsigned int max_per_client; /* 0: no limit */
+	unsigned int max_per_worker; /* 0: no limit */
+};
+
+/* A peer address as the table keeps it. */
+struct lim_addr {
+	int family;
+	unsigned char bytes[16];
+};
+
+/* One address with open connections. */
+struct lim_client {
+	struct lim_addr addr;
+	unsigned int count;
+	struct lim_client *next;
+};
+
+/* The record attached to one connection's SSL. */
+struct lim_conn {
+	struct event_base *base;
+	struct lim_conf conf;
+	double accepted, last_in, last_out; /* monotonic seconds */
+	double app_in, app_out;             /* last application data */
+	struct lim_addr addr;
+	int have_addr;   /* counted in the client table */
+	int seen_record; /* the first record was looked at */
+	int refused;     /* shut down for a limit */
+	char client[64]; /* "address:port" for the log, "-" until known */
+};
+
+/* The counter of one cause: a line when a window opens, a summary line
+ * with the count when it closes. */
+struct lim_window {
+	int open;
+	unsigned long count; /* in the current window, after the first */
+	unsigned long total; /* since start */
+	unsigned int timeout;
+	char last_client[64];
+	struct event_base *base; /* the loop the summary runs on */
+};
+
+static pthread_mutex_t lim_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lim_client *lim_clients[LIM_BUCKETS];
+static struct {
+	struct event_base *base;
+	unsigned int count;
+} lim_workers[LIM_WORKERS];
+static struct lim_window lim_windows[LIM_CAUSE__MAX];
+static int lim_index = -1;
+
+static double
+lim_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned int
+lim_hash(const struct lim_addr *a)
+{
+	unsigned int h = 2166136261u;
+	size_t i, n = a->family == AF_INET6 ? 16 : 4;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ a->bytes[i]) * 16777619u;
+	return h % LIM_BUCKETS;
+}
+
+/* Adds delta to the connection count of a's entry; lim_lock held.
+ * Returns the new count (0 when the entry went away). */
+static unsigned int
+lim_client_add(const struct lim_addr *a, int delta)
+{
+	struct lim_client **pp, *c;
+
+	for (pp = &lim_clients[lim_hash(a)]; (c = *pp) != NULL; pp = &c->next)
+		if (memcmp(&c->addr, a, sizeof(*a)) == 0)
+			break;
+	if (c == NULL) {
+		if (delta < 0 || (c = calloc(1, sizeof(*c))) == NULL)
+			return 0;
+		c->addr = *a;
+		c->next = NULL;
+		*pp = c;
+	}
+	if (delta < 0 && c->count <= 1) {
+		*pp = c->next;
+		free(c);
+		return 0;
+	}
+	c->count = delta < 0 ? c->count - 1 : c->count + 1;
+	return c->count;
+}
+
+/* Adds delta to the open connections of the worker whose loop is base;
+ * lim_lock held.  Returns the new count. */
+static unsigned int
+lim_worker_add(struct event_base *base, int delta)
+{
+	int i, free_slot = -1;
+
+	for (i = 0; i < LIM_WORKERS; i++) {
+		if (lim_workers[i].base == base)
+			break;
+		if (lim_workers[i].base == NULL && free_slot < 0)
+			free_slot = i;
+	}
+	if (i == LIM_WORKERS) {
+		if (free_slot < 0 || delta < 0)
+			return 0;
+		i = free_slot;
+		lim_workers[i].base = base;
+	}
+	if (delta < 0 && lim_workers[i].count > 0)
+		lim_workers[i].count--;
+	else if (delta > 0)
+		lim_workers[i].count++;
+	return lim_workers[i].count;
+}
+
+static void lim_summary(evutil_socket_t fd, short what, void *arg);
+
+/* Writes " (N s)" for the causes that are timeouts, "" for the others. */
+static void
+lim_limit_text(enum lim_cause cause, unsigned int timeout, char *buf,
+               size_t len)
+{
+	if (cause == LIM_HANDSHAKE || cause == LIM_INCOMPLETE ||
+	    cause == LIM_IDLE)
+		snprintf(buf, len, " (%u s)", timeout);
+	else
+		buf[0] = '\0';
+}
+
+/* Arms the summary of window w on its loop. */
+static void
+lim_arm(struct lim_window *w)
+{
+	struct timeval tv = {EST_LIMITS_WINDOW, 0};
+
+	if (event_base_once(w->base, -1, EV_TIMEOUT, lim_summary, w, &tv) !=
+	    0) {
+		/* No summary then; the next closure opens a new window. */
+		pthread_mutex_lock(&lim_lock);
+		w->open = 0;
+		pthread_mutex_unlock(&lim_lock);
+	}
+}
+
+/* A window ran out: one line with its count, or the window closes. */
+static void
+lim_summary(evutil_socket_t fd, short what, void *arg)
+{
+	struct lim_window *w = arg;
+	enum lim_cause cause = (enum lim_cause)(w - lim_windows);
+	unsigned long count, total;
+	unsigned int timeout;
+	char client[64], limit[32];
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&lim_lock);
+	count = w->count;
+	total = w->total;
+	timeout = w->timeout;
+	snprintf(client, sizeof(client), "%s", w->last_client);
+	w->count = 0;
+	if (count == 0)
+		w->open = 0;
+	pthread_mutex_unlock(&lim_lock);
+	if (count == 0)
+		return;
+	lim_limit_text(cause, timeout, limit, sizeof(limit));
+	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	       "connections closed: %s%s, count: %lu in the last %d s, "
+	       "total: %lu, last client: %s",
+	       lim_cause_text[cause], limit, count, EST_LIMITS_WINDOW, total,
+	       client);
+	lim_arm(w);
+}
+
+/* Counts one closure for cause; the first of a window is logged now. */
+static void
+lim_report(enum lim_cause cause, const struct lim_conn *c)
+{
+	struct lim_window *w = &lim_windows[cause];
+	unsigned long total;
+	char limit[32];
+	int first = 0;
+
+	pthread_mutex_lock(&lim_lock);
+	w->total++;
+	total = w->total;
+	w->timeout = c->conf.timeout;
+	snprintf(w->last_client, sizeof(w->last_client), "%s", c->client);
+	if (!w->open) {
+		w->open = 1;
+		w->count = 0;
+		w->base = c->base;
+		first = 1;
+	} else
+		w->count++;
+	pthread_mutex_unlock(&lim_lock);
+	if (!first)
+		return;
+	lim_limit_text(cause, c->conf.timeout, limit, sizeof(limit));
+	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	       "connection closed: %s%s, client: %s, total: %lu; further "
+	       "ones are counted for %d s",
+	       lim_cause_text[cause], limit, c->client, total,
+	       EST_LIMITS_WINDOW);
+	lim_arm(w);
+}
+
+/* The first record of a connection: its address is known; the limits
+ * apply. */
+static void
+lim_first_record(SSL *ssl, struct lim_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "-";
+	unsigned int port = 0, nclient = 0, nworker;
+	int fd = SSL_get_fd(ssl);
+	enum lim_cause cause = LIM_CAUSE__MAX;
+
+	memset(&c->addr, 0, sizeof(c->addr));
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+			c->addr.family = AF_INET;
+			memcpy(c->addr.bytes, &in->sin_addr, 4);
+			port = ntohs(in->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+			c->addr.family = AF_INET6;
+			memcpy(c->addr.bytes, &in6->sin6_addr, 16);
+			port = ntohs(in6->sin6_port);
+		}
+		if (c->addr.family != 0)
+			inet_ntop(c->addr.family, c->addr.bytes, host,
+			          sizeof(host));
+	}
+	snprintf(c->client, sizeof(c->client),
+	         c->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+	pthread_mutex_lock(&lim_lock);
+	if (c->addr.family != 0) {
+		nclient = lim_client_add(&c->addr, 1);
+		c->have_addr = 1;
+	}
+	nworker = lim_worker_add(c->base, 0);
+	pthread_mutex_unlock(&lim_lock);
+	if (c->conf.max_per_client > 0 && nclient > c->conf.max_per_client)
+		cause = LIM_PER_CLIENT;
+	else if (c->conf.max_per_worker > 0 && nworker > c->conf.max_per_worker)
+		cause = LIM_PER_WORKER;
+	if (cause == LIM_CAUSE__MAX)
+		return;
+	/* The socket stays open (evhttp closes it); the next read sees
+	 * the end and the connection is torn down before any handshake
+	 * work is done for it. */
+	c->refused = 1;
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_RDWR);
+	lim_report(cause, c);
+}
+
+/* OpenSSL's message callback: notes records in and out. */
+static void
+lim_msg(int write_p, int version, int content_type, const void *buf, size_t len,
+        SSL *ssl, void *arg)
+{
+	const unsigned char *p = buf;
+	struct lim_conn *c;
+	double now;
+	int app = 0;
+
+	(void)version;
+	(void)arg;
+	if (content_type != SSL3_RT_HEADER &&
+	    content_type != SSL3_RT_INNER_CONTENT_TYPE)
+		return;
+	if (lim_index < 0 || (c = SSL_get_ex_data(ssl, lim_index)) == NULL)
+		return;
+	now = lim_now();
+	if (content_type == SSL3_RT_HEADER) {
+		if (write_p)
+			c->last_out = now;
+		else
+			c->last_in = now;
+		/* In TLS 1.3 every protected record says application
+		 * data outside; the inner type below tells. */
+		app = len >= 1 && p[0] == SSL3_RT_APPLICATION_DATA &&
+		      SSL_version(ssl) != TLS1_3_VERSION;
+		if (!write_p && !c->seen_record) {
+			c->seen_record = 1;
+			lim_first_record(ssl, c);
+		}
+	} else
+		app = len >= 1 && p[0] == SSL3_RT_APPLICATION_DATA;
+	if (app && write_p)
+		c->app_out = now;
+	else if (app)
+		c->app_in = now;
+}
+
+/* OpenSSL frees the SSL: the connection is over, for whatever reason. */
+static void
+lim_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+         void *argp)
+{
+	struct lim_conn *c = ptr;
+	SSL *ssl = parent;
+	double last;
+
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (c == NULL)
+		return;
+	last = c->accepted;
+	if (c->last_in > last)
+		last = c->last_in;
+	if (c->last_out > last)
+		last = c->last_out;
+	/* Silent for the whole timeout: evhttp closed it for that (a
+	 * peer that leaves earlier is no cause). */
+	if (!c->refused && c->conf.timeout > 0 &&
+	    lim_now() - last + 0.25 >= (double)c->conf.timeout) {
+		if (ssl == NULL || !SSL_is_init_finished(ssl))
+			lim_report(LIM_HANDSHAKE, c);
+		else if (c->app_in > c->app_out)
+			lim_report(LIM_INCOMPLETE, c);
+		else
+			lim_report(LIM_IDLE, c);
+	}
+	pthread_mutex_lock(&lim_lock);
+	if (c->have_addr)
+		(void)lim_client_add(&c->addr, -1);
+	(void)lim_worker_add(c->base, -1);
+	pthread_mutex_unlock(&lim_lock);
+	free(c);
+}
+
+static pthread_once_t lim_once = PTHREAD_ONCE_INIT;
+
+/* Once per process: the ex_data index whose free callback ends the
+ * accounting of a connection. */
+static void
+lim_init(void)
+{
+	lim_index = SSL_get_ex_new_index(0, "est_limits", NULL, NULL, lim_free);
+}
+
+void
+est_limits_conn_new(SSL *ssl, struct event_base *base,
+                    const struct ra_config *config)
+{
+	struct lim_conn *c;
+
+	pthread_once(&lim_once, lim_init);
+	if (lim_index < 0 || (c = calloc(1, sizeof(*c))) == NULL)
+		return;
+	c->base = base;
+	c->conf.timeout = config->limits.timeout;
+	c->conf.max_per_client = config->limits.max_conns_per_client;
+	c->conf.max_per_worker = config->limits.max_conns_per_worker;
+	c->accepted = lim_now();
+	snprintf(c->client, sizeof(c->client), "-");
+	if (SSL_set_ex_data(ssl, lim_index, c) != 1) {
+		free(c);
+		return;
+	}
+	pthread_mutex_lock(&lim_lock);
+	(void)lim_worker_add(base, 1);
+	pthread_mutex_unlock(&lim_lock);
+	SSL_set_msg_callback(ssl, lim_msg);
+}
