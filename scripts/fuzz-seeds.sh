@@ -10,7 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p "$out/fuzz_base64" "$out/fuzz_csr" "$out/fuzz_route" \
     "$out/fuzz_config" "$out/fuzz_htpasswd" "$out/fuzz_pending_record" \
-    "$out/fuzz_certsrv_page"
+    "$out/fuzz_certsrv_page" "$out/fuzz_policy" "$out/fuzz_helper_output" \
+    "$out/fuzz_http" "$out/fuzz_tls_hello"
 
 n=0
 for key in rsa:2048 ec:P-256 ec:P-384 ed25519 rsa:1024; do
@@ -28,7 +29,80 @@ for key in rsa:2048 ec:P-256 ec:P-384 ed25519 rsa:1024; do
 	base64 -w0 "$out/fuzz_csr/csr$n.der" >"$out/fuzz_base64/csr$n.line"
 	openssl req -inform DER -in "$out/fuzz_csr/csr$n.der" \
 	    >"$out/fuzz_base64/csr$n.pem"
+	cp "$out/fuzz_csr/csr$n.der" "$out/fuzz_policy/csr$n.der"
 done
+
+# Requests the policies of fuzz_policy.c look at: a phone's CN, identity
+# templates, every SAN kind, asked-for extensions, a CA request.
+for spec in "/CN=SEP0011223344AA|subjectAltName=DNS:a.example.com" \
+    "/CN=seed1|subjectAltName=email:a@example.com,URI:urn:x,IP:192.0.2.7" \
+    "/CN=x|extendedKeyUsage=clientAuth,serverAuth" \
+    "/CN=ca|basicConstraints=critical,CA:TRUE" \
+    "/CN=ku|keyUsage=digitalSignature,keyCertSign"; do
+	n=$((n + 1))
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes \
+	    -keyout "$tmp/k$n" -subj "${spec%%|*}" -addext "${spec#*|}" \
+	    -outform DER -out "$out/fuzz_policy/csr$n.der" 2>/dev/null
+done
+
+# A certmonger helper's stdout: a certificate and chain as PEM, DER,
+# PKCS#7 and JSON; FETCH-ROOTS groups in text and JSON; cookies.
+ho=$out/fuzz_helper_output
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$tmp/hk" -subj /CN=helper-root -days 30 -out "$tmp/root.pem" \
+    2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$tmp/hk2" -subj /CN=helper-leaf -days 30 \
+    -addext basicConstraints=CA:FALSE -out "$tmp/leaf.pem" 2>/dev/null
+cat "$tmp/leaf.pem" "$tmp/root.pem" >"$ho/issued.pem"
+openssl x509 -in "$tmp/leaf.pem" -outform DER -out "$ho/issued.der"
+openssl crl2pkcs7 -nocrl -certfile "$ho/issued.pem" >"$ho/issued.p7.pem"
+openssl crl2pkcs7 -nocrl -certfile "$ho/issued.pem" -outform DER \
+    -out "$ho/issued.p7.der"
+python3 - "$tmp/leaf.pem" "$tmp/root.pem" "$ho" <<'PY'
+import json, sys
+leaf, root = (open(p).read() for p in sys.argv[1:3])
+out = sys.argv[3]
+with open(out + "/issued.json", "w") as f:
+    json.dump({"certificate": leaf, "chain": [{"certificate": root}]}, f)
+with open(out + "/roots.json", "w") as f:
+    json.dump({"roots": [{"nickname": "Root", "certificate": root}],
+               "other": [{"nickname": "Sub", "certificate": leaf}]}, f)
+with open(out + "/roots.txt", "w") as f:
+    f.write("Root CA\n" + root + "\n\nOther root\n" + root +
+            "\n\n\nIntermediate\n" + leaf)
+PY
+printf '3600\n61108\n' >"$ho/delay-cookie"
+printf 'line one\r\nline two\r\n' >"$ho/cookie-multi"
+
+# HTTP requests as fuzz_http.c's labels take them: anonymous GETs, an
+# open enrollment, Basic with Content-Length and chunked, pipelining.
+b64=$(base64 -w64 "$out/fuzz_csr/csr2.der")
+crlf() { printf '%s\r\n' "$@"; }
+{
+	crlf "GET /.well-known/est/cacerts HTTP/1.1" "Host: x" \
+	    "User-Agent: seed" ""
+	crlf "GET /.well-known/est/csrattrs HTTP/1.1" "Host: x" ""
+} >"$out/fuzz_http/get-pipelined"
+{
+	crlf "POST /.well-known/est/simpleenroll HTTP/1.1" "Host: x" \
+	    "Content-Type: application/pkcs10" \
+	    "Content-Length: ${#b64}" ""
+	printf '%s' "$b64"
+} >"$out/fuzz_http/enroll"
+{
+	crlf "POST /.well-known/est/b/simplereenroll HTTP/1.1" "Host: x" \
+	    "Authorization: Basic ZnV6ejpzZWNyZXQ=" \
+	    "Content-Type: application/pkcs10; charset=x" \
+	    "Transfer-Encoding: chunked" ""
+	printf '%x\r\n%s\r\n0\r\n\r\n' "${#b64}" "$b64"
+} >"$out/fuzz_http/chunked-basic"
+{
+	crlf "POST /.well-known/est/b/simpleenroll HTTP/1.0" \
+	    "Authorization: Basic ZnV6ejp3cm9uZw==" "Content-Length: 4" ""
+	printf 'abcd'
+	crlf "DELETE /.well-known/est/fullcmc HTTP/1.1" "Content-Length: 0" ""
+} >"$out/fuzz_http/wrong-and-delete"
 
 for p in /.well-known/est/cacerts /.well-known/est/simpleenroll \
     /.well-known/est/phones/simplereenroll /.well-known/est/a.b-c_d/csrattrs \
@@ -74,4 +148,32 @@ for locale in ("en", "de", "zh"):
         n += 1
         with open("%s/%s-%d.html" % (out, locale, n), "wb") as f:
             f.write(page if isinstance(page, bytes) else page.encode())
+PY
+
+# ClientHellos of TLS 1.3, 1.2 and 1.0 (Python's ssl, in memory); the first
+# byte is fuzz_tls_hello.c's write size (0x40: whole records).
+python3 - "$out/fuzz_tls_hello" <<'PY'
+import ssl, sys, warnings
+warnings.simplefilter("ignore")
+for name, ver in (("hello13", None), ("hello12", ssl.TLSVersion.TLSv1_2),
+                  ("hello10", ssl.TLSVersion.TLSv1)):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        if ver is not None:
+            if ver == ssl.TLSVersion.TLSv1:
+                ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ver
+            ctx.maximum_version = ver
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+    except (ssl.SSLError, ValueError):
+        continue
+    with open("%s/%s" % (sys.argv[1], name), "wb") as f:
+        f.write(b"\x40" + out.read())
 PY

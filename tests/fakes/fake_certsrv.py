@@ -81,6 +81,11 @@ Control API (no authentication, JSON in and out)
          "ca_down": false,           # certfnsh/certcarc/certnew → error page
          "delay_ms": 0 | {"certfnsh.asp": 2000, "*": 100},  # after auth,
                                      # before the page is processed
+         "mangle": null | "garbage" | "unexpected" | "huge" | "reset",
+                                     # certfnsh.asp answers 200 with random
+                                     # bytes, a page that is no certsrv
+                                     # answer, 4 MiB of HTML, or resets the
+                                     # connection before answering
          "drop": null | "certfnsh.asp" | ["certnew.cer"] |
                  {"certfnsh.asp": 1},   # 200 answers of that page are cut
                                         # mid-body and the connection closed
@@ -565,6 +570,9 @@ def ntlmv2_ok(user, domain, password, challenge, nt):
 
 # --- the CA ------------------------------------------------------------------
 
+MANGLE_SWITCHES = (None, "garbage", "unexpected", "huge", "reset")
+
+
 class CA:
     """Root + issuing CA generations in a state directory, via openssl."""
 
@@ -767,6 +775,7 @@ class State:
             "ca_down": False,
             "delay_ms": 0,
             "drop": None,
+            "mangle": None,
             "ua_sensitive": True,
             "auth": args.auth,
             "basic_enabled": args.basic_enabled,
@@ -822,6 +831,9 @@ class State:
                 raise ValueError("delay_ms must be ms or {page: ms}")
             if k == "drop" and not (v is None or isinstance(v, (str, list, dict))):
                 raise ValueError("drop must be null, a page, a list or {page: count}")
+            if k == "mangle" and v not in MANGLE_SWITCHES:
+                raise ValueError("mangle must be null or one of garbage|"
+                                 "unexpected|huge|reset")
             if k == "ca_name" and not (isinstance(v, str) and v):
                 raise ValueError("ca_name must be a string")
         with self.lock:
@@ -1654,6 +1666,23 @@ class Handler(BaseHTTPRequestHandler):
                            com="CCertRequest::Submit: " + rpc
                            if mode == "newreq" else "CCertRequest: " + rpc)
 
+    def mangled(self, how, page):
+        """Answers a submission the way a broken CA or proxy might."""
+        if how == "reset":
+            # SO_LINGER 0: close() sends RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            raise Dropped()
+        if how == "garbage":
+            body = os.urandom(2048)
+        elif how == "huge":
+            body = b"<html><body>" + b"x" * (4 * 1024 * 1024) + b"</body></html>"
+        else:
+            body = (b"<html><head><title>Welcome</title></head><body>"
+                    b"<h1>It works!</h1></body></html>")
+        return self.send(200, body, page=page)
+
     def certfnsh(self, cfg, pages, form, page):
         st = self.server.state
         t = pages.t
@@ -1675,6 +1704,8 @@ class Handler(BaseHTTPRequestHandler):
                                               t["e_param"], msg, msg), page=page)
         if cfg["ca_down"]:
             return self.send(200, self.ca_down_page(pages, "newreq"), page=page)
+        if cfg["mangle"]:
+            return self.mangled(cfg["mangle"], page)
         attribs = {}
         for line in re.split(r"\r\n|\n|\r", form["certattrib"]):
             name, sep, value = line.partition(":")

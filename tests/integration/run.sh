@@ -36,9 +36,26 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_pending.sh
 . "$HERE/t_pending.sh"
 
+# Abuse, CA faults, crash durability, auth bypass matrix (t_abuse_*,
+# t_faults_*; issue 10).
+# shellcheck source=tests/integration/t_abuse.sh
+. "$HERE/t_abuse.sh"
+# shellcheck source=tests/integration/t_faults.sh
+. "$HERE/t_faults.sh"
+
+# estrad --doctor against each failure mode, privileges, make install
+# (t_doctor_*).
+# shellcheck source=tests/integration/t_doctor.sh
+. "$HERE/t_doctor.sh"
+
 # The dogtag backend against tests/fakes/fake_dogtag.py (t_dogtag_*).
 # shellcheck source=tests/integration/t_dogtag.sh
 . "$HERE/t_dogtag.sh"
+
+# SIGHUP reload and the metrics listener, each on an estrad of its own
+# (t_reload_*).
+# shellcheck source=tests/integration/t_reload.sh
+. "$HERE/t_reload.sh"
 
 # === tests ==================================================================
 # Each t_* function is one test.  Globals: see lib.sh.

@@ -1,0 +1,396 @@
+# shellcheck shell=bash
+# t_doctor.sh: estrad --doctor against each failure an operator meets at
+# 3 a.m., each produced for real (sourced by run.sh): a name DNS does not
+# know, a closed port, the certsrv fake (tests/fakes/fake_certsrv.py) behind
+# a certificate the bundle does not vouch for, that names another host, or
+# that is not valid yet, a wrong password, a template the CA does not
+# offer, a missing helper.  Each must name the cause and the remedy; a
+# healthy setup prints only ok.  Also: the world-writable refusal and the
+# privilege drop of the daemon itself, and make install into a DESTDIR.
+
+DOC_FAKE_PID="" DOC_FAKE=""
+
+# doc_cleanup: stops the fake (EXIT trap of a test).
+doc_cleanup() {
+	[[ -n $DOC_FAKE_PID ]] || return 0
+	kill -TERM "$DOC_FAKE_PID" 2>/dev/null
+	wait "$DOC_FAKE_PID" 2>/dev/null
+	DOC_FAKE_PID=""
+}
+
+# doc_mkcert NAME SAN DAYS-FROM-NOW: $T/NAME.pem (leaf and issuing CA) and
+# $T/NAME.key, a serverAuth certificate of the dev issuing CA for SAN
+# (DNS:x or IP:x) whose validity starts DAYS-FROM-NOW days from now.
+doc_mkcert() {
+	python3 - "$CERTS" "$T/$1" "$2" "$3" <<'EOF' >"$T/mkcert.err" 2>&1 ||
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+certs, out, san, days = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ca_pem = open(certs + "/issuing-ca.pem", "rb").read()
+ca = x509.load_pem_x509_certificate(ca_pem)
+ca_key = serialization.load_pem_private_key(
+    open(certs + "/issuing-ca.key", "rb").read(), None)
+key = ec.generate_private_key(ec.SECP256R1())
+kind, value = san.split(":", 1)
+name = (x509.DNSName(value) if kind == "DNS"
+        else x509.IPAddress(ipaddress.ip_address(value)))
+start = datetime.datetime.now(datetime.timezone.utc) + \
+    datetime.timedelta(days=days)
+cert = (x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                    value)]))
+        .issuer_name(ca.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName([name]), False)
+        .add_extension(x509.ExtendedKeyUsage(
+            [ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .sign(ca_key, hashes.SHA256()))
+with open(out + ".pem", "wb") as f:
+    f.write(cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
+with open(out + ".key", "wb") as f:
+    f.write(key.private_bytes(serialization.Encoding.PEM,
+                              serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+EOF
+	    fail "cannot make the test certificate $1" "$T/mkcert.err"
+	chmod 600 "$T/$1.key"
+}
+
+# doc_fake [CERT KEY [FAKE-ARGS...]]: starts the certsrv fake (default:
+# the dev server certificate) and sets DOC_FAKE to its https://IP:PORT.
+doc_fake() {
+	local cert=${1:-$CERTS/server.pem} key=${2:-$CERTS/server.key} line i
+	shift 2 2>/dev/null
+	trap 'doc_cleanup' EXIT
+	mkdir -p "$T/fake-state"
+	python3 "$ROOT/tests/fakes/fake_certsrv.py" --listen 127.0.0.1:0 \
+	    --cert "$cert" --key "$key" --state-dir "$T/fake-state" \
+	    --users 'certuser:certpass' --auth ntlm "$@" \
+	    >"$T/fake.out" 2>"$T/fake.err" </dev/null &
+	DOC_FAKE_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		line=$(grep -m1 'ready on' "$T/fake.out" 2>/dev/null)
+		[[ -n $line ]] && break
+		kill -0 "$DOC_FAKE_PID" 2>/dev/null ||
+		    fail "fake_certsrv exited during startup" "$T/fake.err"
+		sleep 0.1
+	done
+	[[ -n $line ]] || fail "fake_certsrv not ready after 30 s" "$T/fake.err"
+	DOC_FAKE=https://${line##*ready on }
+}
+
+# doc_config [LABEL CA-JSON]...: $T/estrad.json, the shipped configuration
+# with absolute paths, only its local "default" label, user nobody, plus
+# each LABEL whose "ca" object is CA-JSON.
+doc_config() {
+	printf 'certpass\n' >"$T/ca.pass"
+	printf 'wrong-password\n' >"$T/bad.pass"
+	chmod 600 "$T/ca.pass" "$T/bad.pass"
+	python3 - "$ROOT/conf/estrad.json" "$T/estrad.json" "$CERTS" "$T" \
+	    "$@" <<'EOF' || fail "cannot write the doctor configuration"
+import json, sys
+src, dst, certs, t = sys.argv[1:5]
+extra = sys.argv[5:]
+cfg = json.load(open(src))
+def fix(v):
+    return certs + v[len("../certs"):] if v.startswith("../certs") else v
+for k in ("cert", "key", "explicit_ca", "implicit_ca"):
+    cfg["tls"][k] = fix(cfg["tls"][k])
+cfg["users"] = fix(cfg["users"])
+cfg["logs"] = {"error": t + "/error.log", "level": "info"}
+cfg["pending"] = {"dir": t + "/pending", "lifetime": 3600}
+cfg["user"] = "nobody"
+default = cfg["labels"]["default"]
+for k in ("cert", "key", "chain"):
+    default["ca"][k] = fix(default["ca"][k])
+cfg["labels"] = {"default": default}
+for i in range(0, len(extra), 2):
+    lab = {"auth": ["basic"], "csrattrs": [], "ca": json.loads(extra[i + 1])}
+    cfg["labels"][extra[i]] = lab
+json.dump(cfg, open(dst, "w"), indent=2)
+EOF
+	chmod 644 "$T/estrad.json"
+}
+
+# doc_certsrv URL [KEY=JSON-VALUE...]: the "ca" object of a certsrv label
+# for URL (NTLM as certuser, the dev bundle, template WebServer).
+doc_certsrv() {
+	python3 - "$CERTS" "$T" "$@" <<'EOF'
+import json, sys
+certs, t, url = sys.argv[1:4]
+ca = {"backend": "certsrv", "urls": [url], "user": "FAKE\\certuser",
+      "password_file": t + "/ca.pass", "auth": "ntlm",
+      "ca_bundle": certs + "/ca-chain.pem", "template": "WebServer",
+      "connect_timeout": 3, "timeout": 10}
+for kv in sys.argv[4:]:
+    k, v = kv.split("=", 1)
+    ca[k] = json.loads(v)
+print(json.dumps(ca))
+EOF
+}
+
+# doc_run [ARGS]: estrad --doctor [ARGS] -c $T/estrad.json into $T/doctor.out
+# (stderr $T/doctor.err); DOC_RC its exit status.
+doc_run() {
+	timeout -k 5 150 "$ESTRAD" --doctor "$@" -c "$T/estrad.json" \
+	    >"$T/doctor.out" 2>"$T/doctor.err"
+	DOC_RC=$?
+}
+
+# doc_expect_fail ERE [REMEDY-ERE]: exit status 1 and a FAIL line matching
+# ERE (and REMEDY-ERE), and no sanitizer report.
+doc_expect_fail() {
+	assert_eq 1 "$DOC_RC" "--doctor exit status" "$T/doctor.out" \
+	    "$T/doctor.err"
+	grep -E '^FAIL  ' "$T/doctor.out" | grep -E -- "$1" |
+	    grep -qE -- "${2:-.}" ||
+	    fail "no FAIL line matching /$1/ and /${2:-.}/" "$T/doctor.out"
+	doc_no_sanitizer
+}
+
+doc_no_sanitizer() {
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+	    "$T/doctor.err"; then
+		fail "sanitizer report from --doctor" "$T/doctor.err"
+	fi
+}
+
+t_doctor_healthy_all_ok() {
+	doc_fake
+	doc_config phones "$(doc_certsrv "$DOC_FAKE/certsrv")"
+	doc_run
+	assert_eq 0 "$DOC_RC" "--doctor exit status" "$T/doctor.out" \
+	    "$T/doctor.err"
+	if grep -vE '^(ok    |doctor: )' "$T/doctor.out" >"$T/notok"; then
+		fail "a healthy setup printed more than ok lines" "$T/notok"
+	fi
+	local re
+	for re in 'server certificate .*: key match: ' \
+	    'server certificate .*: chain: complete' \
+	    'trust store .*ca-chain.pem.*: load: 2 anchors' \
+	    'label default: local .*: CA key and certificate' \
+	    "label phones: certsrv $DOC_FAKE/certsrv: DNS resolution of 127.0.0.1: ok" \
+	    'label phones: certsrv .*: TCP connect to 127.0.0.1:[0-9]+: ok' \
+	    'label phones: certsrv .*: TLS handshake \(CA bundle .*ca-chain.pem, host name 127.0.0.1\): ok' \
+	    'label phones: certsrv .*: HTTP authentication \(auth ntlm, user FAKE.certuser\): ok' \
+	    'label phones: certsrv .*: template WebServer on certrqxt.asp: ok' \
+	    'label phones: certsrv .*: CA chain fetch: [0-9]+ certificate'; do
+		grep -qE -- "^ok    $re" "$T/doctor.out" ||
+		    fail "no ok line matching /$re/" "$T/doctor.out"
+	done
+	# --doctor never enrolls: the fake saw no submission.
+	curl -s --cacert "$CERTS/ca-chain.pem" "$DOC_FAKE/_fake/state" \
+	    >"$T/state.json"
+	python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+assert not s.get("requests") and not s.get("submissions"), s' "$T/state.json" \
+	    2>"$T/state.err" || fail "--doctor submitted a request" \
+	    "$T/state.err" "$T/state.json"
+	doc_no_sanitizer
+}
+
+t_doctor_json_parses() {
+	doc_fake
+	doc_config phones "$(doc_certsrv "$DOC_FAKE/certsrv" \
+	    'template="NoSuchTemplate"')"
+	doc_run --json
+	assert_eq 1 "$DOC_RC" "--doctor --json exit status" "$T/doctor.out"
+	python3 -c 'import json, sys
+a = json.load(open(sys.argv[1]))
+assert isinstance(a, list) and a, a
+for l in a:
+    assert set(l) == {"status", "subject", "check", "cause", "remedy"}, l
+    assert l["status"] in ("ok", "warn", "FAIL"), l
+f = [l for l in a if l["status"] == "FAIL"]
+assert len(f) == 1 and "NoSuchTemplate" in f[0]["cause"], f
+assert f[0]["remedy"], f' "$T/doctor.out" 2>"$T/py.err" ||
+	    fail "--json output is not the documented array" "$T/py.err" \
+	    "$T/doctor.out"
+}
+
+t_doctor_dns_unknown_host() {
+	doc_config phones "$(doc_certsrv https://nonexistent.invalid/certsrv)"
+	doc_run
+	doc_expect_fail \
+	    'certsrv https://nonexistent.invalid/certsrv: DNS resolution of nonexistent.invalid: .*curl 6 ' \
+	    'check DNS'
+}
+
+t_doctor_closed_port() {
+	local port
+	port=$(free_port)
+	doc_config phones "$(doc_certsrv "https://127.0.0.1:$port/certsrv")"
+	doc_run
+	grep -qE "^ok    .*DNS resolution of 127.0.0.1: ok" "$T/doctor.out" ||
+	    fail "DNS not reported ok before the TCP failure" "$T/doctor.out"
+	doc_expect_fail "TCP connect to 127.0.0.1:$port: .*curl 7 " \
+	    'listens on|firewall'
+}
+
+t_doctor_untrusted_ca() {
+	doc_fake
+	doc_config phones "$(doc_certsrv "$DOC_FAKE/certsrv" \
+	    "ca_bundle=\"$CERTS/manufacturer-ca.pem\"")"
+	doc_run
+	doc_expect_fail 'TLS handshake \(CA bundle .*manufacturer-ca.pem.*curl 60 ' \
+	    "issuer to the ca_bundle"
+}
+
+t_doctor_wrong_host_name() {
+	# A certificate for another name, served on 127.0.0.1.
+	doc_mkcert other DNS:ca.other.example 0
+	doc_fake "$T/other.pem" "$T/other.key"
+	doc_config phones "$(doc_certsrv "$DOC_FAKE/certsrv")"
+	doc_run
+	doc_expect_fail 'TLS handshake .*host name 127.0.0.1.*curl 60 .*(subject name|match)' \
+	    'does not name the host'
+}
+
+t_doctor_not_yet_valid_clock_skew() {
+	doc_mkcert future IP:127.0.0.1 2
+	doc_fake "$T/future.pem" "$T/future.key"
+	doc_config phones "$(doc_certsrv "$DOC_FAKE/certsrv")"
+	doc_run
+	doc_expect_fail 'TLS handshake .*curl 60 .*not yet valid.*clock skew' \
+	    'clock'
+}
+
+t_doctor_wrong_password() {
+	doc_fake
+	doc_config phones "$(doc_certsrv "$DOC_FAKE/certsrv" \
+	    "password_file=\"$T/bad.pass\"")"
+	doc_run
+	grep -qE "^ok    .*TLS handshake .*: ok" "$T/doctor.out" ||
+	    fail "TLS not reported ok before the 401" "$T/doctor.out"
+	doc_expect_fail 'HTTP authentication \(auth ntlm, user FAKE.certuser\): .*401.*bad credentials' \
+	    'password_file'
+	if grep -q 'wrong-password' "$T/doctor.out"; then
+		fail "--doctor prints the password" "$T/doctor.out"
+	fi
+}
+
+t_doctor_unknown_template() {
+	doc_fake
+	doc_config phones "$(doc_certsrv "$DOC_FAKE/certsrv" \
+	    'template="CiscoPhnoe"')"
+	doc_run
+	grep -qE "^ok    .*HTTP authentication .*: ok" "$T/doctor.out" ||
+	    fail "authentication not reported ok" "$T/doctor.out"
+	doc_expect_fail 'template CiscoPhnoe on certrqxt.asp: .*not offered' \
+	    'publish CiscoPhnoe'
+}
+
+t_doctor_missing_helper() {
+	doc_config h '{"backend": "helper", "command": ["/nonexistent/cm-submit"]}'
+	doc_run
+	doc_expect_fail 'labels\.h\.ca\.command.*/nonexistent/cm-submit' \
+	    'estrad -t'
+}
+
+t_doctor_helper_identify() {
+	mkdir -p "$T/hstate"
+	doc_config h "{\"backend\": \"helper\", \"command\": [\"$ROOT/tests/fakes/helpers/fake-submit.sh\", \"issue\"], \"env\": {\"FAKE_STATE\": \"$T/hstate\", \"FAKE_CA_CERT\": \"$CERTS/issuing-ca.pem\", \"FAKE_CA_KEY\": \"$CERTS/issuing-ca.key\"}}"
+	doc_run
+	assert_eq 0 "$DOC_RC" "--doctor exit status" "$T/doctor.out"
+	grep -qE '^ok    label h: helper .*fake-submit.sh: answers IDENTIFY: .*Fake helper' \
+	    "$T/doctor.out" || fail "no ok IDENTIFY line" "$T/doctor.out"
+}
+
+t_doctor_key_world_readable() {
+	doc_config
+	cp "$CERTS/server.key" "$T/server.key"
+	chmod 644 "$T/server.key"
+	python3 - "$T/estrad.json" "$T/server.key" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); c["tls"]["key"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+	doc_run
+	doc_expect_fail "file $T/server.key: tls.key \\(secret\\): a secret readable by everyone" \
+	    'chmod 600'
+}
+
+t_doctor_world_writable_config_refused() {
+	doc_config
+	chmod 666 "$T/estrad.json"
+	doc_run
+	doc_expect_fail 'configuration .*: mode: world-writable' 'chmod o-w'
+	# The daemon refuses to start with it.
+	timeout -k 2 10 "$ESTRAD" -c "$T/estrad.json" >"$T/daemon.out" \
+	    2>"$T/daemon.err" </dev/null
+	local rc=$?
+	assert_eq 1 "$rc" "estrad exit status with a world-writable config" \
+	    "$T/daemon.err"
+	assert_file_matches "$T/daemon.err" \
+	    'refusing to start: configuration .* is world-writable'
+}
+
+t_doctor_privilege_drop() {
+	[[ $(id -u) == 0 ]] || return 0
+	local port i pid uid=""
+	port=$(free_port)
+	doc_config
+	python3 - "$T/estrad.json" "$port" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); c["listen"] = ["127.0.0.1:" + sys.argv[2]]
+c["workers"] = 1
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+	"$ESTRAD" -c "$T/estrad.json" >"$T/daemon.out" 2>"$T/daemon.err" \
+	    </dev/null &
+	pid=$!
+	for ((i = 0; i < 50; i++)); do
+		curl -s -o /dev/null --max-time 1 --cacert "$CERTS/ca-chain.pem" \
+		    "https://127.0.0.1:$port$EST_PATH/cacerts" && break
+		sleep 0.1
+	done
+	uid=$(awk '/^Uid:/ { print $2 "/" $3 }' "/proc/$pid/status" 2>/dev/null)
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	assert_eq "$(id -u nobody)/$(id -u nobody)" "$uid" \
+	    "estrad's real/effective uid after start" "$T/daemon.err" \
+	    "$T/error.log"
+	assert_file_matches "$T/error.log" 'dropped privileges to user nobody'
+}
+
+t_doctor_make_install_destdir() {
+	local dest=$T/dest
+	make -s -C "$ROOT" install DESTDIR="$dest" PREFIX=/usr/local \
+	    ESTRAD_BIN="$ESTRAD" >"$T/install.out" 2>&1 ||
+	    fail "make install DESTDIR failed" "$T/install.out"
+	local f
+	for f in usr/local/sbin/estrad usr/local/share/man/man8/estrad.8 \
+	    usr/local/share/man/man5/estrad.json.5 \
+	    usr/local/lib/systemd/system/estrad.service \
+	    usr/local/etc/estrad/estrad.json.example \
+	    usr/local/etc/logrotate.d/estrad; do
+		[[ -s $dest/$f ]] || fail "make install did not install $f" \
+		    "$T/install.out"
+	done
+	[[ -x $dest/usr/local/sbin/estrad ]] || fail "estrad not executable"
+	grep -q '^ExecStart=/usr/local/sbin/estrad ' \
+	    "$dest/usr/local/lib/systemd/system/estrad.service" ||
+	    fail "the unit does not run the installed binary" \
+	    "$dest/usr/local/lib/systemd/system/estrad.service"
+	if command -v systemd-analyze >/dev/null 2>&1; then
+		systemd-analyze verify --man=no \
+		    "$dest/usr/local/lib/systemd/system/estrad.service" \
+		    >"$T/verify.out" 2>&1 || true
+		if grep -qiE 'unknown (key|section)|invalid' "$T/verify.out"; then
+			fail "systemd-analyze verify complains" "$T/verify.out"
+		fi
+	fi
+	if command -v groff >/dev/null 2>&1; then
+		for f in man8/estrad.8 man5/estrad.json.5; do
+			groff -man -Tutf8 -ww -z \
+			    "$dest/usr/local/share/man/$f" >"$T/groff.out" 2>&1
+			[[ ! -s $T/groff.out ]] ||
+			    fail "groff warns about $f" "$T/groff.out"
+		done
+	fi
+}
