@@ -200,64 +200,6 @@ static void dt_go(struct dt_op *op, enum dt_step goal);
 /* --- configuration ---------------------------------------------------------
  */
 
-static const char *
-dt_json_type(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a fractional number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
-/* Every key of conf must be one the backend knows. */
-static int
-dt_check_keys(const json_t *conf, struct ca_err *err)
-{
-	char list[512];
-	const char *key;
-	json_t *value;
-	size_t i, used;
-	int rc = -1;
-
-	json_object_foreach((json_t *)conf, key, value)
-	{
-		for (i = 0; dt_conf_keys[i] != NULL; i++)
-			if (strcmp(key, dt_conf_keys[i]) == 0)
-				break;
-		if (dt_conf_keys[i] != NULL)
-			continue;
-		list[0] = '\0';
-		for (i = 0, used = 0; dt_conf_keys[i] != NULL; i++) {
-			int n =
-			    snprintf(list + used, sizeof(list) - used, "%s%s",
-			             i > 0 ? ", " : "", dt_conf_keys[i]);
-
-			if (n < 0 || (size_t)n >= sizeof(list) - used)
-				break;
-			used += (size_t)n;
-		}
-		ca_err_set(err, key, "unknown key \"%s\" (allowed: %s)", key,
-		           list);
-		goto out;
-	}
-	rc = 0;
-out:
-	return rc;
-}
-
 /* A string without control bytes or NULs: what every text key must be. */
 static int
 dt_clean_string(const json_t *v)
@@ -274,43 +216,6 @@ dt_clean_string(const json_t *v)
 }
 
 /*
- * Reads the optional string at key into a new *out (free with free); NULL
- * when absent.
- */
-static int
-dt_conf_string(const json_t *conf, const char *key, size_t max, char **out,
-               struct ca_err *err)
-{
-	json_t *v;
-	int rc = -1;
-
-	*out = NULL;
-	if ((v = json_object_get(conf, key)) == NULL) {
-		rc = 0;
-		goto out;
-	}
-	if (!json_is_string(v)) {
-		ca_err_set(err, key, "\"%s\" must be a string, not %s", key,
-		           dt_json_type(v));
-		goto out;
-	}
-	if (!dt_clean_string(v) || json_string_length(v) > max) {
-		ca_err_set(err, key,
-		           "\"%s\" must be a non-empty string of at most %zu "
-		           "printable bytes",
-		           key, max);
-		goto out;
-	}
-	if ((*out = strdup(json_string_value(v))) == NULL) {
-		ca_err_set(err, key, "out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
-	return rc;
-}
-
-/*
  * Reads the optional name at key (a profile or authority id, which go into
  * URL paths unescaped) into a new *out: letters, digits, '.', '_', '-'.
  */
@@ -320,7 +225,7 @@ dt_conf_name(const json_t *conf, const char *key, char **out,
 {
 	size_t i;
 
-	if (dt_conf_string(conf, key, DT_NAME_MAX, out, err) != 0)
+	if (ca_conf_string(conf, key, DT_NAME_MAX, out, err) != 0)
 		return -1;
 	for (i = 0; *out != NULL && (*out)[i] != '\0'; i++) {
 		char c = (*out)[i];
@@ -334,85 +239,6 @@ dt_conf_name(const json_t *conf, const char *key, char **out,
 		                  key, *out);
 	}
 	return 0;
-}
-
-/* Reads the optional integer at key in [min, max] into *out. */
-static int
-dt_conf_int(const json_t *conf, const char *key, long min, long max, long *out,
-            struct ca_err *err)
-{
-	json_t *v;
-	json_int_t n;
-	int rc = -1;
-
-	if ((v = json_object_get(conf, key)) == NULL) {
-		rc = 0;
-		goto out;
-	}
-	if (!json_is_integer(v)) {
-		ca_err_set(err, key, "\"%s\" must be an integer, not %s", key,
-		           dt_json_type(v));
-		goto out;
-	}
-	n = json_integer_value(v);
-	if (n < min || n > max) {
-		ca_err_set(err, key, "\"%s\" must be %ld to %ld, not %lld", key,
-		           min, max, (long long)n);
-		goto out;
-	}
-	*out = (long)n;
-	rc = 0;
-out:
-	return rc;
-}
-
-/*
- * Resolves the file named at key against conf_dir into a new *path (free
- * with free) and checks that it is a readable regular file.
- */
-static int
-dt_conf_file(const json_t *conf, const char *key, const char *conf_dir,
-             char **path, struct ca_err *err)
-{
-	char *name = NULL, buf[PATH_MAX];
-	struct stat st;
-	FILE *fp = NULL;
-	int n, rc = -1;
-
-	*path = NULL;
-	if (dt_conf_string(conf, key, PATH_MAX, &name, err) != 0)
-		goto out;
-	if (name == NULL) {
-		rc = 0;
-		goto out;
-	}
-	if (name[0] == '/' || conf_dir == NULL || conf_dir[0] == '\0')
-		n = snprintf(buf, sizeof(buf), "%s", name);
-	else
-		n = snprintf(buf, sizeof(buf), "%s/%s", conf_dir, name);
-	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		ca_err_set(err, key, "file name too long: %s", name);
-		goto out;
-	}
-	if ((fp = fopen(buf, "re")) == NULL) {
-		ca_err_set(err, key, "cannot read %s: %s", buf,
-		           strerror(errno));
-		goto out;
-	}
-	if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-		ca_err_set(err, key, "cannot read %s: not a regular file", buf);
-		goto out;
-	}
-	if ((*path = strdup(buf)) == NULL) {
-		ca_err_set(err, key, "out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fp != NULL)
-		fclose(fp);
-	free(name);
-	return rc;
 }
 
 /*
@@ -488,7 +314,7 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct ca_err *err)
 	    json_array_size(list) > DT_URLS_MAX) {
 		ca_err_set(err, "urls",
 		           "\"urls\" must be an array of 1 to %d URLs, not %s",
-		           DT_URLS_MAX, dt_json_type(list));
+		           DT_URLS_MAX, ca_conf_type_name(list));
 		goto out;
 	}
 	json_array_foreach(list, i, v)
@@ -679,31 +505,32 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 	dt->chain_refresh = DT_CHAIN_REFRESH_DEFAULT;
 	if (!json_is_object(conf)) {
 		ca_err_set(err, "", "\"ca\" must be an object, not %s",
-		           dt_json_type(conf));
+		           ca_conf_type_name(conf));
 		goto out;
 	}
-	if (dt_check_keys(conf, err) != 0 || dt_conf_urls(dt, conf, err) != 0 ||
-	    dt_conf_file(conf, "ca_bundle", conf_dir, &dt->ca_bundle, err) !=
+	if (ca_conf_check_keys(conf, "", dt_conf_keys, err) != 0 ||
+	    dt_conf_urls(dt, conf, err) != 0 ||
+	    ca_conf_file(conf, "ca_bundle", conf_dir, &dt->ca_bundle, err) !=
 	        0 ||
-	    dt_conf_file(conf, "agent_cert", conf_dir, &dt->agent_cert, err) !=
+	    ca_conf_file(conf, "agent_cert", conf_dir, &dt->agent_cert, err) !=
 	        0 ||
-	    dt_conf_file(conf, "agent_key", conf_dir, &dt->agent_key, err) !=
+	    ca_conf_file(conf, "agent_key", conf_dir, &dt->agent_key, err) !=
 	        0 ||
-	    dt_conf_string(conf, "user", 256, &dt->user, err) != 0 ||
-	    dt_conf_file(conf, "password_file", conf_dir, &password_file,
+	    ca_conf_string(conf, "user", 256, &dt->user, err) != 0 ||
+	    ca_conf_file(conf, "password_file", conf_dir, &password_file,
 	                 err) != 0 ||
 	    dt_conf_name(conf, "profile", &dt->profile, err) != 0 ||
 	    dt_conf_name(conf, "issuer_id", &dt->issuer_id, err) != 0 ||
-	    dt_conf_string(conf, "approval", 16, &approval, err) != 0 ||
-	    dt_conf_int(conf, "connect_timeout", 1, DT_CONNECT_TIMEOUT_MAX,
+	    ca_conf_string(conf, "approval", 16, &approval, err) != 0 ||
+	    ca_conf_int(conf, "connect_timeout", 1, DT_CONNECT_TIMEOUT_MAX,
 	                &dt->connect_timeout, err) != 0 ||
-	    dt_conf_int(conf, "timeout", 1, DT_TIMEOUT_MAX, &dt->timeout,
+	    ca_conf_int(conf, "timeout", 1, DT_TIMEOUT_MAX, &dt->timeout,
 	                err) != 0 ||
-	    dt_conf_int(conf, "chain_refresh", DT_CHAIN_REFRESH_MIN,
+	    ca_conf_int(conf, "chain_refresh", DT_CHAIN_REFRESH_MIN,
 	                DT_CHAIN_REFRESH_MAX, &dt->chain_refresh, err) != 0)
 		goto out;
 	n = 0;
-	if (dt_conf_int(conf, "retry_after", 1, DT_RETRY_AFTER_MAX, &n, err) !=
+	if (ca_conf_int(conf, "retry_after", 1, DT_RETRY_AFTER_MAX, &n, err) !=
 	    0)
 		goto out;
 	dt->retry_after = (unsigned int)n;

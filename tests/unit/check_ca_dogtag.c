@@ -155,12 +155,14 @@ START_TEST(test_dogtag_configure_errors_named)
 	        "unknown approval \"yes\" (one of: auto, wait)");
 	refused("{" BASE ", \"approval\": \"auto\"}", "approval",
 	        "approves as a CA agent");
-	refused("{" BASE ", \"timeout\": 0}", "timeout", "must be 1 to 3600");
+	refused("{" BASE ", \"timeout\": 0}", "timeout",
+	        "must be an integer from 1 to 3600");
 	refused("{" BASE ", \"timeout\": \"60\"}", "timeout",
 	        "must be an integer");
 	refused("{" BASE ", \"chain_refresh\": 10}", "chain_refresh",
-	        "must be 60 to");
-	refused("{" BASE ", \"retry_after\": 0}", "retry_after", "must be 1");
+	        "must be an integer from 60 to");
+	refused("{" BASE ", \"retry_after\": 0}", "retry_after",
+	        "must be an integer from 1");
 	refused("{" BASE ", \"ca_bundle\": \"nope.pem\"}", "ca_bundle",
 	        "No such file or directory");
 	snprintf(text, sizeof(text), "{" BASE ", \"agent_cert\": \"%s\"}",
