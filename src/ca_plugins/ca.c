@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "ca_plugins/ca.h"
 #include "ca_plugins/http.h"
@@ -242,6 +243,53 @@ out:
 		fclose(fp);
 	free(name);
 	return rc;
+}
+
+STACK_OF(X509) *
+ca_chain_order(STACK_OF(X509) *in)
+{
+	STACK_OF(X509) *out = NULL;
+	X509 *cur = NULL, *c;
+	int i, j, n = sk_X509_num(in);
+
+	for (i = 0; i < n && cur == NULL; i++) {
+		c = sk_X509_value(in, i);
+		for (j = 0; j < n; j++)
+			if (j != i &&
+			    X509_check_issued(c, sk_X509_value(in, j)) ==
+			        X509_V_OK &&
+			    X509_check_issued(sk_X509_value(in, j),
+			                      sk_X509_value(in, j)) !=
+			        X509_V_OK)
+				break;
+		if (j == n)
+			cur = c;
+	}
+	if (cur == NULL || (out = sk_X509_new_null()) == NULL)
+		return in;
+	while (cur != NULL) {
+		(void)sk_X509_delete_ptr(in, cur);
+		if (!sk_X509_push(out, cur)) {
+			X509_free(cur);
+			break;
+		}
+		c = cur;
+		cur = NULL;
+		if (X509_check_issued(c, c) == X509_V_OK)
+			break;
+		for (i = 0; i < sk_X509_num(in); i++)
+			if (X509_check_issued(sk_X509_value(in, i), c) ==
+			    X509_V_OK) {
+				cur = sk_X509_value(in, i);
+				break;
+			}
+	}
+	while (sk_X509_num(in) > 0)
+		if (!sk_X509_push(out, sk_X509_shift(in)))
+			break;
+	sk_X509_pop_free(in, X509_free);
+	ERR_clear_error();
+	return out;
 }
 
 void

@@ -142,6 +142,14 @@ void ca_set_log_hook(ca_log_fn hook);
  * borrows conf for the call and fills err (key and reason) on -1.
  */
 
+/*
+ * Orders a CA chain as a CA web service may hand it out in any order: the
+ * certificate no other one was issued by first (the issuing CA), then each
+ * one's issuer up to the root, anything else after.  Takes in; returns a
+ * new stack, or in itself when ordering fails.
+ */
+STACK_OF(X509) *ca_chain_order(STACK_OF(X509) *in);
+
 /* Returns "an object", "a string", ... for messages about v's type. */
 const char *ca_conf_type_name(const json_t *v);
 

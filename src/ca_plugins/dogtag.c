@@ -1468,58 +1468,6 @@ dt_unexpected(struct dt_op *op, const struct ca_http_response *res,
 	          len, expected, excerpt);
 }
 
-/*
- * Orders a CA chain: the certificate no other one was issued by first
- * (the issuing CA), then each one's issuer, the rest after.  Takes in;
- * returns a new stack, or in itself when ordering fails.
- */
-static STACK_OF(X509) *
-dt_order_chain(STACK_OF(X509) *in)
-{
-	STACK_OF(X509) *out = NULL;
-	X509 *cur = NULL, *c;
-	int i, j, n = sk_X509_num(in);
-
-	for (i = 0; i < n && cur == NULL; i++) {
-		c = sk_X509_value(in, i);
-		for (j = 0; j < n; j++)
-			if (j != i &&
-			    X509_check_issued(c, sk_X509_value(in, j)) ==
-			        X509_V_OK &&
-			    X509_check_issued(sk_X509_value(in, j),
-			                      sk_X509_value(in, j)) !=
-			        X509_V_OK)
-				break;
-		if (j == n)
-			cur = c;
-	}
-	if (cur == NULL || (out = sk_X509_new_null()) == NULL)
-		return in;
-	while (cur != NULL) {
-		(void)sk_X509_delete_ptr(in, cur);
-		if (!sk_X509_push(out, cur)) {
-			X509_free(cur);
-			break;
-		}
-		c = cur;
-		cur = NULL;
-		if (X509_check_issued(c, c) == X509_V_OK)
-			break;
-		for (i = 0; i < sk_X509_num(in); i++)
-			if (X509_check_issued(sk_X509_value(in, i), c) ==
-			    X509_V_OK) {
-				cur = sk_X509_value(in, i);
-				break;
-			}
-	}
-	while (sk_X509_num(in) > 0)
-		if (!sk_X509_push(out, sk_X509_shift(in)))
-			break;
-	sk_X509_pop_free(in, X509_free);
-	ERR_clear_error();
-	return out;
-}
-
 /* Returns a new copy of the cached chain with new references, or NULL. */
 static STACK_OF(X509) *
 dt_chain_copy(struct dogtag *dt)
@@ -1541,7 +1489,7 @@ dt_chain_done(struct dt_op *op, STACK_OF(X509) *chain)
 	struct ca_call *call = op->call;
 	STACK_OF(X509) *old;
 
-	chain = dt_order_chain(chain);
+	chain = ca_chain_order(chain);
 	pthread_mutex_lock(&dt->lock);
 	old = dt->chain;
 	dt->chain = chain;
@@ -1611,7 +1559,7 @@ dt_issued(struct dt_op *op, STACK_OF(X509) *certs, int from_pkcs7)
 		return;
 	}
 	(void)sk_X509_delete_ptr(certs, leaf);
-	rest = dt_order_chain(certs);
+	rest = ca_chain_order(certs);
 	certs = NULL;
 	if (!from_pkcs7 || sk_X509_num(rest) == 0) {
 		/* Encoded alone: the chain comes from the cache. */
