@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -120,6 +121,69 @@ ca_conf_check_keys(const json_t *obj, const char *prefix,
 	}
 	rc = 0;
 out:
+	return rc;
+}
+
+int
+ca_conf_clean_string(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t i, n = json_string_length(v);
+
+	if (s == NULL || n == 0 || strlen(s) != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+ca_conf_read_password(const char *path, size_t max, char **out,
+                      struct ca_err *err)
+{
+	static const char key[] = "password_file";
+	char buf[4096 + 2];
+	FILE *fp = NULL;
+	size_t n;
+	int rc = -1;
+
+	*out = NULL;
+	if (max > sizeof(buf) - 2)
+		max = sizeof(buf) - 2;
+	if ((fp = fopen(path, "re")) == NULL) {
+		ca_err_set(err, key, "cannot read %s: %s", path,
+		           strerror(errno));
+		goto out;
+	}
+	n = fread(buf, 1, max + 1, fp);
+	if (ferror(fp)) {
+		ca_err_set(err, key, "cannot read %s: %s", path,
+		           strerror(errno));
+		goto out;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (strlen(buf) > max) {
+		ca_err_set(err, key,
+		           "%s: the first line is longer than %zu bytes", path,
+		           max);
+		goto out;
+	}
+	if (buf[0] == '\0') {
+		ca_err_set(err, key,
+		           "%s: the first line (the password) is empty", path);
+		goto out;
+	}
+	if ((*out = strdup(buf)) == NULL) {
+		ca_err_set(err, key, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (fp != NULL)
+		fclose(fp);
 	return rc;
 }
 

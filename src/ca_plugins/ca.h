@@ -150,6 +150,18 @@ void ca_set_log_hook(ca_log_fn hook);
  */
 STACK_OF(X509) *ca_chain_order(STACK_OF(X509) *in);
 
+/* Returns 1 when v is a non-empty string with no NUL or control byte. */
+int ca_conf_clean_string(const json_t *v);
+
+/*
+ * Reads the first line (the password, line end dropped, at most max
+ * bytes) of the file at path into a new *out (free with free).  Messages
+ * name the key "password_file" and the file, never its content; the read
+ * buffer is wiped.
+ */
+int ca_conf_read_password(const char *path, size_t max, char **out,
+                          struct ca_err *err);
+
 /* Returns "an object", "a string", ... for messages about v's type. */
 const char *ca_conf_type_name(const json_t *v);
 

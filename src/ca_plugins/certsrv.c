@@ -154,72 +154,6 @@ static void cs_step_start(struct cs_op *op);
 /* --- configuration ---------------------------------------------------------
  */
 
-/* A string without control bytes or NULs: what every text key must be. */
-static int
-cs_clean_string(const json_t *v)
-{
-	const char *s = json_string_value(v);
-	size_t i, n = json_string_length(v);
-
-	if (s == NULL || n == 0 || strlen(s) != n)
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
-/*
- * Reads the first line of the password file (no line end) into a new
- * cs->password.  Messages name the file, never its content.
- */
-static int
-cs_read_password(struct certsrv *cs, const char *path, struct ca_err *err)
-{
-	static const char key[] = "password_file";
-	char buf[CS_PASSWORD_MAX + 2];
-	FILE *fp = NULL;
-	size_t n;
-	int rc = -1;
-
-	if ((fp = fopen(path, "re")) == NULL) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
-		           strerror(errno));
-		goto out;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	if (ferror(fp)) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
-		           strerror(errno));
-		goto out;
-	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (strlen(buf) > CS_PASSWORD_MAX) {
-		ca_err_set(err, key,
-		           "%s: the first line is longer than %d bytes", path,
-		           CS_PASSWORD_MAX);
-		goto out;
-	}
-	if (buf[0] == '\0') {
-		ca_err_set(err, key,
-		           "%s: the first line (the password) is "
-		           "empty",
-		           path);
-		goto out;
-	}
-	if ((cs->password = strdup(buf)) == NULL) {
-		ca_err_set(err, key, "out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (fp != NULL)
-		fclose(fp);
-	return rc;
-}
-
 /* Reads "urls": one or more http(s) base URLs, trailing slash dropped. */
 static int
 cs_conf_urls(struct certsrv *cs, const json_t *conf, struct ca_err *err)
@@ -247,7 +181,7 @@ cs_conf_urls(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 		const char *s;
 
 		snprintf(key, sizeof(key), "urls.%zu", i);
-		if (!json_is_string(v) || !cs_clean_string(v) ||
+		if (!json_is_string(v) || !ca_conf_clean_string(v) ||
 		    json_string_length(v) > CA_URL_MAX - 64) {
 			ca_err_set(err, key,
 			           "element %zu must be a URL string of at "
@@ -362,7 +296,7 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 			const char *s = json_string_value(v), *colon;
 
 			snprintf(key, sizeof(key), "cert_attrib.%zu", i);
-			if (!json_is_string(v) || !cs_clean_string(v) ||
+			if (!json_is_string(v) || !ca_conf_clean_string(v) ||
 			    (colon = strchr(s, ':')) == NULL || colon == s) {
 				ca_err_set(
 				    err, key,
@@ -557,7 +491,8 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 			}
 	}
 	if (password_file != NULL &&
-	    cs_read_password(cs, password_file, err) != 0)
+	    ca_conf_read_password(password_file, CS_PASSWORD_MAX, &cs->password,
+	                          err) != 0)
 		goto out;
 	if (cs_conf_attrib(cs, conf, err) != 0)
 		goto out;

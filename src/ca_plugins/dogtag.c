@@ -200,21 +200,6 @@ static void dt_go(struct dt_op *op, enum dt_step goal);
 /* --- configuration ---------------------------------------------------------
  */
 
-/* A string without control bytes or NULs: what every text key must be. */
-static int
-dt_clean_string(const json_t *v)
-{
-	const char *s = json_string_value(v);
-	size_t i, n = json_string_length(v);
-
-	if (s == NULL || n == 0 || strlen(s) != n)
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
 /*
  * Reads the optional name at key (a profile or authority id, which go into
  * URL paths unescaped) into a new *out: letters, digits, '.', '_', '-'.
@@ -239,55 +224,6 @@ dt_conf_name(const json_t *conf, const char *key, char **out,
 		                  key, *out);
 	}
 	return 0;
-}
-
-/*
- * Reads the first line of the password file (no line end) into a new
- * dt->password.  Messages name the file, never its content.
- */
-static int
-dt_read_password(struct dogtag *dt, const char *path, struct ca_err *err)
-{
-	static const char key[] = "password_file";
-	char buf[DT_PASSWORD_MAX + 2];
-	FILE *fp = NULL;
-	size_t n;
-	int rc = -1;
-
-	if ((fp = fopen(path, "re")) == NULL) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
-		           strerror(errno));
-		goto out;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	if (ferror(fp)) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
-		           strerror(errno));
-		goto out;
-	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (strlen(buf) > DT_PASSWORD_MAX) {
-		ca_err_set(err, key,
-		           "%s: the first line is longer than %d bytes", path,
-		           DT_PASSWORD_MAX);
-		goto out;
-	}
-	if (buf[0] == '\0') {
-		ca_err_set(err, key,
-		           "%s: the first line (the password) is empty", path);
-		goto out;
-	}
-	if ((dt->password = strdup(buf)) == NULL) {
-		ca_err_set(err, key, "out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (fp != NULL)
-		fclose(fp);
-	return rc;
 }
 
 /*
@@ -322,7 +258,7 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct ca_err *err)
 		const char *s, *path;
 
 		snprintf(key, sizeof(key), "urls.%zu", i);
-		if (!json_is_string(v) || !dt_clean_string(v) ||
+		if (!json_is_string(v) || !ca_conf_clean_string(v) ||
 		    json_string_length(v) > CA_URL_MAX - 160) {
 			ca_err_set(err, key,
 			           "element %zu must be a URL string of at "
@@ -592,7 +528,8 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 				    "URLs");
 				goto out;
 			}
-		if (dt_read_password(dt, password_file, err) != 0)
+		if (ca_conf_read_password(password_file, DT_PASSWORD_MAX,
+		                          &dt->password, err) != 0)
 			goto out;
 	}
 	if (dt->agent_cert != NULL && dt_conf_agent(dt, err) != 0)

@@ -22,6 +22,7 @@
 #include "est/reply.h"
 #include "est/route.h"
 #include "est/wire.h"
+#include "ra/log.h"
 #include "ra/request.h"
 
 /* State kept while the RA works on one HTTP request. */
@@ -289,6 +290,14 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	                                worker->base)) == NULL) {
 		free(creq);
 		est_generation_release(gen);
+		/* No request object means no request id either: the line
+		 * still says what happened and to whom. */
+		ra_log(CA_LOG_ALERT, "est.conn", NULL,
+		       "estrad is out of memory; check its limits",
+		       "request refused: out of memory, answer: 500, uri: %s",
+		       evhttp_request_get_uri(evreq) != NULL
+		           ? evhttp_request_get_uri(evreq)
+		           : "-");
 		evhttp_send_error(evreq, 500, "Out of memory");
 		return;
 	}
