@@ -553,15 +553,13 @@ ra_request_audit_cert(X509 *cert)
 }
 
 /*
- * Writes the audit record of an enrollment answer.  Returns -1 when the
- * record could not be made durable: the caller then withholds the
- * certificate, because an issuance nobody can trace must not happen.
+ * Builds the audit record of an answer (a new object), or returns NULL
+ * when there is no audit log.  Marks the request audited.
  */
-static int
-ra_request_audit(struct ra_request *req, const char *event)
+static json_t *
+ra_request_audit_entry(struct ra_request *req, const char *event)
 {
 	json_t *entry, *auth;
-	int rc;
 
 	req->audited = 1;
 	if (!ra_log_audit_enabled())
@@ -618,8 +616,23 @@ ra_request_audit(struct ra_request *req, const char *event)
 	else
 		json_object_set_new(entry, "reason", json_string(req->cause));
 	json_object_set_new(entry, "http_status", json_integer(req->status));
+	return entry;
+}
+
+/*
+ * Writes the audit record of an answer and waits for it.  Returns -1 when
+ * the record could not be made durable: the caller then withholds the
+ * certificate, because an issuance nobody can trace must not happen.
+ */
+static int
+ra_request_audit(struct ra_request *req, const char *event)
+{
+	json_t *entry = ra_request_audit_entry(req, event);
+	int rc;
+
+	if (entry == NULL)
+		return 0;
 	rc = ra_log_audit(entry);
-	req->audited = 1;
 	json_decref(entry);
 	return rc;
 }
@@ -1009,49 +1022,82 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 }
 
 /*
- * Audits an enrollment answer, frees the CA call and hands the answer to
- * est/.  An issuance whose audit record cannot be made durable is turned
- * into a 500: a certificate nobody can trace must not leave.
+ * Applies the audit result rc of an enrollment answer: an issuance whose
+ * record is not durable becomes a 500, a 202 a 503.
+ */
+static void
+ra_request_audit_applied(struct ra_request *req, int rc_audit)
+{
+	if (rc_audit != 0 && req->status == 200) {
+		sk_X509_pop_free(req->certs, X509_free);
+		req->certs = NULL;
+		req->status = 500;
+		req->outcome_name = "MISCONFIGURED";
+		snprintf(req->cause, sizeof(req->cause),
+		         "enroll failed: audit log unwritable, certificate "
+		         "withheld");
+	} else if (rc_audit != 0 && req->status == 202) {
+		/* A 202 without its audit record is a promise the audit
+		 * cannot prove; the record stays, so the client's retry
+		 * finds it once the disk is back. */
+		req->status = 503;
+		req->outcome_name = "UNREACHABLE";
+		req->retry_after = req->label->retry_after;
+		req->log.answer = 503;
+		snprintf(req->cause, sizeof(req->cause),
+		         "%s failed: audit log unwritable", req->op_name);
+	}
+}
+
+/* The audit writer is done with the record of an enrollment answer. */
+static void
+ra_request_audited(int rc_audit, void *arg)
+{
+	struct ra_request *req = arg;
+
+	ra_request_audit_applied(req, rc_audit);
+	ra_request_finish(req);
+}
+
+/*
+ * Frees the CA call, audits an enrollment answer and hands the answer to
+ * est/ (once the audit record is durable).  An issuance whose audit record
+ * cannot be made durable is turned into a 500: a certificate nobody can trace
+ * must not leave.
  */
 static void
 ra_request_conclude(struct ra_request *req, struct ca_call *call, int enroll)
 {
 	struct ra_request_private *priv = (struct ra_request_private *)req;
 	const char *event;
-	int rc_audit;
+	json_t *entry = NULL;
+	int rc_audit = 0;
 
 	if (enroll && !priv->from_store)
 		ra_request_pending_update(req, priv->detached);
+	ca_call_free(call);
+	req->call = NULL;
 	if (enroll) {
 		event = req->status == 200            ? "issued"
 		        : req->status == 202          ? "pending"
 		        : req->outcome == CA_REJECTED ? "rejected"
 		                                      : "failed";
-		rc_audit = ra_request_audit(req, event);
-		if (rc_audit != 0 && req->status == 200) {
-			sk_X509_pop_free(req->certs, X509_free);
-			req->certs = NULL;
-			req->status = 500;
-			req->outcome_name = "MISCONFIGURED";
-			snprintf(
-			    req->cause, sizeof(req->cause),
-			    "enroll failed: audit log unwritable, certificate "
-			    "withheld");
-		} else if (rc_audit != 0 && req->status == 202) {
-			/* A 202 without its audit record is a promise the
-			 * audit cannot prove; the record stays, so the
-			 * client's retry finds it once the disk is back. */
-			req->status = 503;
-			req->outcome_name = "UNREACHABLE";
-			req->retry_after = req->label->retry_after;
-			req->log.answer = 503;
-			snprintf(req->cause, sizeof(req->cause),
-			         "%s failed: audit log unwritable",
-			         req->op_name);
-		}
+		entry = ra_request_audit_entry(req, event);
 	}
-	ca_call_free(call);
-	req->call = NULL;
+	if (entry != NULL) {
+		/* The worker goes on serving while the record is synced;
+		 * the answer leaves when it is durable (ra_request_audited).
+		 * The request stays running, so a client that leaves
+		 * meanwhile only orphans it. */
+		if (ra_log_audit_submit(entry, req->base, ra_request_audited,
+		                        req) == 0) {
+			json_decref(entry);
+			return;
+		}
+		rc_audit = ra_log_audit(entry);
+		json_decref(entry);
+		ra_request_audit_applied(req, rc_audit);
+	}
 	ra_request_finish(req);
 }
 

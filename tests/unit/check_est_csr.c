@@ -553,6 +553,70 @@ START_TEST(test_csr_extensions)
 }
 END_TEST
 
+/*
+ * RSA and EC requests take csr.c's fast decoding path; what comes out must
+ * be the request received, byte for byte, with its key decoded.
+ */
+static void
+assert_same_request(EVP_PKEY *key, const EVP_MD *md)
+{
+	unsigned char *der, *again = NULL;
+	X509_REQ *req;
+	size_t len;
+	int n;
+
+	der = make_der(key, md, "device", &len);
+	req = assert_parses(der, len);
+	ck_assert_ptr_nonnull(X509_REQ_get0_pubkey(req));
+	ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), key), 1);
+	n = i2d_X509_REQ(req, &again);
+	ck_assert_int_eq(n, (int)len);
+	ck_assert_int_eq(memcmp(again, der, len), 0);
+	ck_assert_int_eq(X509_REQ_verify(req, X509_REQ_get0_pubkey(req)), 1);
+	OPENSSL_free(again);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+}
+
+START_TEST(test_csr_decoded_as_received)
+{
+	assert_same_request(rsa2048, EVP_sha256());
+	assert_same_request(ec256, EVP_sha256());
+	assert_same_request(ec384, EVP_sha384());
+	assert_same_request(ed25519, NULL);
+}
+END_TEST
+
+/*
+ * A request whose outer length is not in its shortest form (BER, not DER)
+ * does not re-encode to the bytes received: it takes the normal path and
+ * is still accepted, as OpenSSL accepts it, with its signature checked
+ * over the bytes the client signed.
+ */
+START_TEST(test_csr_non_der_length_accepted)
+{
+	unsigned char *der, *ber;
+	X509_REQ *req;
+	size_t len;
+
+	der = make_der(rsa2048, EVP_sha256(), "device", &len);
+	/* An RSA-2048 request is longer than 255 bytes: 30 82 HH LL. */
+	ck_assert_int_eq(der[0], 0x30);
+	ck_assert_int_eq(der[1], 0x82);
+	ber = malloc(len + 1);
+	ck_assert_ptr_nonnull(ber);
+	ber[0] = 0x30;
+	ber[1] = 0x83;
+	ber[2] = 0x00;
+	memcpy(ber + 3, der + 2, len - 2);
+	req = assert_parses(ber, len + 1);
+	ck_assert_ptr_nonnull(X509_REQ_get0_pubkey(req));
+	X509_REQ_free(req);
+	free(ber);
+	OPENSSL_free(der);
+}
+END_TEST
+
 static Suite *
 csr_suite(void)
 {
@@ -589,6 +653,8 @@ csr_suite(void)
 	tcase_add_test(tc, test_csr_malformed_extension_request_refused);
 	tcase_add_test(tc, test_csr_stale_errors_not_reported);
 	tcase_add_test(tc, test_csr_no_err_buffer);
+	tcase_add_test(tc, test_csr_decoded_as_received);
+	tcase_add_test(tc, test_csr_non_der_length_accepted);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("describe");

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
 #include "ra/log.h"
 
 static char dir[] = "/tmp/check_ra_log.XXXXXX";
@@ -250,6 +253,113 @@ START_TEST(test_log_open_failure_names_path)
 }
 END_TEST
 
+/* What the audit writer handed back to a submitter. */
+struct submitted {
+	int calls;
+	int rc;
+};
+
+static void
+submitted_done(int rc, void *arg)
+{
+	struct submitted *sub = arg;
+
+	sub->calls++;
+	sub->rc = rc;
+}
+
+/* Counts the lines of path. */
+static int
+count_lines(const char *path)
+{
+	char buf[8192];
+	FILE *fp = fopen(path, "r");
+	int n = 0;
+
+	if (fp == NULL)
+		return 0;
+	while (fgets(buf, sizeof(buf), fp) != NULL)
+		n++;
+	fclose(fp);
+	return n;
+}
+
+/*
+ * Records submitted from a loop are written by the writer thread, each as
+ * a whole line, and every submitter hears back once, on its loop.
+ */
+START_TEST(test_log_audit_submit_writes_and_calls_back)
+{
+	struct submitted sub[20];
+	struct event_base *base;
+	int i, waited;
+
+	memset(sub, 0, sizeof(sub));
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	ck_assert_ptr_nonnull(base = event_base_new());
+	for (i = 0; i < 20; i++) {
+		json_t *entry =
+		    json_pack("{s:s, s:i}", "event", "issued", "n", i);
+
+		ck_assert_int_eq(
+		    ra_log_audit_submit(entry, base, submitted_done, &sub[i]),
+		    0);
+		json_decref(entry);
+	}
+	for (waited = 0; waited < 500; waited++) {
+		(void)event_base_loop(base, EVLOOP_NONBLOCK);
+		if (sub[19].calls > 0)
+			break;
+		usleep(10000);
+	}
+	ra_log_audit_drain(base);
+	for (i = 0; i < 20; i++) {
+		ck_assert_int_eq(sub[i].calls, 1);
+		ck_assert_int_eq(sub[i].rc, 0);
+	}
+	ck_assert_int_eq(count_lines(audit_path), 20);
+	assert_matches(
+	    last_line(audit_path),
+	    "^\\{\"event\":\"issued\",\"n\":19,\"ts\":\"[0-9T:.Z-]+\"\\}$");
+	event_base_free(base);
+}
+END_TEST
+
+/* A disk that takes nothing: every submitter hears -1, nothing is torn. */
+START_TEST(test_log_audit_submit_reports_a_full_disk)
+{
+	struct submitted sub[3];
+	struct event_base *base;
+	char err[256];
+	int i;
+
+	memset(sub, 0, sizeof(sub));
+	ra_log_close();
+	ck_assert_int_eq(ra_log_open(error_path, access_path, "/dev/full",
+	                             CA_LOG_INFO, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	ck_assert_ptr_nonnull(base = event_base_new());
+	for (i = 0; i < 3; i++) {
+		json_t *entry = json_pack("{s:s}", "event", "issued");
+
+		ck_assert_int_eq(
+		    ra_log_audit_submit(entry, base, submitted_done, &sub[i]),
+		    0);
+		json_decref(entry);
+	}
+	ra_log_audit_drain(base);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(sub[i].calls, 1);
+		ck_assert_int_eq(sub[i].rc, -1);
+	}
+	assert_matches(last_line(error_path),
+	               "\\[crit\\] [0-9]+#[0-9]+: ra\\.audit: cannot write "
+	               "audit log /dev/full: \\(28: ");
+	event_base_free(base);
+}
+END_TEST
+
 static Suite *
 ra_log_suite(void)
 {
@@ -269,6 +379,8 @@ ra_log_suite(void)
 	tcase_add_test(tc, test_log_audit_json_line);
 	tcase_add_test(tc, test_log_reopen_follows_rename);
 	tcase_add_test(tc, test_log_open_failure_names_path);
+	tcase_add_test(tc, test_log_audit_submit_writes_and_calls_back);
+	tcase_add_test(tc, test_log_audit_submit_reports_a_full_disk);
 	suite_add_tcase(s, tc);
 	return s;
 }
