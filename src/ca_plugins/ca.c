@@ -468,7 +468,14 @@ ca_call_deliver(evutil_socket_t fd, short what, void *arg)
 void
 ca_call_done(struct ca_call *call)
 {
-	static const struct timeval now = {0, 0};
+	ca_call_done_after(call, 0);
+}
+
+void
+ca_call_done_after(struct ca_call *call, unsigned int delay_ms)
+{
+	const struct timeval when = {(time_t)(delay_ms / 1000),
+	                             (suseconds_t)(delay_ms % 1000) * 1000};
 
 	if (++call->done_count > 1) {
 		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,
@@ -484,7 +491,7 @@ ca_call_done(struct ca_call *call)
 		call->done_event =
 		    evtimer_new(call->base, ca_call_deliver, call);
 	if (call->done_event == NULL ||
-	    evtimer_add(call->done_event, &now) != 0) {
+	    evtimer_add(call->done_event, &when) != 0) {
 		/* Without an event the loop cannot run the callback later;
 		 * running it now is the only way to not lose the request. */
 		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,

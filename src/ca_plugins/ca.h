@@ -237,6 +237,13 @@ void ca_call_free(struct ca_call *call);
 void ca_call_done(struct ca_call *call);
 
 /*
+ * ca_call_done(), with the completion held back delay_ms milliseconds on
+ * the call's loop (which goes on serving meanwhile).  For backends that
+ * simulate a slow CA in benchmarks and tests (local's delay_ms).
+ */
+void ca_call_done_after(struct ca_call *call, unsigned int delay_ms);
+
+/*
  * Convenience for backends: sets outcome, cause (printf-style), optional
  * hint, and completes the call with ca_call_done().
  */

@@ -66,6 +66,7 @@ struct local_ca {
 	const char *md;        /* signing digest name; NULL for EdDSA */
 	unsigned int days;     /* validity of issued certificates */
 	int check_signatures;  /* verify each new certificate's signature */
+	unsigned int delay_ms; /* answers held back, to simulate a slow CA */
 	/* Extensions every issued certificate carries, encoded once. */
 	X509_EXTENSION *bc_ext;  /* basicConstraints critical CA:FALSE */
 	X509_EXTENSION *ku_ext;  /* keyUsage critical, from the profile */
@@ -94,7 +95,8 @@ struct local_nid_name {
 };
 
 static const char *const local_conf_keys[] = {
-    "backend", "cert", "key", "chain", "profile", "check_signatures", NULL,
+    "backend",          "cert",     "key", "chain", "profile",
+    "check_signatures", "delay_ms", NULL,
 };
 
 static const char *const local_profile_keys[] = {
@@ -1001,6 +1003,18 @@ local_conf_check_signatures(struct local_ca *ca, const json_t *conf,
 	return 0;
 }
 
+/* Reads "delay_ms" (0-60000, default 0). */
+static int
+local_conf_delay(struct local_ca *ca, const json_t *conf, struct ca_err *err)
+{
+	long ms = 0;
+
+	if (ca_conf_int(conf, "delay_ms", 0, 60000, &ms, err) != 0)
+		return -1;
+	ca->delay_ms = (unsigned int)ms;
+	return 0;
+}
+
 static int
 local_configure(void *p, const json_t *conf, const char *conf_dir,
                 struct ca_err *err)
@@ -1025,6 +1039,7 @@ local_configure(void *p, const json_t *conf, const char *conf_dir,
 	                    err) != 0 ||
 	    local_profile(ca, json_object_get(conf, "profile"), err) != 0 ||
 	    local_conf_check_signatures(ca, conf, err) != 0 ||
+	    local_conf_delay(ca, conf, err) != 0 ||
 	    local_load_cert(ca, conf_dir, cert_file, err) != 0 ||
 	    local_load_key(ca, conf_dir, key_file, err) != 0 ||
 	    local_load_chain(ca, conf_dir, chain_file, err) != 0 ||
@@ -1434,7 +1449,7 @@ out:
 		call->result.chain = NULL;
 		local_fail(call, &f);
 	} else
-		ca_call_done(call);
+		ca_call_done_after(call, ((struct local_ca *)p)->delay_ms);
 }
 
 /* Answers with new references to the chain loaded at configure time. */

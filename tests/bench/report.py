@@ -109,24 +109,27 @@ def main():
     v = r["cacerts_probe"]["p99_ms"] if r else None
     target("5,000 idle TLS connections: /cacerts p99 < 50 ms", v, 50,
            v is not None and v < 50, "ms", "idle-5000")
-    r = by.get("slow-ca")
-    if r is None or "skipped" in r:
-        why = r["skipped"] if r else "not run"
-        target("slow CA 2 s: 256 concurrent enrollments in < 3 s", None, 3,
-               False, "s", "slow-ca", why)
-        target("slow CA 2 s: /cacerts p99 < 50 ms", None, 50, False, "ms",
-               "slow-ca", why)
-    else:
+    # The slow CA twice: the local backend holding each answer 2 s on the
+    # loop (estrad alone), and the fake AD CS answering after 2 s (whose
+    # Python and TLS share the two cores).
+    for name, what in (("slow-ca-local", "local delay_ms"),
+                       ("slow-ca", "fake AD CS")):
+        r = by.get(name)
+        t_total = "slow CA 2 s (%s): 256 enrollments in < 3 s" % what
+        t_probe = "slow CA 2 s (%s): /cacerts p99 < 50 ms" % what
+        if r is None or "skipped" in r:
+            why = r["skipped"] if r else "not run"
+            target(t_total, None, 3, False, "s", name, why)
+            target(t_probe, None, 50, False, "ms", name, why)
+            continue
         # Every client answered (200 or 202) when wall_s ends; only an
         # all-200 run can pass.
         v = r["wall_s"]
-        target("slow CA 2 s: 256 concurrent enrollments in < 3 s", v, 3,
-               r["enrollments"] == 256 and v < 3, "s", "slow-ca",
+        target(t_total, v, 3, r["enrollments"] == 256 and v < 3, "s", name,
                "%d of 256 issued, %d not (202 or error)" % (
                    r["enrollments"], r["failed"]))
         v = r.get("cacerts_probe", {}).get("p99_ms")
-        target("slow CA 2 s: /cacerts p99 < 50 ms", v, 50,
-               v is not None and v < 50, "ms", "slow-ca")
+        target(t_probe, v, 50, v is not None and v < 50, "ms", name)
 
     print()
     for t in targets:

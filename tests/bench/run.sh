@@ -19,7 +19,8 @@
 # Environment: ESTRAD, TOOLS, BENCH_DURATION (seconds per load run, 6),
 # BENCH_COUNT (most enrollments per run, 100000), BENCH_KEYS ("rsa2048
 # p256"), BENCH_CONC ("1 8 64"), BENCH_MODES ("full resume keepalive"),
-# BENCH_IDLE ("1000 5000"), BENCH_OUT (bench/results.json), KEEP_WORK=1.
+# BENCH_IDLE ("1000 5000"), BENCH_SLOW (1: run the slow-CA scenarios),
+# BENCH_OUT (bench/results.json), KEEP_WORK=1.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -161,7 +162,8 @@ cfg = {
     "workers": int(workers),
     "tls": {"cert": keys + "/server.pem", "key": keys + "/server.key",
             "explicit_ca": keys + "/chain.pem"},
-    "limits": {"timeout": 120},
+    # Every bench client comes from 127.0.0.1: no per-client limit.
+    "limits": {"timeout": 120, "max_conns_per_client": 0},
     "logs": {"error": logs + "/error.log", "access": logs + "/access.log",
              "level": "info"},
     "users": users,
@@ -220,6 +222,22 @@ enroll() {
 	    -K "$K/issuing.key" -m "$mode" -c "$conc" -n "$COUNT" \
 	    -d "$DURATION" -N "$name" -S "$keys" -j "$JSONL" "$@" ||
 	    say "# $name: estbench failed (exit $?)"
+}
+
+# The slow CA without a second server on the cores: the local backend holds
+# every answer SLOW_DELAY_MS on estrad's loop (delay_ms), and SLOW_N clients
+# enroll at once while /cacerts is probed.
+slow_ca_local() {
+	local ca
+	mkdir -p "$WORK/logs-slow-local"
+	head -n "$SLOW_N" "$WORK/csrs.rsa2048" >"$WORK/csrs.slow"
+	ca="{\"backend\": \"local\", \"cert\": \"$K/issuing.pem\", \"key\": \"$K/issuing.key\", \"chain\": \"$K/chain.pem\", \"delay_ms\": $SLOW_DELAY_MS}"
+	write_config "$WORK/conf/slow-local.json" "$K" "$WORK/logs-slow-local" 1 \
+	    "{\"slowlocal\": {\"auth\": [\"basic\"], \"ca\": $ca}}"
+	start_estrad "$WORK/conf/slow-local.json" "$K/chain.pem"
+	enroll slow-ca-local rsa2048 full "$SLOW_N" -l slowlocal -n "$SLOW_N" \
+	    -d 60 -b -r "$WORK/csrs.slow"
+	stop_estrad
 }
 
 # The slow-CA scenario, once tests/fakes/fake_certsrv.py and estrad's
@@ -361,7 +379,10 @@ done
 K=$WORK/pki-rsa2048
 [[ -d $K ]] || { mkpki "$K" rsa2048; "$BENCH" gencsr -k rsa -n "$NCSRS" \
     -o "$WORK/csrs.rsa2048"; }
-slow_ca
+if [[ ${BENCH_SLOW:-1} == 1 ]]; then
+	slow_ca_local
+	slow_ca
+fi
 
 mkdir -p "$(dirname "$OUT")"
 python3 "$HERE/report.py" "$JSONL" "$OUT" "$ROOT" || die "report failed"

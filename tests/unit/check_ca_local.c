@@ -636,6 +636,85 @@ START_TEST(test_local_enroll_issues_verifiable_cert)
 }
 END_TEST
 
+/* Counts completions of calls that share one loop. */
+static void
+on_done_count(struct ca_call *call, void *arg)
+{
+	(void)call;
+	(*(int *)arg)++;
+}
+
+static double
+monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * delay_ms holds each answer back on the loop without blocking it: eight
+ * calls started together on one loop all end after about one delay, not
+ * eight.  check_signatures keeps issuing.
+ */
+START_TEST(test_local_delay_ms_does_not_block_the_loop)
+{
+	struct ca_call *calls[8];
+	struct event_base *base;
+	struct ca_instance *inst;
+	json_t *conf = default_conf();
+	X509_REQ *csr;
+	double t0, took;
+	int i, done = 0;
+
+	json_object_set_new(conf, "delay_ms", json_integer(300));
+	json_object_set_new(conf, "check_signatures", json_true());
+	inst = configure_ok(conf);
+	csr = make_csr(ec_csr_key, "slow.example.com", NID_undef, NULL,
+	               NID_undef);
+	ck_assert_ptr_nonnull(base = event_base_new());
+	t0 = monotonic_seconds();
+	for (i = 0; i < 8; i++) {
+		ck_assert_ptr_nonnull(calls[i] = ca_call_new());
+		calls[i]->op = CA_OP_ENROLL;
+		calls[i]->base = base;
+		calls[i]->rid = "0123456789abcdef";
+		calls[i]->label = "test";
+		calls[i]->csr = csr;
+		ca_instance_start(inst, calls[i], on_done_count, &done);
+	}
+	ck_assert_int_eq(done, 0);
+	ck_assert_int_eq(event_base_dispatch(base), 1);
+	took = monotonic_seconds() - t0;
+	ck_assert_int_eq(done, 8);
+	ck_assert_msg(took >= 0.29, "answered after %.3f s, before the delay",
+	              took);
+	/* Serially this would take 2.4 s; the bound is loose for slow
+	 * sanitizer builds. */
+	ck_assert_msg(took < 1.5, "8 delayed calls took %.3f s", took);
+	for (i = 0; i < 8; i++) {
+		ck_assert_int_eq(calls[i]->result.outcome, CA_ISSUED);
+		ca_call_free(calls[i]);
+	}
+	event_base_free(base);
+	X509_REQ_free(csr);
+	ca_instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_local_conf_delay_and_check_signatures_checked)
+{
+	json_t *conf = default_conf();
+
+	json_object_set_new(conf, "delay_ms", json_integer(60001));
+	configure_fails(conf, "delay_ms", "");
+	conf = default_conf();
+	json_object_set_new(conf, "check_signatures", json_string("yes"));
+	configure_fails(conf, "check_signatures", "true or false");
+}
+END_TEST
+
 START_TEST(test_local_enroll_ignores_requested_extensions)
 {
 	static const int client[] = {NID_client_auth};
@@ -1627,6 +1706,8 @@ ca_local_suite(void)
 	tcase_add_test(tc, test_local_conf_usage_names_checked);
 	tcase_add_test(tc, test_local_conf_chain_checked);
 	tcase_add_test(tc, test_local_configure_unconfigure_no_leak);
+	tcase_add_test(tc, test_local_delay_ms_does_not_block_the_loop);
+	tcase_add_test(tc, test_local_conf_delay_and_check_signatures_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }
