@@ -17,6 +17,7 @@
 
 #include "est/conn.h"
 #include "est/csr.h"
+#include "est/limits.h"
 #include "est/listener.h"
 #include "est/pkcs7.h"
 #include "est/reply.h"
@@ -33,12 +34,25 @@ struct est_conn_request {
 	int wrap; /* base64 columns for this answer, 0 = one line */
 };
 
+/* Returns the SSL of evreq's connection, borrowed (valid until the
+ * connection is freed), or NULL when there is none. */
+static SSL *
+est_conn_ssl(struct evhttp_request *evreq)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
+	struct bufferevent *bev;
+
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
+		return NULL;
+	return bufferevent_openssl_get_ssl(bev);
+}
+
 /* Fills the peer address and TLS facts the RA needs. */
 static void
 est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
-	struct bufferevent *bev;
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 	SSL *ssl;
@@ -50,8 +64,7 @@ est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
 	         addr != NULL && strchr(addr, ':') != NULL ? "[%s]:%u"
 	                                                   : "%s:%u",
 	         addr != NULL ? addr : "-", (unsigned int)port);
-	if ((bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
-	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+	if ((ssl = est_conn_ssl(evreq)) == NULL)
 		return;
 	peer->tls_version = SSL_get_version(ssl);
 	peer->cert = SSL_get0_peer_certificate(ssl);
@@ -284,6 +297,9 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	    *uri = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
 
+	/* The whole request is in: its deadline (limits.request_timeout)
+	 * stops here, so that one waiting for a slow CA is never cut. */
+	est_limits_request_arrived(est_conn_ssl(evreq));
 	gen = est_server_acquire(worker->server);
 	if ((creq = calloc(1, sizeof(*creq))) == NULL ||
 	    (creq->req = ra_request_new(gen->config, gen->trust,

@@ -1,12 +1,44 @@
 /*
- * limits.c: per-client and per-worker connection limits, and the
- * accounting of connections closed for cause (see limits.h).
+ * limits.c: per-client and per-worker connection limits, the handshake
+ * and request deadlines, and the accounting of connections closed for
+ * cause (see limits.h).
  *
  * The record of a connection lives in the SSL's ex_data and dies with it:
  * OpenSSL's free callback is the one place that sees every connection
- * end, whoever ends it (evhttp's timeout, the peer, a handshake failure).
- * The peer address is read at the first TLS record, when the socket is
- * known (evhttp sets it on the bufferevent after the bevcb returns).
+ * end, whoever ends it (evhttp's timeout, the peer, a handshake failure,
+ * a deadline).  The peer address is read at the first TLS record, when
+ * the socket is known (evhttp sets it on the bufferevent after the bevcb
+ * returns).
+ *
+ * Why deadlines and not only evhttp's timeout: evhttp's timeout is one of
+ * inactivity, so a client sending one byte every few seconds keeps a
+ * connection (and a descriptor, and memory) forever.  A deadline runs
+ * from the start of a phase however the bytes come.
+ *
+ * Why one deadline for head and body (limits.request_timeout) rather than
+ * one each: evhttp 2.1 gives a server no hook at the end of a request's
+ * head.  Its requests are made inside evhttp (the request callback sees a
+ * request only once the body has arrived), so evhttp_request_set_header_cb
+ * cannot be set on them; evhttp_set_newreqcb, which would allow it, came
+ * with libevent 2.2.  The records seen here are encrypted, so the end of
+ * the head cannot be seen below evhttp either.
+ *
+ * Where a request starts: at its first byte after the handshake, seen by
+ * a read callback on the socket BIO (installed at the first record), so
+ * that even a record header trickled byte by byte starts the deadline;
+ * should the BIO be taken, at the header of its first application-data
+ * record.  Until the record's type is known the start is tentative: in
+ * TLS 1.2 the header tells, in TLS 1.3 (where every record says data
+ * outside) the inner type, known once the record is whole; an alert or a
+ * KeyUpdate undoes the start.  Where it ends: at
+ * est_limits_request_arrived() from est/conn.c.  Bytes that come in while
+ * a request is being answered (a pipelined request) start the next
+ * deadline only when the answer begins to go out, so that a slow CA does
+ * not eat the next request's time.
+ *
+ * Threads: a connection's records, its timer and est/conn.c's call all
+ * run on its worker's thread, so the phase needs no lock; the tables and
+ * windows shared by the workers are under lim_lock.
  */
 #include <sys/socket.h>
 
@@ -19,6 +51,7 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "est/limits.h"
@@ -32,20 +65,26 @@
 
 /* Why a connection was closed; each has its own counter and window. */
 enum lim_cause {
-	LIM_HANDSHAKE,  /* TLS handshake not completed in time */
-	LIM_INCOMPLETE, /* request head or body not completed in time */
-	LIM_IDLE,       /* keep-alive connection idle */
-	LIM_PER_CLIENT, /* over limits.max_conns_per_client */
-	LIM_PER_WORKER, /* over limits.max_conns_per_worker */
+	LIM_HANDSHAKE,      /* silent for limits.timeout mid-handshake */
+	LIM_INCOMPLETE,     /* silent for limits.timeout mid-request */
+	LIM_IDLE,           /* keep-alive connection idle */
+	LIM_PER_CLIENT,     /* over limits.max_conns_per_client */
+	LIM_PER_WORKER,     /* over limits.max_conns_per_worker */
+	LIM_HANDSHAKE_LATE, /* past limits.handshake_timeout */
+	LIM_REQUEST_LATE,   /* past limits.request_timeout */
 	LIM_CAUSE__MAX
 };
 
+/* The first three texts predate the deadlines; they stay as they were
+ * for the operators who grep for them. */
 static const char *const lim_cause_text[LIM_CAUSE__MAX] = {
     "TLS handshake not completed within limits.timeout",
     "request head or body not completed within limits.timeout",
     "keep-alive connection idle for limits.timeout",
     "over limits.max_conns_per_client",
     "over limits.max_conns_per_worker",
+    "TLS handshake not completed within limits.handshake_timeout",
+    "request not completed within limits.request_timeout",
 };
 
 static const char *const lim_cause_hint[LIM_CAUSE__MAX] = {
@@ -57,13 +96,27 @@ static const char *const lim_cause_hint[LIM_CAUSE__MAX] = {
     "one address opens too many connections; raise "
     "limits.max_conns_per_client for a NAT or proxy in front of clients",
     "raise limits.max_conns_per_worker or add workers",
+    "slow or stalled clients; raise limits.handshake_timeout only if "
+    "legitimate clients need this long to connect",
+    "slow or stalled clients; raise limits.request_timeout only if "
+    "legitimate clients need this long to send a request",
 };
 
 /* The limits a connection is held to, copied when it is accepted. */
 struct lim_conf {
-	unsigned int timeout;        /* limits.timeout, seconds */
-	unsigned int max_per_client; /* 0: no limit */
-	unsigned int max_per_worker; /* 0: no limit */
+	unsigned int timeout;           /* limits.timeout, seconds */
+	unsigned int handshake_timeout; /* limits.handshake_timeout */
+	unsigned int request_timeout;   /* limits.request_timeout */
+	unsigned int max_per_client;    /* 0: no limit */
+	unsigned int max_per_worker;    /* 0: no limit */
+};
+
+/* Where a connection is; the deadline timer runs in the first two. */
+enum lim_phase {
+	LIM_PH_HANDSHAKE, /* accepted, TLS handshake running */
+	LIM_PH_REQUEST,   /* a request's first record is in, not all of it */
+	LIM_PH_IDLE,      /* between requests: evhttp's timeout only */
+	LIM_PH_ANSWERING, /* a whole request is in; no answer out yet */
 };
 
 /* A peer address as the table keeps it. */
@@ -79,26 +132,39 @@ struct lim_client {
 	struct lim_client *next;
 };
 
-/* The record attached to one connection's SSL. */
+/* The record attached to one connection's SSL; owned by its ex_data. */
 struct lim_conn {
 	struct event_base *base;
+	SSL *ssl; /* the owner; the timer never outlives it */
 	struct lim_conf conf;
 	double accepted, last_in, last_out; /* monotonic seconds */
 	double app_in, app_out;             /* last application data */
 	struct lim_addr addr;
 	int have_addr;   /* counted in the client table */
 	int seen_record; /* the first record was looked at */
-	int refused;     /* shut down for a limit */
+	int refused;     /* shut down for a limit or a deadline */
 	char client[64]; /* "address:port" for the log, "-" until known */
+	/* The deadline of the phase, on base; owned, NULL when out of
+	 * memory (the connection then has evhttp's timeout only). */
+	struct event *deadline;
+	/* The socket BIO whose reads lim_bio_cb() watches, borrowed from
+	 * ssl; NULL when it is not watched. */
+	BIO *bio;
+	enum lim_phase phase;
+	/* Bytes started a request (or, answering, the next one) and their
+	 * record's type is not known yet. */
+	int tentative;
+	/* A record of the next request came in while answering. */
+	int next_pending;
 };
 
 /* The counter of one cause: a line when a window opens, a summary line
  * with the count when it closes. */
 struct lim_window {
 	int open;
-	unsigned long count; /* in the current window, after the first */
-	unsigned long total; /* since start */
-	unsigned int timeout;
+	unsigned long count;  /* in the current window, after the first */
+	unsigned long total;  /* since start */
+	unsigned int seconds; /* the limit, for the causes that are times */
 	char last_client[64];
 	struct event_base *base; /* the loop the summary runs on */
 };
@@ -186,14 +252,31 @@ lim_worker_add(struct event_base *base, int delta)
 
 static void lim_summary(evutil_socket_t fd, short what, void *arg);
 
-/* Writes " (N s)" for the causes that are timeouts, "" for the others. */
-static void
-lim_limit_text(enum lim_cause cause, unsigned int timeout, char *buf,
-               size_t len)
+/* The seconds of the limit cause names, 0 for the causes that are no
+ * times. */
+static unsigned int
+lim_cause_seconds(enum lim_cause cause, const struct lim_conf *conf)
 {
-	if (cause == LIM_HANDSHAKE || cause == LIM_INCOMPLETE ||
-	    cause == LIM_IDLE)
-		snprintf(buf, len, " (%u s)", timeout);
+	switch (cause) {
+	case LIM_HANDSHAKE:
+	case LIM_INCOMPLETE:
+	case LIM_IDLE:
+		return conf->timeout;
+	case LIM_HANDSHAKE_LATE:
+		return conf->handshake_timeout;
+	case LIM_REQUEST_LATE:
+		return conf->request_timeout;
+	default:
+		return 0;
+	}
+}
+
+/* Writes " (N s)" for the causes that are times, "" for the others. */
+static void
+lim_limit_text(unsigned int seconds, char *buf, size_t len)
+{
+	if (seconds > 0)
+		snprintf(buf, len, " (%u s)", seconds);
 	else
 		buf[0] = '\0';
 }
@@ -220,7 +303,7 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	struct lim_window *w = arg;
 	enum lim_cause cause = (enum lim_cause)(w - lim_windows);
 	unsigned long count, total;
-	unsigned int timeout;
+	unsigned int seconds;
 	char client[64], limit[32];
 
 	(void)fd;
@@ -228,7 +311,7 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&lim_lock);
 	count = w->count;
 	total = w->total;
-	timeout = w->timeout;
+	seconds = w->seconds;
 	snprintf(client, sizeof(client), "%s", w->last_client);
 	w->count = 0;
 	if (count == 0)
@@ -236,7 +319,7 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&lim_lock);
 	if (count == 0)
 		return;
-	lim_limit_text(cause, timeout, limit, sizeof(limit));
+	lim_limit_text(seconds, limit, sizeof(limit));
 	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
 	       "connections closed: %s%s, count: %lu in the last %d s, "
 	       "total: %lu, last client: %s",
@@ -250,6 +333,7 @@ static void
 lim_report(enum lim_cause cause, const struct lim_conn *c)
 {
 	struct lim_window *w = &lim_windows[cause];
+	unsigned int seconds = lim_cause_seconds(cause, &c->conf);
 	unsigned long total;
 	char limit[32];
 	int first = 0;
@@ -257,7 +341,7 @@ lim_report(enum lim_cause cause, const struct lim_conn *c)
 	pthread_mutex_lock(&lim_lock);
 	w->total++;
 	total = w->total;
-	w->timeout = c->conf.timeout;
+	w->seconds = seconds;
 	snprintf(w->last_client, sizeof(w->last_client), "%s", c->client);
 	if (!w->open) {
 		w->open = 1;
@@ -269,7 +353,7 @@ lim_report(enum lim_cause cause, const struct lim_conn *c)
 	pthread_mutex_unlock(&lim_lock);
 	if (!first)
 		return;
-	lim_limit_text(cause, c->conf.timeout, limit, sizeof(limit));
+	lim_limit_text(seconds, limit, sizeof(limit));
 	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
 	       "connection closed: %s%s, client: %s, total: %lu; further "
 	       "ones are counted for %d s",
@@ -278,17 +362,43 @@ lim_report(enum lim_cause cause, const struct lim_conn *c)
 	lim_arm(w);
 }
 
-/* The first record of a connection: its address is known; the limits
- * apply. */
+static void lim_request_start(struct lim_conn *c, int tentative);
+
+/*
+ * Read callback of the connection's socket BIO: the first bytes of a
+ * request start its deadline even when they are less than a record
+ * header.  OpenSSL reads no further ahead than the record it parses (no
+ * read_ahead), so bytes read after the handshake belong to a record that
+ * comes after it.  The BIO outlives the record (SSL_free frees ex_data
+ * first), so lim_free() takes the callback away.
+ */
+static long
+lim_bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+           int ret, size_t *processed)
+{
+	struct lim_conn *c;
+
+	(void)argp;
+	(void)len;
+	(void)argi;
+	(void)argl;
+	if (oper != (BIO_CB_READ | BIO_CB_RETURN) || ret <= 0 ||
+	    processed == NULL || *processed == 0 ||
+	    (c = (struct lim_conn *)BIO_get_callback_arg(b)) == NULL ||
+	    c->refused || !SSL_is_init_finished(c->ssl))
+		return ret;
+	lim_request_start(c, 1);
+	return ret;
+}
+
+/* Reads the peer's address of fd into c->addr and c->client. */
 static void
-lim_first_record(SSL *ssl, struct lim_conn *c)
+lim_peer(int fd, struct lim_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "-";
-	unsigned int port = 0, nclient = 0, nworker;
-	int fd = SSL_get_fd(ssl);
-	enum lim_cause cause = LIM_CAUSE__MAX;
+	unsigned int port = 0;
 
 	memset(&c->addr, 0, sizeof(c->addr));
 	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
@@ -311,6 +421,24 @@ lim_first_record(SSL *ssl, struct lim_conn *c)
 	}
 	snprintf(c->client, sizeof(c->client),
 	         c->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+/* The first record of a connection: its address is known; the limits
+ * apply, and the socket BIO is there to watch. */
+static void
+lim_first_record(SSL *ssl, struct lim_conn *c)
+{
+	unsigned int nclient = 0, nworker;
+	int fd = SSL_get_fd(ssl);
+	enum lim_cause cause = LIM_CAUSE__MAX;
+
+	lim_peer(fd, c);
+	if ((c->bio = SSL_get_rbio(ssl)) != NULL &&
+	    BIO_get_callback_ex(c->bio) == NULL) {
+		BIO_set_callback_arg(c->bio, (char *)c);
+		BIO_set_callback_ex(c->bio, lim_bio_cb);
+	} else
+		c->bio = NULL;
 	pthread_mutex_lock(&lim_lock);
 	if (c->addr.family != 0) {
 		nclient = lim_client_add(&c->addr, 1);
@@ -322,7 +450,8 @@ lim_first_record(SSL *ssl, struct lim_conn *c)
 		cause = LIM_PER_CLIENT;
 	else if (c->conf.max_per_worker > 0 && nworker > c->conf.max_per_worker)
 		cause = LIM_PER_WORKER;
-	if (cause == LIM_CAUSE__MAX)
+	/* A connection a deadline shut already counts once. */
+	if (cause == LIM_CAUSE__MAX || c->refused)
 		return;
 	/* The socket stays open (evhttp closes it); the next read sees
 	 * the end and the connection is torn down before any handshake
@@ -331,6 +460,121 @@ lim_first_record(SSL *ssl, struct lim_conn *c)
 	if (fd >= 0)
 		(void)shutdown(fd, SHUT_RDWR);
 	lim_report(cause, c);
+}
+
+/*
+ * Enters phase and runs its deadline: the handshake's and a request's
+ * count from now; the other phases have none.  Should the timer fail to
+ * be added (out of memory), the connection keeps evhttp's timeout.
+ */
+static void
+lim_phase_set(struct lim_conn *c, enum lim_phase phase)
+{
+	struct timeval tv = {0, 0};
+
+	c->phase = phase;
+	if (c->deadline == NULL)
+		return;
+	if (phase == LIM_PH_HANDSHAKE)
+		tv.tv_sec = (time_t)c->conf.handshake_timeout;
+	else if (phase == LIM_PH_REQUEST)
+		tv.tv_sec = (time_t)c->conf.request_timeout;
+	if (tv.tv_sec > 0)
+		(void)event_add(c->deadline, &tv);
+	else
+		(void)event_del(c->deadline);
+}
+
+/*
+ * The deadline of the phase ran out: the socket is shut down, evhttp
+ * sees the end at its next read and frees the connection (and with it the
+ * SSL and this record); the closure is counted here, by its limit.
+ */
+static void
+lim_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lim_conn *c = arg;
+	enum lim_cause cause;
+	int sfd;
+
+	(void)fd;
+	(void)what;
+	if (c->refused)
+		return;
+	if (c->phase == LIM_PH_HANDSHAKE) {
+		/* Done in time and no request yet: from here evhttp's
+		 * timeout watches the idle connection. */
+		if (SSL_is_init_finished(c->ssl)) {
+			c->phase = LIM_PH_IDLE;
+			return;
+		}
+		cause = LIM_HANDSHAKE_LATE;
+	} else if (c->phase == LIM_PH_REQUEST)
+		cause = LIM_REQUEST_LATE;
+	else
+		return;
+	c->refused = 1;
+	if ((sfd = SSL_get_fd(c->ssl)) >= 0) {
+		/* A ClientHello trickled in may not have made a record
+		 * yet: the log still names the client. */
+		if (!c->seen_record)
+			lim_peer(sfd, c);
+		(void)shutdown(sfd, SHUT_RDWR);
+	}
+	lim_report(cause, c);
+}
+
+/*
+ * Bytes came in after the handshake: a request starts (or, while one is
+ * answered, the next one waits for the answer to go out).  tentative: the
+ * record's type is not known yet (its header is not whole, or in TLS 1.3
+ * its inner type), and lim_request_type() may undo the start.
+ */
+static void
+lim_request_start(struct lim_conn *c, int tentative)
+{
+	switch (c->phase) {
+	case LIM_PH_HANDSHAKE:
+	case LIM_PH_IDLE:
+		c->tentative = tentative;
+		lim_phase_set(c, LIM_PH_REQUEST);
+		break;
+	case LIM_PH_ANSWERING:
+		if (!c->next_pending) {
+			c->next_pending = 1;
+			c->tentative = tentative;
+		}
+		break;
+	case LIM_PH_REQUEST:
+		break;
+	}
+}
+
+/* The type of the record that made a tentative start is known: an alert,
+ * a KeyUpdate or a refused renegotiation starts no request after all. */
+static void
+lim_request_type(struct lim_conn *c, int app)
+{
+	if (!c->tentative)
+		return;
+	c->tentative = 0;
+	if (app)
+		return;
+	if (c->phase == LIM_PH_REQUEST)
+		lim_phase_set(c, LIM_PH_IDLE);
+	else if (c->phase == LIM_PH_ANSWERING)
+		c->next_pending = 0;
+}
+
+/* The answer begins to go out: the next request's deadline, if one has
+ * begun to come in, counts from now. */
+static void
+lim_answer_out(struct lim_conn *c)
+{
+	int next = c->next_pending;
+
+	c->next_pending = 0;
+	lim_phase_set(c, next ? LIM_PH_REQUEST : LIM_PH_IDLE);
 }
 
 /* OpenSSL's message callback: notes records in and out. */
@@ -370,6 +614,22 @@ lim_msg(int write_p, int version, int content_type, const void *buf, size_t len,
 		c->app_out = now;
 	else if (app)
 		c->app_in = now;
+	if (c->refused || len < 1)
+		return;
+	if (content_type == SSL3_RT_HEADER && !write_p &&
+	    SSL_is_init_finished(ssl)) {
+		/* Without the read callback this header is the first the
+		 * request deadline hears of it. */
+		if (p[0] == SSL3_RT_APPLICATION_DATA) {
+			lim_request_start(c, 1);
+			if (SSL_version(ssl) != TLS1_3_VERSION)
+				lim_request_type(c, 1);
+		} else
+			lim_request_type(c, 0);
+	} else if (content_type == SSL3_RT_INNER_CONTENT_TYPE && !write_p)
+		lim_request_type(c, app);
+	else if (app && write_p && c->phase == LIM_PH_ANSWERING)
+		lim_answer_out(c);
 }
 
 /* OpenSSL frees the SSL: the connection is over, for whatever reason. */
@@ -387,6 +647,15 @@ lim_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	(void)argp;
 	if (c == NULL)
 		return;
+	/* The loop still exists: SSLs are freed by their bufferevent, on
+	 * the loop or, at exit, while the loop is freed (est/listener.c
+	 * frees evhttp before the base). */
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	if (c->bio != NULL && ssl != NULL && SSL_get_rbio(ssl) == c->bio) {
+		BIO_set_callback_ex(c->bio, NULL);
+		BIO_set_callback_arg(c->bio, NULL);
+	}
 	last = c->accepted;
 	if (c->last_in > last)
 		last = c->last_in;
@@ -431,12 +700,19 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 	if (lim_index < 0 || (c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->base = base;
+	c->ssl = ssl;
 	c->conf.timeout = config->limits.timeout;
+	c->conf.handshake_timeout = config->limits.handshake_timeout;
+	c->conf.request_timeout = config->limits.request_timeout;
 	c->conf.max_per_client = config->limits.max_conns_per_client;
 	c->conf.max_per_worker = config->limits.max_conns_per_worker;
 	c->accepted = lim_now();
 	snprintf(c->client, sizeof(c->client), "-");
+	/* Without a timer the connection still has evhttp's timeout. */
+	c->deadline = event_new(base, -1, 0, lim_deadline_cb, c);
 	if (SSL_set_ex_data(ssl, lim_index, c) != 1) {
+		if (c->deadline != NULL)
+			event_free(c->deadline);
 		free(c);
 		return;
 	}
@@ -444,4 +720,18 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 	(void)lim_worker_add(base, 1);
 	pthread_mutex_unlock(&lim_lock);
 	SSL_set_msg_callback(ssl, lim_msg);
+	lim_phase_set(c, LIM_PH_HANDSHAKE);
+}
+
+void
+est_limits_request_arrived(SSL *ssl)
+{
+	struct lim_conn *c;
+
+	if (ssl == NULL || lim_index < 0 ||
+	    (c = SSL_get_ex_data(ssl, lim_index)) == NULL)
+		return;
+	c->next_pending = 0;
+	c->tentative = 0;
+	lim_phase_set(c, LIM_PH_ANSWERING);
 }

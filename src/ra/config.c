@@ -97,6 +97,8 @@ static const char *const cfg_limits_keys[] = {
     "max_body",
     "max_headers",
     "timeout",
+    "handshake_timeout",
+    "request_timeout",
     "max_conns_per_client",
     "max_conns_per_worker",
     NULL,
@@ -1072,6 +1074,11 @@ cfg_load_limits(struct cfg *c, const json_t *root)
 	struct ra_config *config = c->config;
 	const json_t *limits;
 	long long body = 65536, headers = 8192, timeout = 30;
+	/* A handshake with a client certificate takes a constrained device
+	 * a few seconds, a CSR of a few KiB far less than half a minute even
+	 * on a slow link; a slowloris client is cut that soon however it
+	 * trickles (evhttp's timeout alone is one of inactivity). */
+	long long handshake = 10, request = 30;
 	/* Enough for a provisioning service or a NAT in front of many
 	 * devices, far below the descriptors a worker has. */
 	long long per_client = 256, per_worker = 8192;
@@ -1087,6 +1094,10 @@ cfg_load_limits(struct cfg *c, const json_t *root)
 	                 &headers) != 0 ||
 	     cfg_get_int(c, limits, "limits", "timeout", 1, 3600, &timeout) !=
 	         0 ||
+	     cfg_get_int(c, limits, "limits", "handshake_timeout", 1, 300,
+	                 &handshake) != 0 ||
+	     cfg_get_int(c, limits, "limits", "request_timeout", 1, 3600,
+	                 &request) != 0 ||
 	     cfg_get_int(c, limits, "limits", "max_conns_per_client", 0,
 	                 1000000, &per_client) != 0 ||
 	     cfg_get_int(c, limits, "limits", "max_conns_per_worker", 0,
@@ -1095,6 +1106,8 @@ cfg_load_limits(struct cfg *c, const json_t *root)
 	config->limits.max_body = (size_t)body;
 	config->limits.max_headers = (size_t)headers;
 	config->limits.timeout = (unsigned int)timeout;
+	config->limits.handshake_timeout = (unsigned int)handshake;
+	config->limits.request_timeout = (unsigned int)request;
 	config->limits.max_conns_per_client = (unsigned int)per_client;
 	config->limits.max_conns_per_worker = (unsigned int)per_worker;
 	rc = 0;

@@ -106,6 +106,11 @@ struct ra_config {
 		size_t max_body;      /* bytes; larger bodies get 413 */
 		size_t max_headers;   /* bytes of request head */
 		unsigned int timeout; /* seconds of read/write inactivity */
+		/* Seconds from accept to a completed TLS handshake, and from
+		 * a request's first byte to its last body byte, however the
+		 * bytes trickle in (est/limits.c). */
+		unsigned int handshake_timeout;
+		unsigned int request_timeout;
 		/* Open connections one client address, one worker may
 		 * hold; 0 = no limit (est/limits.c). */
 		unsigned int max_conns_per_client;

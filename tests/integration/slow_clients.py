@@ -6,17 +6,30 @@ Opens many connections to estrad that stop half-way, one kind each:
   hello  the first half of a real TLS ClientHello, then nothing
   head   a full TLS handshake, then part of an HTTP request head
   body   a full request head announcing more body than is sent
-  idle   one complete keep-alive request answered, then nothing
+  idle   one complete keep-alive request answered, then nothing (every
+         other one on TLS 1.3)
+
+Or connections that are never idle but never finish, each sending one
+raw byte every --interval seconds (a slowloris client), half of them on
+TLS 1.2 and half on TLS 1.3:
+
+  trickle-hello  a real ClientHello, byte by byte
+  trickle-head   after a full handshake, the TLS records of a whole
+                 request (head and body), byte by byte
+  trickle-body   after a full handshake, the request head at once, then
+                 the records of its body byte by byte
 
 While they are held, runs the command given after "--" (a normal
 enrollment) and records its output; then waits until estrad has closed
 every slow connection and prints one JSON object with the figures:
 how many were held, how many estrad closed, the least and most seconds
-from a connection's last byte to its close, the command's exit status
-and output.
+from a connection's last byte to its close (for the trickling kinds:
+from the connect for trickle-hello, from the request's first byte for
+the others), the command's exit status and output.
 
   slow_clients.py --host 127.0.0.1 --port P --cacert F --hello N
-      --head N --body N --idle N --wait S [--random N] -- CMD...
+      --head N --body N --idle N --trickle-hello N --trickle-head N
+      --trickle-body N --interval S --wait S [--random N] -- CMD...
 
 --random N instead sends N connections of random bytes (some framed as a
 TLS handshake record) and closes them at once: a fuzzed ClientHello
@@ -69,6 +82,9 @@ def open_slow(args):
     ctx = ssl.create_default_context(cafile=args.cacert)
     ctx.check_hostname = False
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx13 = ssl.create_default_context(cafile=args.cacert)
+    ctx13.check_hostname = False
+    ctx13.minimum_version = ssl.TLSVersion.TLSv1_3
     for _ in range(args.hello):
         s = socket.create_connection((args.host, args.port), timeout=10)
         s.sendall(hello[: len(hello) // 2])
@@ -85,8 +101,8 @@ def open_slow(args):
                   b"Content-Type: application/pkcs10\r\n"
                   b"Content-Length: 1000\r\n\r\nMIIB")
         held.append(("body", s, time.monotonic()))
-    for _ in range(args.idle):
-        s = tls_connect(args, ctx)
+    for i in range(args.idle):
+        s = tls_connect(args, ctx13 if i % 2 else ctx)
         s.sendall(b"GET /.well-known/est/cacerts HTTP/1.1\r\n"
                   b"Host: 127.0.0.1\r\n\r\n")
         got = b""
@@ -107,6 +123,122 @@ def open_slow(args):
             rest += chunk
         held.append(("idle", s, time.monotonic()))
     return held
+
+
+def raw_tls(args, ctx):
+    """A TLS connection whose records the caller sends itself:
+    returns (socket, SSLObject, outgoing MemoryBIO)."""
+    raw = socket.create_connection((args.host, args.port), timeout=10)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            data = out.read()
+            if data:
+                raw.sendall(data)
+            chunk = raw.recv(65536)
+            if not chunk:
+                raise OSError("closed during the handshake")
+            inc.write(chunk)
+    data = out.read()
+    if data:
+        raw.sendall(data)
+    return raw, obj, out
+
+
+def records(obj, out, data):
+    """The TLS records that carry data."""
+    obj.write(data)
+    return out.read()
+
+
+def open_trickle(args):
+    """Returns [[kind, socket, start time, bytes left to trickle]]."""
+    held = []
+    request_head = (b"POST /.well-known/est/simpleenroll HTTP/1.1\r\n"
+                    b"Host: 127.0.0.1\r\n"
+                    b"Content-Type: application/pkcs10\r\n"
+                    b"Content-Length: 600\r\n\r\n")
+    body = b"MIIB" * 150
+    ctxs = []
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = ssl.create_default_context(cafile=args.cacert)
+        ctx.check_hostname = False
+        ctx.minimum_version = ctx.maximum_version = version
+        ctxs.append(ctx)
+    hello = client_hello()
+    for _ in range(args.trickle_hello):
+        s = socket.create_connection((args.host, args.port), timeout=10)
+        held.append(["trickle-hello", s, time.monotonic(), hello])
+    for i in range(args.trickle_head):
+        s, obj, out = raw_tls(args, ctxs[i % 2])
+        held.append(["trickle-head", s, None,
+                     records(obj, out, request_head + body)])
+    for i in range(args.trickle_body):
+        s, obj, out = raw_tls(args, ctxs[i % 2])
+        held.append(["trickle-body", s, None,
+                     (records(obj, out, request_head),
+                      records(obj, out, body))])
+    return held
+
+
+def trickle(held, interval, limit, result):
+    """Sends one byte per connection every interval seconds until estrad
+    closes each; fills result with the delays and what was left open."""
+    for h in held:
+        h[1].setblocking(False)
+        if h[0] == "trickle-body":
+            # The whole head at once: the request has begun.
+            head, rest = h[3]
+            h[1].sendall(head)
+            h[2], h[3] = time.monotonic(), rest
+    delays, sent = {}, {}
+    deadline = time.monotonic() + limit
+    open_ = list(held)
+    next_send = time.monotonic()
+    while open_ and time.monotonic() < deadline:
+        now = time.monotonic()
+        if now >= next_send:
+            next_send = now + interval
+            for h in open_:
+                if not h[3]:
+                    continue
+                try:
+                    h[1].send(h[3][:1], socket.MSG_NOSIGNAL)
+                except (BlockingIOError, OSError):
+                    continue
+                if h[2] is None:
+                    h[2] = time.monotonic()
+                h[3] = h[3][1:]
+                sent[h[0]] = sent.get(h[0], 0) + 1
+        still = []
+        for h in open_:
+            try:
+                data = h[1].recv(65536)
+                closed = data == b""
+            except BlockingIOError:
+                closed = False
+            except OSError:
+                closed = True
+            if closed:
+                delays.setdefault(h[0], []).append(time.monotonic() - h[2])
+            else:
+                still.append(h)
+        open_ = still
+        time.sleep(0.05)
+    left = {}
+    for h in open_:
+        left[h[0]] = left.get(h[0], 0) + 1
+    for h in held:
+        h[1].close()
+    result["trickle_closed"] = sum(len(v) for v in delays.values())
+    result["trickle_left_open"] = left
+    result["trickle_delays"] = {k: [round(min(v), 2), round(max(v), 2)]
+                                for k, v in delays.items()}
+    result["trickle_bytes_sent"] = sent
 
 
 def is_closed(s):
@@ -230,8 +362,10 @@ def main():
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cacert")
-    for kind in ("hello", "head", "body", "idle", "random"):
+    for kind in ("hello", "head", "body", "idle", "random",
+                 "trickle-hello", "trickle-head", "trickle-body"):
         p.add_argument("--" + kind, type=int, default=0)
+    p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--wait", type=float, default=30)
     p.add_argument("--load", type=int, default=0)
     p.add_argument("--path")
@@ -251,9 +385,15 @@ def main():
     if args.random:
         result["random_sent"] = random_streams(args)
     t0 = time.monotonic()
+    trickling = open_trickle(args)
     held = open_slow(args)
-    result["held"] = len(held)
+    result["held"] = len(held) + len(trickling)
     result["open_seconds"] = round(time.monotonic() - t0, 2)
+    thread = None
+    if trickling:
+        thread = threading.Thread(target=trickle, args=(
+            trickling, args.interval, args.wait, result))
+        thread.start()
     if args.cmd:
         run = subprocess.run(args.cmd, capture_output=True, timeout=60)
         result["cmd_rc"] = run.returncode
@@ -262,6 +402,8 @@ def main():
         result["still_open_after_cmd"] = sum(
             1 for _, s, _ in held if not is_closed(s))
     delays, left = wait_closed(held, args.wait)
+    if thread is not None:
+        thread.join()
     result["closed"] = sum(len(v) for v in delays.values())
     result["left_open"] = left
     result["delays"] = {k: [round(min(v), 2), round(max(v), 2)]

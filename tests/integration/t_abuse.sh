@@ -4,7 +4,11 @@
 #
 #   t_abuse_slow_*       connections that stop half-way (partial
 #                        ClientHello, head, body, idle keep-alive) do not
-#                        stop service and are closed after limits.timeout
+#                        stop service and are closed after limits.timeout;
+#                        connections that trickle a byte a second are
+#                        closed after limits.handshake_timeout and
+#                        limits.request_timeout, while a request waiting
+#                        for a slow CA is not
 #   t_abuse_tls_*        renegotiation refused, compression off, random
 #                        bytes as ClientHello
 #   t_abuse_auth_matrix  every label x operation x bad credential refused
@@ -109,8 +113,11 @@ print(json.dumps(v) if isinstance(v, (dict, list)) else v)' "$1" "$2"
 t_abuse_slow_clients_held_and_closed() {
 	local n=${ABUSE_CONNS:-200} fds0 fds1
 	# 5 s: opening them all (hundreds of TLS handshakes) must take less,
-	# also under the sanitizers.
+	# also under the sanitizers.  The deadlines are longer, so silence
+	# is what closes these (t_abuse_slow_deadlines tests the deadlines).
 	ab_start 'cfg["limits"]["timeout"] = 5
+cfg["limits"]["handshake_timeout"] = 30
+cfg["limits"]["request_timeout"] = 30
 cfg["limits"]["max_conns_per_client"] = 0'
 	mk_csr slow /CN=slow.example ec
 	fds0=$(ab_fds)
@@ -157,9 +164,10 @@ EOF
 	# per window (est/limits.c, EST_LIMITS_WINDOW 10 s): wait for the
 	# summaries and add up.
 	sleep 8
-	ab_limits_count 'TLS handshake not completed' "$n"
-	ab_limits_count 'request head or body not completed' $((n + n / 4))
-	ab_limits_count 'keep-alive connection idle' $((n / 4))
+	ab_limits_count 'TLS handshake not completed within limits\.timeout' "$n"
+	ab_limits_count 'request head or body not completed within limits\.timeout' \
+	    $((n + n / 4))
+	ab_limits_count 'keep-alive connection idle for limits\.timeout' $((n / 4))
 	local lines
 	lines=$(grep -c 'est.limits:' "$T/logs/error.log")
 	((lines <= 9)) ||
@@ -214,6 +222,102 @@ cfg['limits']['max_conns_per_client'] = $max"
 	    "connections shut at once for the limit" "$T/limit.json"
 	assert_file_matches "$T/logs/error.log" \
 	    'est.limits: connection closed: over limits.max_conns_per_client, client: 127\.0\.0\.1:[0-9]+, total: 1;'
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+# t_abuse_slow_deadlines: the phase deadlines (est/limits.c).  Clients
+# that are never silent for limits.timeout (6 s) but never finish: a
+# ClientHello one byte a second, the records of a request (head and body)
+# one byte a second, a head at once and then its body one byte a second;
+# and a ClientHello cut in half, then silent.  Half of the handshaken
+# ones use TLS 1.2, half TLS 1.3, whose records all look like data from
+# outside.  They are closed limits.handshake_timeout (2 s) after the
+# accept and limits.request_timeout (3 s) after the request's first byte;
+# meanwhile a normal enrollment works and one whose CA takes 4 s, longer
+# than the request deadline, is answered.  Keep-alive connections idle
+# after an answer are left to limits.timeout: no request deadline runs
+# between requests.
+t_abuse_slow_deadlines() {
+	local n=10 slow_pid
+	# The slow CA is the helper fake behind "sleep 4"; $0 and $1 are
+	# for the helper's shell, not this one.
+	# shellcheck disable=SC2016
+	ab_start 'cfg["limits"]["timeout"] = 6
+cfg["limits"]["handshake_timeout"] = 2
+cfg["limits"]["request_timeout"] = 3
+cfg["limits"]["max_conns_per_client"] = 0
+import copy
+ca = copy.deepcopy(cfg["labels"]["t-h-issue"]["ca"])
+ca["command"] = ["/bin/sh", "-c", "sleep 4; exec \"$0\" \"$1\""] + \
+    ca["command"]
+cfg["labels"]["t-slowca"] = {"ca": ca, "csrattrs": [], "ca_wait": 10}'
+	mk_csr fast /CN=fast.example ec
+	mk_csr slowca /CN=slowca.example ec \
+	    -addext "subjectAltName=DNS:slowca.example"
+	# The slow CA's enrollment runs alongside: its request arrives at
+	# once, then waits 4 s for the CA.
+	curl -s -o "$T/slowca.body" -w '%{http_code}' --max-time 15 \
+	    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+	    -H 'Content-Type: application/pkcs10' \
+	    --data-binary "@$T/slowca.b64" \
+	    "https://$AB_HOST$EST_PATH/t-slowca/simpleenroll" \
+	    >"$T/slowca.status" 2>"$T/slowca.err" &
+	slow_pid=$!
+	python3 "$HERE/slow_clients.py" --port "${AB_HOST##*:}" \
+	    --cacert "$CERTS/ca-chain.pem" --hello "$n" --idle 4 \
+	    --trickle-hello "$n" --trickle-head "$n" --trickle-body "$n" \
+	    --interval 1 --wait 12 -- \
+	    curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+	    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+	    -H 'Content-Type: application/pkcs10' --data-binary "@$T/fast.b64" \
+	    "https://$AB_HOST$EST_PATH/simpleenroll" \
+	    >"$T/deadlines.json" 2>"$T/deadlines.err" ||
+	    fail "slow_clients.py failed" "$T/deadlines.err"
+	wait "$slow_pid"
+	cp "$T/deadlines.json" "$T/figures"
+	assert_eq 200 "$(ab_json_get "$T/deadlines.json" cmd_out)" \
+	    "enrollment while the slow clients trickle" "$T/deadlines.json"
+	assert_eq 200 "$(cat "$T/slowca.status")" \
+	    "enrollment through a CA slower than limits.request_timeout" \
+	    "$T/slowca.err"
+	assert_eq $((n + 4)) "$(ab_json_get "$T/deadlines.json" closed)" \
+	    "stalled handshakes and idle connections closed" \
+	    "$T/deadlines.json"
+	assert_eq $((3 * n)) \
+	    "$(ab_json_get "$T/deadlines.json" trickle_closed)" \
+	    "trickling connections closed" "$T/deadlines.json"
+	# Each kind is closed at its deadline, not before, and long before
+	# it could have finished (hundreds of bytes at one a second).
+	python3 - "$T/deadlines.json" <<'PYEOF' ||
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = {"trickle-hello": 2, "trickle-head": 3, "trickle-body": 3}
+t = d["trickle_delays"]
+ok = set(t) == set(want) and all(
+    want[k] - 0.3 <= lo and hi <= want[k] + 2.0 for k, (lo, hi) in t.items())
+lo, hi = d["delays"]["hello"]
+ok = ok and 1.5 <= lo and hi <= 4.0
+lo, hi = d["delays"]["idle"]
+ok = ok and 5.5 <= lo and hi <= 8.0
+sys.exit(0 if ok else 1)
+PYEOF
+	    fail "slow connections not closed at their deadlines" \
+	    "$T/deadlines.json"
+	# One line per cause when it first happens, then one with the
+	# count (EST_LIMITS_WINDOW 10 s); none but the idle ones is counted
+	# as silent for limits.timeout.
+	sleep 4
+	ab_limits_count \
+	    'TLS handshake not completed within limits\.handshake_timeout (2 s)' \
+	    $((2 * n))
+	ab_limits_count \
+	    'request not completed within limits\.request_timeout (3 s)' \
+	    $((2 * n))
+	ab_limits_count 'keep-alive connection idle for limits\.timeout (6 s)' 4
+	! grep -q 'within limits\.timeout' "$T/logs/error.log" ||
+	    fail "a deadline closure was counted as silence" \
+	    "$T/logs/error.log"
 	ab_cleanup
 	ab_sanitizer_check
 }

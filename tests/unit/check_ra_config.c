@@ -361,6 +361,10 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(config->limits.max_body, 65536);
 	ck_assert_uint_eq(config->limits.max_headers, 8192);
 	ck_assert_uint_eq(config->limits.timeout, 30);
+	ck_assert_uint_eq(config->limits.handshake_timeout, 10);
+	ck_assert_uint_eq(config->limits.request_timeout, 30);
+	ck_assert_uint_eq(config->limits.max_conns_per_client, 256);
+	ck_assert_uint_eq(config->limits.max_conns_per_worker, 8192);
 	ck_assert_str_eq(config->logs.error, "-");
 	ck_assert_ptr_null(config->logs.access);
 	ck_assert_ptr_null(config->logs.audit);
@@ -408,7 +412,8 @@ START_TEST(test_config_full)
 	    "    \"session_timeout\": 600\n"
 	    "  },\n"
 	    "  \"limits\": {\"max_body\": 1024, \"max_headers\": 1048576,\n"
-	    "             \"timeout\": 3600},\n"
+	    "             \"timeout\": 3600, \"handshake_timeout\": 300,\n"
+	    "             \"request_timeout\": 1},\n"
 	    "  \"logs\": {\"error\": \"logs/error.log\", \"access\": \"-\",\n"
 	    "           \"audit\": \"logs/audit.log\", \"level\": \"debug\"},\n"
 	    "  \"users\": \"users.htpasswd\",\n"
@@ -451,6 +456,8 @@ START_TEST(test_config_full)
 	ck_assert_uint_eq(config->limits.max_body, 1024);
 	ck_assert_uint_eq(config->limits.max_headers, 1048576);
 	ck_assert_uint_eq(config->limits.timeout, 3600);
+	ck_assert_uint_eq(config->limits.handshake_timeout, 300);
+	ck_assert_uint_eq(config->limits.request_timeout, 1);
 	FMT(want, "%s/logs/error.log", realdir);
 	ck_assert_str_eq(config->logs.error, want);
 	ck_assert_str_eq(config->logs.access, "-");
@@ -603,6 +610,56 @@ START_TEST(test_config_ranges)
 	    config_with("  \"logs\": {\"level\": \"verbose\"},\n", ""),
 	    ":3:21: logs.level: must be one of emerg, alert, crit, error, "
 	    "warn, notice, info, debug, got \"verbose\"");
+}
+END_TEST
+
+/* The phase deadlines: positive, bounded, integers, and a configuration
+ * without them (as before they existed) keeps limits.timeout alone. */
+START_TEST(test_config_limits_deadlines)
+{
+	struct ra_config *config;
+
+	expect_error(
+	    config_with("  \"limits\": {\"handshake_timeout\": 0},\n", ""),
+	    ":3:35: limits.handshake_timeout: must be an integer from 1 to "
+	    "300, got 0");
+	expect_error(
+	    config_with("  \"limits\": {\"handshake_timeout\": 301},\n", ""),
+	    ":3:35: limits.handshake_timeout: must be an integer from 1 to "
+	    "300, got 301");
+	expect_error(
+	    config_with("  \"limits\": {\"request_timeout\": -5},\n", ""),
+	    ":3:33: limits.request_timeout: must be an integer from 1 to "
+	    "3600, got -5");
+	expect_error(
+	    config_with("  \"limits\": {\"request_timeout\": 3601},\n", ""),
+	    ":3:33: limits.request_timeout: must be an integer from 1 to "
+	    "3600, got 3601");
+	expect_error(
+	    config_with("  \"limits\": {\"request_timeout\": \"30\"},\n", ""),
+	    ":3:33: limits.request_timeout: must be an integer, got a string");
+	expect_error(
+	    config_with("  \"limits\": {\"handshake_timeout\": 2.5},\n", ""),
+	    ":3:35: limits.handshake_timeout: must be an integer, got a real "
+	    "number");
+	expect_error(
+	    config_with("  \"limits\": {\"header_timeout\": 10},\n", ""),
+	    ":3:14: limits: unknown key \"header_timeout\"");
+
+	/* An existing configuration with limits.timeout only. */
+	config = load_ok(config_with("  \"limits\": {\"timeout\": 5},\n", ""));
+	ck_assert_uint_eq(config->limits.timeout, 5);
+	ck_assert_uint_eq(config->limits.handshake_timeout, 10);
+	ck_assert_uint_eq(config->limits.request_timeout, 30);
+	ra_config_free(config);
+
+	config = load_ok(config_with("  \"limits\": {\"handshake_timeout\": 2, "
+	                             "\"request_timeout\": 3},\n",
+	                             ""));
+	ck_assert_uint_eq(config->limits.timeout, 30);
+	ck_assert_uint_eq(config->limits.handshake_timeout, 2);
+	ck_assert_uint_eq(config->limits.request_timeout, 3);
+	ra_config_free(config);
 }
 END_TEST
 
@@ -1496,6 +1553,7 @@ ra_config_suite(void)
 	tcase_add_test(tc, test_config_unknown_nested_keys);
 	tcase_add_test(tc, test_config_wrong_types);
 	tcase_add_test(tc, test_config_ranges);
+	tcase_add_test(tc, test_config_limits_deadlines);
 	tcase_add_test(tc, test_config_min_version_refused);
 	tcase_add_test(tc, test_config_label_names);
 	tcase_add_test(tc, test_config_label_operation_name_refused);
