@@ -380,6 +380,25 @@ est_worker_apply_limits_cb(evutil_socket_t fd, short what, void *arg)
 	est_worker_apply_limits(arg);
 }
 
+/*
+ * A worker's loop.  The epoll change list folds the add/delete pairs a
+ * connection's bufferevent makes within one loop pass into one
+ * epoll_ctl(2) (about ten per connection otherwise); estrad never hands
+ * the loop dup()ed descriptors, the case the change list gets wrong.
+ */
+static struct event_base *
+est_worker_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base = NULL;
+
+	if (cfg != NULL && event_config_set_flag(
+	                       cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+		base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base != NULL ? base : event_base_new();
+}
+
 static int
 est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
                 size_t errlen)
@@ -388,7 +407,7 @@ est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
 	size_t i;
 
 	worker->server = server;
-	if ((worker->base = event_base_new()) == NULL ||
+	if ((worker->base = est_worker_base_new()) == NULL ||
 	    (worker->http = evhttp_new(worker->base)) == NULL) {
 		snprintf(err, errlen, "cannot create event loop");
 		return -1;
