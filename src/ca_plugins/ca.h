@@ -74,6 +74,7 @@ enum ca_log_level {
 #define CA_CAUSE_MAX  1024
 #define CA_HINT_MAX   256
 #define CA_URL_MAX    512
+#define CA_DETAIL_MAX 1024
 #define CA_COOKIE_MAX 256
 
 /*
@@ -118,6 +119,15 @@ struct ca_result {
 	char hint[CA_HINT_MAX];
 	/* Optional: the CA URL involved. */
 	char url[CA_URL_MAX];
+	/* Optional, every outcome but ISSUED and PENDING: what else the
+	 * operator needs to find the fault, as "key: value, key: value"
+	 * (the helper run's exit, time and stderr; the agent certificate).
+	 * ra writes the request's one error-log line from cause, detail, hint
+	 * and url, so a backend does not log a per-call failure itself.
+	 * detail goes to that line only (after the cause, escaped like it),
+	 * never to the client, so it may name configuration; values with
+	 * spaces or commas are quoted. */
+	char detail[CA_DETAIL_MAX];
 };
 
 struct ca_call;
@@ -251,7 +261,11 @@ void ca_call_fail(struct ca_call *call, enum ca_outcome outcome,
                   const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Logs through the hook with the call's context; call may be NULL. */
+/*
+ * Logs through the hook with the call's context; call may be NULL.  Not
+ * for the failure a call ends in: that goes into call->result (cause,
+ * detail, hint, url), from which ra writes the request's one line.
+ */
 void ca_log(const struct ca_call *call, enum ca_log_level level,
             const char *component, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -271,6 +285,14 @@ void ca_ssl_errors_append(char *buf, size_t len);
  */
 void ca_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * Receives one certificate a backend presents to its CA on its own behalf
+ * (see own_certs below).  role names what it is for: "agent" is the RA
+ * agent certificate a backend logs in to its CA with.  cert is borrowed
+ * for the call only; arg is the caller's.
+ */
+typedef void (*ca_own_cert_fn)(const char *role, const X509 *cert, void *arg);
 
 /*
  * A CA backend.  Filled positionally in each plugin, member name trailing.
@@ -334,6 +356,21 @@ struct ca_backend {
 	 * CA_CANCELLED.
 	 */
 	void (*stop)(void *priv);
+
+	/*
+	 * Optional; NULL when the backend presents no certificate of its
+	 * own.  est/metrics.c calls it on the main thread for every /metrics
+	 * scrape (the certificate expiry gauges), and est/doctor.c on its
+	 * thread once per label (the validity check), each time between
+	 * configure and unconfigure of the instance and possibly while its
+	 * calls run on the workers.  So it reads only what configure set,
+	 * takes no lock, does no I/O and blocks on nothing.  It calls
+	 * fn(role, cert, arg) synchronously, once for each certificate the
+	 * backend presents to its CA on its own behalf (none when it is
+	 * configured without one), and returns; cert stays owned by the
+	 * backend and is valid only during that fn call.
+	 */
+	void (*own_certs)(void *priv, ca_own_cert_fn fn, void *arg);
 };
 
 /*

@@ -591,8 +591,9 @@ cs_bg_schedule(struct certsrv *cs, long seconds)
 
 /*
  * Ends op with outcome and the cause "WHAT: fmt while ACTION": completes
- * its call (logged through the call's context) or, for the background
- * fetch, logs the failure and schedules the next try.  Frees op.
+ * its call with cause, hint and URL in the result (ra logs them on the
+ * request's one line, with the answer) or, for the background fetch, logs
+ * the failure and schedules the next try.  Frees op.
  */
 static void cs_finish(struct cs_op *op, enum ca_outcome outcome, int csr_fault,
                       const char *hint, const char *what, const char *fmt, ...)
@@ -605,7 +606,6 @@ cs_finish(struct cs_op *op, enum ca_outcome outcome, int csr_fault,
 	struct certsrv *cs = op->cs;
 	struct ca_call *call = op->call;
 	char cause[CA_CAUSE_MAX], text[CA_CAUSE_MAX - 64];
-	enum ca_log_level level;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -617,7 +617,6 @@ cs_finish(struct cs_op *op, enum ca_outcome outcome, int csr_fault,
 	else
 		snprintf(cause, sizeof(cause), "%s failed: %s while %s",
 		         cs_what(op), text, cs_actions[op->step]);
-	level = outcome == CA_REJECTED ? CA_LOG_NOTICE : CA_LOG_ERROR;
 	if (call == NULL) {
 		/* Background: there is no request to answer, so the line
 		 * names backend and URL itself. */
@@ -639,9 +638,9 @@ cs_finish(struct cs_op *op, enum ca_outcome outcome, int csr_fault,
 		cs_op_free(op);
 		return;
 	}
-	if (outcome == CA_CANCELLED)
-		level = CA_LOG_INFO;
-	ca_log(call, level, CS_COMPONENT, hint, "%s", cause);
+	/* ra writes the request's one line from the result; this copy is
+	 * for debugging only. */
+	ca_log(call, CA_LOG_DEBUG, CS_COMPONENT, hint, "%s", cause);
 	sk_X509_pop_free(call->result.chain, X509_free);
 	call->result.chain = NULL;
 	call->result.outcome = outcome;
@@ -785,6 +784,11 @@ cs_curl_failed(struct cs_op *op, const struct ca_http_response *res)
 		break;
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
+		snprintf(hint, sizeof(hint),
+		         "check that the CA web server (IIS) runs and the urls "
+		         "of label %s",
+		         cs_label(op));
+		h = hint;
 		failover = 1;
 		break;
 	case CURLE_OPERATION_TIMEDOUT: {
@@ -796,6 +800,11 @@ cs_curl_failed(struct cs_op *op, const struct ca_http_response *res)
 		snprintf(cause + n, sizeof(cause) - n,
 		         " (limits: connect_timeout %ld s, timeout %ld s)",
 		         cs->connect_timeout, cs->timeout);
+		snprintf(hint, sizeof(hint),
+		         "check the CA's load and the network to it, or raise "
+		         "timeout of label %s",
+		         cs_label(op));
+		h = hint;
 		break;
 	}
 	case CURLE_PEER_FAILED_VERIFICATION:
@@ -827,8 +836,13 @@ cs_curl_failed(struct cs_op *op, const struct ca_http_response *res)
 		h = "check client_cert and client_key";
 		break;
 	case CURLE_WRITE_ERROR:
-		if (res->capped)
+		if (res->capped) {
+			/* No certsrv page comes near the cap: the url
+			 * points at something else. */
 			outcome = CA_MISCONFIGURED;
+			h = "check that the url is the certsrv web enrollment "
+			    "base URL (https://HOST/certsrv)";
+		}
 		break;
 	case CURLE_ABORTED_BY_CALLBACK:
 		outcome = CA_CANCELLED;
@@ -836,6 +850,11 @@ cs_curl_failed(struct cs_op *op, const struct ca_http_response *res)
 	default:
 		break;
 	}
+	/* A connection cut or reset mid-answer has no cause of its own to
+	 * name; the operator still learns where to look. */
+	if (h == NULL && outcome == CA_UNREACHABLE)
+		h = "check the CA web server and any proxy or firewall "
+		    "between it and estrad";
 	if (failover && cs_failover(op, cause) == 0)
 		return;
 	/* A certificate the CA issued but could not hand over yet is
@@ -1381,7 +1400,7 @@ static void
 cs_call_fail_now(struct ca_call *call, enum ca_outcome outcome,
                  const char *hint, const char *cause)
 {
-	ca_log(call, CA_LOG_ERROR, CS_COMPONENT, hint, "%s", cause);
+	/* ra logs the failure from the result, with the answer. */
 	ca_call_fail(call, outcome, hint, "%s", cause);
 }
 
@@ -1626,4 +1645,5 @@ const struct ca_backend ca_certsrv_backend = {
     cs_unconfigure,         /* unconfigure */
     cs_start,               /* start: fetch and refresh the CA chain */
     cs_stop,                /* stop */
+    NULL,                   /* own_certs: none */
 };

@@ -111,6 +111,7 @@ struct dogtag {
 	unsigned int retry_after; /* 0: the label's default */
 	char agent_subject[256];  /* RFC 2253, "" without agent_cert */
 	time_t agent_not_after;
+	X509 *agent_x509; /* the agent certificate; NULL without agent_cert */
 
 	/* Shared by the workers, under lock. */
 	pthread_mutex_t lock;
@@ -132,16 +133,17 @@ struct dogtag {
 
 /* The exchange an operation is at. */
 enum dt_step {
-	DT_PROBE_V2, /* GET /pki/v2/info */
-	DT_PROBE_V1, /* GET /pki/rest/info */
-	DT_LOGIN,    /* GET …/account/login */
-	DT_SUBMIT,   /* POST …/certrequests */
-	DT_REVIEW,   /* GET …/agent/certrequests/{id} */
-	DT_APPROVE,  /* POST …/agent/certrequests/{id}/approve */
-	DT_STATUS,   /* GET …/certrequests/{id} */
-	DT_CERT,     /* GET …/certs/{id} */
-	DT_CHAIN,    /* GET …/authorities/{aid}/chain */
-	DT_PROFILE,  /* GET …/certrequests/profiles/{profile} */
+	DT_PROBE_V2,      /* GET /pki/v2/info */
+	DT_PROBE_V1,      /* GET /pki/rest/info */
+	DT_LOGIN,         /* GET …/account/login */
+	DT_SUBMIT,        /* POST …/certrequests */
+	DT_REVIEW,        /* GET …/agent/certrequests/{id} */
+	DT_APPROVE,       /* POST …/agent/certrequests/{id}/approve */
+	DT_STATUS,        /* GET …/certrequests/{id} */
+	DT_CERT,          /* GET …/certs/{id} */
+	DT_CHAIN,         /* GET …/authorities/{aid}/chain */
+	DT_PROFILE,       /* GET …/certrequests/profiles/{profile} */
+	DT_PROFILE_STATE, /* GET …/profiles/{profile}: enabled or not */
 	DT_STEP__MAX
 };
 
@@ -170,10 +172,12 @@ struct dt_op {
 };
 
 static const char *const dt_actions[DT_STEP__MAX] = {
-    "probing the REST API",   "probing the REST API v1", "logging in as agent",
-    "submitting request",     "reviewing request",       "approving request",
-    "reading request status", "collecting certificate",  "fetching CA chain",
-    "reading the profile",
+    "probing the REST API",        "probing the REST API v1",
+    "logging in as agent",         "submitting request",
+    "reviewing request",           "approving request",
+    "reading request status",      "collecting certificate",
+    "fetching CA chain",           "reading the profile",
+    "reading the profile's state",
 };
 
 static const char *const dt_conf_keys[] = {
@@ -387,6 +391,9 @@ dt_conf_agent(struct dogtag *dt, struct ca_err *err)
 		goto out;
 	}
 	dt->agent_not_after = timegm(&tm);
+	/* Kept for own_certs: the expiry gauge of /metrics and --doctor. */
+	dt->agent_x509 = cert;
+	cert = NULL;
 	rc = 0;
 out:
 	ERR_clear_error();
@@ -409,6 +416,7 @@ dt_unconfigure(void *p)
 	free(dt->ca_bundle);
 	free(dt->agent_cert);
 	free(dt->agent_key);
+	X509_free(dt->agent_x509);
 	free(dt->user);
 	if (dt->password != NULL) {
 		OPENSSL_cleanse(dt->password, strlen(dt->password));
@@ -708,10 +716,10 @@ dt_bg_schedule(struct dogtag *dt, long seconds)
 
 /*
  * Ends op with outcome and the cause "WHAT: fmt while ACTION": completes
- * its call (logged through the call's context, with extra, if set, added
- * to the log line only: the client's answer carries no configuration) or,
- * for the background fetch, logs the failure and schedules the next try.
- * Frees op.
+ * its call with cause, hint, URL and extra (as the result's detail: the
+ * client's answer carries no configuration) for ra to log on the request's
+ * one line, or, for the background fetch, logs the failure and schedules
+ * the next try.  Frees op.
  */
 static void dt_finish(struct dt_op *op, enum ca_outcome outcome, int csr_fault,
                       const char *hint, const char *what, const char *extra,
@@ -726,7 +734,6 @@ dt_finish(struct dt_op *op, enum ca_outcome outcome, int csr_fault,
 	struct dogtag *dt = op->dt;
 	struct ca_call *call = op->call;
 	char cause[CA_CAUSE_MAX], text[CA_CAUSE_MAX - 64];
-	enum ca_log_level level;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -738,7 +745,6 @@ dt_finish(struct dt_op *op, enum ca_outcome outcome, int csr_fault,
 	else
 		snprintf(cause, sizeof(cause), "%s failed: %s while %s",
 		         dt_what(op), text, dt_actions[op->step]);
-	level = outcome == CA_REJECTED ? CA_LOG_NOTICE : CA_LOG_ERROR;
 	if (call == NULL) {
 		/* Background: there is no request to answer, so the line
 		 * names backend and URL itself. */
@@ -761,9 +767,9 @@ dt_finish(struct dt_op *op, enum ca_outcome outcome, int csr_fault,
 		dt_op_free(op);
 		return;
 	}
-	if (outcome == CA_CANCELLED)
-		level = CA_LOG_INFO;
-	ca_log(call, level, DT_COMPONENT, hint, "%s%s%s", cause,
+	/* ra writes the request's one line from the result; this copy is
+	 * for debugging only. */
+	ca_log(call, CA_LOG_DEBUG, DT_COMPONENT, hint, "%s%s%s", cause,
 	       extra != NULL ? ", " : "", extra != NULL ? extra : "");
 	sk_X509_pop_free(call->result.chain, X509_free);
 	call->result.chain = NULL;
@@ -773,6 +779,9 @@ dt_finish(struct dt_op *op, enum ca_outcome outcome, int csr_fault,
 	if (hint != NULL)
 		snprintf(call->result.hint, sizeof(call->result.hint), "%s",
 		         hint);
+	if (extra != NULL)
+		snprintf(call->result.detail, sizeof(call->result.detail), "%s",
+		         extra);
 	snprintf(call->result.url, sizeof(call->result.url), "%s",
 	         op->page_url);
 	if (outcome == CA_UNREACHABLE || outcome == CA_PENDING)
@@ -864,7 +873,7 @@ dt_needs_login(const struct dt_op *op, enum dt_step goal)
 	if (dt->agent_cert == NULL && dt->user == NULL)
 		return 0;
 	return goal == DT_SUBMIT || goal == DT_REVIEW || goal == DT_APPROVE ||
-	       goal == DT_PROFILE;
+	       goal == DT_PROFILE || goal == DT_PROFILE_STATE;
 }
 
 /*
@@ -1087,6 +1096,11 @@ dt_curl_failed(struct dt_op *op, const struct ca_http_response *res)
 		snprintf(cause + n, sizeof(cause) - n,
 		         " (limits: connect_timeout %ld s, timeout %ld s)",
 		         dt->connect_timeout, dt->timeout);
+		snprintf(hint, sizeof(hint),
+		         "check the PKI server's load and the network to it, "
+		         "or raise timeout of label %s",
+		         dt_label(op));
+		h = hint;
 		break;
 	}
 	case CURLE_RECV_ERROR:
@@ -1126,8 +1140,13 @@ dt_curl_failed(struct dt_op *op, const struct ca_http_response *res)
 		h = "check agent_cert and agent_key";
 		break;
 	case CURLE_WRITE_ERROR:
-		if (res->capped)
+		if (res->capped) {
+			/* No Dogtag answer comes near the cap: the url
+			 * points at something else. */
 			outcome = CA_MISCONFIGURED;
+			h = "check that the url is the PKI server's base URL "
+			    "and port (https://HOST:8443)";
+		}
 		break;
 	case CURLE_ABORTED_BY_CALLBACK:
 		outcome = CA_CANCELLED;
@@ -1135,6 +1154,11 @@ dt_curl_failed(struct dt_op *op, const struct ca_http_response *res)
 	default:
 		break;
 	}
+	/* A connection cut or reset mid-answer has no cause of its own to
+	 * name; the operator still learns where to look. */
+	if (h == NULL && outcome == CA_UNREACHABLE)
+		h = "check the PKI server and any proxy or firewall between "
+		    "it and estrad";
 	if (failover && dt_failover(op, cause) == 0)
 		return;
 	if (outcome == CA_CANCELLED) {
@@ -1189,6 +1213,47 @@ dt_profile_hint(const struct dt_op *op, char *hint, size_t len)
 	         op->dt->profile);
 }
 
+/*
+ * Ends a health call that found the profile: logs what it found as the
+ * call's last info line (--doctor prints that on its ok line) and
+ * completes the call ISSUED.  unread, when set, says why the profile's
+ * enabled state could not be read: logged as a warning, since the check
+ * is then incomplete rather than failed.
+ */
+static void
+dt_health_ok(struct dt_op *op, const char *state, const char *unread)
+{
+	struct ca_call *call = op->call;
+	char agent[400], hint[CA_HINT_MAX];
+
+	if (unread != NULL) {
+		/* Dogtag lets only certificate logins of agents, auditors
+		 * and administrators read a profile. */
+		snprintf(hint, sizeof(hint),
+		         "%s, or check it by hand: pki ca-profile-show %s",
+		         op->dt->user != NULL
+		             ? "set agent_cert and agent_key instead of user: "
+		               "only certificate logins may read profiles"
+		             : "let the agent read profiles "
+		               "(certServer.profile.configuration read)",
+		         op->dt->profile);
+		ca_log(call, CA_LOG_WARN, DT_COMPONENT, hint,
+		       "profile %s exists, but whether it is enabled could "
+		       "not be read: %s, url: %s",
+		       op->dt->profile, unread, op->page_url);
+	}
+	dt_agent_text(op->dt, agent, sizeof(agent));
+	ca_log(call, CA_LOG_INFO, DT_COMPONENT, NULL,
+	       "REST API %s, agent %s, profile %s %s",
+	       op->api == DT_API_V2 ? "v2" : "v1 (deprecated)",
+	       agent[0] != '\0' ? agent : "none", op->dt->profile, state);
+	call->result.outcome = CA_ISSUED;
+	snprintf(call->result.url, sizeof(call->result.url), "%s",
+	         op->page_url);
+	dt_op_free(op);
+	ca_call_done(call);
+}
+
 /* Handles an HTTP answer other than 200/204. */
 static void
 dt_http_failed(struct dt_op *op, const struct ca_http_response *res,
@@ -1200,6 +1265,15 @@ dt_http_failed(struct dt_op *op, const struct ca_http_response *res,
 	int html = dogtag_body_is_html(data, len, res->content_type);
 
 	dt_http_cause(res, data, len, &ex, cause, sizeof(cause));
+	/* Reading a profile's state takes an agent that logged in with a
+	 * certificate (auth method and ACL "profiles"); a refusal, or a
+	 * server without the endpoint, leaves health at "the profile
+	 * exists" with a warning. */
+	if (op->step == DT_PROFILE_STATE) {
+		dt_answered(op);
+		dt_health_ok(op, "exists", cause);
+		return;
+	}
 	/* The probes: 404 on v2 means an older server, try v1. */
 	if (op->step == DT_PROBE_V2 && res->status == 404) {
 		op->step = DT_PROBE_V1;
@@ -1746,11 +1820,47 @@ dt_step_ok(struct dt_op *op, const struct ca_http_response *res,
 			return;
 		}
 		dt_agent_check(op->dt, call);
-		call->result.outcome = CA_ISSUED;
-		snprintf(call->result.url, sizeof(call->result.url), "%s",
-		         op->page_url);
-		dt_op_free(op);
-		ca_call_done(call);
+		/* The CA serves the template of a disabled profile too; only
+		 * an agent may read whether it is enabled. */
+		if (op->dt->agent_cert != NULL || op->dt->user != NULL) {
+			dt_go(op, DT_PROFILE_STATE);
+			return;
+		}
+		dt_health_ok(op,
+		             "exists (no agent credential to read whether it "
+		             "is enabled)",
+		             NULL);
+		return;
+	}
+	case DT_PROFILE_STATE: {
+		struct dogtag_profile prof;
+		char state[200], hint[CA_HINT_MAX];
+
+		if (dogtag_json_profile(data, len, &prof) != 0) {
+			dt_health_ok(op, "exists",
+			             "the answer is no profile (no boolean "
+			             "\"enabled\")");
+			return;
+		}
+		if (!prof.enabled) {
+			snprintf(
+			    hint, sizeof(hint),
+			    "enable it as a CA agent (pki ca-profile-enable "
+			    "%s) or set the profile of label %s to an "
+			    "enabled one",
+			    op->dt->profile, dt_label(op));
+			dt_finish(
+			    op, CA_MISCONFIGURED, 0, hint, "profile disabled",
+			    NULL,
+			    "profile %s exists but the CA has it disabled "
+			    "(\"enabled\": false)",
+			    op->dt->profile);
+			return;
+		}
+		snprintf(state, sizeof(state), "enabled%s%s",
+		         prof.enabled_by[0] != '\0' ? " by " : "",
+		         prof.enabled_by);
+		dt_health_ok(op, state, NULL);
 		return;
 	}
 	default:
@@ -1859,6 +1969,10 @@ dt_step_start(struct dt_op *op)
 		         "%s%s/certrequests/profiles/%s", base, api,
 		         dt->profile);
 		break;
+	case DT_PROFILE_STATE:
+		snprintf(op->page_url, sizeof(op->page_url), "%s%s/profiles/%s",
+		         base, api, dt->profile);
+		break;
 	default:
 		break;
 	}
@@ -1902,7 +2016,7 @@ static void
 dt_call_fail_now(struct ca_call *call, enum ca_outcome outcome,
                  const char *hint, const char *cause)
 {
-	ca_log(call, CA_LOG_ERROR, DT_COMPONENT, hint, "%s", cause);
+	/* ra logs the failure from the result, with the answer. */
 	ca_call_fail(call, outcome, hint, "%s", cause);
 }
 
@@ -2118,6 +2232,16 @@ dt_stop(void *p)
 	dt->bg_base = NULL;
 }
 
+/* Reports the agent certificate; configuration only, so no lock. */
+static void
+dt_own_certs(void *p, ca_own_cert_fn fn, void *arg)
+{
+	const struct dogtag *dt = p;
+
+	if (dt->agent_x509 != NULL)
+		fn("agent", dt->agent_x509, arg);
+}
+
 const struct ca_backend ca_dogtag_backend = {
     "dogtag",              /* name */
     DT_CAPS,               /* caps */
@@ -2131,4 +2255,5 @@ const struct ca_backend ca_dogtag_backend = {
     dt_unconfigure,        /* unconfigure */
     dt_start,              /* start: CA chain, agent certificate expiry */
     dt_stop,               /* stop */
+    dt_own_certs,          /* own_certs: the agent certificate */
 };

@@ -349,6 +349,29 @@ out:
 }
 
 /* Returns a new copy of the JSON string v (NULs refused), or NULL. */
+int
+dogtag_json_profile(const char *buf, size_t len, struct dogtag_profile *out)
+{
+	json_t *root, *enabled;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = dj_load_object(buf, len)) == NULL)
+		goto out;
+	/* A missing "enabled" would read as disabled: refuse it instead. */
+	if (!json_is_boolean(enabled = json_object_get(root, "enabled")))
+		goto out;
+	out->enabled = json_is_true(enabled);
+	dj_copy_text(json_object_get(root, "enabledBy"), out->enabled_by,
+	             sizeof(out->enabled_by));
+	rc = 0;
+out:
+	json_decref(root);
+	if (rc != 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 static char *
 dj_dup_string(const json_t *v)
 {

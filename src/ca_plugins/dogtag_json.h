@@ -115,6 +115,17 @@ struct dogtag_review {
  * object. */
 int dogtag_json_review(const char *buf, size_t len, struct dogtag_review *out);
 
+/* What estrad checks in a profile (GET …/profiles/{id}, a ProfileData). */
+struct dogtag_profile {
+	int enabled;          /* "enabled": 1 or 0 */
+	char enabled_by[128]; /* "enabledBy", the agent; "" when absent */
+};
+
+/* Reads a ProfileData body; borrows buf.  Returns 0, or -1 when it is no
+ * JSON object or its "enabled" is no boolean. */
+int dogtag_json_profile(const char *buf, size_t len,
+                        struct dogtag_profile *out);
+
 /* A CertData (GET …/certs/{id}). */
 struct dogtag_cert_data {
 	char id[DOGTAG_ID_MAX];

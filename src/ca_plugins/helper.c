@@ -819,14 +819,14 @@ out:
 }
 
 /*
- * Logs the end of a run: cause, then the helper, the operation, how it
- * ended, the time it took and its stderr.  The stderr goes to the log only,
- * never to the client.
+ * Writes into buf (size len) what the operator needs to know about a run
+ * besides its cause: the helper, the operation, how it ended, the time it
+ * took and its stderr.  The stderr goes to the log only, never to the
+ * client.  Returns buf.
  */
-static void
-helper_log_run(const struct helper_op *op, enum ca_log_level level,
-               const char *hint, const char *cause,
-               const struct ca_proc_result *res)
+static const char *
+helper_run_detail(const struct helper_op *op, const struct ca_proc_result *res,
+                  char *buf, size_t len)
 {
 	char how[64], sig[32], err[HELPER_QUOTE_MAX * 2 + 8];
 
@@ -840,10 +840,22 @@ helper_log_run(const struct helper_op *op, enum ca_log_level level,
 	else
 		snprintf(how, sizeof(how), "%d", res->status);
 	helper_quote(res->err, res->err_len, 0, err, sizeof(err));
-	ca_log(op->call, level, HELPER_COMPONENT, hint,
-	       "%s, helper: %s, operation: %s, exit: %s, ms: %ld%s%s%s", cause,
-	       op->h->argv[0], helper_verbs[op->verb], how, res->ms,
-	       err[0] != '\0' ? ", stderr: " : "", err,
+	snprintf(buf, len, "helper: %s, operation: %s, exit: %s, ms: %ld%s%s",
+	         op->h->argv[0], helper_verbs[op->verb], how, res->ms,
+	         err[0] != '\0' ? ", stderr: " : "", err);
+	return buf;
+}
+
+/* Logs the end of a run: cause, then the run's detail. */
+static void
+helper_log_run(const struct helper_op *op, enum ca_log_level level,
+               const char *hint, const char *cause,
+               const struct ca_proc_result *res)
+{
+	char detail[CA_DETAIL_MAX];
+
+	ca_log(op->call, level, HELPER_COMPONENT, hint, "%s, %s%s", cause,
+	       helper_run_detail(op, res, detail, sizeof(detail)),
 	       op->call == NULL ? ", backend: helper" : "");
 }
 
@@ -989,18 +1001,16 @@ helper_finish(struct helper_op *op, const struct ca_proc_result *res,
 	case CA_PENDING:
 		level = CA_LOG_INFO;
 		break;
-	case CA_REJECTED:
-		level = CA_LOG_NOTICE;
-		break;
 	default:
-		level = CA_LOG_ERROR;
+		/* A failure: ra writes the request's one line from the
+		 * result, so this copy is for debugging only. */
+		level = CA_LOG_DEBUG;
 		break;
 	}
 	helper_log_run(op, level, end->hint,
 	               end->outcome == CA_ISSUED ? "helper exit 0 ISSUED"
 	                                         : end->cause,
 	               res);
-	helper_op_free(op);
 	call->result.outcome = end->outcome;
 	if (end->outcome == CA_PENDING || end->outcome == CA_UNREACHABLE)
 		call->result.retry_after = end->retry_after;
@@ -1010,7 +1020,11 @@ helper_finish(struct helper_op *op, const struct ca_proc_result *res,
 		if (end->hint != NULL)
 			snprintf(call->result.hint, sizeof(call->result.hint),
 			         "%s", end->hint);
+		if (end->outcome != CA_PENDING)
+			helper_run_detail(op, res, call->result.detail,
+			                  sizeof(call->result.detail));
 	}
+	helper_op_free(op);
 	ca_call_done(call);
 }
 
@@ -1264,9 +1278,9 @@ helper_start_call(struct helper *h, struct ca_call *call, enum helper_verb verb)
 
 	if (helper_run(h, call, call->base, verb, err, sizeof(err)) != NULL)
 		return;
-	ca_log(call, CA_LOG_ERROR, HELPER_COMPONENT,
-	       "check the command of the label's ca", "%s failed: %s",
-	       ca_operation_name(call->op), err);
+	/* The reason names the command: the detail, for the log only. */
+	snprintf(call->result.detail, sizeof(call->result.detail),
+	         "operation: %s, error: \"%s\"", helper_verbs[verb], err);
 	ca_call_fail(call, CA_MISCONFIGURED,
 	             "check the command of the label's ca",
 	             "%s failed: cannot start the CA helper",
@@ -1444,4 +1458,5 @@ const struct ca_backend ca_helper_backend = {
     helper_unconfigure,    /* unconfigure */
     helper_start,          /* start: fetch and refresh the roots */
     helper_stop,           /* stop */
+    NULL,                  /* own_certs: none */
 };

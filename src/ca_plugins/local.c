@@ -152,15 +152,14 @@ local_fault_set(struct local_fault *f, enum ca_outcome outcome,
 }
 
 /*
- * Logs f and completes call with it.  A refused CSR is the client's fault
- * (notice, answered 400); anything else means the CA itself is unusable
- * (error, answered 500).  The caller must not touch call afterwards.
+ * Completes call with f.  A refused CSR is the client's fault (answered
+ * 400); anything else means the CA itself is unusable (answered 500).  ra
+ * logs the failure from the result, on the request's one line with the
+ * answer.  The caller must not touch call afterwards.
  */
 static void
 local_fail(struct ca_call *call, const struct local_fault *f)
 {
-	ca_log(call, f->outcome == CA_REJECTED ? CA_LOG_NOTICE : CA_LOG_ERROR,
-	       LOCAL_COMPONENT, f->hint, "%s", f->cause);
 	call->result.csr_fault = f->outcome == CA_REJECTED;
 	ca_call_fail(call, f->outcome, f->hint, "%s", f->cause);
 }
@@ -1555,4 +1554,5 @@ const struct ca_backend ca_local_backend = {
     local_unconfigure,       /* unconfigure */
     NULL,                    /* start: nothing runs in the background */
     NULL,                    /* stop */
+    NULL,                    /* own_certs: none */
 };

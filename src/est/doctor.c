@@ -69,6 +69,7 @@ struct doc_probe {
 	struct ca_call *health, *chain;
 	int health_done, chain_done;
 	char warns[DOC_WARNS_MAX][DOC_TEXT_MAX];
+	char warn_hints[DOC_WARNS_MAX][CA_HINT_MAX]; /* "" when none */
 	size_t nwarns;
 	char info[DOC_TEXT_MAX]; /* the last info line, e.g. IDENTIFY's */
 };
@@ -123,7 +124,7 @@ doc_time(const ASN1_TIME *t, char *buf, size_t len)
 
 /* The subject of x as one line, into buf. */
 static const char *
-doc_name(X509 *x, char *buf, size_t len)
+doc_name(const X509 *x, char *buf, size_t len)
 {
 	char *s = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
 
@@ -162,10 +163,12 @@ out:
 /*
  * One validity line for x: FAIL when not yet valid (the clock, most
  * likely) or expired, warn within DOC_EXPIRY_WARN_DAYS, else ok.  Quiet
- * when ok and quiet_ok is set.  Returns the status.
+ * when ok and quiet_ok is set.  what ("" or e.g. "agent certificate ")
+ * goes before the name in the check.  Returns the status.
  */
 static enum doc_status
-doc_validity(struct doctor *d, const char *subject, X509 *x, int quiet_ok)
+doc_validity(struct doctor *d, const char *subject, const char *what,
+             const X509 *x, int quiet_ok)
 {
 	char name[256], check[512], when[32], now_s[32], cause[512];
 	time_t now = time(NULL);
@@ -173,7 +176,7 @@ doc_validity(struct doctor *d, const char *subject, X509 *x, int quiet_ok)
 	int days = 0, secs = 0;
 
 	doc_name(x, name, sizeof(name));
-	snprintf(check, sizeof(check), "validity of %s", name);
+	snprintf(check, sizeof(check), "validity of %s%s", what, name);
 	gmtime_r(&now, &tm);
 	strftime(now_s, sizeof(now_s), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
@@ -247,7 +250,7 @@ doc_store(struct doctor *d, const char *path, const char *key)
 	for (i = 0; i < sk_X509_num(certs); i++) {
 		x = sk_X509_value(certs, i);
 		if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
-			doc_validity(d, subject, x, 0);
+			doc_validity(d, subject, "", x, 0);
 			bad++;
 		} else if (X509_cmp_time(X509_get0_notAfter(x), &now) <= 0)
 			expired++;
@@ -386,7 +389,8 @@ doc_server_cert(struct doctor *d)
 		                  name, sizeof(name)));
 		doc_line(d, DOC_OK, subject, "chain", cause, NULL);
 		for (i = 0; i < sk_X509_num(chain); i++)
-			doc_validity(d, subject, sk_X509_value(chain, i), 0);
+			doc_validity(d, subject, "", sk_X509_value(chain, i),
+			             0);
 	} else {
 		err = X509_STORE_CTX_get_error(ctx);
 		x = X509_STORE_CTX_get_current_cert(ctx);
@@ -397,7 +401,8 @@ doc_server_cert(struct doctor *d)
 		         "append the intermediate CA certificates to tls.cert "
 		         "(server first), and the root to tls.explicit_ca");
 		for (i = 0; i < sk_X509_num(certs); i++)
-			doc_validity(d, subject, sk_X509_value(certs, i), 0);
+			doc_validity(d, subject, "", sk_X509_value(certs, i),
+			             0);
 	}
 out:
 	ERR_clear_error();
@@ -441,7 +446,8 @@ doc_server(struct doctor *d)
 /* --- CA checks ------------------------------------------------------------
  */
 
-/* The CA log hook for the run: keeps a label's warnings and last info. */
+/* The CA log hook for the run: keeps a label's warnings (with their hints,
+ * the remedy of their lines) and its last info. */
 static void
 doc_ca_log(const struct ca_call *call, enum ca_log_level level,
            const char *component, const char *hint, const char *message)
@@ -449,12 +455,13 @@ doc_ca_log(const struct ca_call *call, enum ca_log_level level,
 	struct doc_probe *p = call != NULL ? call->log_context : NULL;
 
 	(void)component;
-	(void)hint;
 	if (p == NULL)
 		return;
-	if (level == CA_LOG_WARN && p->nwarns < DOC_WARNS_MAX)
+	if (level == CA_LOG_WARN && p->nwarns < DOC_WARNS_MAX) {
+		snprintf(p->warn_hints[p->nwarns], CA_HINT_MAX, "%s",
+		         hint != NULL ? hint : "");
 		snprintf(p->warns[p->nwarns++], DOC_TEXT_MAX, "%s", message);
-	else if (level == CA_LOG_INFO)
+	} else if (level == CA_LOG_INFO)
 		snprintf(p->info, sizeof(p->info), "%s", message);
 }
 
@@ -542,6 +549,13 @@ doc_rung_of(const char *cause, int *code)
 		}
 		p += 5;
 	}
+	/* The CA refused the backend's own credential (the Dogtag agent):
+	 * authentication, whatever curl code carried it, since a TLS alert
+	 * about a client certificate ends the handshake itself. */
+	if (strstr(cause, "agent login failed") != NULL ||
+	    strstr(cause, "agent authentication failed") != NULL ||
+	    strstr(cause, "agent certificate expired") != NULL)
+		return DOC_AUTH;
 	switch (*code) {
 	case 0:
 		break;
@@ -747,8 +761,8 @@ doc_chain(struct doc_probe *p, const char *subject)
 		return;
 	}
 	for (i = 0; i < sk_X509_num(res->chain); i++)
-		if (doc_validity(p->d, subject, sk_X509_value(res->chain, i),
-		                 1) == DOC_FAIL)
+		if (doc_validity(p->d, subject, "",
+		                 sk_X509_value(res->chain, i), 1) == DOC_FAIL)
 			bad = 1;
 	snprintf(cause, sizeof(cause), "%d certificate%s, issuing CA %s",
 	         sk_X509_num(res->chain),
@@ -756,6 +770,24 @@ doc_chain(struct doc_probe *p, const char *subject)
 	         doc_name(sk_X509_value(res->chain, 0), name, sizeof(name)));
 	doc_line(p->d, bad ? DOC_WARN : DOC_OK, subject, "CA chain fetch",
 	         cause, NULL);
+}
+
+/* What doc_own_cert needs: the run and the label's subject. */
+struct doc_own {
+	struct doctor *d;
+	const char *subject;
+};
+
+/* ca_own_cert_fn: the validity of a certificate the backend presents to
+ * its CA on its own behalf (the Dogtag agent certificate). */
+static void
+doc_own_cert(const char *role, const X509 *cert, void *arg)
+{
+	const struct doc_own *own = arg;
+	char what[64];
+
+	snprintf(what, sizeof(what), "%s certificate ", role);
+	doc_validity(own->d, own->subject, what, cert, 0);
 }
 
 /* Prints the lines of one label's CA checks. */
@@ -786,6 +818,13 @@ doc_report(struct doc_probe *p)
 		snprintf(subject, sizeof(subject), "label %s: %s",
 		         p->label->name, backend);
 
+	/* The backend's own certificates first: an expired agent
+	 * certificate explains the refused login the ladder shows next. */
+	if (inst->backend->own_certs != NULL) {
+		struct doc_own own = {p->d, subject};
+
+		inst->backend->own_certs(inst->priv, doc_own_cert, &own);
+	}
 	if (p->health == NULL) {
 		doc_line(p->d, DOC_WARN, subject, "health",
 		         "the backend has no health check", NULL);
@@ -824,7 +863,7 @@ doc_report(struct doc_probe *p)
 	}
 	for (i = 0; i < p->nwarns; i++)
 		doc_line(p->d, DOC_WARN, subject, "backend warning",
-		         p->warns[i], NULL);
+		         p->warns[i], p->warn_hints[i]);
 	/* The chain fetch fails the same way when the CA was not reached:
 	 * one FAIL line for one cause. */
 	if (p->chain != NULL && p->chain_done && reached_ca)

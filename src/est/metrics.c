@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "ca_plugins/ca.h"
 #include "est/metrics.h"
 
 /* Upper bound of series of every labelled counter family together. */
@@ -376,8 +377,15 @@ est_metrics_time(const ASN1_TIME *t)
 	return (long long)timegm(&tm);
 }
 
+/*
+ * One estrad_certificate_not_after_seconds sample for cert: which says
+ * what it is, subject is its subject; label and backend (NULL: left out)
+ * name the CA label whose backend presents it, so that labels sharing
+ * one agent certificate still make distinct series.
+ */
 static void
-est_metrics_cert(struct evbuffer *out, const char *which, X509 *cert)
+est_metrics_cert(struct evbuffer *out, const char *which, const X509 *cert,
+                 const char *label, const char *backend)
 {
 	char subject[256];
 	long long t;
@@ -387,12 +395,38 @@ est_metrics_cert(struct evbuffer *out, const char *which, X509 *cert)
 		return;
 	X509_NAME_oneline(X509_get_subject_name(cert), subject,
 	                  sizeof(subject));
-	evbuffer_add_printf(out,
-	                    "estrad_certificate_not_after_seconds{which=\"%s\","
-	                    "subject=\"",
-	                    which);
+	evbuffer_add(out, "estrad_certificate_not_after_seconds{which=\"",
+	             sizeof("estrad_certificate_not_after_seconds{which=\"") -
+	                 1);
+	est_metrics_value(out, which);
+	evbuffer_add(out, "\",subject=\"", sizeof("\",subject=\"") - 1);
 	est_metrics_value(out, subject);
+	if (label != NULL) {
+		evbuffer_add(out, "\",label=\"", sizeof("\",label=\"") - 1);
+		est_metrics_value(out, label);
+	}
+	if (backend != NULL) {
+		evbuffer_add(out, "\",backend=\"", sizeof("\",backend=\"") - 1);
+		est_metrics_value(out, backend);
+	}
 	evbuffer_add_printf(out, "\"} %lld\n", t);
+}
+
+/* Where est_metrics_own_cert writes, and for which label. */
+struct est_metrics_own {
+	struct evbuffer *out;
+	const struct ra_label *label;
+};
+
+/* ca_own_cert_fn: a certificate a label's backend presents to its CA
+ * (the Dogtag agent certificate), one sample with the role as which. */
+static void
+est_metrics_own_cert(const char *role, const X509 *cert, void *arg)
+{
+	const struct est_metrics_own *own = arg;
+
+	est_metrics_cert(own->out, role, cert, own->label->name,
+	                 own->label->ca->backend->name);
 }
 
 /* The certificates of a PEM file, each as one not_after sample. */
@@ -405,7 +439,7 @@ est_metrics_cert_file(struct evbuffer *out, const char *which, const char *path)
 	if (path == NULL || (fp = fopen(path, "r")) == NULL)
 		return;
 	while ((cert = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
-		est_metrics_cert(out, which, cert);
+		est_metrics_cert(out, which, cert, NULL, NULL);
 		X509_free(cert);
 	}
 	fclose(fp);
@@ -535,16 +569,30 @@ est_metrics_render(struct evbuffer *out, const struct ra_config *config,
 		evbuffer_add_printf(out, "estrad_pending_records %ld\n",
 		                    pending);
 	est_metrics_head(out, "estrad_certificate_not_after_seconds", "gauge",
-	                 "notAfter of the certificates estrad serves and "
-	                 "trusts, in seconds since the epoch.");
+	                 "notAfter of the certificates estrad serves, trusts "
+	                 "and presents to its CAs, in seconds since the "
+	                 "epoch.");
 	if (ctx != NULL) {
-		est_metrics_cert(out, "server", SSL_CTX_get0_certificate(ctx));
+		est_metrics_cert(out, "server", SSL_CTX_get0_certificate(ctx),
+		                 NULL, NULL);
 		if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1)
 			for (j = 0; chain != NULL && j < sk_X509_num(chain);
 			     j++)
 				est_metrics_cert(out, "server_chain",
-				                 sk_X509_value(chain, j));
+				                 sk_X509_value(chain, j), NULL,
+				                 NULL);
 	}
 	est_metrics_cert_file(out, "explicit_ca", config->tls.explicit_ca);
 	est_metrics_cert_file(out, "implicit_ca", config->tls.implicit_ca);
+	/* The backends' own certificates: read from what each configured,
+	 * so a renewed agent certificate shows after the SIGHUP that loads
+	 * it, as the server certificate does. */
+	for (i = 0; i < config->nlabels; i++) {
+		const struct ca_instance *inst = config->labels[i]->ca;
+		struct est_metrics_own own = {out, config->labels[i]};
+
+		if (inst != NULL && inst->backend->own_certs != NULL)
+			inst->backend->own_certs(inst->priv,
+			                         est_metrics_own_cert, &own);
+	}
 }

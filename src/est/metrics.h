@@ -55,8 +55,10 @@ int est_metrics_ready(char *why, size_t whylen);
 /*
  * Appends the whole exposition to out: the counters above plus gauges read
  * now from config (pending records in pending.dir; the tls.explicit_ca
- * and tls.implicit_ca certificates' notAfter) and from ctx (the server
- * certificate and the chain it sends).  Borrows everything; main thread.
+ * and tls.implicit_ca certificates' notAfter; the notAfter of what each
+ * label's backend presents to its CA, through its own_certs hook, e.g.
+ * the Dogtag agent certificate) and from ctx (the server certificate and
+ * the chain it sends).  Borrows everything; main thread.
  */
 void est_metrics_render(struct evbuffer *out, const struct ra_config *config,
                         SSL_CTX *ctx);

@@ -563,7 +563,7 @@ ra_request_audit_entry(struct ra_request *req, const char *event)
 
 	req->audited = 1;
 	if (!ra_log_audit_enabled())
-		return 0;
+		return NULL;
 	entry = json_object();
 	auth = json_object();
 
@@ -931,9 +931,14 @@ ra_request_chain_done(struct ca_call *call, void *arg)
 			}
 		}
 	} else {
-		ra_log(CA_LOG_WARN, "ra.request", &req->log, NULL,
-		       "include_chain: cannot get the CA chain: %s",
-		       call->result.cause);
+		/* The backend logs no line of its own for the failed call:
+		 * this one carries its detail and hint. */
+		ra_log(CA_LOG_WARN, "ra.request", &req->log,
+		       call->result.hint[0] != '\0' ? call->result.hint : NULL,
+		       "include_chain: cannot get the CA chain: %s%s%s",
+		       call->result.cause,
+		       call->result.detail[0] != '\0' ? ", " : "",
+		       call->result.detail);
 	}
 	ra_request_conclude(req, call, 1);
 }
@@ -1013,10 +1018,27 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 		if (req->status == 202 || req->status == 503)
 			req->retry_after =
 			    retry != 0 ? retry : req->label->retry_after;
-		ra_log(req->status >= 500 ? CA_LOG_ERROR : CA_LOG_NOTICE,
-		       "ra.request", &req->log,
-		       res->hint[0] != '\0' ? res->hint : NULL, "%s",
-		       req->cause);
+		if (res->outcome == CA_PENDING) {
+			ra_log(CA_LOG_NOTICE, "ra.request", &req->log,
+			       res->hint[0] != '\0' ? res->hint : NULL, "%s",
+			       req->cause);
+		} else {
+			char component[64];
+
+			/* The failed request's one line: backends log no
+			 * line of their own for it, so this one carries
+			 * everything (cause, the backend's detail, URL,
+			 * answer, hint), under the backend's component as
+			 * the fault is the CA's. */
+			snprintf(component, sizeof(component), "ca.%s",
+			         req->label->ca->backend->name);
+			ra_log(req->status >= 500 ? CA_LOG_ERROR
+			                          : CA_LOG_NOTICE,
+			       component, &req->log,
+			       res->hint[0] != '\0' ? res->hint : NULL,
+			       "%s%s%s", req->cause,
+			       res->detail[0] != '\0' ? ", " : "", res->detail);
+		}
 	}
 	ra_request_conclude(req, call, enroll);
 }

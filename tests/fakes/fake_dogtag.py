@@ -42,7 +42,9 @@ Usage
                   error     → rejected, errorMessage "Request N - Server
                               Internal Error" (§3.5, modelled)
                   disabled  → POST 400 "Bad request data: Profile X not
-                              enabled" (template still served)
+                              enabled" (template still served, as
+                              CertRequestService does; profiles/{id}
+                              says "enabled": false)
                 Profiles not listed: POST 400 "... Profile X Not Found",
                 template 400 "Unable to get enrollment template for X:
                 Profile not found".  Auth suffixes (profile authenticators,
@@ -69,6 +71,16 @@ Endpoints (v2 under /ca/v2, v1 under /ca/rest or /ca/v1; §2)
   GET  certrequests/profiles/{id}   enrollment template (certReqInputImpl,
                          plus raClientAuthInfoInputImpl for +agentcert
                          profiles)
+  GET  profiles/{id}     ProfileData ("enabled", "enabledBy", "visible",
+                         Input, ...), as ProfileServlet / ProfileService:
+                         not constrained by the container, so the principal
+                         is the session's; auth method "profiles" is
+                         certUserDBAuthMgr and the ACL profiles.read
+                         (certServer.profile.configuration read) allows
+                         agents.  No session principal → 403 "Anonymous
+                         access not allowed.", a Basic login → 403
+                         "Authentication method not allowed.", a non-agent
+                         → 403; unknown profile → 404
   POST certrequests[?issuer-id=AID|issuer-dn=DN]     200 CertRequestInfos
   GET  certrequests/{id}            hex 0x… or decimal; 200 CertRequestInfo
   GET  agent/certrequests/{id}      review + nonce (kept in the session; a
@@ -91,7 +103,7 @@ Control API (no authentication, JSON in and out)
                         counters per API version and endpoint (info, login,
                         logout, template, submit, request, review, approve,
                         reject, cancel, agent_other, cert, chain, signing,
-                        getCertChain, not_found; "disabled" counts v1 hits
+                        getCertChain, profile, not_found; "disabled" counts v1 hits
                         while v1 is off, "absent" v2 hits while v2 is off;
                         /pki/*/info counts under v1/v2, unknown paths under
                         "unknown"), sessions, config, CA paths
@@ -196,7 +208,7 @@ CERT_NOT_FOUND = "com.netscape.certsrv.cert.CertNotFoundException"
 
 ENDPOINTS = ("info", "login", "logout", "template", "submit", "request",
              "review", "approve", "reject", "cancel", "agent_other", "cert",
-             "chain", "signing", "getCertChain", "not_found")
+             "chain", "signing", "getCertChain", "profile", "not_found")
 
 
 def log(msg):
@@ -972,6 +984,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 3 and parts[:2] == ["certrequests", "profiles"] \
                 and method == "GET":
             return self.h_template, "template", (parts[2],)
+        if len(parts) == 2 and parts[0] == "profiles" and method == "GET":
+            return self.h_profile, "profile", (parts[1],)
         if parts == ["certrequests"] and method == "POST":
             return self.h_submit, "submit", ()
         if len(parts) == 2 and parts[0] == "certrequests" and method == "GET":
@@ -1068,6 +1082,38 @@ class Handler(BaseHTTPRequestHandler):
             raise PKIError(400, "Unable to get enrollment template for %s: "
                            "Profile not found" % profile)
         self.send_json(200, self.template(profile, auth))
+
+    def h_profile(self, cfg, q, body, profile):
+        """ProfileData of a profile (§2 note in the docstring above)."""
+        sid, sess = self.cookie_session()
+        user = sess.get("user") if sess is not None else None
+        if not user:
+            raise PKIError(403, "Anonymous access not allowed.")
+        self.who = user
+        if sess.get("method") != "cert":
+            raise PKIError(403, "Authentication method not allowed.")
+        if not self.is_agent(user):
+            raise PKIError(403, "Authorization Error: %s is not permitted "
+                           "certServer.profile.configuration,read" % user)
+        base, auth = self.profile_mode(cfg, profile)
+        if base is None:
+            raise PKIError(404, "Profile not found: %s" % profile,
+                           "com.netscape.certsrv.profile."
+                           "ProfileNotFoundException")
+        data = {"id": profile, "classId": "caEnrollImpl",
+                "name": "Fake profile %s" % profile,
+                "description": "Fake profile %s" % profile,
+                "enabled": base != "disabled", "visible": True,
+                "renewal": False, "xmlOutput": False,
+                "Input": self.template(profile, auth)["Input"],
+                "Output": [], "PolicySets": {}}
+        # NON_NULL: a disabled profile has no enabledBy.
+        if base != "disabled":
+            data["enabledBy"] = "caadmin"
+        if auth:
+            data["authenticatorId"] = {"agentcert": "AgentCertAuth",
+                                       "session": "SessionAuthn"}[auth]
+        self.send_json(200, data)
 
     def request_info(self, rec, with_result=False):
         info = {"requestID": hexid(rec["id"]), "requestType": "enrollment",

@@ -420,6 +420,21 @@ check "unknown profile template: 400 message" jis "$tmp/b" 's["Message"]' "Unabl
 mkreq "$tmp/tpl.json" "$tmp/dev.csr" "$tmp/req-off.json" caOff
 st=$(submit "$tmp/b" "$tmp/req-off.json")
 check "disabled profile: 400 not enabled" test "$st:$(jq_ "$tmp/b" 's["Message"]')" = "400:Bad request data: Profile caOff not enabled"
+# The template is served for a disabled profile; its state is an agent's
+# read (profiles/{id}), in a session from a certificate login.
+check "disabled profile: template still served" test "$(code "$v2/certrequests/profiles/caOff")" = 200
+a -c "$tmp/pj" -b "$tmp/pj" -o /dev/null "$v2/account/login"
+a -b "$tmp/pj" -o "$tmp/b" "$v2/profiles/caOff"
+check "profiles/{id} of a disabled profile: enabled false" jis "$tmp/b" 's["enabled"], "enabledBy" in s' "(False, False)"
+a -b "$tmp/pj" -o "$tmp/b" "$v1/profiles/caServerCert"
+check "v1 profiles/{id}: enabled by an agent" jis "$tmp/b" 's["id"], s["enabled"], s["enabledBy"]' "('caServerCert', True, 'caadmin')"
+a -b "$tmp/pj" -o "$tmp/b" -w '%{http_code}' "$v2/profiles/caNoSuch" >"$tmp/st"
+check "profiles/{id} of an unknown profile: 404" test "$(cat "$tmp/st")" = 404
+c -o "$tmp/b" "$v2/profiles/caServerCert"
+check "profiles/{id} without a session: 403 anonymous" jis "$tmp/b" 's["Code"], s["Message"]' "(403, 'Anonymous access not allowed.')"
+c --basic -u caadmin:Secret.123 -c "$tmp/pjb" -b "$tmp/pjb" -o /dev/null "$v2/account/login"
+c -b "$tmp/pjb" -o "$tmp/b" "$v2/profiles/caServerCert"
+check "profiles/{id} after a Basic login: 403 auth method" jis "$tmp/b" 's["Message"]' "Authentication method not allowed."
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); s["Input"][0]["Attribute"][1]["Value"]="bm90IGEgQ1NS"; json.dump(s,open(sys.argv[2],"w"))' \
     "$tmp/req.json" "$tmp/req-bad.json"
 st=$(submit "$tmp/b" "$tmp/req-bad.json")

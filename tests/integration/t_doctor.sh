@@ -4,8 +4,10 @@
 # know, a closed port, the certsrv fake (tests/fakes/fake_certsrv.py) behind
 # a certificate the bundle does not vouch for, that names another host, or
 # that is not valid yet, a wrong password, a template the CA does not
-# offer, a missing helper.  Each must name the cause and the remedy; a
-# healthy setup prints only ok.  Also: the world-writable refusal and the
+# offer, a missing helper; the Dogtag fake (tests/fakes/fake_dogtag.py)
+# with a profile that exists but is disabled, and an agent certificate
+# that has expired.  Each must name the cause and the remedy; a healthy
+# setup prints only ok.  Also: the world-writable refusal and the
 # privilege drop of the daemon itself, and make install into a DESTDIR.
 
 DOC_FAKE_PID="" DOC_FAKE=""
@@ -82,6 +84,109 @@ doc_fake() {
 	done
 	[[ -n $line ]] || fail "fake_certsrv not ready after 30 s" "$T/fake.err"
 	DOC_FAKE=https://${line##*ready on }
+}
+
+# doc_dogtag_fake: starts the Dogtag fake (the dev server certificate; TLS
+# client certificates of the dev CAs accepted, CN=demo-client an agent)
+# and sets DOC_FAKE to its https://IP:PORT.  Its default profiles include
+# caServerCert (enabled) and caOff (disabled).
+doc_dogtag_fake() {
+	local line i
+	trap 'doc_cleanup' EXIT
+	mkdir -p "$T/dogtag-state"
+	python3 "$ROOT/tests/fakes/fake_dogtag.py" --listen 127.0.0.1:0 \
+	    --cert "$CERTS/server.pem" --key "$CERTS/server.key" \
+	    --client-ca "$CERTS/ca-chain.pem" --state-dir "$T/dogtag-state" \
+	    >"$T/fake.out" 2>"$T/fake.err" </dev/null &
+	DOC_FAKE_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		line=$(grep -m1 'ready on' "$T/fake.out" 2>/dev/null)
+		[[ -n $line ]] && break
+		kill -0 "$DOC_FAKE_PID" 2>/dev/null ||
+		    fail "fake_dogtag exited during startup" "$T/fake.err"
+		sleep 0.1
+	done
+	[[ -n $line ]] || fail "fake_dogtag not ready after 30 s" "$T/fake.err"
+	DOC_FAKE=https://${line##*ready on }
+	# The agent's key as an operator keeps it: readable by root only.
+	cp "$CERTS/client.key" "$T/agent.key"
+	chmod 600 "$T/agent.key"
+}
+
+# doc_expired_agent: $T/agent-old.pem and $T/agent-old.key, CN=demo-client
+# (an agent of the fake) issued by the dev issuing CA, which the fake
+# trusts for client certificates, but valid only in 2020: the fake's TLS
+# layer refuses it as a real Dogtag does.
+doc_expired_agent() {
+	local d=$T/agent-ca
+	mkdir -p "$d"
+	: >"$d/index.txt"
+	printf '%s\n' 2001 >"$d/serial"
+	cat >"$d/ca.cnf" <<EOF_CNF
+[ ca ]
+default_ca = agent
+[ agent ]
+database = $d/index.txt
+serial = $d/serial
+new_certs_dir = $d
+default_md = sha256
+policy = any
+x509_extensions = ext
+unique_subject = no
+[ any ]
+commonName = supplied
+[ ext ]
+basicConstraints = CA:FALSE
+keyUsage = digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+EOF_CNF
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$T/agent-old.key" -subj "/CN=demo-client" \
+	    -out "$d/agent.csr" >"$d/req.out" 2>&1 &&
+	    openssl ca -batch -config "$d/ca.cnf" -cert "$CERTS/issuing-ca.pem" \
+	        -keyfile "$CERTS/issuing-ca.key" -startdate 20200101000000Z \
+	        -enddate 20201231000000Z -in "$d/agent.csr" \
+	        -out "$T/agent-old.pem" -notext >"$d/ca.out" 2>&1 ||
+	    fail "cannot make the expired agent certificate" "$d/req.out" \
+	    "$d/ca.out"
+	chmod 600 "$T/agent-old.key"
+}
+
+# doc_dogtag URL [KEY=JSON-VALUE...]: the "ca" object of a dogtag label for
+# URL (agent certificate client.pem, the dev bundle, profile caServerCert);
+# a null VALUE removes KEY.
+doc_dogtag() {
+	python3 - "$CERTS" "$T" "$@" <<'EOF_PY'
+import json, sys
+certs, t, url = sys.argv[1:4]
+ca = {"backend": "dogtag", "urls": [url], "ca_bundle": certs + "/ca-chain.pem",
+      "agent_cert": certs + "/client.pem", "agent_key": t + "/agent.key",
+      "profile": "caServerCert", "connect_timeout": 3, "timeout": 10}
+for kv in sys.argv[4:]:
+    k, v = kv.split("=", 1)
+    ca[k] = json.loads(v)
+print(json.dumps({k: v for k, v in ca.items() if v is not None}))
+EOF_PY
+}
+
+# doc_json_has STATUS CHECK-ERE CAUSE-ERE REMEDY-ERE: the --json output in
+# $T/doctor.out has a line with that status whose check, cause and remedy
+# match the EREs (Python re.search).
+doc_json_has() {
+	python3 - "$T/doctor.out" "$@" <<'EOF_PY' 2>"$T/json.err" ||
+import json, re, sys
+lines = json.load(open(sys.argv[1]))
+status, check, cause, remedy = sys.argv[2:6]
+for l in lines:
+    assert set(l) == {"status", "subject", "check", "cause", "remedy"}, l
+if not any(l["status"] == status and re.search(check, l["check"])
+           and re.search(cause, l["cause"]) and re.search(remedy, l["remedy"])
+           for l in lines):
+    sys.exit("no %s line: check /%s/, cause /%s/, remedy /%s/"
+             % (status, check, cause, remedy))
+EOF_PY
+	    fail "--json output lacks the expected line" "$T/json.err" \
+	    "$T/doctor.out"
 }
 
 # doc_config [LABEL CA-JSON]...: $T/estrad.json, the shipped configuration
@@ -229,7 +334,7 @@ t_doctor_closed_port() {
 	grep -qE "^ok    .*DNS resolution of 127.0.0.1: ok" "$T/doctor.out" ||
 	    fail "DNS not reported ok before the TCP failure" "$T/doctor.out"
 	doc_expect_fail "TCP connect to 127.0.0.1:$port: .*curl 7 " \
-	    'listens on|firewall'
+	    'listens on|firewall|runs and the urls'
 }
 
 t_doctor_untrusted_ca() {
@@ -393,4 +498,105 @@ t_doctor_make_install_destdir() {
 			    fail "groff warns about $f" "$T/groff.out"
 		done
 	fi
+}
+
+t_doctor_dogtag_healthy_all_ok() {
+	doc_dogtag_fake
+	doc_config dg "$(doc_dogtag "$DOC_FAKE")"
+	doc_run
+	assert_eq 0 "$DOC_RC" "--doctor exit status" "$T/doctor.out" \
+	    "$T/doctor.err"
+	if grep -vE '^(ok    |doctor: )' "$T/doctor.out" >"$T/notok"; then
+		fail "a healthy dogtag setup printed more than ok lines" "$T/notok"
+	fi
+	local re
+	for re in \
+	    "label dg: dogtag $DOC_FAKE: validity of agent certificate /CN=demo-client: valid until " \
+	    'label dg: dogtag .*: TLS handshake \(CA bundle .*ca-chain.pem, host name 127.0.0.1\): ok' \
+	    'label dg: dogtag .*: HTTP authentication \(auth agent certificate\): ok' \
+	    'label dg: dogtag .*: Dogtag API, agent login and profile caServerCert: REST API v2, agent "CN=demo-client" valid until .*, profile caServerCert enabled by caadmin' \
+	    'label dg: dogtag .*: CA chain fetch: 2 certificates'; do
+		grep -qE -- "^ok    $re" "$T/doctor.out" ||
+		    fail "no ok line matching /$re/" "$T/doctor.out"
+	done
+	# --doctor read the profile's state and never enrolled.
+	curl -s --cacert "$CERTS/ca-chain.pem" "$DOC_FAKE/_fake/state" \
+	    >"$T/state.json"
+	python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+assert not s["requests"], s["requests"]
+c = s["counters"]["v2"]
+assert c.get("profile") == 1 and not c.get("submit"), c' "$T/state.json" \
+	    2>"$T/state.err" || fail "--doctor did not read the profile once, or submitted" \
+	    "$T/state.err" "$T/state.json"
+	doc_no_sanitizer
+}
+
+t_doctor_dogtag_profile_disabled() {
+	doc_dogtag_fake
+	# caOff exists (its template is served) but is disabled at the CA.
+	doc_config dg "$(doc_dogtag "$DOC_FAKE" 'profile="caOff"')"
+	doc_run
+	grep -qE "^ok    label dg: .*HTTP authentication .*: ok" \
+	    "$T/doctor.out" ||
+	    fail "the agent login not reported ok before the profile" \
+	    "$T/doctor.out"
+	doc_expect_fail \
+	    "label dg: dogtag $DOC_FAKE: Dogtag API, agent login and profile caOff: profile disabled: profile caOff exists but the CA has it disabled" \
+	    'pki ca-profile-enable caOff'
+	# One cause, one FAIL line.
+	assert_eq 1 "$(grep -c '^FAIL' "$T/doctor.out")" "FAIL lines" \
+	    "$T/doctor.out"
+	doc_run --json
+	assert_eq 1 "$DOC_RC" "--doctor --json exit status" "$T/doctor.out"
+	doc_json_has FAIL 'profile caOff' 'profile caOff exists but the CA has it disabled' \
+	    'pki ca-profile-enable caOff'
+}
+
+t_doctor_dogtag_agent_cert_expired() {
+	doc_dogtag_fake
+	doc_expired_agent
+	doc_config dg "$(doc_dogtag "$DOC_FAKE" \
+	    "agent_cert=\"$T/agent-old.pem\"" "agent_key=\"$T/agent-old.key\"")"
+	doc_run
+	# The certificate itself, read from its file ...
+	doc_expect_fail \
+	    'label dg: dogtag .*: validity of agent certificate /CN=demo-client: expired on 2020-12-31T00:00:00Z' \
+	    'renew it, then reload estrad'
+	# ... and what the CA made of it: the TLS layer answered (server
+	# certificate fine), the agent login was refused.
+	grep -qE "^ok    label dg: .*TLS handshake .*: ok" "$T/doctor.out" ||
+	    fail "TLS not reported ok before the refused login" "$T/doctor.out"
+	doc_expect_fail \
+	    'label dg: dogtag .*: HTTP authentication \(auth agent certificate\): agent login failed: curl (35|55|56) ' \
+	    'renew the agent certificate'
+	doc_run --json
+	assert_eq 1 "$DOC_RC" "--doctor --json exit status" "$T/doctor.out"
+	doc_json_has FAIL 'validity of agent certificate /CN=demo-client' \
+	    'expired on 2020-12-31T00:00:00Z' 'renew it'
+	doc_json_has FAIL 'HTTP authentication' 'agent login failed' \
+	    'renew the agent certificate'
+}
+
+t_doctor_dogtag_basic_agent_state_unread() {
+	doc_dogtag_fake
+	printf 'Secret.123\n' >"$T/agent.pass"
+	chmod 600 "$T/agent.pass"
+	# Dogtag lets only certificate logins read a profile's state: a Basic
+	# agent gets the profile's existence checked and a warning, no FAIL.
+	doc_config dg "$(doc_dogtag "$DOC_FAKE" agent_cert=null agent_key=null \
+	    'user="caadmin"' "password_file=\"$T/agent.pass\"")"
+	doc_run
+	assert_eq 0 "$DOC_RC" "--doctor exit status" "$T/doctor.out" \
+	    "$T/doctor.err"
+	grep -qE '^ok    label dg: .*profile caServerCert: REST API v2, agent user caadmin, profile caServerCert exists$' \
+	    "$T/doctor.out" || fail "no ok line for the profile" "$T/doctor.out"
+	grep -qE '^warn  label dg: .*backend warning: profile caServerCert exists, but whether it is enabled could not be read: HTTP 403 .*Authentication method not allowed.*: set agent_cert and agent_key instead of user' \
+	    "$T/doctor.out" ||
+	    fail "no warn line naming the refused read and the remedy" \
+	    "$T/doctor.out"
+	if grep -q 'Secret\.123' "$T/doctor.out"; then
+		fail "--doctor prints the agent password" "$T/doctor.out"
+	fi
+	doc_no_sanitizer
 }

@@ -366,6 +366,7 @@ t_dogtag_reject_403() {
 	dg_enroll dgreject d8
 	assert_error 403
 	dg_log_has "$RID" 'enroll refused by CA: requestStatus rejected ".+", CA request 0x[0-9a-f]+, profile caReject'
+	fl_one_refusal_line "$RID"
 	grep -q 'requestStatus rejected' "$T/body" ||
 	    fail "the 403 body lacks the CA's message" "$T/body"
 	dg_stop_and_check
@@ -387,6 +388,7 @@ t_dogtag_profile_not_found() {
 	assert_error 500
 	dg_log_has "$RID" 'profile caNope not found or not enabled: HTTP 400 "Bad Request": BadRequestException 400 "Bad request data: Profile caNope Not Found"'
 	dg_log_has "$RID" 'hint: "check profile caNope of label dgnoprof'
+	fl_one_error_line "$RID"
 	dg_stop_and_check
 }
 
@@ -396,7 +398,8 @@ t_dogtag_ca_disabled_503() {
 	dg_enroll dg d11
 	assert_error 503
 	assert_header Retry-After 7
-	dg_log_has "$RID" 'CA disabled: HTTP 409 "Conflict": ConflictingOperationException 409 "CA not enabled"'
+	dg_log_has "$RID" 'ca\.dogtag: enroll failed: CA disabled: HTTP 409 "Conflict": ConflictingOperationException 409 "CA not enabled" while submitting request, .*, url: https://127\.0\.0\.1:[0-9]+/[^,]+, answer: 503, hint: "'
+	fl_one_error_line "$RID"
 	dg_stop_and_check
 }
 
@@ -425,9 +428,10 @@ t_dogtag_expired_agent_cert() {
 	dg_enroll dgexpired d14
 	assert_error 500
 	# The alert itself (certificate expired) shows when libcurl reads it
-	# before the server closed; the agent_cert text always shows.
-	dg_log_has "$RID" 'ca\.dogtag: agent login failed: curl (35|55|56) ".*" \(.*\) while logging in as agent, agent_cert: "CN=demo-client" expired 2020-12-31T00:00:00Z'
-	dg_log_has "$RID" 'hint: "renew the agent certificate, then SIGHUP"'
+	# before the server closed; the agent_cert text always shows, on the
+	# request's one error line with URL, answer and hint.
+	dg_log_has "$RID" '\[error\] .* ca\.dogtag: agent login failed: curl (35|55|56) ".*" \(.*\) while logging in as agent, agent_cert: "CN=demo-client" expired 2020-12-31T00:00:00Z, .*, url: https://[^,]+/login, answer: 500, hint: "renew the agent certificate, then SIGHUP"'
+	fl_one_error_line "$RID"
 	dg_stop_and_check
 }
 

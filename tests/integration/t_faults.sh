@@ -8,33 +8,55 @@
 # FAULT_ROUNDS (default 1000) sets how many failures the leak test
 # drives; the README's figure comes from a run with FAULT_ROUNDS=10000.
 
-# fl_one_error_line RID: the error log has exactly one answer line of
-# level error for RID (waits up to 2 s for it).  The backend's own line
-# with the cause comes before it (issue 10 report: two lines per fault,
-# the backend's and ra.request's; only the second names the answer).
-fl_one_error_line() {
-	local rid=$1 n i
+# fl_one_line RID LEVELS [WHAT]: the error log ($LOGS/error.log) has
+# exactly one line for RID whose level is one of LEVELS (an ERE
+# alternation, e.g. "notice|warn|error"), and it names the answer (waits
+# up to 2 s for it).  The request's answer is written after its log
+# lines, so a second line would already be there.
+fl_one_line() {
+	local rid=$1 levels=$2 what=${3:-lines} n=0 i lines=""
 	for ((i = 0; i < 20; i++)); do
-		n=$(grep -F -- "rid=$rid" "$T/logs/error.log" 2>/dev/null |
-		    grep -E '\[(error|crit|alert|emerg)\]' |
-		    grep -cE 'answer: [0-9]{3}' || true)
+		lines=$(grep -F -- "rid=$rid " "$LOGS/error.log" 2>/dev/null |
+		    grep -E "\[($levels)\]" || true)
+		n=$(grep -c . <<<"$lines" || true)
 		((n >= 1)) && break
 		sleep 0.1
 	done
-	assert_eq 1 "$n" "error-log answer lines for rid $rid" \
-	    "$T/logs/error.log"
+	assert_eq 1 "$n" "$what for rid $rid" "$LOGS/error.log"
+	grep -qE 'answer: [0-9]{3}' <<<"$lines" ||
+	    fail "the line for rid $rid names no answer" "$LOGS/error.log"
+}
+
+# fl_one_error_line RID: a failed request leaves exactly one line of
+# level error or worse (error, crit, alert, emerg), holding cause, URL,
+# answer and hint; the backend adds no line of its own (issue 10).  Also
+# used by t_dogtag.sh and t_helper.sh (run.sh sources every file before
+# any test runs).
+fl_one_error_line() {
+	fl_one_line "$1" 'error|crit|alert|emerg' 'error-level lines'
+}
+
+# fl_one_refusal_line RID: a request the CA refused (400/403) leaves
+# exactly one line of level notice or worse.
+fl_one_refusal_line() {
+	fl_one_line "$1" 'notice|warn|error|crit|alert|emerg' \
+	    'notice-or-worse lines'
 }
 
 # fl_fault NAME LABEL SWITCHES STATUS ERE: sets the fake's switches (JSON,
 # or "" for none), enrolls on LABEL and expects STATUS with one error-log
-# line matching ERE.
+# line, which holds the cause (matching ERE), the CA URL, the answer and a
+# hint.
 fl_fault() {
-	local name=$1 label=$2 switches=$3 status=$4 re=$5
+	local name=$1 label=$2 switches=$3 status=$4 re=$5 line
+	line="\\[error\\] .* ca\\.certsrv: .*($re).*, url: "
+	line+="https://[^,]+/certsrv/certfnsh\\.asp, answer: $status, "
+	line+='hint: "[^"]+"$'
 	cs_fake_config '{"mangle": null, "drop": null, "delay_ms": 0}'
 	[[ -z $switches ]] || cs_fake_config "$switches"
 	cs_enroll "$label" "$name"
 	assert_error "$status"
-	cs_log_has "$RID" "$re"
+	cs_log_has "$RID" "$line"
 	fl_one_error_line "$RID"
 }
 

@@ -62,28 +62,36 @@ PYEOF
 
 # --- helpers ------------------------------------------------------------------
 
-# helper_log_line RID EXIT OPERATION: the ca.helper error-log line of the
-# request names the helper, the operation, how it ended and the time taken.
+# helper_log_line RID EXIT OPERATION CODE: the ca.helper error-log line of
+# the request names the helper, the operation, how it ended, the time
+# taken and the answer CODE.
 helper_log_line() {
-	local rid=$1 how=$2 op=$3 re
+	local rid=$1 how=$2 op=$3 code=$4 re
 	re="ca\\.helper: .*helper: $HELPER_FAKE, operation: $op, "
-	re+="exit: $how, ms: [0-9]+"
+	re+="exit: $how, ms: [0-9]+.*, answer: $code"
 	log_has_rid "$rid" "$re" error >/dev/null ||
-	    fail "no ca.helper line naming helper, operation $op, exit $how" \
+	    fail "no ca.helper line with operation $op, exit $how, answer $code" \
 	    "$T/.log_tail"
 }
 
 # helper_refused LABEL CODE EXIT CAUSE-ERE [EVENT]: enrolls on LABEL and
 # expects an estrad error answer CODE whose text/plain body matches
-# CAUSE-ERE, the ca.helper line for exit EXIT, and an audit record with
-# EVENT (default failed) and the cause.
+# CAUSE-ERE, the one ca.helper line for exit EXIT (fl_one_error_line or,
+# for a refusal, fl_one_refusal_line of t_faults.sh), and an audit record
+# with EVENT (default failed) and the cause.
 helper_refused() {
 	local label=$1 code=$2 how=$3 re=$4 event=${5:-failed} are
 	mk_csr req "/CN=$label.example" ec
 	post_csr "$EST_PATH/$label/simpleenroll" "$T/req.b64" -u "$CRED"
 	assert_error "$code"
 	assert_file_matches "$T/body" "$re" "error body"
-	helper_log_line "$RID" "$how" SUBMIT
+	helper_log_line "$RID" "$how" SUBMIT "$code"
+	# That line is the only one: the backend adds none of its own.
+	if ((code >= 500)); then
+		fl_one_error_line "$RID"
+	else
+		fl_one_refusal_line "$RID"
+	fi
 	# In the JSON record the quotes of the cause are escaped.
 	are=${re//\"/\\\\\"}
 	log_has_rid "$RID" \

@@ -83,6 +83,8 @@ t_pending_then_denied_by_manager() {
 	pd_resend cs p2
 	assert_error 403
 	assert_match '0x80094014|denied' "$(cat "$T/body")" "body"
+	# One line for the refusal (fl_one_refusal_line of t_faults.sh).
+	fl_one_refusal_line "$RID"
 	log_has_rid "$RID" '"event":"rejected"' audit >/dev/null ||
 	    fail "no rejected audit record" "$T/.log_tail"
 	# The record is gone: a new try is a new submission.

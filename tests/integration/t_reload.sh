@@ -90,8 +90,9 @@ rl_install_cert() {
 	    "$T/server.pem"
 }
 
-# rl_start: starts an estrad of its own; sets RL_PID, RL_HOST (host:port)
-# and RL_METRICS (http://host:port).
+# rl_start [PYTHON]: starts an estrad of its own (PYTHON as for
+# rl_write_config); sets RL_PID, RL_HOST (host:port) and RL_METRICS
+# (http://host:port).
 rl_start() {
 	local i j
 	trap 'rl_cleanup' EXIT
@@ -108,7 +109,7 @@ rl_start() {
 		RL_METRICS_PORT=$(free_port)
 		RL_HOST=127.0.0.1:$RL_PORT
 		RL_METRICS=http://127.0.0.1:$RL_METRICS_PORT
-		rl_write_config
+		rl_write_config "${1:-}"
 		(cd "$T" && exec "$ESTRAD" -c "$RL_CONF" \
 		    >"$T/estrad.stdout" 2>"$T/estrad.stderr" </dev/null) &
 		RL_PID=$!
@@ -298,8 +299,44 @@ rl_prom_python() {
 	fail "python3-prometheus-client is not installed (make deps)"
 }
 
+# rl_agent_cert: $T/agent.pem and $T/agent.key, a client certificate of the
+# dev issuing CA valid for 45 days (unlike every other test certificate),
+# as a Dogtag label's agent certificate; RL_AGENT_NOT_AFTER is its notAfter
+# in seconds since the epoch, as openssl reads it.
+rl_agent_cert() {
+	local end
+	printf '%s\n' "extendedKeyUsage=clientAuth" \
+	    "keyUsage=digitalSignature" >"$T/agent.ext"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$T/agent.key" -subj "/CN=estrad-agent" \
+	    -out "$T/agent.csr" >"$T/openssl.err" 2>&1 &&
+	    openssl x509 -req -in "$T/agent.csr" -CA "$CERTS/issuing-ca.pem" \
+	        -CAkey "$CERTS/issuing-ca.key" -set_serial "0x$(openssl rand \
+	        -hex 8)" -days 45 -extfile "$T/agent.ext" \
+	        -out "$T/agent.pem" >>"$T/openssl.err" 2>&1 ||
+	    fail "cannot make the agent certificate (test setup)" \
+	    "$T/openssl.err"
+	chmod 600 "$T/agent.key"
+	end=$(openssl x509 -in "$T/agent.pem" -noout -enddate) ||
+	    fail "openssl cannot read the agent certificate's notAfter"
+	RL_AGENT_NOT_AFTER=$(date -u -d "${end#notAfter=}" +%s) ||
+	    fail "cannot convert the notAfter \"$end\" to epoch seconds"
+}
+
 t_reload_metrics_and_health() {
-	rl_start
+	rl_agent_cert
+	# Two Dogtag labels presenting the same agent certificate (to a CA
+	# that is not there: only the configuration matters for the gauge).
+	rl_start "
+for name in ('dgm1', 'dgm2'):
+    lab = {k: v for k, v in cfg['labels']['default'].items() if k != 'ca'}
+    lab['ca'] = {'backend': 'dogtag', 'urls': [down['ca']['urls'][0]],
+                 'ca_bundle': certs + '/ca-chain.pem',
+                 'agent_cert': t + '/agent.pem',
+                 'agent_key': t + '/agent.key', 'profile': 'caServerCert',
+                 'connect_timeout': 2, 'timeout': 5}
+    cfg['labels'][name] = lab
+"
 	rl_prom_python
 	local i
 	# Counters are compared with what this test adds to them: the probe
@@ -334,7 +371,8 @@ t_reload_metrics_and_health() {
 	rl_http "$RL_METRICS/metrics"
 	rl_status 200
 	assert_header Content-Type 'text/plain; version=0.0.4'
-	"$RL_PY" - "$T/before.txt" "$T/body" >"$T/check.out" 2>&1 <<'EOF' ||
+	"$RL_PY" - "$T/before.txt" "$T/body" "$RL_AGENT_NOT_AFTER" \
+	    >"$T/check.out" 2>&1 <<'EOF' ||
 import sys
 from prometheus_client.parser import text_string_to_metric_families
 def parse(path):
@@ -370,6 +408,13 @@ assert get("estrad_pending_records") == 0, get("estrad_pending_records")
 assert any(n == "estrad_certificate_not_after_seconds"
            and dict(l).get("which") == "server" for (n, l) in samples), \
     "no server certificate expiry"
+# The Dogtag agent certificate, once per label that presents it, at the
+# notAfter openssl read.
+for name in ("dgm1", "dgm2"):
+    got = get("estrad_certificate_not_after_seconds", which="agent",
+              subject="/CN=estrad-agent", label=name, backend="dogtag")
+    assert got == float(sys.argv[3]), (name, "agent notAfter", got,
+                                       "want", sys.argv[3])
 assert get("estrad_config_generation") == 1, get("estrad_config_generation")
 print("ok", len(samples), "samples")
 EOF

@@ -413,6 +413,33 @@ make_cert(EVP_PKEY *key, const char *cn, long from, long to, int ca)
 	return x;
 }
 
+/* ProfileData (GET …/profiles/{id}): enabled, enabledBy; a missing or
+ * non-boolean "enabled" is refused rather than read as disabled. */
+START_TEST(test_dogtag_json_profile_state)
+{
+	static const char on[] =
+	    "{\"id\":\"caServerCert\",\"classId\":\"caEnrollImpl\","
+	    "\"enabled\":true,\"visible\":true,\"enabledBy\":\"caadmin\","
+	    "\"Input\":[],\"Output\":[],\"PolicySets\":{}}";
+	static const char off[] = "{\"id\":\"caOff\",\"enabled\":false,"
+	                          "\"visible\":true}";
+	static const char missing[] = "{\"id\":\"caX\",\"visible\":true}";
+	static const char text[] = "{\"id\":\"caX\",\"enabled\":\"true\"}";
+	struct dogtag_profile prof;
+
+	ck_assert_int_eq(dogtag_json_profile(STR(on), &prof), 0);
+	ck_assert_int_eq(prof.enabled, 1);
+	ck_assert_str_eq(prof.enabled_by, "caadmin");
+	ck_assert_int_eq(dogtag_json_profile(STR(off), &prof), 0);
+	ck_assert_int_eq(prof.enabled, 0);
+	ck_assert_str_eq(prof.enabled_by, "");
+	ck_assert_int_eq(dogtag_json_profile(STR(missing), &prof), -1);
+	ck_assert_int_eq(dogtag_json_profile(STR(text), &prof), -1);
+	ck_assert_int_eq(dogtag_json_profile(STR("[true]"), &prof), -1);
+	ck_assert_int_eq(dogtag_json_profile(NULL, 0, &prof), -1);
+}
+END_TEST
+
 START_TEST(test_dogtag_json_cert_data_and_pkcs7)
 {
 	STACK_OF(X509) *certs, *got;
@@ -747,6 +774,7 @@ ca_dogtag_suite(void)
 	tcase_add_test(json, test_dogtag_json_rejected_and_bad_bodies);
 	tcase_add_test(json, test_dogtag_json_pki_exception);
 	tcase_add_test(json, test_dogtag_json_info_account_review);
+	tcase_add_test(json, test_dogtag_json_profile_state);
 	tcase_add_test(json, test_dogtag_json_cert_data_and_pkcs7);
 	tcase_add_test(json, test_dogtag_json_enroll_body);
 	suite_add_tcase(s, json);
