@@ -422,18 +422,24 @@ ra_log_audit_format(json_t *entry, size_t *len)
 	return text;
 }
 
+/* How ra_log_audit_append() makes what it wrote durable. */
+enum ra_log_sync {
+	RA_LOG_SYNC,      /* fdatasync after the write, lock released */
+	RA_LOG_SYNC_HELD, /* fdatasync with the lock held (the writer) */
+	RA_LOG_SYNC_LATER /* none: the writer thread syncs soon */
+};
+
 /*
- * Appends len bytes of whole records to the audit log and makes them
- * durable.  A batch the file did not take whole is cut off again, so the
- * log never holds a torn line.  hold_sync keeps the lock across the sync
- * (the writer thread, see ra_log_audit_lock).  Returns 0, or -1 after one
+ * Appends len bytes of whole records to the audit log and, as sync says,
+ * makes them durable.  A batch the file did not take whole is cut off
+ * again, so the log never holds a torn line.  Returns 0, or -1 after one
  * crit line.
  */
 static int
-ra_log_audit_append(const char *text, size_t len, int hold_sync)
+ra_log_audit_append(const char *text, size_t len, enum ra_log_sync sync)
 {
 	off_t end;
-	int rc = -1, saved;
+	int saved;
 
 	pthread_mutex_lock(&ra_log_audit_lock);
 	end = lseek(ra_log_audit_file.fd, 0, SEEK_END);
@@ -448,12 +454,14 @@ ra_log_audit_append(const char *text, size_t len, int hold_sync)
 		       ra_log_audit_file.path, saved, strerror(saved));
 		return -1;
 	}
-	if (!hold_sync)
+	if (sync != RA_LOG_SYNC_HELD)
 		pthread_mutex_unlock(&ra_log_audit_lock);
+	if (sync == RA_LOG_SYNC_LATER)
+		return 0;
 	/* The record must be on disk before the client sees its answer. */
 	if (fdatasync(ra_log_audit_file.fd) != 0 && errno != EINVAL) {
 		saved = errno;
-		if (hold_sync)
+		if (sync == RA_LOG_SYNC_HELD)
 			pthread_mutex_unlock(&ra_log_audit_lock);
 		ra_log(CA_LOG_CRIT, "ra.audit", NULL,
 		       "check the disk holding the audit log",
@@ -461,10 +469,9 @@ ra_log_audit_append(const char *text, size_t len, int hold_sync)
 		       ra_log_audit_file.path, saved, strerror(saved));
 		return -1;
 	}
-	if (hold_sync)
+	if (sync == RA_LOG_SYNC_HELD)
 		pthread_mutex_unlock(&ra_log_audit_lock);
-	rc = 0;
-	return rc;
+	return 0;
 }
 
 int
@@ -478,7 +485,7 @@ ra_log_audit(json_t *entry)
 		return 0;
 	if ((text = ra_log_audit_format(entry, &len)) == NULL)
 		return -1;
-	rc = ra_log_audit_append(text, len, 0);
+	rc = ra_log_audit_append(text, len, RA_LOG_SYNC);
 	free(text);
 	return rc;
 }
@@ -519,6 +526,7 @@ static struct {
 static pthread_t ra_log_writer;
 static int ra_log_writer_state; /* 0 none, 1 running, -1 cannot start */
 static int ra_log_writer_stopping;
+static int ra_log_sync_wanted; /* records written without a sync */
 
 /* Adds delta to base's undelivered count; ra_log_queue_lock held. */
 static void
@@ -577,7 +585,8 @@ ra_log_audit_write_batch(struct ra_log_audit_item *batch)
 	int rc;
 
 	if (batch->next == NULL)
-		return ra_log_audit_append(batch->text, batch->len, 1);
+		return ra_log_audit_append(batch->text, batch->len,
+		                           RA_LOG_SYNC_HELD);
 	for (item = batch; item != NULL; item = item->next)
 		total += item->len;
 	if ((buf = malloc(total)) == NULL) {
@@ -589,7 +598,7 @@ ra_log_audit_write_batch(struct ra_log_audit_item *batch)
 		memcpy(buf + used, item->text, item->len);
 		used += item->len;
 	}
-	rc = ra_log_audit_append(buf, total, 1);
+	rc = ra_log_audit_append(buf, total, RA_LOG_SYNC_HELD);
 	free(buf);
 	return rc;
 }
@@ -598,20 +607,37 @@ static void *
 ra_log_audit_writer_main(void *arg)
 {
 	struct ra_log_audit_item *batch, *item, *next;
-	int rc;
+	int rc, sync_wanted;
 
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&ra_log_queue_lock);
-		while (ra_log_queue_head == NULL && !ra_log_writer_stopping)
+		while (ra_log_queue_head == NULL && !ra_log_sync_wanted &&
+		       !ra_log_writer_stopping)
 			pthread_cond_wait(&ra_log_queue_cond,
 			                  &ra_log_queue_lock);
 		batch = ra_log_queue_head;
 		ra_log_queue_head = NULL;
 		ra_log_queue_tail = &ra_log_queue_head;
+		sync_wanted = ra_log_sync_wanted;
+		ra_log_sync_wanted = 0;
 		pthread_mutex_unlock(&ra_log_queue_lock);
-		if (batch == NULL)
+		if (batch == NULL && !sync_wanted)
 			break;
+		if (batch == NULL) {
+			/* Records ra_log_audit_nowait() wrote: one sync for
+			 * all of them (a batch's sync covers them too). */
+			pthread_mutex_lock(&ra_log_audit_lock);
+			if (fdatasync(ra_log_audit_file.fd) != 0 &&
+			    errno != EINVAL)
+				ra_log(CA_LOG_CRIT, "ra.audit", NULL,
+				       "check the disk holding the audit log",
+				       "cannot sync audit log %s: (%d: %s)",
+				       ra_log_audit_file.path, errno,
+				       strerror(errno));
+			pthread_mutex_unlock(&ra_log_audit_lock);
+			continue;
+		}
 		rc = ra_log_audit_write_batch(batch);
 		/* The submitter frees an item as soon as it is active. */
 		for (item = batch; item != NULL; item = next) {
@@ -626,15 +652,12 @@ ra_log_audit_writer_main(void *arg)
 	return NULL;
 }
 
-int
-ra_log_audit_submit(json_t *entry, struct event_base *base,
-                    void (*done)(int rc, void *arg), void *arg)
+/* Starts the writer thread if needed; returns 0 when it runs. */
+static int
+ra_log_audit_writer_running(void)
 {
-	struct ra_log_audit_item *item = NULL;
-	int rc = -1;
+	int rc;
 
-	if (ra_log_audit_file.fd < 0 || base == NULL)
-		return -1;
 	pthread_mutex_lock(&ra_log_queue_lock);
 	if (ra_log_writer_state == 0 && !ra_log_writer_stopping)
 		ra_log_writer_state =
@@ -644,7 +667,42 @@ ra_log_audit_submit(json_t *entry, struct event_base *base,
 		        : -1;
 	rc = ra_log_writer_state == 1 && !ra_log_writer_stopping ? 0 : -1;
 	pthread_mutex_unlock(&ra_log_queue_lock);
-	if (rc != 0)
+	return rc;
+}
+
+int
+ra_log_audit_nowait(json_t *entry)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	if (ra_log_audit_file.fd < 0)
+		return 0;
+	if (ra_log_audit_writer_running() != 0)
+		return ra_log_audit(entry);
+	if ((text = ra_log_audit_format(entry, &len)) == NULL)
+		return -1;
+	rc = ra_log_audit_append(text, len, RA_LOG_SYNC_LATER);
+	free(text);
+	if (rc == 0) {
+		pthread_mutex_lock(&ra_log_queue_lock);
+		ra_log_sync_wanted = 1;
+		pthread_cond_signal(&ra_log_queue_cond);
+		pthread_mutex_unlock(&ra_log_queue_lock);
+	}
+	return rc;
+}
+
+int
+ra_log_audit_submit(json_t *entry, struct event_base *base,
+                    void (*done)(int rc, void *arg), void *arg)
+{
+	struct ra_log_audit_item *item = NULL;
+	int rc = -1;
+
+	if (ra_log_audit_file.fd < 0 || base == NULL ||
+	    ra_log_audit_writer_running() != 0)
 		return -1;
 	rc = -1;
 	if ((item = calloc(1, sizeof(*item))) == NULL ||

@@ -115,6 +115,15 @@ int ra_log_audit_submit(json_t *entry, struct event_base *base,
                         void (*done)(int rc, void *arg), void *arg);
 
 /*
+ * Like ra_log_audit() for records that promise nothing (refusals): the
+ * line is written now, so it survives the process, and the audit writer
+ * thread makes it durable soon after, so that a flood of refused
+ * requests never stops a worker for the disk.  Borrows entry.  Returns 0,
+ * or -1 after a crit line.  No audit file: 0.
+ */
+int ra_log_audit_nowait(json_t *entry);
+
+/*
  * Waits until every record submitted from base's loop has been written
  * and its done callback has run (on this thread, through a non-blocking
  * loop of base).  Called by a worker after its loop has stopped, before

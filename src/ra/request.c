@@ -620,19 +620,21 @@ ra_request_audit_entry(struct ra_request *req, const char *event)
 }
 
 /*
- * Writes the audit record of an answer and waits for it.  Returns -1 when
- * the record could not be made durable: the caller then withholds the
- * certificate, because an issuance nobody can trace must not happen.
+ * Writes the audit record of an answer; with wait set it is durable on
+ * return.  Returns -1 when the record could not be written (or made
+ * durable): the caller then withholds what it promised.  Refusals promise
+ * nothing and do not wait (ra_log_audit_nowait()), so that a flood of
+ * them never stops the worker for the disk.
  */
 static int
-ra_request_audit(struct ra_request *req, const char *event)
+ra_request_audit(struct ra_request *req, const char *event, int wait)
 {
 	json_t *entry = ra_request_audit_entry(req, event);
 	int rc;
 
 	if (entry == NULL)
 		return 0;
-	rc = ra_log_audit(entry);
+	rc = wait ? ra_log_audit(entry) : ra_log_audit_nowait(entry);
 	json_decref(entry);
 	return rc;
 }
@@ -642,7 +644,7 @@ ra_request_audit_refused(struct ra_request *req)
 {
 	if (req->audited)
 		return 0;
-	return ra_request_audit(req, "refused");
+	return ra_request_audit(req, "refused", 0);
 }
 
 /* Maps the CA outcome to the EST answer (DESIGN.md). */
@@ -817,7 +819,8 @@ ra_request_authz_done(const struct ra_authz_result *res, void *arg)
 		                  req->op_name, res->reason);
 		break;
 	}
-	(void)ra_request_audit(req, req->status >= 500 ? "failed" : "refused");
+	(void)ra_request_audit(req, req->status >= 500 ? "failed" : "refused",
+	                       0);
 	ra_request_finish(req);
 }
 
@@ -1388,7 +1391,8 @@ ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
 	}
 	ra_log(CA_LOG_NOTICE, "ra.request", &req->log,
 	       "the answer is kept for the client's retry", "%s", req->cause);
-	(void)ra_request_audit(req, req->status == 202 ? "pending" : "failed");
+	(void)ra_request_audit(req, req->status == 202 ? "pending" : "failed",
+	                       1);
 	/* est/ answers and frees its side; the request itself lives on
 	 * (orphaned) until the CA call completes. */
 	req->done_fn(req, req->done_arg);
@@ -1473,7 +1477,7 @@ ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
 	return;
 refused:
 	if (op == CA_OP_ENROLL || op == CA_OP_REENROLL)
-		(void)ra_request_audit(req, "refused");
+		(void)ra_request_audit(req, "refused", 0);
 	if (event_base_once(req->base, -1, EV_TIMEOUT, ra_request_deliver, req,
 	                    &now) != 0)
 		ra_request_finish(req);

@@ -360,6 +360,24 @@ START_TEST(test_log_audit_submit_reports_a_full_disk)
 }
 END_TEST
 
+/* A refusal's record is in the file when ra_log_audit_nowait() returns
+ * (the writer thread only syncs it). */
+START_TEST(test_log_audit_nowait_writes_at_once)
+{
+	json_t *entry = json_pack("{s:s}", "event", "refused");
+	json_error_t jerr;
+	json_t *back;
+
+	ck_assert_int_eq(ra_log_audit_nowait(entry), 0);
+	json_decref(entry);
+	back = json_loads(last_line(audit_path), 0, &jerr);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_str_eq(json_string_value(json_object_get(back, "event")),
+	                 "refused");
+	json_decref(back);
+}
+END_TEST
+
 static Suite *
 ra_log_suite(void)
 {
@@ -381,6 +399,7 @@ ra_log_suite(void)
 	tcase_add_test(tc, test_log_open_failure_names_path);
 	tcase_add_test(tc, test_log_audit_submit_writes_and_calls_back);
 	tcase_add_test(tc, test_log_audit_submit_reports_a_full_disk);
+	tcase_add_test(tc, test_log_audit_nowait_writes_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
