@@ -393,3 +393,19 @@ strongswan_pki() {
 	    "$err.raw" >"$err" || true
 	return "$rc"
 }
+
+# fake_ready_url PID NAME: waits (30 s at most) until the fake CA NAME
+# running as PID has written "ready on HOST:PORT" to $T/fake.out and prints
+# https://HOST:PORT; fails the test when it exits or stays silent.
+fake_ready_url() {
+	local pid=$1 name=$2 line="" i
+	for ((i = 0; i < 300; i++)); do
+		line=$(grep -m1 'ready on' "$T/fake.out" 2>/dev/null)
+		[[ -n $line ]] && break
+		kill -0 "$pid" 2>/dev/null ||
+		    fail "$name exited during startup" "$T/fake.err"
+		sleep 0.1
+	done
+	[[ -n $line ]] || fail "$name not ready after 30 s" "$T/fake.err"
+	printf 'https://%s\n' "${line##*ready on }"
+}

@@ -61,15 +61,7 @@ cs_start() {
 	    --auth ntlm --basic-enabled "$@" \
 	    >"$T/fake.out" 2>"$T/fake.err" </dev/null &
 	CS_FAKE_PID=$!
-	for ((i = 0; i < 300; i++)); do
-		line=$(grep -m1 'ready on' "$T/fake.out" 2>/dev/null)
-		[[ -n $line ]] && break
-		kill -0 "$CS_FAKE_PID" 2>/dev/null ||
-		    fail "fake_certsrv exited during startup" "$T/fake.err"
-		sleep 0.1
-	done
-	[[ -n $line ]] || fail "fake_certsrv not ready after 30 s" "$T/fake.err"
-	CS_FAKE=https://${line##*ready on }
+	CS_FAKE=$(fake_ready_url "$CS_FAKE_PID" fake_certsrv) || exit 1
 	CS_CONF=$WORK/conf/certsrv-${T##*/}.json
 	# assert_error and log_has_rid read the logs of this estrad.
 	LOGS=$T/logs

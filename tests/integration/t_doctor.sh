@@ -75,15 +75,7 @@ doc_fake() {
 	    --users 'certuser:certpass' --auth ntlm "$@" \
 	    >"$T/fake.out" 2>"$T/fake.err" </dev/null &
 	DOC_FAKE_PID=$!
-	for ((i = 0; i < 300; i++)); do
-		line=$(grep -m1 'ready on' "$T/fake.out" 2>/dev/null)
-		[[ -n $line ]] && break
-		kill -0 "$DOC_FAKE_PID" 2>/dev/null ||
-		    fail "fake_certsrv exited during startup" "$T/fake.err"
-		sleep 0.1
-	done
-	[[ -n $line ]] || fail "fake_certsrv not ready after 30 s" "$T/fake.err"
-	DOC_FAKE=https://${line##*ready on }
+	DOC_FAKE=$(fake_ready_url "$DOC_FAKE_PID" fake_certsrv) || exit 1
 }
 
 # doc_dogtag_fake: starts the Dogtag fake (the dev server certificate; TLS
@@ -99,15 +91,7 @@ doc_dogtag_fake() {
 	    --client-ca "$CERTS/ca-chain.pem" --state-dir "$T/dogtag-state" \
 	    >"$T/fake.out" 2>"$T/fake.err" </dev/null &
 	DOC_FAKE_PID=$!
-	for ((i = 0; i < 300; i++)); do
-		line=$(grep -m1 'ready on' "$T/fake.out" 2>/dev/null)
-		[[ -n $line ]] && break
-		kill -0 "$DOC_FAKE_PID" 2>/dev/null ||
-		    fail "fake_dogtag exited during startup" "$T/fake.err"
-		sleep 0.1
-	done
-	[[ -n $line ]] || fail "fake_dogtag not ready after 30 s" "$T/fake.err"
-	DOC_FAKE=https://${line##*ready on }
+	DOC_FAKE=$(fake_ready_url "$DOC_FAKE_PID" fake_dogtag) || exit 1
 	# The agent's key as an operator keeps it: readable by root only.
 	cp "$CERTS/client.key" "$T/agent.key"
 	chmod 600 "$T/agent.key"

@@ -134,15 +134,7 @@ dg_start() {
 	    --client-ca "$CERTS/ca-chain.pem" --state-dir "$WORK/dogtag-ca" \
 	    "$@" >"$T/fake.out" 2>"$T/fake.err" </dev/null &
 	DG_FAKE_PID=$!
-	for ((i = 0; i < 300; i++)); do
-		line=$(grep -m1 'ready on' "$T/fake.out" 2>/dev/null)
-		[[ -n $line ]] && break
-		kill -0 "$DG_FAKE_PID" 2>/dev/null ||
-		    fail "fake_dogtag exited during startup" "$T/fake.err"
-		sleep 0.1
-	done
-	[[ -n $line ]] || fail "fake_dogtag not ready after 30 s" "$T/fake.err"
-	DG_FAKE=https://${line##*ready on }
+	DG_FAKE=$(fake_ready_url "$DG_FAKE_PID" fake_dogtag) || exit 1
 	DG_CONF=$WORK/conf/dogtag-${T##*/}.json
 	# assert_error and log_has_rid read the logs of this estrad.
 	LOGS=$T/logs
