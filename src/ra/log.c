@@ -474,8 +474,9 @@ ra_log_audit_append(const char *text, size_t len, enum ra_log_sync sync)
 	return 0;
 }
 
-int
-ra_log_audit(json_t *entry)
+/* Formats and appends one record; see ra_log_audit_append(). */
+static int
+ra_log_audit_write(json_t *entry, enum ra_log_sync sync)
 {
 	char *text;
 	size_t len;
@@ -485,9 +486,15 @@ ra_log_audit(json_t *entry)
 		return 0;
 	if ((text = ra_log_audit_format(entry, &len)) == NULL)
 		return -1;
-	rc = ra_log_audit_append(text, len, RA_LOG_SYNC);
+	rc = ra_log_audit_append(text, len, sync);
 	free(text);
 	return rc;
+}
+
+int
+ra_log_audit(json_t *entry)
+{
+	return ra_log_audit_write(entry, RA_LOG_SYNC);
 }
 
 /*
@@ -673,18 +680,13 @@ ra_log_audit_writer_running(void)
 int
 ra_log_audit_nowait(json_t *entry)
 {
-	char *text;
-	size_t len;
 	int rc;
 
 	if (ra_log_audit_file.fd < 0)
 		return 0;
 	if (ra_log_audit_writer_running() != 0)
 		return ra_log_audit(entry);
-	if ((text = ra_log_audit_format(entry, &len)) == NULL)
-		return -1;
-	rc = ra_log_audit_append(text, len, RA_LOG_SYNC_LATER);
-	free(text);
+	rc = ra_log_audit_write(entry, RA_LOG_SYNC_LATER);
 	if (rc == 0) {
 		pthread_mutex_lock(&ra_log_queue_lock);
 		ra_log_sync_wanted = 1;
