@@ -487,9 +487,11 @@ ca_call_done_after(struct ca_call *call, unsigned int delay_ms)
 #endif
 		return;
 	}
-	if (call->done_event == NULL)
-		call->done_event =
-		    evtimer_new(call->base, ca_call_deliver, call);
+	if (call->done_event == NULL &&
+	    (call->done_event =
+	         evtimer_new(call->base, ca_call_deliver, call)) != NULL)
+		(void)event_priority_set(call->done_event,
+		                         CA_LOOP_PRIORITY_ONGOING);
 	if (call->done_event == NULL ||
 	    evtimer_add(call->done_event, &when) != 0) {
 		/* Without an event the loop cannot run the callback later;

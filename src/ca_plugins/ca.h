@@ -30,6 +30,18 @@ enum ca_outcome {
 	CA_OUTCOME__MAX
 };
 
+/*
+ * Event priorities of a worker's loop (est/listener.c sets up two).  Work
+ * for requests already under way (their connections once the TLS handshake
+ * is done, CA call completions, answers waiting for the audit log) runs
+ * before new TLS handshakes, so that a burst of new clients does not stall
+ * the answers of those already being served.  On a loop with one priority
+ * (unit tests, --doctor) setting them fails harmlessly.
+ */
+#define CA_LOOP_PRIORITY_ONGOING 0
+#define CA_LOOP_PRIORITY_NEW     1
+#define CA_LOOP_PRIORITIES       2
+
 /* Returns a static upper-case name ("ISSUED", ...) for logs. */
 const char *ca_outcome_name(enum ca_outcome outcome);
 

@@ -62,6 +62,8 @@ struct est_server {
 
 /* SSL ex_data slot marking estrad's own connections (see bevcb). */
 static int est_listener_ssl_index = -1;
+/* SSL ex_data slot holding the connection's bufferevent (borrowed). */
+static int est_listener_bev_index = -1;
 
 /* Values of that slot: handshake running, done, failed and counted. */
 #define EST_SSL_HANDSHAKING ((void *)1)
@@ -119,9 +121,18 @@ est_listener_info(const SSL *cssl, int where, int ret)
 	        EST_SSL_HANDSHAKING)
 		return;
 	if (where & SSL_CB_HANDSHAKE_DONE) {
+		struct bufferevent *bev =
+		    est_listener_bev_index >= 0
+		        ? SSL_get_ex_data(ssl, est_listener_bev_index)
+		        : NULL;
+
 		SSL_set_ex_data(ssl, est_listener_ssl_index,
 		                EST_SSL_ESTABLISHED);
 		est_metrics_tls_handshake();
+		/* Its requests now go before new handshakes (see ca.h). */
+		if (bev != NULL)
+			(void)bufferevent_priority_set(
+			    bev, CA_LOOP_PRIORITY_ONGOING);
 	} else if ((where & SSL_CB_ALERT) && (ret >> 8) == SSL3_AL_FATAL) {
 		snprintf(reason, sizeof(reason), "%s %s",
 		         (where & SSL_CB_READ) ? "received" : "sent",
@@ -333,6 +344,7 @@ est_listener_bevcb(struct event_base *base, void *arg)
 	struct est_worker *worker = arg;
 	struct est_generation *gen = est_server_acquire(worker->server);
 	SSL *ssl = SSL_new(gen->ssl_ctx);
+	struct bufferevent *bev;
 
 	/* Connection limits and timeout accounting (est/limits.c). */
 	if (ssl != NULL)
@@ -346,9 +358,16 @@ est_listener_bevcb(struct event_base *base, void *arg)
 	    SSL_set_ex_data(ssl, est_listener_ssl_index, EST_SSL_HANDSHAKING) ==
 	        1)
 		est_metrics_connections(1);
-	return bufferevent_openssl_socket_new(
+	bev = bufferevent_openssl_socket_new(
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev != NULL) {
+		/* New handshakes wait behind requests under way. */
+		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_NEW);
+		if (est_listener_bev_index >= 0)
+			(void)SSL_set_ex_data(ssl, est_listener_bev_index, bev);
+	}
+	return bev;
 }
 
 /*
@@ -385,6 +404,10 @@ est_worker_apply_limits_cb(evutil_socket_t fd, short what, void *arg)
  * connection's bufferevent makes within one loop pass into one
  * epoll_ctl(2) (about ten per connection otherwise); estrad never hands
  * the loop dup()ed descriptors, the case the change list gets wrong.
+ * Two priorities (ca.h): after each callback of the lower one (a new
+ * handshake, 1-2 ms of RSA) the loop looks for ready work of the higher
+ * one, so a burst of handshakes delays a request under way by one
+ * handshake, not by the whole burst.
  */
 static struct event_base *
 est_worker_base_new(void)
@@ -392,11 +415,21 @@ est_worker_base_new(void)
 	struct event_config *cfg = event_config_new();
 	struct event_base *base = NULL;
 
-	if (cfg != NULL && event_config_set_flag(
-	                       cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+	if (cfg != NULL &&
+	    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) ==
+	        0 &&
+	    event_config_set_max_dispatch_interval(cfg, NULL, 1,
+	                                           CA_LOOP_PRIORITY_NEW) == 0)
 		base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
-	return base != NULL ? base : event_base_new();
+	if (base == NULL)
+		base = event_base_new();
+	if (base != NULL &&
+	    event_base_priority_init(base, CA_LOOP_PRIORITIES) != 0) {
+		event_base_free(base);
+		base = NULL;
+	}
+	return base;
 }
 
 static int
@@ -590,6 +623,12 @@ est_server_new(const struct ra_config *config, const struct ra_trust *trust,
 	if (est_listener_ssl_index < 0 &&
 	    (est_listener_ssl_index = SSL_get_ex_new_index(
 	         0, NULL, NULL, NULL, est_listener_ssl_freed)) < 0) {
+		snprintf(err, errlen, "cannot register TLS connection data");
+		goto out;
+	}
+	if (est_listener_bev_index < 0 &&
+	    (est_listener_bev_index =
+	         SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0) {
 		snprintf(err, errlen, "cannot register TLS connection data");
 		goto out;
 	}

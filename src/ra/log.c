@@ -711,6 +711,7 @@ ra_log_audit_submit(json_t *entry, struct event_base *base,
 	    (item->ev = event_new(base, -1, 0, ra_log_audit_deliver, item)) ==
 	        NULL)
 		goto out;
+	(void)event_priority_set(item->ev, CA_LOOP_PRIORITY_ONGOING);
 	if ((item->text = ra_log_audit_format(entry, &item->len)) == NULL)
 		goto out;
 	item->base = base;

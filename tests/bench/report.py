@@ -120,7 +120,9 @@ def main():
         if r is None or "skipped" in r:
             why = r["skipped"] if r else "not run"
             target(t_total, None, 3, False, "s", name, why)
-            target(t_probe, None, 50, False, "ms", name, why)
+            for kind in ("kept-alive", "new connection each"):
+                target("%s (%s)" % (t_probe, kind), None, 50, False, "ms",
+                       name, why)
             continue
         # Every client answered (200 or 202) when wall_s ends; only an
         # all-200 run can pass.
@@ -128,14 +130,22 @@ def main():
         target(t_total, v, 3, r["enrollments"] == 256 and v < 3, "s", name,
                "%d of 256 issued, %d not (202 or error)" % (
                    r["enrollments"], r["failed"]))
-        v = r.get("cacerts_probe", {}).get("p99_ms")
-        target(t_probe, v, 50, v is not None and v < 50, "ms", name)
+        # Two probes ran: one kept-alive connection (a client already
+        # served) and a new TLS connection per probe (a new client, whose
+        # handshake queues behind the burst's).
+        for key, kind in (("cacerts_probe_keepalive", "kept-alive"),
+                          ("cacerts_probe", "new connection each")):
+            p = r.get(key, {})
+            v = p.get("p99_ms")
+            target("%s (%s)" % (t_probe, kind), v, 50,
+                   v is not None and v < 50, "ms", name,
+                   "max %.0f ms" % p["max_ms"] if "max_ms" in p else "")
 
     print()
     for t in targets:
         val = "-" if t["value"] is None else "%.2f %s" % (t["value"],
                                                           t["unit"])
-        print("%-7s %-62s %s%s" % (t["verdict"], t["target"], val,
+        print("%-7s %-72s %s%s" % (t["verdict"], t["target"], val,
                                    "  (%s)" % t["note"] if t["note"] else ""))
 
     meta = {

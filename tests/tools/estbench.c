@@ -169,10 +169,12 @@ struct bench_client {
 	char err[256];
 };
 
-/* The /cacerts probe thread. */
+/* The /cacerts probe thread: a new TLS connection per probe, or one
+ * kept-alive connection (reopened when the server closes it). */
 struct bench_probe {
 	const struct bench_opts *o;
 	SSL_CTX *ctx;
+	int keepalive;
 	pthread_t thread;
 	atomic_int stop;
 	struct bench_lat lat;
@@ -1100,35 +1102,51 @@ bench_probe_main(void *arg)
 	double t0;
 	int status, closes;
 
-	req = bench_request_new(p->o, "", "cacerts", NULL, NULL, 0, &len);
+	int open = 0;
+
+	req = bench_request_new(p->o, "", "cacerts", NULL, NULL, p->keepalive,
+	                        &len);
+	/* A kept-alive probe connects before its clock starts. */
+	if (p->keepalive &&
+	    bench_connect(p->o, p->ctx, NULL, &c, p->err, sizeof(p->err)) == 0)
+		open = 1;
 	while (!atomic_load(&p->stop)) {
 		t0 = bench_now();
-		if (bench_connect(p->o, p->ctx, NULL, &c, p->err,
-		                  sizeof(p->err)) != 0) {
+		if (!open && bench_connect(p->o, p->ctx, NULL, &c, p->err,
+		                           sizeof(p->err)) != 0) {
 			p->failed++;
 			nanosleep(&pause, NULL);
 			continue;
 		}
+		open = 1;
+		closes = 1;
 		if (bench_exchange(&c, req, len, &status, &closes, p->err,
 		                   sizeof(p->err)) != 0 ||
-		    status != 200)
+		    status != 200) {
 			p->failed++;
-		else
+			closes = 1;
+		} else
 			bench_lat_add(&p->lat, (bench_now() - t0) * 1000);
-		bench_close(&c);
+		if (!p->keepalive || closes) {
+			bench_close(&c);
+			open = 0;
+		}
 		nanosleep(&pause, NULL);
 	}
+	if (open)
+		bench_close(&c);
 	free(req);
 	return NULL;
 }
 
 static void
 bench_probe_start(struct bench_probe *p, const struct bench_opts *o,
-                  SSL_CTX *ctx)
+                  SSL_CTX *ctx, int keepalive)
 {
 	memset(p, 0, sizeof(*p));
 	p->o = o;
 	p->ctx = ctx;
+	p->keepalive = keepalive;
 	atomic_store(&p->stop, 0);
 	if (pthread_create(&p->thread, NULL, bench_probe_main, p) != 0)
 		bench_die("cannot start the probe thread");
@@ -1153,7 +1171,8 @@ bench_probe_json(struct bench_probe *p, double *p99)
 	return json_pack("{s:I,s:I,s:f,s:f,s:f,s:s}", "requests",
 	                 (json_int_t)p->lat.n, "failed", (json_int_t)p->failed,
 	                 "p50_ms", q50, "p99_ms", q99, "max_ms", max, "kind",
-	                 "GET cacerts, new TLS connection each");
+	                 p->keepalive ? "GET cacerts, one kept-alive connection"
+	                              : "GET cacerts, new TLS connection each");
 }
 
 /* --- enroll -------------------------------------------------------------- */
@@ -1303,7 +1322,7 @@ bench_enroll(const struct bench_opts *o)
 {
 	struct bench_run run;
 	struct bench_client *clients = NULL;
-	struct bench_probe probe;
+	struct bench_probe probe, probe_ka;
 	struct bench_handshake hs;
 	struct bench_floor fl;
 	struct bench_proc before, after;
@@ -1359,16 +1378,20 @@ bench_enroll(const struct bench_opts *o)
 	bench_proc_reset_peak(o->pid);
 	bench_proc_read(o->pid, &before);
 	getrusage(RUSAGE_SELF, &ru0);
-	if (o->probe)
-		bench_probe_start(&probe, o, run.ctx);
+	if (o->probe) {
+		bench_probe_start(&probe, o, run.ctx, 0);
+		bench_probe_start(&probe_ka, o, run.ctx, 1);
+	}
 	t0 = bench_now();
 	run.deadline = t0 + o->duration;
 	pthread_barrier_wait(&run.go);
 	for (k = 0; k < o->concurrency; k++)
 		pthread_join(clients[k].thread, NULL);
 	wall = bench_now() - t0;
-	if (o->probe)
+	if (o->probe) {
 		bench_probe_stop(&probe);
+		bench_probe_stop(&probe_ka);
+	}
 	getrusage(RUSAGE_SELF, &ru1);
 	bench_proc_read(o->pid, &after);
 	client_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
@@ -1427,11 +1450,21 @@ bench_enroll(const struct bench_opts *o)
 	if (o->probe) {
 		json_object_set_new(obj, "cacerts_probe",
 		                    bench_probe_json(&probe, &probe_p99));
-		printf("    /cacerts meanwhile: %zu probes, p50 %.2f p99 %.2f "
-		       "max %.2f ms, %ld failed; total %.3f s\n",
-		       probe.lat.n, bench_quantile(&probe.lat, 0.5), probe_p99,
-		       bench_quantile(&probe.lat, 1.0), probe.failed, wall);
+		printf(
+		    "    /cacerts meanwhile, new connection each: %zu probes, "
+		    "p50 %.2f p99 %.2f max %.2f ms, %ld failed; total %.3f "
+		    "s\n",
+		    probe.lat.n, bench_quantile(&probe.lat, 0.5), probe_p99,
+		    bench_quantile(&probe.lat, 1.0), probe.failed, wall);
 		free(probe.lat.ms);
+		json_object_set_new(obj, "cacerts_probe_keepalive",
+		                    bench_probe_json(&probe_ka, &probe_p99));
+		printf("    /cacerts meanwhile, kept-alive connection: %zu "
+		       "probes, p50 %.2f p99 %.2f max %.2f ms, %ld failed\n",
+		       probe_ka.lat.n, bench_quantile(&probe_ka.lat, 0.5),
+		       probe_p99, bench_quantile(&probe_ka.lat, 1.0),
+		       probe_ka.failed);
+		free(probe_ka.lat.ms);
 	}
 	bench_json_append(o->json, obj);
 	json_decref(obj);
@@ -1535,7 +1568,7 @@ bench_idle(const struct bench_opts *o)
 	for (i = 0; i < o->conns; i++)
 		conns[i].fd = -1;
 	/* Baseline: /cacerts latency with no idle connection. */
-	bench_probe_start(&base_probe, o, ctx);
+	bench_probe_start(&base_probe, o, ctx, 0);
 	nanosleep(&settle, NULL);
 	bench_probe_stop(&base_probe);
 	bench_proc_read(o->pid, &before);
@@ -1566,7 +1599,7 @@ bench_idle(const struct bench_opts *o)
 	/* Let the server free what the handshakes used. */
 	nanosleep(&settle, NULL);
 	bench_proc_read(o->pid, &after);
-	bench_probe_start(&probe, o, ctx);
+	bench_probe_start(&probe, o, ctx, 0);
 	{
 		struct timespec d;
 
