@@ -1,9 +1,9 @@
 /*
  * fuzz_dogtag_json.c: Dogtag answers through every reader of
  * dogtag_json.c (request infos, PKIException bodies, info, account,
- * review, CertData, ids in URLs, PKCS#7 and PEM certificates, the HTML
- * check).  The input is copied into an exact-size buffer so that a read
- * past its end is caught by AddressSanitizer; every text a reader copies
+ * review, ProfileData, CertData, ids in URLs, PKCS#7 and PEM certificates,
+ * the HTML check).  The input is copied into an exact-size buffer so that a
+ * read past its end is caught by AddressSanitizer; every text a reader copies
  * out must end within its field.
  */
 #include <stdint.h>
@@ -32,6 +32,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dogtag_info pki;
 	struct dogtag_account acct;
 	struct dogtag_review review;
+	struct dogtag_profile profile;
 	struct dogtag_cert_data cd;
 	STACK_OF(X509) *certs;
 	char id[DOGTAG_ID_MAX], *buf, *str;
@@ -58,6 +59,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_bounded(acct.id, sizeof(acct.id));
 	if (dogtag_json_review(buf, size, &review) == 0)
 		fz_bounded(review.request_id, sizeof(review.request_id));
+	if (dogtag_json_profile(buf, size, &profile) == 0) {
+		if (profile.enabled != 0 && profile.enabled != 1)
+			abort();
+		fz_bounded(profile.enabled_by, sizeof(profile.enabled_by));
+	}
 	if (dogtag_json_cert_data(buf, size, &cd) == 0) {
 		if (cd.pkcs7 != NULL) {
 			certs = dogtag_certs_from_pkcs7(
