@@ -118,14 +118,20 @@ $(FUZZ_BUILD)/bin/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 
 # make fuzz [FUZZ_SECONDS=N]: every target for N seconds from seeds made
 # by scripts/fuzz-seeds.sh plus the regression inputs; crashes land in
-# build-fuzz/crashes/ and must become regression inputs once fixed.
+# build-fuzz/crashes/ and must become regression inputs once fixed.  A
+# target's dictionary tests/fuzz/NAME.dict and its extra libFuzzer flags
+# tests/fuzz/NAME.options (one line) are used when present; an input that
+# runs longer than 25 s is a crash (a hang).
 fuzz: deps $(FUZZ_NAMES:%=$(FUZZ_BUILD)/bin/%)
 	@./scripts/fuzz-seeds.sh $(FUZZ_BUILD)/corpus
 	@mkdir -p $(FUZZ_BUILD)/crashes
 	@rc=0; for t in $(FUZZ_NAMES); do \
 		mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 		$(FUZZ_BUILD)/bin/$$t -max_total_time=$(FUZZ_SECONDS) \
-			-print_final_stats=1 \
+			-print_final_stats=1 -timeout=25 \
+			$$(test -f tests/fuzz/$$t.dict && \
+			   echo -dict=tests/fuzz/$$t.dict) \
+			$$(cat tests/fuzz/$$t.options 2>/dev/null) \
 			-artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
 			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/regressions/$$t \
 			> $(FUZZ_BUILD)/$$t.log 2>&1 || rc=1; \

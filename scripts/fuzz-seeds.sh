@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out/fuzz_base64" "$out/fuzz_csr" "$out/fuzz_route" \
     "$out/fuzz_config" "$out/fuzz_htpasswd" "$out/fuzz_pending_record" \
     "$out/fuzz_certsrv_page" "$out/fuzz_policy" "$out/fuzz_helper_output" \
-    "$out/fuzz_http" "$out/fuzz_tls_hello"
+    "$out/fuzz_http" "$out/fuzz_tls_hello" "$out/fuzz_dogtag_json"
 
 n=0
 for key in rsa:2048 ec:P-256 ec:P-384 ed25519 rsa:1024; do
@@ -33,14 +33,17 @@ for key in rsa:2048 ec:P-256 ec:P-384 ed25519 rsa:1024; do
 done
 
 # Requests the policies of fuzz_policy.c look at: a phone's CN, identity
-# templates, every SAN kind, asked-for extensions, a CA request.
+# templates, every SAN kind, asked-for extensions, a CA request.  Their
+# keys are RSA-3072, which every policy there accepts, so that each gets
+# past the key check: a P-384 signature costs about 1 ms to verify, RSA
+# 0.05 ms, and the signature of every mutated request is checked.
 for spec in "/CN=SEP0011223344AA|subjectAltName=DNS:a.example.com" \
     "/CN=seed1|subjectAltName=email:a@example.com,URI:urn:x,IP:192.0.2.7" \
     "/CN=x|extendedKeyUsage=clientAuth,serverAuth" \
     "/CN=ca|basicConstraints=critical,CA:TRUE" \
     "/CN=ku|keyUsage=digitalSignature,keyCertSign"; do
 	n=$((n + 1))
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes \
+	openssl req -new -newkey rsa:3072 -nodes \
 	    -keyout "$tmp/k$n" -subj "${spec%%|*}" -addext "${spec#*|}" \
 	    -outform DER -out "$out/fuzz_policy/csr$n.der" 2>/dev/null
 done
@@ -74,6 +77,54 @@ with open(out + "/roots.txt", "w") as f:
 PY
 printf '3600\n61108\n' >"$ho/delay-cookie"
 printf 'line one\r\nline two\r\n' >"$ho/cookie-multi"
+
+# Dogtag REST answers (the shapes tests/fakes/fake_dogtag.py sends): request
+# infos, a PKIException, info, account, review and CertData carrying the
+# helper certificates above as PEM and PKCS#7.
+python3 - "$ho/issued.pem" "$ho/issued.p7.der" "$out/fuzz_dogtag_json" <<'PY'
+import base64, json, sys
+pem, p7, out = open(sys.argv[1]).read(), open(sys.argv[2], "rb").read(), \
+    sys.argv[3]
+leaf = pem[:pem.index("-----END CERTIFICATE-----") + 25] + "\n"
+docs = {
+    "request-info": {"total": 1, "entries": [{
+        "requestID": "0x1a", "requestType": "enrollment",
+        "requestStatus": "complete", "operationResult": "success",
+        "certId": "0x3f1c9e2a",
+        "requestURL": "https://h:8443/ca/rest/certrequests/26",
+        "certURL": "https://h:8443/ca/rest/certs/0x3f1c9e2a"}]},
+    "request-pending": {"total": 1, "entries": [{
+        "requestId": "27", "requestType": "enrollment",
+        "requestStatus": "pending", "operationResult": "success",
+        "requestURL": "https://h:8443/ca/rest/certrequests/27"}]},
+    "request-rejected": {"total": 1, "entries": [{
+        "requestID": "0x1c", "requestStatus": "rejected",
+        "operationResult": "failure",
+        "errorMessage": "Request Rejected - not allowed"}]},
+    "exception": {"Attributes": {"Attribute": []},
+                  "ClassName": "com.netscape.certsrv.base.BadRequestException",
+                  "Code": 400, "Message": "Profile not found"},
+    "info": {"Name": "Certificate Authority", "Version": "11.5.0"},
+    "account": {"id": "agent", "FullName": "agent", "Email": "a@x",
+                "Roles": ["Certificate Manager Agents"]},
+    "review": {"ProfileID": "caServerCert", "Renewal": False,
+               "Input": [], "Output": [], "Attributes": {"Attribute": []},
+               "nonce": "-7040571185446451742", "requestId": "0x1d",
+               "requestType": "enrollment", "requestStatus": "pending"},
+    "certdata": {"id": "0x3f1c9e2a", "Status": "VALID", "Encoded": leaf,
+                 "PKCS7CertChain": base64.encodebytes(p7).decode()},
+}
+for name, doc in docs.items():
+    with open("%s/%s.json" % (out, name), "w") as f:
+        json.dump(doc, f)
+with open(out + "/chain.pem", "w") as f:
+    f.write(pem)
+with open(out + "/chain.p7", "wb") as f:
+    f.write(p7)
+with open(out + "/tomcat.html", "w") as f:
+    f.write("<!doctype html><html><head><title>HTTP Status 404</title>"
+            "</head><body>Not Found</body></html>")
+PY
 
 # HTTP requests as fuzz_http.c's labels take them: anonymous GETs, an
 # open enrollment, Basic with Content-Length and chunked, pipelining.
@@ -119,6 +170,12 @@ hash=$(printf 'secret' | openssl passwd -6 -stdin)
 printf 'Basic YWxpY2U6c2VjcmV0\nalice:%s\n# comment\n\nbob:%s\n' \
     "$hash" "$hash" >"$out/fuzz_htpasswd/users1"
 printf 'basic Ym9iOnNlY3JldA==\nbob:plain\n' >"$out/fuzz_htpasswd/plain"
+# The cheapest sha512-crypt (1,000 rounds) of "secret": crypt(3) is most of
+# what an input costs.
+# shellcheck disable=SC2016
+printf 'Basic YWxpY2U6c2VjcmV0\nalice:%s\n' \
+    '$6$rounds=1000$saltsalt$LAV5VE5Y7w1d73x1mFNspYWUpazfmwv2SoepNXNKJ/otop/Zok96Hr8Q13LEv0DRY/x8v0/crpIjl8NJSAqXV/' \
+    >"$out/fuzz_htpasswd/cheap"
 
 k=0000000000000000000000000000000000000000000000000000000000000001
 printf '{"key":"%s","state":"at_ca","label":"phones","identity":"CN=x","first_rid":"0123456789abcdef","cookie":"61108","reason":"","status":0,"retry_after":60,"pid":1,"created":1,"expires":2}' \

@@ -40,6 +40,12 @@ pg_lower(int c)
 }
 
 static int
+pg_upper(int c)
+{
+	return c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c;
+}
+
+static int
 pg_digit(int c)
 {
 	return c >= '0' && c <= '9';
@@ -72,11 +78,37 @@ pg_space(int c)
 static size_t
 pg_find(const char *buf, size_t len, size_t from, const char *needle, int ci)
 {
-	size_t n = strlen(needle), i, j;
+	size_t n = strlen(needle), i, j, last, next[2] = {0, 0};
+	int first[2], k, nk;
+	const char *hit;
 
 	if (n == 0 || from > len || len - from < n)
 		return PG_NONE;
-	for (i = from; i <= len - n; i++) {
+	/* Candidates are found with memchr on the needle's first byte (both
+	 * cases of it when ci), and only they are compared byte by byte.
+	 * A page is scanned some thirty times per classification; a byte
+	 * loop at every position made that most of the time a page costs,
+	 * and many times that under a fuzzer's instrumentation.  next[]
+	 * keeps each first byte's next position, so memchr passes every
+	 * byte once. */
+	first[0] = (unsigned char)needle[0];
+	first[1] = first[0];
+	if (ci) {
+		first[0] = pg_lower(first[0]);
+		first[1] = pg_upper(first[0]);
+	}
+	nk = first[1] != first[0] ? 2 : 1;
+	last = len - n;
+	for (i = from; i <= last; i++) {
+		for (k = 0; k < nk; k++) {
+			if (next[k] > i)
+				continue;
+			hit = memchr(buf + i, first[k], last + 1 - i);
+			next[k] = hit != NULL ? (size_t)(hit - buf) : last + 1;
+		}
+		i = nk == 2 && next[1] < next[0] ? next[1] : next[0];
+		if (i > last)
+			break;
 		for (j = 0; j < n; j++) {
 			int a = (unsigned char)buf[i + j];
 			int b = (unsigned char)needle[j];
@@ -709,7 +741,14 @@ certsrv_page_has_template(const char *buf, size_t len,
 		return -1;
 	if ((at = pg_find(buf, len, 0, "lbCertTemplate", 1)) == PG_NONE)
 		return -1;
-	while ((at = pg_find(buf, len, at, "<option", 1)) != PG_NONE) {
+	/* Each <option tag is read once, up to its '>', and the search goes
+	 * on after that '>': an <option inside a tag that is still open is
+	 * an attribute of that tag, not an option of its own.  Looking again
+	 * from just past "<option" made a page of "<option<option..." with
+	 * no '>' cost time quadratic in its size (fuzz_certsrv_page: 256 KiB
+	 * took 36 s, a 1 MiB answer would hold a worker for ten minutes). */
+	for (; (at = pg_find(buf, len, at, "<option", 1)) != PG_NONE;
+	     at = end) {
 		for (end = at; end < len && buf[end] != '>'; end++)
 			;
 		at += 7;

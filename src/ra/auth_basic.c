@@ -102,6 +102,171 @@ ra_users_hash_known(const char *hash)
 }
 
 /*
+ * Work limits of a users-file hash.  crypt(3) takes its cost from the hash
+ * itself, and every Basic check runs it (an unknown user runs the first
+ * user's hash), so one line like "$2b$31$..." or "$6$rounds=999999999$"
+ * made each check hold a worker for days, and a yescrypt N of 2^40 asked
+ * for terabytes; fuzz_htpasswd timed out on such lines.  The limits are
+ * far above what the usual tools write (bcrypt cost 5 to 12, sha-crypt
+ * 5,000 to 656,000 rounds, yescrypt from crypt_gensalt at most 1 GiB):
+ * about a second per check.
+ */
+#define RA_USERS_SHA_ROUNDS_MAX  1000000UL
+#define RA_USERS_BCRYPT_COST_MAX 14
+/* N * r * p * (t + 1) of scrypt and yescrypt: 128 bytes each, 1 GiB. */
+#define RA_USERS_SCRYPT_WORK_MAX (1ULL << 23)
+
+/* The crypt(3) base64 digit value of c, or 64 when c is none. */
+static unsigned int
+ra_users_atoi64(unsigned char c)
+{
+	if (c == '.' || c == '/')
+		return c == '.' ? 0 : 1;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 2;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A' + 12;
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 38;
+	return 64;
+}
+
+/*
+ * Reads one variable-length number of a yescrypt setting as libxcrypt's
+ * decode64_uint32() does.  Returns the position after it, or NULL.
+ */
+static const char *
+ra_users_y_number(const char *s, unsigned long long min,
+                  unsigned long long *out)
+{
+	unsigned int start = 0, end = 47, chars = 1, bits = 0, c;
+	unsigned long long v = min;
+
+	if ((c = ra_users_atoi64((unsigned char)*s++)) > 63)
+		return NULL;
+	while (c > end) {
+		v += (unsigned long long)(end + 1 - start) << bits;
+		start = end + 1;
+		end = start + (62 - end) / 2;
+		chars++;
+		bits += 6;
+	}
+	v += (unsigned long long)(c - start) << bits;
+	while (--chars) {
+		if ((c = ra_users_atoi64((unsigned char)*s++)) > 63)
+			return NULL;
+		bits -= 6;
+		v += (unsigned long long)c << bits;
+	}
+	*out = v;
+	return s;
+}
+
+/* a * b, saturated at RA_USERS_SCRYPT_WORK_MAX + 1. */
+static unsigned long long
+ra_users_work_mul(unsigned long long a, unsigned long long b)
+{
+	const unsigned long long over = RA_USERS_SCRYPT_WORK_MAX + 1;
+
+	if (a == 0 || b == 0)
+		return 0;
+	return a > over / b ? over : a * b;
+}
+
+/*
+ * Says whether the cost a hash asks of crypt(3) is within the limits
+ * above.  Parameters libxcrypt would refuse anyway pass here: crypt_r then
+ * fails at once.  Returns 0, or -1 with the reason in why (size len).
+ */
+static int
+ra_users_hash_cost_check(const char *hash, char *why, size_t len)
+{
+	unsigned long long n = 0, r = 0, p = 1, t = 0, have = 0, v, work;
+	unsigned long rounds;
+	const char *s;
+	unsigned int i;
+
+	if (strncmp(hash, "$5$rounds=", 10) == 0 ||
+	    strncmp(hash, "$6$rounds=", 10) == 0) {
+		/* Up to ten digits; libxcrypt clamps bigger counts to
+		 * 999,999,999, which is over the limit as well. */
+		for (i = 0; hash[10 + i] >= '0' && hash[10 + i] <= '9'; i++)
+			;
+		rounds = strtoul(hash + 10, NULL, 10);
+		if (i > 10 || rounds > RA_USERS_SHA_ROUNDS_MAX) {
+			snprintf(why, len,
+			         "password hash too costly (sha-crypt rounds "
+			         "at most %lu)",
+			         RA_USERS_SHA_ROUNDS_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(hash, "$2", 2) == 0) {
+		/* "$2b$CC$": the cost is log2 of the rounds. */
+		if (hash[4] >= '0' && hash[4] <= '9' && hash[5] >= '0' &&
+		    hash[5] <= '9' &&
+		    (hash[4] - '0') * 10 + (hash[5] - '0') >
+		        RA_USERS_BCRYPT_COST_MAX) {
+			snprintf(why, len,
+			         "password hash too costly (bcrypt cost at "
+			         "most %d)",
+			         RA_USERS_BCRYPT_COST_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(hash, "$7$", 3) == 0) {
+		/* scrypt: N as log2, then r and p as 30-bit numbers. */
+		s = hash + 3;
+		if ((v = ra_users_atoi64((unsigned char)*s++)) > 63)
+			return 0;
+		n = 1ULL << v;
+		r = p = 0;
+		for (i = 0; i < 10; i++) {
+			if ((v = ra_users_atoi64((unsigned char)*s++)) > 63)
+				return 0;
+			if (i < 5)
+				r |= v << (6 * i);
+			else
+				p |= v << (6 * (i - 5));
+		}
+	} else if (strncmp(hash, "$y$", 3) == 0 ||
+	           strncmp(hash, "$gy$", 4) == 0) {
+		/* yescrypt: flavor, log2 N, r, then optionally a bit set
+		 * saying which of p, t, g and NROM follow. */
+		s = hash + (hash[1] == 'y' ? 3 : 4);
+		if ((s = ra_users_y_number(s, 0, &v)) == NULL ||
+		    (s = ra_users_y_number(s, 1, &v)) == NULL)
+			return 0;
+		n = v > 63 ? RA_USERS_SCRYPT_WORK_MAX + 1 : 1ULL << v;
+		if ((s = ra_users_y_number(s, 1, &r)) == NULL)
+			return 0;
+		if (*s != '$' && (s = ra_users_y_number(s, 1, &have)) == NULL)
+			return 0;
+		if ((have & 1) && (s = ra_users_y_number(s, 2, &p)) == NULL)
+			return 0;
+		if ((have & 2) && ra_users_y_number(s, 1, &t) == NULL)
+			return 0;
+		/* g (upgrades) and a ROM are never written by crypt_gensalt
+		 * and multiply the work: refused. */
+		if (have & 12)
+			n = RA_USERS_SCRYPT_WORK_MAX + 1;
+	} else {
+		return 0;
+	}
+	work = ra_users_work_mul(ra_users_work_mul(ra_users_work_mul(n, r), p),
+	                         t + 1);
+	if (work > RA_USERS_SCRYPT_WORK_MAX) {
+		snprintf(why, len,
+		         "password hash too costly (scrypt/yescrypt N*r*p at "
+		         "most 2^23, 1 GiB)");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Checks the hash field of one line.  Returns 0, or -1 with the reason in
  * why (size len); the reason never quotes the field, which may be a plain
  * text password.
@@ -147,6 +312,8 @@ ra_users_hash_check(const char *hash, char *why, size_t len)
 		snprintf(why, len, "malformed password hash");
 		goto out;
 	}
+	if (ra_users_hash_cost_check(hash, why, len) != 0)
+		goto out;
 	rc = 0;
 out:
 	return rc;

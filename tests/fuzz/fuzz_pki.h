@@ -7,8 +7,11 @@
 #ifndef ESTRAD_FUZZ_PKI_H
 #define ESTRAD_FUZZ_PKI_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -98,32 +101,39 @@ fuzz_pki_make(const char *dir)
 /* The directory fuzz_pki_mkdtemp() made, removed at exit. */
 static char fuzz_pki_dir[64];
 
+/* nftw() callback: removes one entry, children first. */
+static int
+fuzz_pki_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes the directory and everything a target made in it. */
 static void
 fuzz_pki_cleanup(void)
 {
-	static const char *const names[] = {"ca.key", "ca.pem", "users",
-	                                    "estrad.json"};
-	char path[256];
-	size_t i;
-
-	if (fuzz_pki_dir[0] == '\0')
-		return;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", fuzz_pki_dir, names[i]);
-		(void)unlink(path);
-	}
-	(void)rmdir(fuzz_pki_dir);
+	if (fuzz_pki_dir[0] != '\0')
+		(void)nftw(fuzz_pki_dir, fuzz_pki_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /*
- * Makes a temporary directory named after prefix ("fuzz_http") that is
- * removed with the files named above at exit, so that make check leaves
- * nothing in /tmp.  Returns it (static storage).
+ * Makes a temporary directory named after prefix ("fuzz_http") in $TMPDIR
+ * (an absolute path under 32 bytes), else /tmp, that is removed with all
+ * it holds at exit, so that make check leaves nothing behind.  Returns it
+ * (static storage).
  */
 static const char *
 fuzz_pki_mkdtemp(const char *prefix)
 {
-	snprintf(fuzz_pki_dir, sizeof(fuzz_pki_dir), "/tmp/%s.XXXXXX", prefix);
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(fuzz_pki_dir, sizeof(fuzz_pki_dir), "%s/%s.XXXXXX",
+	         tmp != NULL && tmp[0] == '/' && strlen(tmp) < 32 ? tmp
+	                                                          : "/tmp",
+	         prefix);
 	if (mkdtemp(fuzz_pki_dir) == NULL)
 		fuzz_pki_die("mkdtemp");
 	atexit(fuzz_pki_cleanup);
