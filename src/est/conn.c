@@ -23,6 +23,7 @@
 #include "est/reply.h"
 #include "est/route.h"
 #include "est/wire.h"
+#include "ra/auth_basic.h"
 #include "ra/log.h"
 #include "ra/request.h"
 
@@ -281,10 +282,85 @@ out:
 	return csr;
 }
 
+static void est_conn_handle_now(struct evhttp_request *evreq,
+                                struct est_conn_worker *worker);
+
+/* A request waiting for its Basic credentials' crypt(3). */
+struct est_conn_waiting {
+	struct evhttp_request *evreq;
+	struct est_conn_worker *worker;
+	/* Held while the helper thread reads the generation's users table
+	 * (a reload may free an older generation's). */
+	struct est_generation *gen;
+};
+
+/* The helper thread is done: the request is handled now, and its check
+ * finds the verdict without crypt(3) (ra_auth_basic_prefetch()). */
+static void
+est_conn_prefetched(void *arg)
+{
+	struct est_conn_waiting *w = arg;
+	struct evhttp_request *evreq = w->evreq;
+	struct est_conn_worker *worker = w->worker;
+
+	est_generation_release(w->gen);
+	free(w);
+	/* A client that left meanwhile gets nothing; answering an evhttp
+	 * request without a connection frees it. */
+	if (evhttp_request_get_connection(evreq) == NULL) {
+		evhttp_send_error(evreq, 503, "Client gone");
+		return;
+	}
+	est_conn_handle_now(evreq, worker);
+}
+
+/*
+ * Hands the crypt(3) of the request's Basic credentials to a helper thread
+ * when they are not in this worker's cache (ra/offload.h): a burst of new
+ * or wrong credentials would otherwise hold the loop 3 ms each.  Returns 1
+ * when the request goes on later (est_conn_prefetched()).
+ */
+static int
+est_conn_prefetch(struct evhttp_request *evreq, struct est_conn_worker *worker)
+{
+	const char *authz = evhttp_find_header(
+	    evhttp_request_get_input_headers(evreq), "Authorization");
+	struct est_generation *gen;
+	struct est_conn_waiting *w;
+	int rc;
+
+	if (authz == NULL || (w = calloc(1, sizeof(*w))) == NULL)
+		return 0;
+	w->evreq = evreq;
+	w->worker = worker;
+	w->gen = gen = est_server_acquire(worker->server);
+	rc =
+	    ra_auth_basic_prefetch(ra_users_slot_get(gen->config->users_slot),
+	                           authz, worker->base, est_conn_prefetched, w);
+	if (rc == 0) {
+		est_generation_release(gen);
+		free(w);
+	}
+	return rc;
+}
+
 void
 est_conn_handle(struct evhttp_request *evreq, void *arg)
 {
 	struct est_conn_worker *worker = arg;
+
+	/* The whole request is in: its deadline (limits.request_timeout)
+	 * stops here, so that one waiting for a slow CA is never cut. */
+	est_limits_request_arrived(est_conn_ssl(evreq));
+	if (est_conn_prefetch(evreq, worker))
+		return;
+	est_conn_handle_now(evreq, worker);
+}
+
+static void
+est_conn_handle_now(struct evhttp_request *evreq,
+                    struct est_conn_worker *worker)
+{
 	struct est_conn_request *creq = NULL;
 	struct ra_request *req;
 	struct est_route route;
@@ -297,9 +373,6 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	    *uri = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
 
-	/* The whole request is in: its deadline (limits.request_timeout)
-	 * stops here, so that one waiting for a slow CA is never cut. */
-	est_limits_request_arrived(est_conn_ssl(evreq));
 	gen = est_server_acquire(worker->server);
 	if ((creq = calloc(1, sizeof(*creq))) == NULL ||
 	    (creq->req = ra_request_new(gen->config, gen->trust,

@@ -26,6 +26,7 @@
 #include "est/listener.h"
 #include "est/metrics.h"
 #include "ra/log.h"
+#include "ra/offload.h"
 
 /* Pending connections per listening socket. */
 #define EST_LISTEN_BACKLOG 1024
@@ -695,6 +696,7 @@ est_worker_main(void *arg)
 	}
 	/* Answers waiting for their audit record are sent (or at least
 	 * handed to their connection) before the loop is freed. */
+	ra_offload_drain(worker->base);
 	ra_log_audit_drain(worker->base);
 	ca_loop_shutdown(worker->base);
 	return NULL;

@@ -21,6 +21,7 @@
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 #include "ra/log.h"
+#include "ra/offload.h"
 
 #define ESTRAD_VERSION "0.1.0"
 
@@ -161,6 +162,8 @@ main(int argc, char **argv)
 	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "estrad stopped");
 out:
 	est_server_free(server);
+	/* Helper threads (crypt(3)) are idle once the workers are gone. */
+	ra_offload_stop();
 	ra_trust_free(trust);
 	ra_config_free(config);
 	ra_log_close();

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "ra/auth_basic.h"
+#include "ra/offload.h"
 
 /* Longest line of the users file, newline included. */
 #define RA_USERS_LINE_MAX 4096
@@ -739,28 +740,90 @@ ra_basic_cache_put(const struct ra_users *users,
 	e->expires = time(NULL) + RA_BASIC_CACHE_TTL;
 }
 
-enum ra_basic_result
-ra_auth_basic_check(const struct ra_users *users, const char *authorization,
-                    char *user, size_t userlen)
+/*
+ * One-time notes of checks that failed on a helper thread
+ * (ra_auth_basic_prefetch()), per worker thread, keyed like the cache: the
+ * request that asked is handled again on the same thread and finds its
+ * verdict here instead of running crypt(3) on the loop.  A note is used
+ * once and lives RA_BASIC_NOTE_TTL seconds; failures are still never
+ * cached.
+ */
+#define RA_BASIC_NOTE_SIZE 64
+#define RA_BASIC_NOTE_TTL  30
+
+struct ra_basic_note {
+	unsigned long generation;
+	unsigned char mac[32];
+	time_t expires;
+	enum ra_basic_result result;
+};
+
+static __thread struct ra_basic_note ra_basic_notes[RA_BASIC_NOTE_SIZE];
+
+static void
+ra_basic_note_put(const struct ra_users *users,
+                  const unsigned char *credentials, size_t len,
+                  enum ra_basic_result result)
 {
-	unsigned char decoded[RA_BASIC_B64_MAX / 4 * 3 + 1];
-	enum ra_basic_result rc = RA_BASIC_MALFORMED;
-	const struct ra_user *found = NULL;
+	struct ra_basic_note *e;
+	unsigned char mac[32];
+
+	if (ra_basic_cache_mac(users, credentials, len, mac) != 0)
+		return;
+	e = &ra_basic_notes[mac[0] % RA_BASIC_NOTE_SIZE];
+	e->generation = users->generation;
+	memcpy(e->mac, mac, sizeof(mac));
+	e->expires = time(NULL) + RA_BASIC_NOTE_TTL;
+	e->result = result;
+}
+
+/* Finds the note of credentials; take uses it up.  Returns 1 with
+ * *result, or 0. */
+static int
+ra_basic_note_find(const struct ra_users *users,
+                   const unsigned char *credentials, size_t len, int take,
+                   enum ra_basic_result *result)
+{
+	struct ra_basic_note *e;
+	unsigned char mac[32];
+
+	if (ra_basic_cache_mac(users, credentials, len, mac) != 0)
+		return 0;
+	e = &ra_basic_notes[mac[0] % RA_BASIC_NOTE_SIZE];
+	if (e->generation != users->generation || e->expires <= time(NULL) ||
+	    CRYPTO_memcmp(e->mac, mac, sizeof(mac)) != 0)
+		return 0;
+	*result = e->result;
+	if (take)
+		e->expires = 0;
+	return 1;
+}
+
+/*
+ * Decodes an Authorization value into decoded (size cap) as
+ * "user:password" without NUL bytes: *n its length, *colon the colon's
+ * offset.  Copies the user name out when it can be decoded.  Returns 0, or
+ * -1 when the value is no Basic credentials.
+ */
+static int
+ra_basic_parse(const char *authorization, unsigned char *decoded, size_t cap,
+               size_t *n, size_t *colon, char *user, size_t userlen)
+{
 	const char *p, *b64;
-	unsigned char *colon;
+	unsigned char *c;
 	size_t len;
-	int n;
+	int got;
 
 	if (user != NULL && userlen > 0)
 		user[0] = '\0';
 	if (authorization == NULL)
-		goto out;
+		return -1;
 	p = authorization;
 	while (*p == ' ' || *p == '\t')
 		p++;
 	/* The scheme is case-insensitive (RFC 7617 §2, RFC 7235 §2.1). */
 	if (strncasecmp(p, "Basic", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
-		goto out;
+		return -1;
 	p += 5;
 	while (*p == ' ' || *p == '\t')
 		p++;
@@ -769,47 +832,159 @@ ra_auth_basic_check(const struct ra_users *users, const char *authorization,
 	while (len > 0 && (b64[len - 1] == ' ' || b64[len - 1] == '\t'))
 		len--;
 	if (len == 0 || len > RA_BASIC_B64_MAX)
-		goto out;
-	if ((n = ra_basic_decode(b64, len, decoded, sizeof(decoded) - 1)) < 0)
-		goto out;
-	decoded[n] = '\0';
+		return -1;
+	if ((got = ra_basic_decode(b64, len, decoded, cap - 1)) < 0)
+		return -1;
+	decoded[got] = '\0';
 	/* No colon: the whole thing may be a password, so nothing of it is
 	 * copied out for the logs. */
-	if ((colon = memchr(decoded, ':', (size_t)n)) == NULL)
-		goto out;
-	ra_basic_copy_user(user, userlen, decoded, (size_t)(colon - decoded));
+	if ((c = memchr(decoded, ':', (size_t)got)) == NULL)
+		return -1;
+	ra_basic_copy_user(user, userlen, decoded, (size_t)(c - decoded));
 	/* crypt_r sees C strings: a NUL would cut the password short and
 	 * let a prefix of it through. */
-	if (memchr(decoded, '\0', (size_t)n) != NULL)
+	if (memchr(decoded, '\0', (size_t)got) != NULL)
+		return -1;
+	*n = (size_t)got;
+	*colon = (size_t)(c - decoded);
+	return 0;
+}
+
+/* The user of decoded credentials ("user:password"), or NULL. */
+static const struct ra_user *
+ra_basic_find(const struct ra_users *users, unsigned char *decoded,
+              size_t colon)
+{
+	const struct ra_user *found = NULL;
+
+	if (users == NULL || users->count == 0)
+		return NULL;
+	decoded[colon] = '\0';
+	found = bsearch(decoded, users->users, users->count,
+	                sizeof(*users->users), ra_user_find_cmp);
+	decoded[colon] = ':';
+	return found;
+}
+
+enum ra_basic_result
+ra_auth_basic_check(const struct ra_users *users, const char *authorization,
+                    char *user, size_t userlen)
+{
+	unsigned char decoded[RA_BASIC_B64_MAX / 4 * 3 + 1];
+	enum ra_basic_result rc = RA_BASIC_MALFORMED;
+	const struct ra_user *found;
+	size_t n, colon;
+
+	if (ra_basic_parse(authorization, decoded, sizeof(decoded), &n, &colon,
+	                   user, userlen) != 0)
 		goto out;
-	*colon = '\0';
-	if (users != NULL && users->count > 0)
-		found = bsearch(decoded, users->users, users->count,
-		                sizeof(*users->users), ra_user_find_cmp);
-	if (found == NULL) {
+	/* A helper thread checked these credentials for this request. */
+	if (users != NULL && ra_basic_note_find(users, decoded, n, 1, &rc))
+		goto out;
+	if ((found = ra_basic_find(users, decoded, colon)) == NULL) {
 		/* Spend the time a known user costs before answering. */
 		if (users != NULL && users->dummy_hash != NULL)
-			(void)ra_basic_crypt_matches((const char *)colon + 1,
+			(void)ra_basic_crypt_matches((const char *)decoded +
+			                                 colon + 1,
 			                             users->dummy_hash);
 		rc = RA_BASIC_UNKNOWN_USER;
 		goto out;
 	}
-	*colon = ':';
-	if (ra_basic_cache_hit(users, decoded, (size_t)n)) {
+	if (ra_basic_cache_hit(users, decoded, n)) {
 		rc = RA_BASIC_OK;
 		goto out;
 	}
-	*colon = '\0';
-	if (ra_basic_crypt_matches((const char *)colon + 1, found->hash)) {
+	decoded[colon] = '\0';
+	if (ra_basic_crypt_matches((const char *)decoded + colon + 1,
+	                           found->hash)) {
 		rc = RA_BASIC_OK;
-		*colon = ':';
-		ra_basic_cache_put(users, decoded, (size_t)n);
+		decoded[colon] = ':';
+		ra_basic_cache_put(users, decoded, n);
 	} else {
 		rc = RA_BASIC_BAD_PASSWORD;
 	}
 out:
 	OPENSSL_cleanse(decoded, sizeof(decoded));
 	return rc;
+}
+
+/* A check running on a helper thread (ra_auth_basic_prefetch()). */
+struct ra_basic_job {
+	const struct ra_users *users; /* kept until exit (the slot) */
+	const char *hash;             /* the user's, or the dummy one */
+	int known;                    /* the user exists */
+	unsigned char decoded[RA_BASIC_B64_MAX / 4 * 3 + 1];
+	size_t n, colon;
+	int ok; /* set by the helper thread */
+	void (*done)(void *arg);
+	void *arg;
+};
+
+/* Helper thread: only the job's own copy and the immutable table. */
+static void
+ra_basic_job_work(void *arg)
+{
+	struct ra_basic_job *job = arg;
+
+	job->decoded[job->colon] = '\0';
+	job->ok = ra_basic_crypt_matches(
+	              (const char *)job->decoded + job->colon + 1, job->hash) &&
+	          job->known;
+	job->decoded[job->colon] = ':';
+}
+
+/* Worker thread: the verdict goes where the re-run will look. */
+static void
+ra_basic_job_done(void *arg)
+{
+	struct ra_basic_job *job = arg;
+	void (*done)(void *) = job->done;
+	void *done_arg = job->arg;
+
+	if (job->ok)
+		ra_basic_cache_put(job->users, job->decoded, job->n);
+	else
+		ra_basic_note_put(job->users, job->decoded, job->n,
+		                  job->known ? RA_BASIC_BAD_PASSWORD
+		                             : RA_BASIC_UNKNOWN_USER);
+	OPENSSL_cleanse(job, sizeof(*job));
+	free(job);
+	done(done_arg);
+}
+
+int
+ra_auth_basic_prefetch(const struct ra_users *users, const char *authorization,
+                       struct event_base *base, void (*done)(void *arg),
+                       void *arg)
+{
+	struct ra_basic_job *job;
+	const struct ra_user *found;
+	enum ra_basic_result noted;
+
+	if (users == NULL || authorization == NULL ||
+	    (job = calloc(1, sizeof(*job))) == NULL)
+		return 0;
+	if (ra_basic_parse(authorization, job->decoded, sizeof(job->decoded),
+	                   &job->n, &job->colon, NULL, 0) != 0)
+		goto inline_check;
+	found = ra_basic_find(users, job->decoded, job->colon);
+	if ((found != NULL &&
+	     ra_basic_cache_hit(users, job->decoded, job->n)) ||
+	    ra_basic_note_find(users, job->decoded, job->n, 0, &noted))
+		goto inline_check;
+	job->users = users;
+	job->known = found != NULL;
+	job->hash = found != NULL ? found->hash : users->dummy_hash;
+	job->done = done;
+	job->arg = arg;
+	if (job->hash == NULL || ra_offload_run(base, ra_basic_job_work,
+	                                        ra_basic_job_done, job) != 0)
+		goto inline_check;
+	return 1;
+inline_check:
+	OPENSSL_cleanse(job, sizeof(*job));
+	free(job);
+	return 0;
 }
 
 const char *

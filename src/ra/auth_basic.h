@@ -46,6 +46,22 @@ enum ra_basic_result ra_auth_basic_check(const struct ra_users *users,
                                          const char *authorization, char *user,
                                          size_t userlen);
 
+/*
+ * Takes crypt(3) off the caller's loop.  When checking authorization
+ * against users would run crypt(3) (the credentials are neither in this
+ * thread's cache of successes nor noted), runs it on a helper thread
+ * (ra/offload.h) and returns 1: done(arg) then runs on base's loop, and the
+ * next ra_auth_basic_check() of the same credentials on that thread answers
+ * without crypt(3), from the cache (success) or a one-time note (failure).
+ * Returns 0 when no crypt(3) is needed or it could not be handed over: call
+ * ra_auth_basic_check() at once.  users must stay valid (tables are kept
+ * until their slot is freed); the credentials are copied and wiped.
+ */
+struct event_base;
+int ra_auth_basic_prefetch(const struct ra_users *users,
+                           const char *authorization, struct event_base *base,
+                           void (*done)(void *arg), void *arg);
+
 /* Returns a static phrase for a result, for logs ("unknown user"). */
 const char *ra_basic_result_text(enum ra_basic_result result);
 

@@ -15,7 +15,11 @@
 #include <check.h>
 #include <openssl/evp.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
 #include "ra/auth_basic.h"
+#include "ra/offload.h"
 
 /* snprintf that fails the test rather than truncate. */
 #define FMT(buf, ...)                                                          \
@@ -144,6 +148,79 @@ check_cred(const struct ra_users *users, const char *cred, char *user,
 	make_header(header, sizeof(header), "Basic", cred, strlen(cred));
 	return ra_auth_basic_check(users, header, user, userlen);
 }
+
+static void
+prefetch_done(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/*
+ * Hands cred to a helper thread and runs base until it is done; returns
+ * what ra_auth_basic_prefetch() returned.
+ */
+static int
+prefetch_cred(const struct ra_users *users, struct event_base *base,
+              const char *cred)
+{
+	char header[1100];
+	int done = 0, rc, i;
+
+	make_header(header, sizeof(header), "Basic", cred, strlen(cred));
+	rc = ra_auth_basic_prefetch(users, header, base, prefetch_done, &done);
+	for (i = 0; rc == 1 && done == 0 && i < 1000; i++) {
+		(void)event_base_loop(base, EVLOOP_NONBLOCK);
+		if (done == 0)
+			usleep(5000);
+	}
+	ck_assert_int_eq(done, rc == 1 ? 1 : 0);
+	return rc;
+}
+
+/*
+ * crypt(3) on a helper thread: the verdict is then found by the check on
+ * the loop's thread, a success from the cache (no second helper run), a
+ * failure once from its note.
+ */
+START_TEST(test_basic_prefetch_verdicts)
+{
+	struct ra_users *users = load_standard();
+	struct event_base *base;
+	char user[64];
+
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	ck_assert_ptr_nonnull(base = event_base_new());
+	ck_assert_int_eq(prefetch_cred(users, base, "alice:secret"), 1);
+	ck_assert_int_eq(check_cred(users, "alice:secret", user, sizeof(user)),
+	                 RA_BASIC_OK);
+	ck_assert_str_eq(user, "alice");
+	/* Cached now: nothing to hand over. */
+	ck_assert_int_eq(prefetch_cred(users, base, "alice:secret"), 0);
+
+	ck_assert_int_eq(prefetch_cred(users, base, "alice:wrong"), 1);
+	ck_assert_int_eq(check_cred(users, "alice:wrong", user, sizeof(user)),
+	                 RA_BASIC_BAD_PASSWORD);
+	/* The note is used up; the check runs crypt(3) itself again. */
+	ck_assert_int_eq(check_cred(users, "alice:wrong", user, sizeof(user)),
+	                 RA_BASIC_BAD_PASSWORD);
+
+	ck_assert_int_eq(prefetch_cred(users, base, "mallory:x"), 1);
+	ck_assert_int_eq(check_cred(users, "mallory:x", user, sizeof(user)),
+	                 RA_BASIC_UNKNOWN_USER);
+
+	/* Not Basic, or no users: answered on the spot. */
+	ck_assert_int_eq(ra_auth_basic_prefetch(users, "Bearer x", base,
+	                                        prefetch_done, NULL),
+	                 0);
+	ck_assert_int_eq(ra_auth_basic_prefetch(NULL, "Basic YTpi", base,
+	                                        prefetch_done, NULL),
+	                 0);
+	ra_offload_drain(base);
+	event_base_free(base);
+	ra_offload_stop();
+	ra_users_free(users);
+}
+END_TEST
 
 START_TEST(test_basic_load_counts_users)
 {
@@ -623,6 +700,7 @@ ra_auth_basic_suite(void)
 	tcase_add_test(tc, test_basic_missing_file);
 	tcase_add_test(tc, test_basic_many_users_sorted_lookup);
 	tcase_add_test(tc, test_basic_result_text);
+	tcase_add_test(tc, test_basic_prefetch_verdicts);
 	suite_add_tcase(s, tc);
 	return s;
 }
