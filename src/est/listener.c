@@ -694,10 +694,10 @@ est_worker_main(void *arg)
 			est_generation_backends(gen, worker->base, 0);
 		pthread_mutex_unlock(&server->lock);
 	}
-	/* Answers waiting for their audit record are sent (or at least
-	 * handed to their connection) before the loop is freed. */
+	/* Requests waiting for a helper thread (crypt(3)) or for their audit
+	 * record are answered (or at least handed to their connection)
+	 * before the loop is freed. */
 	ra_offload_drain(worker->base);
-	ra_log_audit_drain(worker->base);
 	ca_loop_shutdown(worker->base);
 	return NULL;
 }

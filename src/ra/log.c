@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "ra/log.h"
+#include "ra/offload.h"
 
 /* One error-log line at most; CA text is cut first so context survives. */
 #define RA_LOG_LINE_MAX 4096
@@ -518,48 +519,14 @@ struct ra_log_audit_item {
 	struct ra_log_audit_item *next;
 };
 
-/* Loops with records not yet delivered, for ra_log_audit_drain(). */
-#define RA_LOG_AUDIT_BASES 64
-
 static pthread_mutex_t ra_log_queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ra_log_queue_cond = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t ra_log_progress_cond = PTHREAD_COND_INITIALIZER;
 static struct ra_log_audit_item *ra_log_queue_head;
 static struct ra_log_audit_item **ra_log_queue_tail = &ra_log_queue_head;
-static struct {
-	struct event_base *base;
-	unsigned long count;
-} ra_log_undelivered[RA_LOG_AUDIT_BASES];
 static pthread_t ra_log_writer;
 static int ra_log_writer_state; /* 0 none, 1 running, -1 cannot start */
 static int ra_log_writer_stopping;
 static int ra_log_sync_wanted; /* records written without a sync */
-
-/* Adds delta to base's undelivered count; ra_log_queue_lock held. */
-static void
-ra_log_undelivered_add(struct event_base *base, long delta)
-{
-	int i, free_slot = -1;
-
-	for (i = 0; i < RA_LOG_AUDIT_BASES; i++) {
-		if (ra_log_undelivered[i].base == base)
-			break;
-		if (ra_log_undelivered[i].base == NULL && free_slot < 0)
-			free_slot = i;
-	}
-	if (i == RA_LOG_AUDIT_BASES) {
-		if (free_slot < 0 || delta < 0)
-			return;
-		i = free_slot;
-		ra_log_undelivered[i].base = base;
-	}
-	if (delta < 0 && ra_log_undelivered[i].count > 0)
-		ra_log_undelivered[i].count--;
-	else if (delta > 0)
-		ra_log_undelivered[i].count++;
-	if (ra_log_undelivered[i].count == 0)
-		ra_log_undelivered[i].base = NULL;
-}
 
 /* Runs on the submitter's loop: hands the result over and frees. */
 static void
@@ -572,10 +539,7 @@ ra_log_audit_deliver(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&ra_log_queue_lock);
-	ra_log_undelivered_add(item->base, -1);
-	pthread_cond_broadcast(&ra_log_progress_cond);
-	pthread_mutex_unlock(&ra_log_queue_lock);
+	ra_offload_delivered(item->base);
 	event_free(item->ev);
 	free(item->text);
 	free(item);
@@ -652,9 +616,6 @@ ra_log_audit_writer_main(void *arg)
 			item->rc = rc;
 			event_active(item->ev, EV_TIMEOUT, 1);
 		}
-		pthread_mutex_lock(&ra_log_queue_lock);
-		pthread_cond_broadcast(&ra_log_progress_cond);
-		pthread_mutex_unlock(&ra_log_queue_lock);
 	}
 	return NULL;
 }
@@ -717,10 +678,10 @@ ra_log_audit_submit(json_t *entry, struct event_base *base,
 	item->base = base;
 	item->done = done;
 	item->arg = arg;
+	ra_offload_expect(base);
 	pthread_mutex_lock(&ra_log_queue_lock);
 	*ra_log_queue_tail = item;
 	ra_log_queue_tail = &item->next;
-	ra_log_undelivered_add(base, 1);
 	pthread_cond_signal(&ra_log_queue_cond);
 	pthread_mutex_unlock(&ra_log_queue_lock);
 	item = NULL;
@@ -733,37 +694,6 @@ out:
 		free(item);
 	}
 	return rc;
-}
-
-void
-ra_log_audit_drain(struct event_base *base)
-{
-	struct timespec until;
-	unsigned long left;
-	int i;
-
-	for (;;) {
-		left = 0;
-		pthread_mutex_lock(&ra_log_queue_lock);
-		for (i = 0; i < RA_LOG_AUDIT_BASES; i++)
-			if (ra_log_undelivered[i].base == base)
-				left = ra_log_undelivered[i].count;
-		if (left > 0) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 50 * 1000 * 1000;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			(void)pthread_cond_timedwait(
-			    &ra_log_progress_cond, &ra_log_queue_lock, &until);
-		}
-		pthread_mutex_unlock(&ra_log_queue_lock);
-		if (left == 0)
-			break;
-		/* Runs the deliveries that became active meanwhile. */
-		(void)event_base_loop(base, EVLOOP_NONBLOCK);
-	}
 }
 
 /* Stops the writer after it has written everything queued. */

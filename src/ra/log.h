@@ -104,9 +104,9 @@ int ra_log_audit(json_t *entry);
  * Like ra_log_audit(), without waiting: entry is formatted now (borrowed
  * for the call) and written and synced by the audit writer thread with
  * whatever else is queued.  Then done(rc, arg) runs on base's loop (the
- * caller's worker loop, which must be running or be drained), rc 0 when
- * the record is durable, -1 when it could not be written (a crit line
- * says why).  Returns 0 when done will be called, -1 when the record
+ * caller's worker loop, which must be running or be drained with
+ * ra_offload_drain()), rc 0 when the record is durable, -1 when it could
+ * not be written (a crit line says why).  Returns 0 when done will be called, -1 when the record
  * was not queued (no audit log, no memory, writer stopped): the caller
  * then uses ra_log_audit().  Thread-safe; base must have been made after
  * evthread_use_pthreads().
@@ -122,14 +122,6 @@ int ra_log_audit_submit(json_t *entry, struct event_base *base,
  * or -1 after a crit line.  No audit file: 0.
  */
 int ra_log_audit_nowait(json_t *entry);
-
-/*
- * Waits until every record submitted from base's loop has been written
- * and its done callback has run (on this thread, through a non-blocking
- * loop of base).  Called by a worker after its loop has stopped, before
- * base is freed, so no answer is left waiting on a loop that is gone.
- */
-void ra_log_audit_drain(struct event_base *base);
 
 /* Returns 1 when an audit log is open, so callers skip building records
  * nobody will read. */

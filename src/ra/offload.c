@@ -73,6 +73,23 @@ ra_offload_pending_add(struct event_base *base, int delta)
 		ra_offload_pending[i].base = NULL;
 }
 
+void
+ra_offload_expect(struct event_base *base)
+{
+	pthread_mutex_lock(&ra_offload_lock);
+	ra_offload_pending_add(base, 1);
+	pthread_mutex_unlock(&ra_offload_lock);
+}
+
+void
+ra_offload_delivered(struct event_base *base)
+{
+	pthread_mutex_lock(&ra_offload_lock);
+	ra_offload_pending_add(base, -1);
+	pthread_cond_broadcast(&ra_offload_progress_cond);
+	pthread_mutex_unlock(&ra_offload_lock);
+}
+
 /* Runs on the submitter's loop. */
 static void
 ra_offload_deliver(evutil_socket_t fd, short what, void *arg)
@@ -83,10 +100,7 @@ ra_offload_deliver(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&ra_offload_lock);
-	ra_offload_pending_add(job->base, -1);
-	pthread_cond_broadcast(&ra_offload_progress_cond);
-	pthread_mutex_unlock(&ra_offload_lock);
+	ra_offload_delivered(job->base);
 	event_free(job->ev);
 	free(job);
 	done(done_arg);

@@ -26,9 +26,18 @@ int ra_offload_run(struct event_base *base, void (*work)(void *arg),
                    void (*done)(void *arg), void *arg);
 
 /*
- * Waits until every job queued from base's loop has run and its done has
- * run (on this thread, through non-blocking passes of base's loop).  Called
- * by a worker after its loop has stopped, before base is freed.
+ * Bookkeeping for any completion another thread will make run on base's
+ * loop (the jobs above, the audit writer's answers): ra_offload_expect()
+ * when it is promised, ra_offload_delivered() when it has run on the loop.
+ * Thread-safe.
+ */
+void ra_offload_expect(struct event_base *base);
+void ra_offload_delivered(struct event_base *base);
+
+/*
+ * Waits until every completion expected on base's loop has run (on this
+ * thread, through non-blocking passes of base's loop).  Called by a worker
+ * after its loop has stopped, before base is freed.
  */
 void ra_offload_drain(struct event_base *base);
 

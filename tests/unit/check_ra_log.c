@@ -13,6 +13,7 @@
 #include <event2/thread.h>
 
 #include "ra/log.h"
+#include "ra/offload.h"
 
 static char dir[] = "/tmp/check_ra_log.XXXXXX";
 static char error_path[256], access_path[256], audit_path[256];
@@ -312,7 +313,7 @@ START_TEST(test_log_audit_submit_writes_and_calls_back)
 			break;
 		usleep(10000);
 	}
-	ra_log_audit_drain(base);
+	ra_offload_drain(base);
 	for (i = 0; i < 20; i++) {
 		ck_assert_int_eq(sub[i].calls, 1);
 		ck_assert_int_eq(sub[i].rc, 0);
@@ -348,7 +349,7 @@ START_TEST(test_log_audit_submit_reports_a_full_disk)
 		    0);
 		json_decref(entry);
 	}
-	ra_log_audit_drain(base);
+	ra_offload_drain(base);
 	for (i = 0; i < 3; i++) {
 		ck_assert_int_eq(sub[i].calls, 1);
 		ck_assert_int_eq(sub[i].rc, -1);
