@@ -409,3 +409,43 @@ fake_ready_url() {
 	[[ -n $line ]] || fail "$name not ready after 30 s" "$T/fake.err"
 	printf 'https://%s\n' "${line##*ready on }"
 }
+
+# issue_expired_client_cert DIR KEY CERT KEYSPEC: a clientAuth certificate
+# for CN=demo-client (an agent of the fake Dogtag) with a new key (KEYSPEC
+# as openssl req -newkey takes it: "rsa:2048", "ec -pkeyopt ..."), issued
+# by the dev issuing CA with `openssl ca` but valid only in 2020.  DIR holds
+# the CA's database; fails the test when openssl does.
+issue_expired_client_cert() {
+	local d=$1 key=$2 cert=$3 keyspec=$4
+	mkdir -p "$d"
+	: >"$d/index.txt"
+	printf '%s\n' 1001 >"$d/serial"
+	cat >"$d/ca.cnf" <<EOF_CNF
+[ ca ]
+default_ca = past
+[ past ]
+database = $d/index.txt
+serial = $d/serial
+new_certs_dir = $d
+default_md = sha256
+policy = any
+x509_extensions = ext
+unique_subject = no
+[ any ]
+commonName = supplied
+[ ext ]
+basicConstraints = CA:FALSE
+keyUsage = digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+EOF_CNF
+	# shellcheck disable=SC2086 # KEYSPEC is several words
+	openssl req -new -newkey $keyspec -nodes -keyout "$key" \
+	    -subj "/CN=demo-client" -out "$d/past.csr" >"$d/req.out" 2>&1 &&
+	    openssl ca -batch -config "$d/ca.cnf" -cert "$CERTS/issuing-ca.pem" \
+	        -keyfile "$CERTS/issuing-ca.key" -startdate 20200101000000Z \
+	        -enddate 20201231000000Z -in "$d/past.csr" -out "$cert" \
+	        -notext >"$d/ca.out" 2>&1 ||
+	    fail "cannot make the expired client certificate" "$d/req.out" \
+	    "$d/ca.out"
+	chmod 600 "$key"
+}

@@ -102,38 +102,8 @@ doc_dogtag_fake() {
 # trusts for client certificates, but valid only in 2020: the fake's TLS
 # layer refuses it as a real Dogtag does.
 doc_expired_agent() {
-	local d=$T/agent-ca
-	mkdir -p "$d"
-	: >"$d/index.txt"
-	printf '%s\n' 2001 >"$d/serial"
-	cat >"$d/ca.cnf" <<EOF_CNF
-[ ca ]
-default_ca = agent
-[ agent ]
-database = $d/index.txt
-serial = $d/serial
-new_certs_dir = $d
-default_md = sha256
-policy = any
-x509_extensions = ext
-unique_subject = no
-[ any ]
-commonName = supplied
-[ ext ]
-basicConstraints = CA:FALSE
-keyUsage = digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-EOF_CNF
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$T/agent-old.key" -subj "/CN=demo-client" \
-	    -out "$d/agent.csr" >"$d/req.out" 2>&1 &&
-	    openssl ca -batch -config "$d/ca.cnf" -cert "$CERTS/issuing-ca.pem" \
-	        -keyfile "$CERTS/issuing-ca.key" -startdate 20200101000000Z \
-	        -enddate 20201231000000Z -in "$d/agent.csr" \
-	        -out "$T/agent-old.pem" -notext >"$d/ca.out" 2>&1 ||
-	    fail "cannot make the expired agent certificate" "$d/req.out" \
-	    "$d/ca.out"
-	chmod 600 "$T/agent-old.key"
+	issue_expired_client_cert "$T/agent-ca" "$T/agent-old.key" \
+	    "$T/agent-old.pem" "ec -pkeyopt ec_paramgen_curve:P-256"
 }
 
 # doc_dogtag URL [KEY=JSON-VALUE...]: the "ca" object of a dogtag label for

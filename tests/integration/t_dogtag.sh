@@ -44,36 +44,8 @@ dg_cleanup() {
 dg_expired_agent() {
 	local d=$WORK/dogtag-agent
 	[[ -s $d/expired.pem ]] && return 0
-	mkdir -p "$d/db"
-	: >"$d/db/index.txt"
-	printf '%s\n' 1001 >"$d/db/serial"
-	cat >"$d/ca.cnf" <<EOF
-[ ca ]
-default_ca = dg
-[ dg ]
-database = $d/db/index.txt
-serial = $d/db/serial
-new_certs_dir = $d/db
-default_md = sha256
-policy = any
-x509_extensions = ext
-unique_subject = no
-[ any ]
-commonName = supplied
-[ ext ]
-basicConstraints = CA:FALSE
-keyUsage = digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-EOF
-	openssl req -new -newkey rsa:2048 -nodes -keyout "$d/expired.key" \
-	    -subj "/CN=demo-client" -out "$d/expired.csr" \
-	    >"$d/req.out" 2>&1 &&
-	    openssl ca -batch -config "$d/ca.cnf" -cert "$CERTS/issuing-ca.pem" \
-	        -keyfile "$CERTS/issuing-ca.key" -startdate 20200101000000Z \
-	        -enddate 20201231000000Z -in "$d/expired.csr" \
-	        -out "$d/expired.pem" -notext >"$d/ca.out" 2>&1 ||
-	    fail "cannot make the expired agent certificate" "$d/req.out" \
-	    "$d/ca.out"
+	issue_expired_client_cert "$d/db" "$d/expired.key" "$d/expired.pem" \
+	    rsa:2048
 }
 
 # dg_sanitizer_check: fails when the second estrad's stderr has a sanitizer
