@@ -49,6 +49,23 @@ est_conn_ssl(struct evhttp_request *evreq)
 	return bufferevent_openssl_get_ssl(bev);
 }
 
+/*
+ * Puts evreq's connection among the requests under way (ca.h): its
+ * requests then go before new TLS handshakes on the worker's loop.  Done
+ * here because bufferevent_openssl assigns its events afresh when the
+ * handshake completes, which resets their priority.
+ */
+static void
+est_conn_raise(struct evhttp_request *evreq)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
+	struct bufferevent *bev;
+
+	if (evcon != NULL &&
+	    (bev = evhttp_connection_get_bufferevent(evcon)) != NULL)
+		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_ONGOING);
+}
+
 /* Fills the peer address and TLS facts the RA needs. */
 static void
 est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
@@ -352,6 +369,7 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	/* The whole request is in: its deadline (limits.request_timeout)
 	 * stops here, so that one waiting for a slow CA is never cut. */
 	est_limits_request_arrived(est_conn_ssl(evreq));
+	est_conn_raise(evreq);
 	if (est_conn_prefetch(evreq, worker))
 		return;
 	est_conn_handle_now(evreq, worker);

@@ -63,8 +63,6 @@ struct est_server {
 
 /* SSL ex_data slot marking estrad's own connections (see bevcb). */
 static int est_listener_ssl_index = -1;
-/* SSL ex_data slot holding the connection's bufferevent (borrowed). */
-static int est_listener_bev_index = -1;
 
 /* Values of that slot: handshake running, done, failed and counted. */
 #define EST_SSL_HANDSHAKING ((void *)1)
@@ -122,18 +120,9 @@ est_listener_info(const SSL *cssl, int where, int ret)
 	        EST_SSL_HANDSHAKING)
 		return;
 	if (where & SSL_CB_HANDSHAKE_DONE) {
-		struct bufferevent *bev =
-		    est_listener_bev_index >= 0
-		        ? SSL_get_ex_data(ssl, est_listener_bev_index)
-		        : NULL;
-
 		SSL_set_ex_data(ssl, est_listener_ssl_index,
 		                EST_SSL_ESTABLISHED);
 		est_metrics_tls_handshake();
-		/* Its requests now go before new handshakes (see ca.h). */
-		if (bev != NULL)
-			(void)bufferevent_priority_set(
-			    bev, CA_LOOP_PRIORITY_ONGOING);
 	} else if ((where & SSL_CB_ALERT) && (ret >> 8) == SSL3_AL_FATAL) {
 		snprintf(reason, sizeof(reason), "%s %s",
 		         (where & SSL_CB_READ) ? "received" : "sent",
@@ -362,12 +351,10 @@ est_listener_bevcb(struct event_base *base, void *arg)
 	bev = bufferevent_openssl_socket_new(
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev != NULL) {
-		/* New handshakes wait behind requests under way. */
+	/* New handshakes wait behind requests under way (est/conn.c raises
+	 * a connection once it has sent a request). */
+	if (bev != NULL)
 		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_NEW);
-		if (est_listener_bev_index >= 0)
-			(void)SSL_set_ex_data(ssl, est_listener_bev_index, bev);
-	}
 	return bev;
 }
 
@@ -624,12 +611,6 @@ est_server_new(const struct ra_config *config, const struct ra_trust *trust,
 	if (est_listener_ssl_index < 0 &&
 	    (est_listener_ssl_index = SSL_get_ex_new_index(
 	         0, NULL, NULL, NULL, est_listener_ssl_freed)) < 0) {
-		snprintf(err, errlen, "cannot register TLS connection data");
-		goto out;
-	}
-	if (est_listener_bev_index < 0 &&
-	    (est_listener_bev_index =
-	         SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0) {
 		snprintf(err, errlen, "cannot register TLS connection data");
 		goto out;
 	}
