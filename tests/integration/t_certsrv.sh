@@ -55,6 +55,8 @@ cs_start() {
 	local line i port dead
 	trap 'cs_cleanup' EXIT
 	mkdir -p "$WORK/certsrv-ca"
+	# A stale "ready on" line of an earlier fake must not be read.
+	rm -f "$T/fake.out"
 	python3 "$ROOT/tests/fakes/fake_certsrv.py" --listen 127.0.0.1:0 \
 	    --cert "$CERTS/server.pem" --key "$CERTS/server.key" \
 	    --state-dir "$WORK/certsrv-ca" --users 'certuser:certpass' \

@@ -70,6 +70,8 @@ doc_fake() {
 	shift 2 2>/dev/null
 	trap 'doc_cleanup' EXIT
 	mkdir -p "$T/fake-state"
+	# A stale "ready on" line of an earlier fake must not be read.
+	rm -f "$T/fake.out"
 	python3 "$ROOT/tests/fakes/fake_certsrv.py" --listen 127.0.0.1:0 \
 	    --cert "$cert" --key "$key" --state-dir "$T/fake-state" \
 	    --users 'certuser:certpass' --auth ntlm "$@" \
@@ -86,6 +88,8 @@ doc_dogtag_fake() {
 	local line i
 	trap 'doc_cleanup' EXIT
 	mkdir -p "$T/dogtag-state"
+	# A stale "ready on" line of an earlier fake must not be read.
+	rm -f "$T/fake.out"
 	python3 "$ROOT/tests/fakes/fake_dogtag.py" --listen 127.0.0.1:0 \
 	    --cert "$CERTS/server.pem" --key "$CERTS/server.key" \
 	    --client-ca "$CERTS/ca-chain.pem" --state-dir "$T/dogtag-state" \

@@ -101,6 +101,8 @@ dg_start() {
 	trap 'dg_cleanup' EXIT
 	dg_expired_agent
 	mkdir -p "$WORK/dogtag-ca"
+	# A stale "ready on" line of an earlier fake must not be read.
+	rm -f "$T/fake.out"
 	python3 "$ROOT/tests/fakes/fake_dogtag.py" --listen 127.0.0.1:0 \
 	    --cert "$CERTS/server.pem" --key "$CERTS/server.key" \
 	    --client-ca "$CERTS/ca-chain.pem" --state-dir "$WORK/dogtag-ca" \
