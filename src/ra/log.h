@@ -106,10 +106,10 @@ int ra_log_audit(json_t *entry);
  * whatever else is queued.  Then done(rc, arg) runs on base's loop (the
  * caller's worker loop, which must be running or be drained with
  * ra_offload_drain()), rc 0 when the record is durable, -1 when it could
- * not be written (a crit line says why).  Returns 0 when done will be called, -1 when the record
- * was not queued (no audit log, no memory, writer stopped): the caller
- * then uses ra_log_audit().  Thread-safe; base must have been made after
- * evthread_use_pthreads().
+ * not be written (a crit line says why).  Returns 0 when done will be called,
+ * -1 when the record was not queued (no audit log, no memory, writer stopped):
+ * the caller then uses ra_log_audit().  Thread-safe; base must have been made
+ * after evthread_use_pthreads().
  */
 int ra_log_audit_submit(json_t *entry, struct event_base *base,
                         void (*done)(int rc, void *arg), void *arg);
