@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "ca_plugins/ca.h"
@@ -306,6 +307,40 @@ out:
 	if (fp != NULL)
 		fclose(fp);
 	free(name);
+	return rc;
+}
+
+STACK_OF(X509) *
+ca_certs_read_pem(BIO *bio, int strict, int *count)
+{
+	STACK_OF(X509) *certs = NULL, *rc = NULL;
+	unsigned long e;
+	X509 *x;
+
+	if (count != NULL)
+		*count = 0;
+	if (bio == NULL || (certs = sk_X509_new_null()) == NULL)
+		goto out;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (!sk_X509_push(certs, x)) {
+			X509_free(x);
+			goto out;
+		}
+		if (count != NULL)
+			*count = sk_X509_num(certs);
+	}
+	/* The loop ends at the first read without a PEM block: the end of
+	 * the data when that is the only error, else a broken block. */
+	e = ERR_peek_last_error();
+	if (sk_X509_num(certs) == 0 ||
+	    (strict && (ERR_GET_LIB(e) != ERR_LIB_PEM ||
+	                ERR_GET_REASON(e) != PEM_R_NO_START_LINE)))
+		goto out;
+	ERR_clear_error();
+	rc = certs;
+	certs = NULL;
+out:
+	sk_X509_pop_free(certs, X509_free);
 	return rc;
 }
 

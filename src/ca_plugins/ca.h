@@ -165,6 +165,15 @@ void ca_set_log_hook(ca_log_fn hook);
  */
 
 /*
+ * Reads every PEM certificate of bio (borrowed), in order.  Returns a new
+ * stack (free with sk_X509_pop_free), or NULL when bio holds none, memory
+ * runs out, or (strict set) a block other than the end of the data does
+ * not read: the OpenSSL error queue then says why.  *count (may be NULL)
+ * gets how many certificates were read.  Clears the queue otherwise.
+ */
+STACK_OF(X509) *ca_certs_read_pem(BIO *bio, int strict, int *count);
+
+/*
  * Orders a CA chain as a CA web service may hand it out in any order: the
  * certificate no other one was issued by first (the issuing CA), then each
  * one's issuer up to the root, anything else after.  Takes in; returns a

@@ -18,6 +18,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
+#include "ca_plugins/ca.h"
 #include "ca_plugins/dogtag_json.h"
 
 static const char *const dogtag_status_names[DOGTAG_STATUS__MAX] = {
@@ -557,29 +558,16 @@ out:
 STACK_OF(X509) *
 dogtag_certs_from_pem(const char *buf, size_t len)
 {
-	STACK_OF(X509) *certs = NULL, *rc = NULL;
-	BIO *bio = NULL;
-	X509 *x;
+	STACK_OF(X509) *certs = NULL;
+	BIO *bio;
 
-	if (buf == NULL || len == 0 || len > (size_t)INT_MAX)
-		goto out;
-	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL ||
-	    (certs = sk_X509_new_null()) == NULL)
-		goto out;
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		if (!sk_X509_push(certs, x)) {
-			X509_free(x);
-			goto out;
-		}
-	if (sk_X509_num(certs) == 0)
-		goto out;
-	rc = certs;
-	certs = NULL;
-out:
+	if (buf == NULL || len == 0 || len > (size_t)INT_MAX ||
+	    (bio = BIO_new_mem_buf(buf, (int)len)) == NULL)
+		return NULL;
+	certs = ca_certs_read_pem(bio, 0, NULL);
 	ERR_clear_error();
-	sk_X509_pop_free(certs, X509_free);
 	BIO_free(bio);
-	return rc;
+	return certs;
 }
 
 int

@@ -721,40 +721,19 @@ out:
 static STACK_OF(X509) *
 local_read_certs(const char *path, struct ca_err *err)
 {
-	STACK_OF(X509) *certs = NULL, *rc = NULL;
-	unsigned long e;
-	BIO *bio = NULL;
-	X509 *x;
+	STACK_OF(X509) *certs = NULL;
+	BIO *bio;
+	int n = 0;
 
 	if ((bio = local_open(path, "chain", err)) == NULL)
-		goto out;
-	if ((certs = sk_X509_new_null()) == NULL) {
-		ca_err_set(err, "chain", "out of memory");
-		goto out;
-	}
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		if (!sk_X509_push(certs, x)) {
-			X509_free(x);
-			ca_err_set(err, "chain", "out of memory");
-			goto out;
-		}
-	/* The loop ends at the first read without a PEM block: the end of
-	 * the file when that is the only error, else a broken block. */
-	e = ERR_peek_last_error();
-	if (sk_X509_num(certs) == 0 || ERR_GET_LIB(e) != ERR_LIB_PEM ||
-	    ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+		return NULL;
+	if ((certs = ca_certs_read_pem(bio, 1, &n)) == NULL) {
 		ca_err_set(err, "chain", "cannot read certificate %d of %s",
-		           sk_X509_num(certs) + 1, path);
+		           n + 1, path);
 		ca_ssl_errors_append(err->text, sizeof(err->text));
-		goto out;
 	}
-	ERR_clear_error();
-	rc = certs;
-	certs = NULL;
-out:
-	sk_X509_pop_free(certs, X509_free);
 	BIO_free(bio);
-	return rc;
+	return certs;
 }
 
 /*

@@ -137,27 +137,13 @@ doc_name(const X509 *x, char *buf, size_t len)
 static STACK_OF(X509) *
 doc_read_certs(const char *path)
 {
-	STACK_OF(X509) *certs = NULL, *rc = NULL;
-	BIO *bio = NULL;
-	X509 *x;
+	STACK_OF(X509) *certs;
+	BIO *bio = BIO_new_file(path, "r");
 
-	if ((bio = BIO_new_file(path, "r")) == NULL ||
-	    (certs = sk_X509_new_null()) == NULL)
-		goto out;
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		if (sk_X509_push(certs, x) == 0) {
-			X509_free(x);
-			goto out;
-		}
-	if (sk_X509_num(certs) == 0)
-		goto out;
-	rc = certs;
-	certs = NULL;
-out:
+	certs = ca_certs_read_pem(bio, 0, NULL);
 	ERR_clear_error();
-	sk_X509_pop_free(certs, X509_free);
 	BIO_free(bio);
-	return rc;
+	return certs;
 }
 
 /*

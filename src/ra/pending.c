@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "ca_plugins/ca.h"
 #include "ra/log.h"
 #include "ra/pending.h"
 
@@ -102,27 +103,13 @@ out:
 STACK_OF(X509) *
 ra_pending_certs_from_pem(const char *pem)
 {
-	STACK_OF(X509) *certs = NULL, *rc = NULL;
-	BIO *bio = NULL;
-	X509 *cert;
+	STACK_OF(X509) *certs;
+	BIO *bio = BIO_new_mem_buf(pem, -1);
 
-	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
-	    (certs = sk_X509_new_null()) == NULL)
-		goto out;
-	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		if (sk_X509_push(certs, cert) <= 0) {
-			X509_free(cert);
-			goto out;
-		}
-	if (sk_X509_num(certs) == 0)
-		goto out;
-	rc = certs;
-	certs = NULL;
-out:
+	certs = ca_certs_read_pem(bio, 0, NULL);
 	ERR_clear_error();
-	sk_X509_pop_free(certs, X509_free);
 	BIO_free(bio);
-	return rc;
+	return certs;
 }
 
 char *
