@@ -325,6 +325,12 @@ est_conn_prefetched(void *arg)
 	/* A client that left meanwhile gets nothing; answering an evhttp
 	 * request without a connection frees it. */
 	if (evhttp_request_get_connection(evreq) == NULL) {
+		ra_log(CA_LOG_INFO, "est.conn", NULL, NULL,
+		       "client left while its Basic credentials were checked, "
+		       "uri: %s",
+		       evhttp_request_get_uri(evreq) != NULL
+		           ? evhttp_request_get_uri(evreq)
+		           : "-");
 		evhttp_send_error(evreq, 503, "Client gone");
 		return;
 	}

@@ -358,6 +358,17 @@ est_metrics_value(struct evbuffer *out, const char *value)
 	}
 }
 
+/* Writes `estrad_backend_request_seconds_PART{backend="BACKEND`; the
+ * caller ends the series. */
+static void
+est_metrics_histogram_series(struct evbuffer *out, const char *part,
+                             const char *backend)
+{
+	evbuffer_add_printf(out, "estrad_backend_request_seconds_%s{backend=\"",
+	                    part);
+	est_metrics_value(out, backend);
+}
+
 static void
 est_metrics_head(struct evbuffer *out, const char *name, const char *type,
                  const char *help)
@@ -505,37 +516,16 @@ est_metrics_render(struct evbuffer *out, const struct ra_config *config,
 		    &est_metrics_histograms[i];
 
 		for (b = 0; b < EST_METRICS_NBUCKETS; b++) {
-			evbuffer_add(out,
-			             "estrad_backend_request_seconds_bucket"
-			             "{backend=\"",
-			             sizeof("estrad_backend_request_seconds_"
-			                    "bucket{backend=\"") -
-			                 1);
-			est_metrics_value(out, h->backend);
+			est_metrics_histogram_series(out, "bucket", h->backend);
 			evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n",
 			                    est_metrics_buckets[b],
 			                    h->buckets[b]);
 		}
-		evbuffer_add(out,
-		             "estrad_backend_request_seconds_bucket{backend=\"",
-		             sizeof("estrad_backend_request_seconds_bucket{"
-		                    "backend=\"") -
-		                 1);
-		est_metrics_value(out, h->backend);
+		est_metrics_histogram_series(out, "bucket", h->backend);
 		evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", h->count);
-		evbuffer_add(out,
-		             "estrad_backend_request_seconds_sum{backend=\"",
-		             sizeof("estrad_backend_request_seconds_sum{"
-		                    "backend=\"") -
-		                 1);
-		est_metrics_value(out, h->backend);
+		est_metrics_histogram_series(out, "sum", h->backend);
 		evbuffer_add_printf(out, "\"} %.6f\n", h->sum);
-		evbuffer_add(out,
-		             "estrad_backend_request_seconds_count{backend=\"",
-		             sizeof("estrad_backend_request_seconds_count{"
-		                    "backend=\"") -
-		                 1);
-		est_metrics_value(out, h->backend);
+		est_metrics_histogram_series(out, "count", h->backend);
 		evbuffer_add_printf(out, "\"} %llu\n", h->count);
 	}
 	est_metrics_head(out, "estrad_metrics_series_dropped_total", "counter",

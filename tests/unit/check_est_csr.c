@@ -9,6 +9,7 @@
 #include <check.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -558,7 +559,7 @@ END_TEST
  * be the request received, byte for byte, with its key decoded.
  */
 static void
-assert_same_request(EVP_PKEY *key, const EVP_MD *md)
+assert_same_request(EVP_PKEY *key, const EVP_MD *md, int fast)
 {
 	unsigned char *der, *again = NULL;
 	X509_REQ *req;
@@ -569,6 +570,10 @@ assert_same_request(EVP_PKEY *key, const EVP_MD *md)
 	req = assert_parses(der, len);
 	ck_assert_ptr_nonnull(X509_REQ_get0_pubkey(req));
 	ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), key), 1);
+	/* The fast path leaves a legacy key (no provider behind it); the
+	 * normal path's decoder makes a provider key. */
+	ck_assert_int_eq(
+	    EVP_PKEY_get0_provider(X509_REQ_get0_pubkey(req)) == NULL, fast);
 	n = i2d_X509_REQ(req, &again);
 	ck_assert_int_eq(n, (int)len);
 	ck_assert_int_eq(memcmp(again, der, len), 0);
@@ -580,10 +585,10 @@ assert_same_request(EVP_PKEY *key, const EVP_MD *md)
 
 START_TEST(test_csr_decoded_as_received)
 {
-	assert_same_request(rsa2048, EVP_sha256());
-	assert_same_request(ec256, EVP_sha256());
-	assert_same_request(ec384, EVP_sha384());
-	assert_same_request(ed25519, NULL);
+	assert_same_request(rsa2048, EVP_sha256(), 1);
+	assert_same_request(ec256, EVP_sha256(), 1);
+	assert_same_request(ec384, EVP_sha384(), 1);
+	assert_same_request(ed25519, NULL, 0);
 }
 END_TEST
 
@@ -611,6 +616,9 @@ START_TEST(test_csr_non_der_length_accepted)
 	memcpy(ber + 3, der + 2, len - 2);
 	req = assert_parses(ber, len + 1);
 	ck_assert_ptr_nonnull(X509_REQ_get0_pubkey(req));
+	/* Not the fast path: its re-encoding differs from these bytes. */
+	ck_assert_ptr_nonnull(
+	    EVP_PKEY_get0_provider(X509_REQ_get0_pubkey(req)));
 	X509_REQ_free(req);
 	free(ber);
 	OPENSSL_free(der);
