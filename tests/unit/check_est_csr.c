@@ -313,6 +313,8 @@ START_TEST(test_csr_tampered_subject_refused)
 {
 	assert_tampered_subject_refused(rsa2048, EVP_sha256());
 	assert_tampered_subject_refused(ec256, EVP_sha256());
+	assert_tampered_subject_refused(ec384, EVP_sha384());
+	assert_tampered_subject_refused(rsa2048, EVP_sha512());
 	assert_tampered_subject_refused(ed25519, NULL);
 }
 END_TEST
@@ -332,6 +334,61 @@ START_TEST(test_csr_tampered_signature_refused)
 	der[len - 1] ^= 0x80;
 	assert_refused(der, len, "CSR signature does not verify");
 	OPENSSL_free(der);
+
+	/* ECDSA: the last byte of s. */
+	der = make_der(ec256, EVP_sha256(), "device", &len);
+	der[len - 1] ^= 0x01;
+	assert_refused(der, len, "CSR signature does not verify");
+	OPENSSL_free(der);
+	der = make_der(ec384, EVP_sha384(), "device", &len);
+	der[len - 1] ^= 0x01;
+	assert_refused(der, len, "CSR signature does not verify");
+	OPENSSL_free(der);
+}
+END_TEST
+
+/*
+ * Replaces the outer signatureAlgorithm of a request signed by key with
+ * nid's and expects a refusal: that field is not signed, so only the
+ * verification (its digest, its key type) can catch the change.
+ */
+static void
+assert_swapped_algorithm_refused(EVP_PKEY *key, const EVP_MD *md, int nid,
+                                 const char *why)
+{
+	const X509_ALGOR *alg = NULL;
+	const ASN1_BIT_STRING *sig = NULL;
+	unsigned char *der;
+	X509_REQ *req;
+	size_t len;
+
+	req = make_req(key, md, "device", 1);
+	X509_REQ_get0_signature(req, &sig, &alg);
+	ck_assert_int_eq(X509_ALGOR_set0((X509_ALGOR *)alg, OBJ_nid2obj(nid),
+	                                 V_ASN1_UNDEF, NULL),
+	                 1);
+	der = req_der(req, &len);
+	assert_refused(der, len, why);
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+}
+
+START_TEST(test_csr_swapped_signature_algorithm_refused)
+{
+	/* Another digest than the one signed. */
+	assert_swapped_algorithm_refused(ec256, EVP_sha256(),
+	                                 NID_ecdsa_with_SHA384,
+	                                 "CSR signature does not verify");
+	assert_swapped_algorithm_refused(rsa2048, EVP_sha256(),
+	                                 NID_sha512WithRSAEncryption,
+	                                 "CSR signature does not verify");
+	/* An algorithm of another key type than the request's key. */
+	assert_swapped_algorithm_refused(rsa2048, EVP_sha256(),
+	                                 NID_ecdsa_with_SHA256,
+	                                 "CSR signature does not verify");
+	assert_swapped_algorithm_refused(ec256, EVP_sha256(),
+	                                 NID_sha256WithRSAEncryption,
+	                                 "CSR signature does not verify");
 }
 END_TEST
 
@@ -651,6 +708,7 @@ csr_suite(void)
 	tcase_add_test(tc, test_csr_rsa_pss_sha1_refused);
 	tcase_add_test(tc, test_csr_tampered_subject_refused);
 	tcase_add_test(tc, test_csr_tampered_signature_refused);
+	tcase_add_test(tc, test_csr_swapped_signature_algorithm_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("syntax");
