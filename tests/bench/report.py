@@ -3,8 +3,11 @@
 bench/results.json from the JSON lines estbench appended.
 
 results.json holds "meta" (commit, date, machine), "runs" (every estbench
-record as written) and "targets" (each target with its measured value and
-PASS, MISS or SKIPPED), so that two commits can be compared run by run.
+record as written), "targets" (each target with its measured value and
+PASS, MISS or SKIPPED) and "yardsticks" (per key set: tls_reference's CPU
+per exchange, the least an enrollment can cost on this OpenSSL and kernel,
+and estrad's CPU beyond it), so that two commits can be compared run by
+run.
 """
 import json
 import os
@@ -79,6 +82,34 @@ def main():
                   fl["kex_alg"], fl["kex_ms"], fl["csr_alg"],
                   fl["csr_verify_ms"], fl["cert_alg"], fl["cert_sign_ms"],
                   fl["total_ms"], fl["auth_crypt_ms"]))
+
+    # The yardstick: tls_reference does the TLS and TCP of a full-handshake
+    # exchange and nothing else.  Adding the enrollment's own public-key
+    # operations (CSR verification, certificate signature) gives the least
+    # CPU any server on this OpenSSL and kernel spends per enrollment.
+    yardsticks = []
+    for keys, fl in floors.items():
+        ref = by.get("reference-full-%s-c64" % keys)
+        est = by.get("full-%s-c64" % keys)
+        if not ref or not est or not ref.get("enrollments"):
+            continue
+        tls_floor = fl["tls_sign_ms"] + fl["kex_ms"]
+        bound = ref["cpu_per_enroll_ms"] + fl["csr_verify_ms"] + \
+            fl["cert_sign_ms"]
+        y = {"keys": keys, "reference_ms": ref["cpu_per_enroll_ms"],
+             "tls_floor_ms": tls_floor, "bound_ms": bound,
+             "bound_x_floor": bound / fl["total_ms"],
+             "estrad_ms": est["cpu_per_enroll_ms"],
+             "estrad_x_floor": est["x_floor"],
+             "estrad_own_ms": est["cpu_per_enroll_ms"] - bound}
+        yardsticks.append(y)
+        print("yardstick %-8s tls_reference %.3f ms per exchange (%.1f x "
+              "its TLS floor %.3f); + CSR verify + certificate signature = "
+              "%.3f ms = %.2f x floor, the least on this OpenSSL and kernel; "
+              "estrad %.3f ms = %.2f x, %.3f ms of its own" % (
+                  keys, y["reference_ms"], y["reference_ms"] / tls_floor,
+                  tls_floor, bound, y["bound_x_floor"], y["estrad_ms"],
+                  y["estrad_x_floor"], y["estrad_own_ms"]))
 
     targets = []
 
@@ -161,8 +192,8 @@ def main():
                                   text=True).stdout.strip(),
     }
     with open(out, "w") as f:
-        json.dump({"meta": meta, "runs": runs, "targets": targets}, f,
-                  indent=1)
+        json.dump({"meta": meta, "runs": runs, "targets": targets,
+                   "yardsticks": yardsticks}, f, indent=1)
         f.write("\n")
 
 

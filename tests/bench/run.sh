@@ -11,6 +11,8 @@
 #     to show what the audit log's fdatasync and crypt(3) cost;
 #   - idle: 1,000 and 5,000 held keep-alive TLS connections, RSS per
 #     connection and /cacerts latency meanwhile;
+#   - reference: full handshakes c64 against tests/tools/tls_reference, a
+#     server that only does TLS and answers a fixed 200 (the yardstick);
 #   - slow CA: 256 concurrent enrollments against a certsrv fake answering
 #     after 2 s, when tests/fakes/fake_certsrv.py and estrad's certsrv
 #     backend exist.
@@ -224,6 +226,35 @@ enroll() {
 	    say "# $name: estbench failed (exit $?)"
 }
 
+# reference KEYS: the same full-handshake c64 run against tls_reference, a
+# minimal server with estrad's TLS settings that answers every request with
+# a fixed 200 of the size estrad's last answer had (access log) and does
+# nothing else.  Its CPU per exchange is what OpenSSL and the kernel cost,
+# the part of estrad's figure no server on them can go below.
+reference() {
+	local keys=$1 bytes rport
+	if [[ ! -x $TOOLS/tls_reference ]]; then
+		say "reference: skipped ($TOOLS/tls_reference not built)"
+		return 0
+	fi
+	bytes=$(tail -n 1 "$WORK/logs-$keys/access.log" 2>/dev/null |
+	    awk '{print $8}')
+	[[ $bytes =~ ^[0-9]+$ ]] || bytes=1500
+	rport=$(free_port)
+	"$TOOLS/tls_reference" -p "$rport" -c "$K/server.pem" \
+	    -k "$K/server.key" -b "$bytes" >"$WORK/reference.out" \
+	    2>"$WORK/reference.err" &
+	local rpid=$! saved_port=$PORT
+	for _ in $(seq 1 50); do
+		grep -q ready "$WORK/reference.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	PORT=$rport DAEMON_PID=$rpid
+	enroll "reference-full-$keys-c64" "$keys" full 64
+	PORT=$saved_port
+	stop_estrad
+}
+
 # The slow CA without a second server on the cores: the local backend holds
 # every answer SLOW_DELAY_MS on estrad's loop (delay_ms), and SLOW_N clients
 # enroll at once while /cacerts is probed.
@@ -362,6 +393,7 @@ for keys in $KEYSETS; do
 		done
 	fi
 	stop_estrad
+	reference "$keys"
 
 	# Audit off, and no Basic auth: what fdatasync and crypt(3) cost.
 	mkdir -p "$WORK/logs-$keys-noaudit"
