@@ -648,6 +648,27 @@ doc_base_url(const json_t *ca, const char *result_url)
 	return first;
 }
 
+/*
+ * The cause of a failed call followed by the backend's detail (the URL's
+ * answer, the helper's exit and stderr, the agent certificate), which the
+ * error log carries too; into buf, returned.
+ */
+static const char *
+doc_cause(const struct ca_result *res, const char *fallback, char *buf,
+          size_t len)
+{
+	int n;
+
+	n = snprintf(buf, len, "%s%s%s%s",
+	             res->cause[0] != '\0' ? res->cause : fallback,
+	             res->detail[0] != '\0' ? " (" : "", res->detail,
+	             res->detail[0] != '\0' ? ")" : "");
+	/* A cut detail says so rather than ending mid-word. */
+	if (n >= 0 && (size_t)n >= len && len > 4)
+		memcpy(buf + len - 4, "...", 4);
+	return buf;
+}
+
 /* The ladder of an HTTP backend's health call. */
 static void
 doc_http_ladder(struct doc_probe *p, const char *subject, const char *url)
@@ -656,7 +677,8 @@ doc_http_ladder(struct doc_probe *p, const char *subject, const char *url)
 	const json_t *ca = p->ca;
 	const char *backend = p->label->ca->backend->name;
 	char checks[DOC_RUNG__MAX][512], host[256] = "?", port[16] = "?";
-	char remedy[512], *h = NULL, *pt = NULL, *scheme = NULL;
+	char remedy[512], cause[DOC_TEXT_MAX], *h = NULL, *pt = NULL,
+	                                       *scheme = NULL;
 	enum doc_rung rung = DOC_RUNG__MAX, r;
 	int code = 0, https;
 	CURLU *u;
@@ -720,7 +742,8 @@ doc_http_ladder(struct doc_probe *p, const char *subject, const char *url)
 			continue;
 		}
 		doc_line(
-		    p->d, DOC_FAIL, subject, checks[r], res->cause,
+		    p->d, DOC_FAIL, subject, checks[r],
+		    doc_cause(res, "failed", cause, sizeof(cause)),
 		    res->hint[0] != '\0'
 		        ? res->hint
 		        : doc_remedy(r, code, host, remedy, sizeof(remedy)));
@@ -740,7 +763,7 @@ doc_chain(struct doc_probe *p, const char *subject)
 		return;
 	if (res->outcome != CA_ISSUED || sk_X509_num(res->chain) <= 0) {
 		doc_line(p->d, DOC_FAIL, subject, "CA chain fetch",
-		         res->cause[0] != '\0' ? res->cause : "no certificate",
+		         doc_cause(res, "no certificate", cause, sizeof(cause)),
 		         res->hint[0] != '\0' ? res->hint
 		                              : "see the cause; /cacerts fails "
 		                                "the same way");
@@ -841,7 +864,8 @@ doc_report(struct doc_probe *p)
 			             : "ok");
 			doc_line(p->d, DOC_OK, subject, check, cause, NULL);
 		} else {
-			doc_line(p->d, DOC_FAIL, subject, check, res->cause,
+			doc_line(p->d, DOC_FAIL, subject, check,
+			         doc_cause(res, "failed", cause, sizeof(cause)),
 			         res->hint[0] != '\0' ? res->hint
 			                              : "see the cause");
 			reached_ca = strcmp(backend, "local") == 0;

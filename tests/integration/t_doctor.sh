@@ -364,6 +364,16 @@ t_doctor_helper_identify() {
 	    "$T/doctor.out" || fail "no ok IDENTIFY line" "$T/doctor.out"
 }
 
+# A helper that cannot reach its CA: the FAIL line carries what the error
+# log would (the exit status and the helper's stderr), not only the cause.
+t_doctor_helper_unreachable() {
+	mkdir -p "$T/hstate"
+	doc_config h "{\"backend\": \"helper\", \"command\": [\"$ROOT/tests/fakes/helpers/fake-submit.sh\", \"unreachable\"], \"env\": {\"FAKE_STATE\": \"$T/hstate\"}}"
+	doc_run
+	doc_expect_fail 'answers IDENTIFY: .*exit 3 UNREACHABLE.*\(helper: .*operation: IDENTIFY, exit: 3, .*stderr: "fake-submit: connect to ca.invalid: no route"\)' \
+	    'reachable'
+}
+
 t_doctor_key_world_readable() {
 	doc_config
 	cp "$CERTS/server.key" "$T/server.key"
