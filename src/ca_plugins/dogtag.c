@@ -1807,8 +1807,6 @@ dt_step_ok(struct dt_op *op, const struct ca_http_response *res,
 		dt_chain_done(op, certs);
 		return;
 	case DT_PROFILE: {
-		struct ca_call *call = op->call;
-
 		if (dt_agent_expired(op->dt)) {
 			char agent[400], extra[440];
 
@@ -1819,7 +1817,9 @@ dt_step_ok(struct dt_op *op, const struct ca_http_response *res,
 			          NULL, extra, "agent certificate expired");
 			return;
 		}
-		dt_agent_check(op->dt, call);
+		/* An agent certificate near its end is not this call's
+		 * finding: the start-up and daily checks log it, and
+		 * --doctor reads its dates itself (own_certs). */
 		/* The CA serves the template of a disabled profile too; only
 		 * an agent may read whether it is enabled. */
 		if (op->dt->agent_cert != NULL || op->dt->user != NULL) {

@@ -413,13 +413,15 @@ fake_ready_url() {
 	printf 'https://%s\n' "${line##*ready on }"
 }
 
-# issue_expired_client_cert DIR KEY CERT KEYSPEC: a clientAuth certificate
-# for CN=demo-client (an agent of the fake Dogtag) with a new key (KEYSPEC
-# as openssl req -newkey takes it: "rsa:2048", "ec -pkeyopt ..."), issued
-# by the dev issuing CA with `openssl ca` but valid only in 2020.  DIR holds
-# the CA's database; fails the test when openssl does.
+# issue_expired_client_cert DIR KEY CERT KEYSPEC [START END]: a clientAuth
+# certificate for CN=demo-client (an agent of the fake Dogtag) with a new key
+# (KEYSPEC as openssl req -newkey takes it: "rsa:2048", "ec -pkeyopt ..."),
+# issued by the dev issuing CA with `openssl ca`, valid only in 2020 or from
+# START to END (YYYYMMDDHHMMSSZ).  DIR holds the CA's database; fails the
+# test when openssl does.
 issue_expired_client_cert() {
 	local d=$1 key=$2 cert=$3 keyspec=$4
+	local start=${5:-20200101000000Z} end=${6:-20201231000000Z}
 	mkdir -p "$d"
 	: >"$d/index.txt"
 	printf '%s\n' 1001 >"$d/serial"
@@ -445,8 +447,8 @@ EOF_CNF
 	openssl req -new -newkey $keyspec -nodes -keyout "$key" \
 	    -subj "/CN=demo-client" -out "$d/past.csr" >"$d/req.out" 2>&1 &&
 	    openssl ca -batch -config "$d/ca.cnf" -cert "$CERTS/issuing-ca.pem" \
-	        -keyfile "$CERTS/issuing-ca.key" -startdate 20200101000000Z \
-	        -enddate 20201231000000Z -in "$d/past.csr" -out "$cert" \
+	        -keyfile "$CERTS/issuing-ca.key" -startdate "$start" \
+	        -enddate "$end" -in "$d/past.csr" -out "$cert" \
 	        -notext >"$d/ca.out" 2>&1 ||
 	    fail "cannot make the expired client certificate" "$d/req.out" \
 	    "$d/ca.out"

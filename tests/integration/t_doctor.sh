@@ -521,6 +521,29 @@ t_doctor_dogtag_profile_disabled() {
 	    'pki ca-profile-enable caOff'
 }
 
+# An agent certificate that expires in 10 days: one warn line from the
+# certificate's own check (with its date), and no second one from the
+# backend's health call saying the same.
+t_doctor_dogtag_agent_cert_expiring() {
+	doc_dogtag_fake
+	issue_expired_client_cert "$T/agent-ca" "$T/agent-soon.key" \
+	    "$T/agent-soon.pem" "ec -pkeyopt ec_paramgen_curve:P-256" \
+	    "$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)" \
+	    "$(date -u -d '+10 days' +%Y%m%d%H%M%SZ)"
+	doc_config dg "$(doc_dogtag "$DOC_FAKE" \
+	    "agent_cert=\"$T/agent-soon.pem\"" "agent_key=\"$T/agent-soon.key\"")"
+	doc_run
+	assert_eq 0 "$DOC_RC" "--doctor exit status" "$T/doctor.out" \
+	    "$T/doctor.err"
+	grep -E '^warn  ' "$T/doctor.out" | grep -v 'privileges' >"$T/warns"
+	assert_eq 1 "$(wc -l <"$T/warns")" "warn lines" "$T/warns"
+	grep -qE 'validity of agent certificate /CN=demo-client: expires on .*, in (9|10) days' \
+	    "$T/warns" || fail "no expiry warn line for the agent" "$T/doctor.out"
+	grep -qE '^ok    label dg: .*agent login and profile caServerCert: ' \
+	    "$T/doctor.out" || fail "the agent login not ok" "$T/doctor.out"
+	doc_no_sanitizer
+}
+
 t_doctor_dogtag_agent_cert_expired() {
 	doc_dogtag_fake
 	doc_expired_agent
