@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -308,6 +310,39 @@ out:
 		fclose(fp);
 	free(name);
 	return rc;
+}
+
+char *
+ca_hex_encode(const unsigned char *in, size_t n, char *out, size_t outlen)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	if (outlen == 0)
+		return out;
+	for (i = 0; i < n && 2 * i + 2 < outlen; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0x0f];
+	}
+	out[2 * i] = '\0';
+	return out;
+}
+
+static EVP_MD *ca_sha256_fetched;
+static pthread_once_t ca_sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+ca_sha256_fetch(void)
+{
+	ca_sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ERR_clear_error();
+}
+
+const EVP_MD *
+ca_sha256(void)
+{
+	pthread_once(&ca_sha256_once, ca_sha256_fetch);
+	return ca_sha256_fetched != NULL ? ca_sha256_fetched : EVP_sha256();
 }
 
 STACK_OF(X509) *

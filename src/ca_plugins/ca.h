@@ -165,6 +165,20 @@ void ca_set_log_hook(ca_log_fn hook);
  */
 
 /*
+ * Writes the n bytes of in as lowercase hex into out (size outlen; as many
+ * whole bytes as fit, NUL-terminated) and returns out.
+ */
+char *ca_hex_encode(const unsigned char *in, size_t n, char *out,
+                    size_t outlen);
+
+/*
+ * SHA-256 fetched once for the process, for digests in the request path:
+ * with EVP_sha256() OpenSSL 3.0 looks the digest up by name on every use.
+ * Falls back to EVP_sha256() when the fetch fails; never free it.
+ */
+const EVP_MD *ca_sha256(void);
+
+/*
  * Reads every PEM certificate of bio (borrowed), in order.  Returns a new
  * stack (free with sk_X509_pop_free), or NULL when bio holds none, memory
  * runs out, or (strict set) a block other than the end of the data does

@@ -52,7 +52,7 @@ ra_pending_key(const char *label, const char *identity, X509_REQ *csr,
                char key[RA_PENDING_KEY_MAX])
 {
 	unsigned char md[EVP_MAX_MD_SIZE], *spki = NULL;
-	unsigned int mdlen = 0, i;
+	unsigned int mdlen = 0;
 	EVP_MD_CTX *ctx = NULL;
 	int len, rc = -1;
 
@@ -61,14 +61,13 @@ ra_pending_key(const char *label, const char *identity, X509_REQ *csr,
 		goto out;
 	/* NUL separators keep ("ab", "c") and ("a", "bc") apart. */
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestInit_ex(ctx, ca_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, label, strlen(label) + 1) != 1 ||
 	    EVP_DigestUpdate(ctx, identity, strlen(identity) + 1) != 1 ||
 	    EVP_DigestUpdate(ctx, spki, (size_t)len) != 1 ||
 	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
 		goto out;
-	for (i = 0; i < mdlen && 2 * i + 2 < RA_PENDING_KEY_MAX; i++)
-		snprintf(key + 2 * i, 3, "%02x", md[i]);
+	ca_hex_encode(md, mdlen, key, RA_PENDING_KEY_MAX);
 	rc = 0;
 out:
 	EVP_MD_CTX_free(ctx);

@@ -52,7 +52,6 @@ ra_request_new(const struct ra_config *config, const struct ra_trust *trust,
 	struct ra_request_private *priv;
 	struct ra_request *req;
 	unsigned char raw[8];
-	size_t i;
 
 	if ((priv = calloc(1, sizeof(*priv))) == NULL)
 		return NULL;
@@ -65,8 +64,7 @@ ra_request_new(const struct ra_config *config, const struct ra_trust *trust,
 		memcpy(raw, &tv,
 		       sizeof(raw) < sizeof(tv) ? sizeof(raw) : sizeof(tv));
 	}
-	for (i = 0; i < sizeof(raw); i++)
-		snprintf(req->rid + 2 * i, 3, "%02x", raw[i]);
+	ca_hex_encode(raw, sizeof(raw), req->rid, sizeof(req->rid));
 	req->config = config;
 	req->trust = trust;
 	req->base = base;
@@ -458,14 +456,13 @@ ra_request_sha256_hex(const unsigned char *der, int len, char *hex,
                       size_t hexlen)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
+	unsigned int mdlen = 0;
 
 	hex[0] = '\0';
 	if (len <= 0 ||
-	    EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1)
+	    EVP_Digest(der, (size_t)len, md, &mdlen, ca_sha256(), NULL) != 1)
 		return;
-	for (i = 0; i < mdlen && 2 * i + 2 < hexlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	ca_hex_encode(md, mdlen, hex, hexlen);
 }
 
 static json_t *
