@@ -41,11 +41,81 @@
 
 /* What csr_key_judge() thinks of a request's public key. */
 enum csr_key_verdict {
-	CSR_KEY_OK,        /* RSA >= 2048, EC P-256/P-384 or Ed25519 */
-	CSR_KEY_WEAK_RSA,  /* rsaEncryption with a short modulus */
-	CSR_KEY_BAD_CURVE, /* EC on another or an explicit curve */
-	CSR_KEY_BAD_TYPE   /* any other algorithm */
+	CSR_KEY_OK,         /* RSA >= 2048, EC P-256/P-384 or Ed25519 */
+	CSR_KEY_WEAK_RSA,   /* rsaEncryption with a short modulus */
+	CSR_KEY_BAD_CURVE,  /* EC on another or an explicit curve */
+	CSR_KEY_WEAK_POINT, /* EC infinity, Ed25519 of small order */
+	CSR_KEY_BAD_TYPE    /* any other algorithm */
 };
+
+/*
+ * Returns 1 when the EC key pkey is the point at infinity (an encoding of
+ * one 0x00 byte decodes to it, on the curve as far as decoding goes).  For
+ * that key ECDSA's check passes for a signature anyone can make (r = x(kG),
+ * s = e/k), so a request with it proves nothing, and its certificate would
+ * let anyone sign.  Fails closed: a key that cannot be read counts as one.
+ */
+static int
+csr_ec_is_infinity(EVP_PKEY *pkey)
+{
+	const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(pkey);
+	const EC_POINT *point;
+	const EC_GROUP *group;
+
+	if (ec == NULL || (group = EC_KEY_get0_group(ec)) == NULL ||
+	    (point = EC_KEY_get0_public_key(ec)) == NULL)
+		return 1;
+	return EC_POINT_is_at_infinity(group, point) == 1;
+}
+
+/*
+ * Returns 1 when the Ed25519 key pkey is a point of small order: for those
+ * the check [S]B = R + [h]A holds for signatures made without any private
+ * key (OpenSSL 3.0 verifies them).  The encodings are the eight points of
+ * order 1, 2, 4 and 8 and their non-canonical forms y + p, compared without
+ * the sign bit of x (the list libsodium refuses).  Fails closed.
+ */
+static int
+csr_ed25519_small_order(EVP_PKEY *pkey)
+{
+	static const unsigned char small_order[][32] = {
+	    /* y = 0 (order 4) */
+	    {0x00},
+	    /* y = 1, the neutral element (order 1) */
+	    {0x01},
+	    /* order 8 */
+	    {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4,
+	     0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6,
+	     0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+	    /* order 8 */
+	    {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b,
+	     0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39,
+	     0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+	    /* y = p - 1 (order 2) */
+	    {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+	    /* y = p, that is 0, not canonical */
+	    {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+	    /* y = p + 1, that is 1, not canonical */
+	    {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+	};
+	unsigned char pub[32];
+	size_t len = sizeof(pub), i;
+
+	if (EVP_PKEY_get_raw_public_key(pkey, pub, &len) != 1 ||
+	    len != sizeof(pub))
+		return 1;
+	for (i = 0; i < sizeof(small_order) / sizeof(small_order[0]); i++)
+		if (memcmp(pub, small_order[i], 31) == 0 &&
+		    (pub[31] & 0x7f) == small_order[i][31])
+			return 1;
+	return 0;
+}
 
 /*
  * Names pkey ("RSA-2048", "EC-P-256", "Ed25519", "DSA") into buf and judges
@@ -86,10 +156,12 @@ csr_key_judge(EVP_PKEY *pkey, char *buf, size_t len)
 		nist = nid != NID_undef ? EC_curve_nid2nist(nid) : NULL;
 		snprintf(buf, len, "EC-%s", nist != NULL ? nist : group);
 		if (nid == NID_X9_62_prime256v1 || nid == NID_secp384r1)
-			verdict = CSR_KEY_OK;
+			verdict = csr_ec_is_infinity(pkey) ? CSR_KEY_WEAK_POINT
+			                                   : CSR_KEY_OK;
 	} else if (EVP_PKEY_is_a(pkey, "ED25519")) {
 		snprintf(buf, len, "Ed25519");
-		verdict = CSR_KEY_OK;
+		verdict = csr_ed25519_small_order(pkey) ? CSR_KEY_WEAK_POINT
+		                                        : CSR_KEY_OK;
 	} else if (EVP_PKEY_is_a(pkey, "ED448")) {
 		snprintf(buf, len, "Ed448");
 	} else {
@@ -558,6 +630,14 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		    err, errlen, 0,
 		    "CSR key %s is not accepted: EC keys must be on P-256 "
 		    "or P-384",
+		    key);
+		goto out;
+	case CSR_KEY_WEAK_POINT:
+		ca_error_set(
+		    err, errlen, 0,
+		    "CSR key %s is not accepted: its public key is the "
+		    "point at infinity or of small order, for which "
+		    "anyone can make a signature",
 		    key);
 		goto out;
 	case CSR_KEY_BAD_TYPE:

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <check.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
@@ -344,6 +345,162 @@ START_TEST(test_csr_tampered_signature_refused)
 	der[len - 1] ^= 0x01;
 	assert_refused(der, len, "CSR signature does not verify");
 	OPENSSL_free(der);
+}
+END_TEST
+
+/*
+ * A P-256 request whose public key is the point at infinity, signed with
+ * the signature anyone can make for that key: with Q = O, ECDSA's check
+ * u1*G + u2*Q = R holds for r = x(kG), s = e/k and any k.  Returns its DER
+ * (free with OPENSSL_free) and sets *len.
+ */
+static unsigned char *
+make_infinity_der(size_t *len)
+{
+	unsigned char penc_byte = 0x00, digest[32], *penc, *tbs = NULL;
+	unsigned char *sigder = NULL, *der;
+	const ASN1_BIT_STRING *sigc = NULL;
+	const X509_ALGOR *alg = NULL;
+	EC_GROUP *group;
+	EC_POINT *point;
+	ECDSA_SIG *esig;
+	BIGNUM *k, *x, *r, *s, *e, *kinv;
+	BN_CTX *bn;
+	X509_REQ *req;
+	int tbslen, siglen;
+
+	req = X509_REQ_new();
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
+	                     X509_REQ_get_subject_name(req), "CN",
+	                     MBSTRING_UTF8, (const unsigned char *)"nobody", -1,
+	                     -1, 0),
+	                 1);
+	penc = OPENSSL_memdup(&penc_byte, 1);
+	ck_assert_int_eq(
+	    X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
+	                           OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+	                           V_ASN1_OBJECT,
+	                           OBJ_nid2obj(NID_X9_62_prime256v1), penc, 1),
+	    1);
+	X509_REQ_get0_signature(req, &sigc, &alg);
+	ck_assert_int_eq(X509_ALGOR_set0((X509_ALGOR *)alg,
+	                                 OBJ_nid2obj(NID_ecdsa_with_SHA256),
+	                                 V_ASN1_UNDEF, NULL),
+	                 1);
+	tbslen = i2d_re_X509_REQ_tbs(req, &tbs);
+	ck_assert_int_gt(tbslen, 0);
+	ck_assert_int_eq(
+	    EVP_Digest(tbs, (size_t)tbslen, digest, NULL, EVP_sha256(), NULL),
+	    1);
+
+	group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	bn = BN_CTX_new();
+	k = BN_new();
+	x = BN_new();
+	s = BN_new();
+	kinv = BN_new();
+	ck_assert_ptr_nonnull(group);
+	ck_assert_ptr_nonnull(bn);
+	point = EC_POINT_new(group);
+	e = BN_bin2bn(digest, sizeof(digest), NULL);
+	ck_assert_int_eq(BN_rand_range(k, EC_GROUP_get0_order(group)), 1);
+	ck_assert_int_eq(EC_POINT_mul(group, point, k, NULL, NULL, bn), 1);
+	ck_assert_int_eq(
+	    EC_POINT_get_affine_coordinates(group, point, x, NULL, bn), 1);
+	r = BN_new();
+	ck_assert_int_eq(BN_nnmod(r, x, EC_GROUP_get0_order(group), bn), 1);
+	ck_assert_ptr_nonnull(
+	    BN_mod_inverse(kinv, k, EC_GROUP_get0_order(group), bn));
+	ck_assert_int_eq(BN_mod_mul(s, e, kinv, EC_GROUP_get0_order(group), bn),
+	                 1);
+	esig = ECDSA_SIG_new();
+	ck_assert_int_eq(ECDSA_SIG_set0(esig, r, s), 1);
+	siglen = i2d_ECDSA_SIG(esig, &sigder);
+	ck_assert_int_gt(siglen, 0);
+	ck_assert_int_eq(
+	    ASN1_BIT_STRING_set((ASN1_BIT_STRING *)sigc, sigder, siglen), 1);
+	((ASN1_BIT_STRING *)sigc)->flags &= ~0x07;
+	((ASN1_BIT_STRING *)sigc)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	der = req_der(req, len);
+
+	OPENSSL_free(sigder);
+	OPENSSL_free(tbs);
+	ECDSA_SIG_free(esig);
+	BN_free(e);
+	BN_free(kinv);
+	BN_free(x);
+	BN_free(k);
+	EC_POINT_free(point);
+	BN_CTX_free(bn);
+	EC_GROUP_free(group);
+	X509_REQ_free(req);
+	return der;
+}
+
+START_TEST(test_csr_ec_point_at_infinity_refused)
+{
+	unsigned char *der;
+	size_t len;
+
+	der = make_infinity_der(&len);
+	assert_refused(der, len,
+	               "CSR key EC-P-256 is not accepted: its public key is "
+	               "the point at infinity or of small order");
+	OPENSSL_free(der);
+}
+END_TEST
+
+/*
+ * The same for Ed25519: with the neutral element as public key A, the
+ * check [S]B = R + [h]A holds for R = [S]B whatever was signed.  Here S = 1
+ * and R is the base point's encoding.
+ */
+START_TEST(test_csr_ed25519_neutral_key_refused)
+{
+	unsigned char neutral[32] = {0x01}, sigbytes[64];
+	const ASN1_BIT_STRING *sigc = NULL;
+	const X509_ALGOR *alg = NULL;
+	unsigned char *der, *penc;
+	X509_REQ *req;
+	size_t len;
+
+	/* R: the base point (y = 4/5, little-endian); S: 1. */
+	memset(sigbytes, 0x66, 32);
+	sigbytes[0] = 0x58;
+	memset(sigbytes + 32, 0, 32);
+	sigbytes[32] = 0x01;
+	req = X509_REQ_new();
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
+	                     X509_REQ_get_subject_name(req), "CN",
+	                     MBSTRING_UTF8, (const unsigned char *)"nobody", -1,
+	                     -1, 0),
+	                 1);
+	penc = OPENSSL_memdup(neutral, sizeof(neutral));
+	ck_assert_int_eq(X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
+	                                        OBJ_nid2obj(NID_ED25519),
+	                                        V_ASN1_UNDEF, NULL, penc,
+	                                        sizeof(neutral)),
+	                 1);
+	X509_REQ_get0_signature(req, &sigc, &alg);
+	ck_assert_int_eq(X509_ALGOR_set0((X509_ALGOR *)alg,
+	                                 OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF,
+	                                 NULL),
+	                 1);
+	ck_assert_int_eq(ASN1_BIT_STRING_set((ASN1_BIT_STRING *)sigc, sigbytes,
+	                                     sizeof(sigbytes)),
+	                 1);
+	((ASN1_BIT_STRING *)sigc)->flags &= ~0x07;
+	((ASN1_BIT_STRING *)sigc)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	der = req_der(req, &len);
+	assert_refused(der, len,
+	               "CSR key Ed25519 is not accepted: its public key is "
+	               "the point at infinity or of small order");
+	OPENSSL_free(der);
+	X509_REQ_free(req);
 }
 END_TEST
 
@@ -709,6 +866,8 @@ csr_suite(void)
 	tcase_add_test(tc, test_csr_tampered_subject_refused);
 	tcase_add_test(tc, test_csr_tampered_signature_refused);
 	tcase_add_test(tc, test_csr_swapped_signature_algorithm_refused);
+	tcase_add_test(tc, test_csr_ec_point_at_infinity_refused);
+	tcase_add_test(tc, test_csr_ed25519_neutral_key_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("syntax");
