@@ -17,6 +17,7 @@
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -41,11 +42,12 @@
 
 /* What csr_key_judge() thinks of a request's public key. */
 enum csr_key_verdict {
-	CSR_KEY_OK,         /* RSA >= 2048, EC P-256/P-384 or Ed25519 */
-	CSR_KEY_WEAK_RSA,   /* rsaEncryption with a short modulus */
-	CSR_KEY_BAD_CURVE,  /* EC on another or an explicit curve */
-	CSR_KEY_WEAK_POINT, /* EC infinity, Ed25519 of small order */
-	CSR_KEY_BAD_TYPE    /* any other algorithm */
+	CSR_KEY_OK,           /* RSA >= 2048, EC P-256/P-384 or Ed25519 */
+	CSR_KEY_WEAK_RSA,     /* rsaEncryption with a short modulus */
+	CSR_KEY_BAD_CURVE,    /* EC on another or an explicit curve */
+	CSR_KEY_WEAK_POINT,   /* EC infinity, Ed25519 of small order */
+	CSR_KEY_BAD_EXPONENT, /* RSA with e = 1 or an even e */
+	CSR_KEY_BAD_TYPE      /* any other algorithm */
 };
 
 /*
@@ -66,6 +68,20 @@ csr_ec_is_infinity(EVP_PKEY *pkey)
 	    (point = EC_KEY_get0_public_key(ec)) == NULL)
 		return 1;
 	return EC_POINT_is_at_infinity(group, point) == 1;
+}
+
+/*
+ * Returns 1 when the RSA key pkey has a public exponent of 1 (s^1 mod n is
+ * s: the padded digest is its own signature, no private key needed) or an
+ * even one (no RSA key has it; RFC 8017 wants e odd).  Fails closed.
+ */
+static int
+csr_rsa_bad_exponent(EVP_PKEY *pkey)
+{
+	const RSA *rsa = EVP_PKEY_get0_RSA(pkey);
+	const BIGNUM *e = rsa != NULL ? RSA_get0_e(rsa) : NULL;
+
+	return e == NULL || BN_is_one(e) || !BN_is_odd(e);
 }
 
 /*
@@ -134,8 +150,9 @@ csr_key_judge(EVP_PKEY *pkey, char *buf, size_t len)
 	bits = EVP_PKEY_get_bits(pkey);
 	if (EVP_PKEY_is_a(pkey, "RSA")) {
 		snprintf(buf, len, "RSA-%d", bits);
-		verdict =
-		    bits >= CSR_RSA_MIN_BITS ? CSR_KEY_OK : CSR_KEY_WEAK_RSA;
+		verdict = bits < CSR_RSA_MIN_BITS      ? CSR_KEY_WEAK_RSA
+		          : csr_rsa_bad_exponent(pkey) ? CSR_KEY_BAD_EXPONENT
+		                                       : CSR_KEY_OK;
 	} else if (EVP_PKEY_is_a(pkey, "RSA-PSS")) {
 		/*
 		 * An id-RSASSA-PSS key is its own SubjectPublicKeyInfo
@@ -631,6 +648,13 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		    "CSR key %s is not accepted: EC keys must be on P-256 "
 		    "or P-384",
 		    key);
+		goto out;
+	case CSR_KEY_BAD_EXPONENT:
+		ca_error_set(err, errlen, 0,
+		             "CSR key %s is not accepted: its public exponent "
+		             "is 1 or even, for which anyone can make a "
+		             "signature or no key exists",
+		             key);
 		goto out;
 	case CSR_KEY_WEAK_POINT:
 		ca_error_set(

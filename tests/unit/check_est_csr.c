@@ -10,6 +10,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -505,6 +506,89 @@ START_TEST(test_csr_ed25519_neutral_key_refused)
 END_TEST
 
 /*
+ * The same for RSA with public exponent 1: s^1 mod n is s, so the padded
+ * DigestInfo itself is a valid signature.
+ */
+START_TEST(test_csr_rsa_exponent_one_refused)
+{
+	static const unsigned char sha256_prefix[] = {
+	    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+	    0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+	unsigned char em[256], *tbs = NULL, *der, nbytes[256];
+	const ASN1_BIT_STRING *sigc = NULL;
+	const X509_ALGOR *alg = NULL;
+	OSSL_PARAM_BLD *bld;
+	OSSL_PARAM *params;
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *key = NULL;
+	BIGNUM *n, *e;
+	X509_REQ *req;
+	size_t len, i;
+	int tbslen;
+
+	/* Any odd 2048-bit n above the encoded message will do. */
+	memset(nbytes, 0xff, sizeof(nbytes));
+	n = BN_bin2bn(nbytes, sizeof(nbytes), NULL);
+	e = BN_new();
+	ck_assert_int_eq(BN_set_word(e, 1), 1);
+	bld = OSSL_PARAM_BLD_new();
+	ck_assert_int_eq(OSSL_PARAM_BLD_push_BN(bld, "n", n), 1);
+	ck_assert_int_eq(OSSL_PARAM_BLD_push_BN(bld, "e", e), 1);
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	ck_assert_int_eq(EVP_PKEY_fromdata_init(ctx), 1);
+	ck_assert_int_eq(
+	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), 1);
+
+	req = X509_REQ_new();
+	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
+	                     X509_REQ_get_subject_name(req), "CN",
+	                     MBSTRING_UTF8, (const unsigned char *)"nobody", -1,
+	                     -1, 0),
+	                 1);
+	ck_assert_int_eq(X509_REQ_set_pubkey(req, key), 1);
+	X509_REQ_get0_signature(req, &sigc, &alg);
+	ck_assert_int_eq(
+	    X509_ALGOR_set0((X509_ALGOR *)alg,
+	                    OBJ_nid2obj(NID_sha256WithRSAEncryption),
+	                    V_ASN1_NULL, NULL),
+	    1);
+	tbslen = i2d_re_X509_REQ_tbs(req, &tbs);
+	ck_assert_int_gt(tbslen, 0);
+	/* EMSA-PKCS1-v1_5: 00 01 FF.. 00 DigestInfo. */
+	em[0] = 0x00;
+	em[1] = 0x01;
+	len = sizeof(em) - sizeof(sha256_prefix) - 32;
+	for (i = 2; i < len - 1; i++)
+		em[i] = 0xff;
+	em[len - 1] = 0x00;
+	memcpy(em + len, sha256_prefix, sizeof(sha256_prefix));
+	ck_assert_int_eq(EVP_Digest(tbs, (size_t)tbslen,
+	                            em + len + sizeof(sha256_prefix), NULL,
+	                            EVP_sha256(), NULL),
+	                 1);
+	ck_assert_int_eq(
+	    ASN1_BIT_STRING_set((ASN1_BIT_STRING *)sigc, em, sizeof(em)), 1);
+	((ASN1_BIT_STRING *)sigc)->flags &= ~0x07;
+	((ASN1_BIT_STRING *)sigc)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	der = req_der(req, &len);
+	assert_refused(der, len,
+	               "CSR key RSA-2048 is not accepted: its public exponent "
+	               "is 1 or even");
+	OPENSSL_free(der);
+	OPENSSL_free(tbs);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(e);
+	BN_free(n);
+}
+END_TEST
+
+/*
  * Replaces the outer signatureAlgorithm of a request signed by key with
  * nid's and expects a refusal: that field is not signed, so only the
  * verification (its digest, its key type) can catch the change.
@@ -868,6 +952,7 @@ csr_suite(void)
 	tcase_add_test(tc, test_csr_swapped_signature_algorithm_refused);
 	tcase_add_test(tc, test_csr_ec_point_at_infinity_refused);
 	tcase_add_test(tc, test_csr_ed25519_neutral_key_refused);
+	tcase_add_test(tc, test_csr_rsa_exponent_one_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("syntax");
