@@ -349,6 +349,36 @@ START_TEST(test_csr_tampered_signature_refused)
 }
 END_TEST
 
+/* A request with version 1 and CN=nobody, to be given a key and a
+ * signature by hand (free with X509_REQ_free). */
+static X509_REQ *
+forged_req_new(void)
+{
+	X509_REQ *req = X509_REQ_new();
+
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
+	                     X509_REQ_get_subject_name(req), "CN",
+	                     MBSTRING_UTF8, (const unsigned char *)"nobody", -1,
+	                     -1, 0),
+	                 1);
+	return req;
+}
+
+/* Sets the signature BIT STRING of a request to bytes, no unused bits. */
+static void
+forged_req_set_signature(const ASN1_BIT_STRING *sig, const unsigned char *bytes,
+                         size_t len)
+{
+	ASN1_BIT_STRING *bits = (ASN1_BIT_STRING *)sig;
+
+	ck_assert_int_eq(
+	    ASN1_BIT_STRING_set(bits, (unsigned char *)bytes, (int)len), 1);
+	bits->flags &= ~0x07;
+	bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+}
+
 /*
  * A P-256 request whose public key is the point at infinity, signed with
  * the signature anyone can make for that key: with Q = O, ECDSA's check
@@ -370,14 +400,7 @@ make_infinity_der(size_t *len)
 	X509_REQ *req;
 	int tbslen, siglen;
 
-	req = X509_REQ_new();
-	ck_assert_ptr_nonnull(req);
-	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
-	                     X509_REQ_get_subject_name(req), "CN",
-	                     MBSTRING_UTF8, (const unsigned char *)"nobody", -1,
-	                     -1, 0),
-	                 1);
+	req = forged_req_new();
 	penc = OPENSSL_memdup(&penc_byte, 1);
 	ck_assert_int_eq(
 	    X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
@@ -420,10 +443,7 @@ make_infinity_der(size_t *len)
 	ck_assert_int_eq(ECDSA_SIG_set0(esig, r, s), 1);
 	siglen = i2d_ECDSA_SIG(esig, &sigder);
 	ck_assert_int_gt(siglen, 0);
-	ck_assert_int_eq(
-	    ASN1_BIT_STRING_set((ASN1_BIT_STRING *)sigc, sigder, siglen), 1);
-	((ASN1_BIT_STRING *)sigc)->flags &= ~0x07;
-	((ASN1_BIT_STRING *)sigc)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	forged_req_set_signature(sigc, sigder, siglen);
 	der = req_der(req, len);
 
 	OPENSSL_free(sigder);
@@ -472,14 +492,7 @@ START_TEST(test_csr_ed25519_neutral_key_refused)
 	sigbytes[0] = 0x58;
 	memset(sigbytes + 32, 0, 32);
 	sigbytes[32] = 0x01;
-	req = X509_REQ_new();
-	ck_assert_ptr_nonnull(req);
-	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
-	                     X509_REQ_get_subject_name(req), "CN",
-	                     MBSTRING_UTF8, (const unsigned char *)"nobody", -1,
-	                     -1, 0),
-	                 1);
+	req = forged_req_new();
 	penc = OPENSSL_memdup(neutral, sizeof(neutral));
 	ck_assert_int_eq(X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
 	                                        OBJ_nid2obj(NID_ED25519),
@@ -491,11 +504,7 @@ START_TEST(test_csr_ed25519_neutral_key_refused)
 	                                 OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF,
 	                                 NULL),
 	                 1);
-	ck_assert_int_eq(ASN1_BIT_STRING_set((ASN1_BIT_STRING *)sigc, sigbytes,
-	                                     sizeof(sigbytes)),
-	                 1);
-	((ASN1_BIT_STRING *)sigc)->flags &= ~0x07;
-	((ASN1_BIT_STRING *)sigc)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	forged_req_set_signature(sigc, sigbytes, sizeof(sigbytes));
 	der = req_der(req, &len);
 	assert_refused(der, len,
 	               "CSR key Ed25519 is not accepted: its public key is "
@@ -540,13 +549,7 @@ START_TEST(test_csr_rsa_exponent_one_refused)
 	ck_assert_int_eq(
 	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), 1);
 
-	req = X509_REQ_new();
-	ck_assert_int_eq(X509_REQ_set_version(req, 0), 1);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(
-	                     X509_REQ_get_subject_name(req), "CN",
-	                     MBSTRING_UTF8, (const unsigned char *)"nobody", -1,
-	                     -1, 0),
-	                 1);
+	req = forged_req_new();
 	ck_assert_int_eq(X509_REQ_set_pubkey(req, key), 1);
 	X509_REQ_get0_signature(req, &sigc, &alg);
 	ck_assert_int_eq(
@@ -568,10 +571,7 @@ START_TEST(test_csr_rsa_exponent_one_refused)
 	                            em + len + sizeof(sha256_prefix), NULL,
 	                            EVP_sha256(), NULL),
 	                 1);
-	ck_assert_int_eq(
-	    ASN1_BIT_STRING_set((ASN1_BIT_STRING *)sigc, em, sizeof(em)), 1);
-	((ASN1_BIT_STRING *)sigc)->flags &= ~0x07;
-	((ASN1_BIT_STRING *)sigc)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	forged_req_set_signature(sigc, em, sizeof(em));
 	der = req_der(req, &len);
 	assert_refused(der, len,
 	               "CSR key RSA-2048 is not accepted: its public exponent "
