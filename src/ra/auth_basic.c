@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "ra/auth_basic.h"
+#include "ra/log.h"
 #include "ra/offload.h"
 
 /* Longest line of the users file, newline included. */
@@ -707,6 +708,11 @@ ra_basic_cache_init(void)
 	    EVP_MAC_init(ctx, key, sizeof(key), params) != 1) {
 		EVP_MAC_CTX_free(ctx);
 		ctx = NULL;
+		/* Without the cache every Basic check runs crypt(3). */
+		ra_log(CA_LOG_WARN, "ra.auth", NULL,
+		       "check the OpenSSL installation (default provider)",
+		       "Basic password cache off: cannot key HMAC-SHA-256 "
+		       "(random bytes or OpenSSL's HMAC unavailable)");
 	}
 	ra_basic_mac_keyed = ctx;
 	EVP_MAC_free(mac);
