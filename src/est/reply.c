@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/http.h>
 
 #include "est/metrics.h"
@@ -78,9 +77,6 @@ est_reply_send(struct evhttp_request *evreq, struct ra_request *req, int status,
                size_t len, const char *allow)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(evreq);
-	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
-	struct bufferevent *bev =
-	    evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	struct evbuffer *buf = evbuffer_new();
 	struct ra_access_entry entry;
 	char retry[16];
@@ -128,14 +124,6 @@ est_reply_send(struct evhttp_request *evreq, struct ra_request *req, int status,
 	                   entry.outcome, req->ca_ms,
 	                   status >= 300 ? req->cause : NULL);
 	evhttp_send_reply(evreq, status, est_reply_reason(status), buf);
-	/*
-	 * evhttp queues the head and the body as two chunks, and the TLS
-	 * bufferevent writes one record, one write(2) and one TCP segment per
-	 * chunk.  One chunk makes the answer one of each (the connection
-	 * outlives the send: evhttp frees it only from the loop).
-	 */
-	if (bev != NULL)
-		(void)evbuffer_pullup(bufferevent_get_output(bev), -1);
 	if (buf != NULL)
 		evbuffer_free(buf);
 }

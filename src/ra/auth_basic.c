@@ -673,13 +673,15 @@ out:
 /* The MAC that names credentials in the cache and the notes below. */
 #define RA_BASIC_MAC_LEN 32
 
-struct ra_basic_cache_entry {
-	unsigned long generation;
+/* One verdict on credentials, in the cache or among the notes below. */
+struct ra_basic_slot {
+	unsigned long generation; /* of the users table it was checked on */
 	unsigned char mac[RA_BASIC_MAC_LEN];
 	time_t expires;
+	enum ra_basic_result result;
 };
 
-static __thread struct ra_basic_cache_entry ra_basic_cache[RA_BASIC_CACHE_SIZE];
+static __thread struct ra_basic_slot ra_basic_cache[RA_BASIC_CACHE_SIZE];
 
 /*
  * HMAC-SHA-256 under a random per-process key, keyed once: each MAC is a
@@ -748,30 +750,53 @@ out:
 	return rc;
 }
 
+/* Files the verdict on the credentials of mac (NULL: nothing) in table
+ * (size slots) for ttl seconds. */
+static void
+ra_basic_slot_put(struct ra_basic_slot *table, size_t size,
+                  const struct ra_users *users, const unsigned char *mac,
+                  time_t ttl, enum ra_basic_result result)
+{
+	struct ra_basic_slot *e;
+
+	if (mac == NULL)
+		return;
+	e = &table[mac[0] % size];
+	e->generation = users->generation;
+	memcpy(e->mac, mac, RA_BASIC_MAC_LEN);
+	e->expires = time(NULL) + ttl;
+	e->result = result;
+}
+
+/* The live slot of the credentials of mac in table, or NULL. */
+static struct ra_basic_slot *
+ra_basic_slot_find(struct ra_basic_slot *table, size_t size,
+                   const struct ra_users *users, const unsigned char *mac)
+{
+	struct ra_basic_slot *e;
+
+	if (mac == NULL)
+		return NULL;
+	e = &table[mac[0] % size];
+	if (e->generation != users->generation || e->expires <= time(NULL) ||
+	    CRYPTO_memcmp(e->mac, mac, RA_BASIC_MAC_LEN) != 0)
+		return NULL;
+	return e;
+}
+
 /* Whether the credentials of mac were verified against users lately. */
 static int
 ra_basic_cache_hit(const struct ra_users *users, const unsigned char *mac)
 {
-	struct ra_basic_cache_entry *e;
-
-	if (mac == NULL)
-		return 0;
-	e = &ra_basic_cache[mac[0] % RA_BASIC_CACHE_SIZE];
-	return e->generation == users->generation && e->expires > time(NULL) &&
-	       CRYPTO_memcmp(e->mac, mac, RA_BASIC_MAC_LEN) == 0;
+	return ra_basic_slot_find(ra_basic_cache, RA_BASIC_CACHE_SIZE, users,
+	                          mac) != NULL;
 }
 
 static void
 ra_basic_cache_put(const struct ra_users *users, const unsigned char *mac)
 {
-	struct ra_basic_cache_entry *e;
-
-	if (mac == NULL)
-		return;
-	e = &ra_basic_cache[mac[0] % RA_BASIC_CACHE_SIZE];
-	e->generation = users->generation;
-	memcpy(e->mac, mac, RA_BASIC_MAC_LEN);
-	e->expires = time(NULL) + RA_BASIC_CACHE_TTL;
+	ra_basic_slot_put(ra_basic_cache, RA_BASIC_CACHE_SIZE, users, mac,
+	                  RA_BASIC_CACHE_TTL, RA_BASIC_OK);
 }
 
 /*
@@ -785,28 +810,14 @@ ra_basic_cache_put(const struct ra_users *users, const unsigned char *mac)
 #define RA_BASIC_NOTE_SIZE 64
 #define RA_BASIC_NOTE_TTL  30
 
-struct ra_basic_note {
-	unsigned long generation;
-	unsigned char mac[RA_BASIC_MAC_LEN];
-	time_t expires;
-	enum ra_basic_result result;
-};
-
-static __thread struct ra_basic_note ra_basic_notes[RA_BASIC_NOTE_SIZE];
+static __thread struct ra_basic_slot ra_basic_notes[RA_BASIC_NOTE_SIZE];
 
 static void
 ra_basic_note_put(const struct ra_users *users, const unsigned char *mac,
                   enum ra_basic_result result)
 {
-	struct ra_basic_note *e;
-
-	if (mac == NULL)
-		return;
-	e = &ra_basic_notes[mac[0] % RA_BASIC_NOTE_SIZE];
-	e->generation = users->generation;
-	memcpy(e->mac, mac, RA_BASIC_MAC_LEN);
-	e->expires = time(NULL) + RA_BASIC_NOTE_TTL;
-	e->result = result;
+	ra_basic_slot_put(ra_basic_notes, RA_BASIC_NOTE_SIZE, users, mac,
+	                  RA_BASIC_NOTE_TTL, result);
 }
 
 /* Finds the note of the credentials of mac; take uses it up.  Returns 1
@@ -815,13 +826,10 @@ static int
 ra_basic_note_find(const struct ra_users *users, const unsigned char *mac,
                    int take, enum ra_basic_result *result)
 {
-	struct ra_basic_note *e;
+	struct ra_basic_slot *e;
 
-	if (mac == NULL)
-		return 0;
-	e = &ra_basic_notes[mac[0] % RA_BASIC_NOTE_SIZE];
-	if (e->generation != users->generation || e->expires <= time(NULL) ||
-	    CRYPTO_memcmp(e->mac, mac, RA_BASIC_MAC_LEN) != 0)
+	if ((e = ra_basic_slot_find(ra_basic_notes, RA_BASIC_NOTE_SIZE, users,
+	                            mac)) == NULL)
 		return 0;
 	*result = e->result;
 	if (take)

@@ -487,6 +487,25 @@ if not ok:
 EOF
 	    fail "audit line is not the JSON expected" "$T/audit.check" \
 	    "$T/audit.lines"
+	# Its digests and serial are the issued certificate's and the CSR
+	# key's, as openssl computes them.
+	local cert_sha spki_sha serial
+	cert_sha=$(openssl x509 -in "$T/leaf.pem" -outform DER | sha256sum)
+	spki_sha=$(openssl req -in "$T/req.pem" -noout -pubkey |
+	    openssl pkey -pubin -outform DER | sha256sum)
+	serial=$(openssl x509 -in "$T/leaf.pem" -noout -serial)
+	python3 - "$T/audit.lines" "${cert_sha%% *}" "${spki_sha%% *}" \
+	    "${serial#serial=}" >"$T/audit.digests" 2>&1 <<'EOF' ||
+import json, sys
+obj = [json.loads(l) for l in open(sys.argv[1])
+       if json.loads(l).get("event") == "issued"][0]
+cert, csr = obj["cert"], obj["csr"]
+assert cert["sha256"] == sys.argv[2], (cert["sha256"], sys.argv[2])
+assert csr["spki_sha256"] == sys.argv[3], (csr["spki_sha256"], sys.argv[3])
+assert int(cert["serial"], 16) == int(sys.argv[4], 16), (cert, sys.argv[4])
+EOF
+	    fail "audit digests are not the certificate's and the key's" \
+	    "$T/audit.digests" "$T/audit.lines"
 	# Every audit line so far must be JSON.
 	python3 -c 'import json, sys
 for n, line in enumerate(open(sys.argv[1]), 1):
