@@ -166,7 +166,9 @@ void ca_set_log_hook(ca_log_fn hook);
 
 /*
  * Writes the n bytes of in as lowercase hex into out (size outlen; as many
- * whole bytes as fit, NUL-terminated) and returns out.
+ * whole bytes as fit, NUL-terminated) and returns out.  The audit log's
+ * digests and the request ids are lowercase; OPENSSL_buf2hexstr() writes
+ * uppercase with separators.
  */
 char *ca_hex_encode(const unsigned char *in, size_t n, char *out,
                     size_t outlen);
