@@ -57,7 +57,7 @@ ca_operation_name(enum ca_operation op)
 }
 
 int
-ca_err_set(struct ca_err *err, const char *key, const char *fmt, ...)
+core_err_set(struct core_err *err, const char *key, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -69,7 +69,7 @@ ca_err_set(struct ca_err *err, const char *key, const char *fmt, ...)
 }
 
 const char *
-ca_conf_type_name(const json_t *v)
+core_conf_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -91,8 +91,8 @@ ca_conf_type_name(const json_t *v)
 }
 
 int
-ca_conf_check_keys(const json_t *obj, const char *prefix,
-                   const char *const *allowed, struct ca_err *err)
+core_conf_check_keys(const json_t *obj, const char *prefix,
+                   const char *const *allowed, struct core_err *err)
 {
 	char path[sizeof(err->key)], list[512];
 	const char *key;
@@ -118,7 +118,7 @@ ca_conf_check_keys(const json_t *obj, const char *prefix,
 			used += (size_t)n;
 		}
 		snprintf(path, sizeof(path), "%s%s", prefix, key);
-		ca_err_set(err, path, "unknown key \"%s\" (allowed: %s)", key,
+		core_err_set(err, path, "unknown key \"%s\" (allowed: %s)", key,
 		           list);
 		goto out;
 	}
@@ -128,7 +128,7 @@ out:
 }
 
 int
-ca_conf_clean_string(const json_t *v)
+core_conf_clean_string(const json_t *v)
 {
 	const char *s = json_string_value(v);
 	size_t i, n = json_string_length(v);
@@ -142,8 +142,8 @@ ca_conf_clean_string(const json_t *v)
 }
 
 int
-ca_conf_read_password(const char *path, size_t max, char **out,
-                      struct ca_err *err)
+core_conf_read_password(const char *path, size_t max, char **out,
+                      struct core_err *err)
 {
 	static const char key[] = "password_file";
 	char buf[4096 + 2];
@@ -155,31 +155,31 @@ ca_conf_read_password(const char *path, size_t max, char **out,
 	if (max > sizeof(buf) - 2)
 		max = sizeof(buf) - 2;
 	if ((fp = fopen(path, "re")) == NULL) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
+		core_err_set(err, key, "cannot read %s: %s", path,
 		           strerror(errno));
 		goto out;
 	}
 	n = fread(buf, 1, max + 1, fp);
 	if (ferror(fp)) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
+		core_err_set(err, key, "cannot read %s: %s", path,
 		           strerror(errno));
 		goto out;
 	}
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (strlen(buf) > max) {
-		ca_err_set(err, key,
+		core_err_set(err, key,
 		           "%s: the first line is longer than %zu bytes", path,
 		           max);
 		goto out;
 	}
 	if (buf[0] == '\0') {
-		ca_err_set(err, key,
+		core_err_set(err, key,
 		           "%s: the first line (the password) is empty", path);
 		goto out;
 	}
 	if ((*out = strdup(buf)) == NULL) {
-		ca_err_set(err, key, "out of memory");
+		core_err_set(err, key, "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -191,8 +191,8 @@ out:
 }
 
 int
-ca_conf_string(const json_t *conf, const char *key, size_t max, char **out,
-               struct ca_err *err)
+core_conf_string(const json_t *conf, const char *key, size_t max, char **out,
+               struct core_err *err)
 {
 	const char *s;
 	json_t *v;
@@ -205,30 +205,30 @@ ca_conf_string(const json_t *conf, const char *key, size_t max, char **out,
 		goto out;
 	}
 	if ((s = json_string_value(v)) == NULL) {
-		ca_err_set(err, key, "\"%s\" must be a string, not %s", key,
-		           ca_conf_type_name(v));
+		core_err_set(err, key, "\"%s\" must be a string, not %s", key,
+		           core_conf_type_name(v));
 		goto out;
 	}
 	n = json_string_length(v);
 	/* A NUL inside would silently cut the value short. */
 	if (n == 0 || strlen(s) != n) {
-		ca_err_set(err, key, "\"%s\" must be a non-empty string", key);
+		core_err_set(err, key, "\"%s\" must be a non-empty string", key);
 		goto out;
 	}
 	if (n > max) {
-		ca_err_set(err, key, "\"%s\" is longer than %zu bytes", key,
+		core_err_set(err, key, "\"%s\" is longer than %zu bytes", key,
 		           max);
 		goto out;
 	}
 	for (i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" must not hold control characters",
 			           key);
 			goto out;
 		}
 	if ((*out = strdup(s)) == NULL) {
-		ca_err_set(err, key, "out of memory");
+		core_err_set(err, key, "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -237,8 +237,8 @@ out:
 }
 
 int
-ca_conf_int(const json_t *conf, const char *key, long min, long max, long *out,
-            struct ca_err *err)
+core_conf_int(const json_t *conf, const char *key, long min, long max, long *out,
+            struct core_err *err)
 {
 	json_int_t n;
 	json_t *v;
@@ -249,13 +249,13 @@ ca_conf_int(const json_t *conf, const char *key, long min, long max, long *out,
 		goto out;
 	}
 	if (!json_is_integer(v)) {
-		ca_err_set(err, key, "\"%s\" must be an integer, not %s", key,
-		           ca_conf_type_name(v));
+		core_err_set(err, key, "\"%s\" must be an integer, not %s", key,
+		           core_conf_type_name(v));
 		goto out;
 	}
 	n = json_integer_value(v);
 	if (n < min || n > max) {
-		ca_err_set(
+		core_err_set(
 		    err, key,
 		    "\"%s\" must be an integer from %ld to %ld, not %lld", key,
 		    min, max, (long long)n);
@@ -268,8 +268,8 @@ out:
 }
 
 int
-ca_conf_file(const json_t *conf, const char *key, const char *conf_dir,
-             char **path, struct ca_err *err)
+core_conf_file(const json_t *conf, const char *key, const char *conf_dir,
+             char **path, struct core_err *err)
 {
 	char *name = NULL, buf[PATH_MAX];
 	struct stat st;
@@ -277,7 +277,7 @@ ca_conf_file(const json_t *conf, const char *key, const char *conf_dir,
 	int n, rc = -1;
 
 	*path = NULL;
-	if (ca_conf_string(conf, key, PATH_MAX, &name, err) != 0)
+	if (core_conf_string(conf, key, PATH_MAX, &name, err) != 0)
 		goto out;
 	if (name == NULL) {
 		rc = 0;
@@ -288,20 +288,20 @@ ca_conf_file(const json_t *conf, const char *key, const char *conf_dir,
 	else
 		n = snprintf(buf, sizeof(buf), "%s/%s", conf_dir, name);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		ca_err_set(err, key, "file name too long: %s", name);
+		core_err_set(err, key, "file name too long: %s", name);
 		goto out;
 	}
 	if ((fp = fopen(buf, "re")) == NULL) {
-		ca_err_set(err, key, "cannot read %s: %s", buf,
+		core_err_set(err, key, "cannot read %s: %s", buf,
 		           strerror(errno));
 		goto out;
 	}
 	if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-		ca_err_set(err, key, "cannot read %s: not a regular file", buf);
+		core_err_set(err, key, "cannot read %s: not a regular file", buf);
 		goto out;
 	}
 	if ((*path = strdup(buf)) == NULL) {
-		ca_err_set(err, key, "out of memory");
+		core_err_set(err, key, "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -313,7 +313,7 @@ out:
 }
 
 char *
-ca_hex_encode(const unsigned char *in, size_t n, char *out, size_t outlen)
+core_hex_encode(const unsigned char *in, size_t n, char *out, size_t outlen)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t i;
@@ -332,21 +332,21 @@ static EVP_MD *ca_sha256_fetched;
 static pthread_once_t ca_sha256_once = PTHREAD_ONCE_INIT;
 
 static void
-ca_sha256_fetch(void)
+core_sha256_fetch(void)
 {
 	ca_sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
 	ERR_clear_error();
 }
 
 const EVP_MD *
-ca_sha256(void)
+core_sha256(void)
 {
-	pthread_once(&ca_sha256_once, ca_sha256_fetch);
+	pthread_once(&ca_sha256_once, core_sha256_fetch);
 	return ca_sha256_fetched != NULL ? ca_sha256_fetched : EVP_sha256();
 }
 
 STACK_OF(X509) *
-ca_certs_read_pem(BIO *bio, int strict, int *count)
+core_certs_read_pem(BIO *bio, int strict, int *count)
 {
 	STACK_OF(X509) *certs = NULL, *rc = NULL;
 	unsigned long e;
@@ -380,7 +380,7 @@ out:
 }
 
 STACK_OF(X509) *
-ca_chain_order(STACK_OF(X509) *in)
+core_chain_order(STACK_OF(X509) *in)
 {
 	STACK_OF(X509) *out = NULL;
 	X509 *cur = NULL, *c;
@@ -433,7 +433,7 @@ ca_set_log_hook(ca_log_fn hook)
 }
 
 void
-ca_log(const struct ca_call *call, enum ca_log_level level,
+ca_log(const struct ca_call *call, enum core_log_level level,
        const char *component, const char *hint, const char *fmt, ...)
 {
 	char message[2048];
@@ -449,7 +449,7 @@ ca_log(const struct ca_call *call, enum ca_log_level level,
 }
 
 void
-ca_ssl_errors_append(char *buf, size_t len)
+core_ssl_errors_append(char *buf, size_t len)
 {
 	const char *data;
 	unsigned long code;
@@ -488,7 +488,7 @@ ca_ssl_errors_append(char *buf, size_t len)
 }
 
 void
-ca_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
+core_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -498,7 +498,7 @@ ca_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
 	vsnprintf(buf, len, fmt, ap);
 	va_end(ap);
 	if (ssl)
-		ca_ssl_errors_append(buf, len);
+		core_ssl_errors_append(buf, len);
 out:
 	ERR_clear_error();
 }
@@ -548,7 +548,7 @@ ca_call_done_after(struct ca_call *call, unsigned int delay_ms)
 	                             (suseconds_t)(delay_ms % 1000) * 1000};
 
 	if (++call->done_count > 1) {
-		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,
+		ca_log(call, CORE_LOG_ALERT, "ca.call", NULL,
 		       "call completed twice: backend bug, second completion "
 		       "ignored, op: %s",
 		       ca_operation_name(call->op));
@@ -561,12 +561,12 @@ ca_call_done_after(struct ca_call *call, unsigned int delay_ms)
 	    (call->done_event =
 	         evtimer_new(call->base, ca_call_deliver, call)) != NULL)
 		(void)event_priority_set(call->done_event,
-		                         CA_LOOP_PRIORITY_ONGOING);
+		                         CORE_LOOP_PRIORITY_ONGOING);
 	if (call->done_event == NULL ||
 	    evtimer_add(call->done_event, &when) != 0) {
 		/* Without an event the loop cannot run the callback later;
 		 * running it now is the only way to not lose the request. */
-		ca_log(call, CA_LOG_ALERT, "ca.call", NULL,
+		ca_log(call, CORE_LOG_ALERT, "ca.call", NULL,
 		       "cannot schedule completion: out of memory");
 		call->done_fn(call, call->done_arg);
 	}
@@ -624,7 +624,7 @@ ca_backend_names(void)
 }
 
 struct ca_instance *
-ca_instance_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
+ca_instance_new(const json_t *conf, const char *conf_dir, struct core_err *err)
 {
 	struct ca_instance *inst = NULL, *rc = NULL;
 	const struct ca_backend *backend;
@@ -632,14 +632,14 @@ ca_instance_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 
 	name = json_string_value(json_object_get(conf, "backend"));
 	if (name == NULL) {
-		ca_err_set(err, "backend",
+		core_err_set(err, "backend",
 		           "missing string \"backend\" (one "
 		           "of: %s)",
 		           ca_backend_names());
 		goto out;
 	}
 	if ((backend = ca_backend_find(name)) == NULL) {
-		ca_err_set(err, "backend",
+		core_err_set(err, "backend",
 		           "unknown backend \"%s\" (one of: "
 		           "%s)",
 		           name, ca_backend_names());
@@ -648,7 +648,7 @@ ca_instance_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 	if ((inst = calloc(1, sizeof(*inst))) == NULL ||
 	    (inst->priv = calloc(1, backend->priv_size > 0 ? backend->priv_size
 	                                                   : 1)) == NULL) {
-		ca_err_set(err, "backend", "out of memory");
+		core_err_set(err, "backend", "out of memory");
 		goto out;
 	}
 	inst->backend = backend;

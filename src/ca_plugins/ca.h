@@ -38,9 +38,9 @@ enum ca_outcome {
  * the answers of those already being served.  On a loop with one priority
  * (unit tests, --doctor) setting them fails harmlessly.
  */
-#define CA_LOOP_PRIORITY_ONGOING 0
-#define CA_LOOP_PRIORITY_NEW     1
-#define CA_LOOP_PRIORITIES       2
+#define CORE_LOOP_PRIORITY_ONGOING 0
+#define CORE_LOOP_PRIORITY_NEW     1
+#define CORE_LOOP_PRIORITIES       2
 
 /* Returns a static upper-case name ("ISSUED", ...) for logs. */
 const char *ca_outcome_name(enum ca_outcome outcome);
@@ -71,15 +71,15 @@ const char *ca_operation_name(enum ca_operation op);
  * fix something, warn degraded, notice a client was refused, info lifecycle,
  * debug.  ra's log levels have the same values.
  */
-enum ca_log_level {
-	CA_LOG_EMERG,
-	CA_LOG_ALERT,
-	CA_LOG_CRIT,
-	CA_LOG_ERROR,
-	CA_LOG_WARN,
-	CA_LOG_NOTICE,
-	CA_LOG_INFO,
-	CA_LOG_DEBUG
+enum core_log_level {
+	CORE_LOG_EMERG,
+	CORE_LOG_ALERT,
+	CORE_LOG_CRIT,
+	CORE_LOG_ERROR,
+	CORE_LOG_WARN,
+	CORE_LOG_NOTICE,
+	CORE_LOG_INFO,
+	CORE_LOG_DEBUG
 };
 
 /* Sizes of the fixed text fields of a result. */
@@ -94,13 +94,13 @@ enum ca_log_level {
  * e.g. "cert" or "profile.validity_days") so ra can name file, line and
  * column, and the reason in a full phrase.
  */
-struct ca_err {
+struct core_err {
 	char key[128];
 	char text[512];
 };
 
 /* Fills err with key and a printf-style reason; returns -1 for "return". */
-int ca_err_set(struct ca_err *err, const char *key, const char *fmt, ...)
+int core_err_set(struct core_err *err, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
@@ -152,7 +152,7 @@ typedef void (*ca_call_done_fn)(struct ca_call *call, void *arg);
  * the request's context without including ra headers.  call may be NULL
  * (configure, background refresh).
  */
-typedef void (*ca_log_fn)(const struct ca_call *call, enum ca_log_level level,
+typedef void (*ca_log_fn)(const struct ca_call *call, enum core_log_level level,
                           const char *component, const char *hint,
                           const char *message);
 
@@ -170,7 +170,7 @@ void ca_set_log_hook(ca_log_fn hook);
  * digests and the request ids are lowercase; OPENSSL_buf2hexstr() writes
  * uppercase with separators.
  */
-char *ca_hex_encode(const unsigned char *in, size_t n, char *out,
+char *core_hex_encode(const unsigned char *in, size_t n, char *out,
                     size_t outlen);
 
 /*
@@ -178,7 +178,7 @@ char *ca_hex_encode(const unsigned char *in, size_t n, char *out,
  * with EVP_sha256() OpenSSL 3.0 looks the digest up by name on every use.
  * Falls back to EVP_sha256() when the fetch fails; never free it.
  */
-const EVP_MD *ca_sha256(void);
+const EVP_MD *core_sha256(void);
 
 /*
  * Reads every PEM certificate of bio (borrowed), in order.  Returns a new
@@ -187,7 +187,7 @@ const EVP_MD *ca_sha256(void);
  * not read: the OpenSSL error queue then says why.  *count (may be NULL)
  * gets how many certificates were read.  Clears the queue otherwise.
  */
-STACK_OF(X509) *ca_certs_read_pem(BIO *bio, int strict, int *count);
+STACK_OF(X509) *core_certs_read_pem(BIO *bio, int strict, int *count);
 
 /*
  * Orders a CA chain as a CA web service may hand it out in any order: the
@@ -195,10 +195,10 @@ STACK_OF(X509) *ca_certs_read_pem(BIO *bio, int strict, int *count);
  * one's issuer up to the root, anything else after.  Takes in; returns a
  * new stack, or in itself when ordering fails.
  */
-STACK_OF(X509) *ca_chain_order(STACK_OF(X509) *in);
+STACK_OF(X509) *core_chain_order(STACK_OF(X509) *in);
 
 /* Returns 1 when v is a non-empty string with no NUL or control byte. */
-int ca_conf_clean_string(const json_t *v);
+int core_conf_clean_string(const json_t *v);
 
 /*
  * Reads the first line (the password, line end dropped, at most max
@@ -206,30 +206,30 @@ int ca_conf_clean_string(const json_t *v);
  * name the key "password_file" and the file, never its content; the read
  * buffer is wiped.
  */
-int ca_conf_read_password(const char *path, size_t max, char **out,
-                          struct ca_err *err);
+int core_conf_read_password(const char *path, size_t max, char **out,
+                          struct core_err *err);
 
 /* Returns "an object", "a string", ... for messages about v's type. */
-const char *ca_conf_type_name(const json_t *v);
+const char *core_conf_type_name(const json_t *v);
 
 /*
  * Checks that every key of obj is in allowed (NULL-terminated); prefix
  * ("" or "profile.") makes err->key a path relative to the "ca" object.
  */
-int ca_conf_check_keys(const json_t *obj, const char *prefix,
-                       const char *const *allowed, struct ca_err *err);
+int core_conf_check_keys(const json_t *obj, const char *prefix,
+                       const char *const *allowed, struct core_err *err);
 
 /*
  * Reads the optional string at key into a new *out (free with free), NULL
  * when absent: non-empty, no NUL or control byte, at most max bytes.
  */
-int ca_conf_string(const json_t *conf, const char *key, size_t max, char **out,
-                   struct ca_err *err);
+int core_conf_string(const json_t *conf, const char *key, size_t max, char **out,
+                   struct core_err *err);
 
 /* Reads the optional integer at key, from min to max; *out is left alone
  * when the key is absent. */
-int ca_conf_int(const json_t *conf, const char *key, long min, long max,
-                long *out, struct ca_err *err);
+int core_conf_int(const json_t *conf, const char *key, long min, long max,
+                long *out, struct core_err *err);
 
 /*
  * Reads the optional file name at key, resolves it against conf_dir unless
@@ -237,8 +237,8 @@ int ca_conf_int(const json_t *conf, const char *key, long min, long max,
  * could hang estrad -t).  Sets a new *path (free with free), NULL when
  * absent.
  */
-int ca_conf_file(const json_t *conf, const char *key, const char *conf_dir,
-                 char **path, struct ca_err *err);
+int core_conf_file(const json_t *conf, const char *key, const char *conf_dir,
+                 char **path, struct core_err *err);
 
 /*
  * One asynchronous operation on a backend instance.  ra creates it with
@@ -303,7 +303,7 @@ void ca_call_fail(struct ca_call *call, enum ca_outcome outcome,
  * for the failure a call ends in: that goes into call->result (cause,
  * detail, hint, url), from which ra writes the request's one line.
  */
-void ca_log(const struct ca_call *call, enum ca_log_level level,
+void ca_log(const struct ca_call *call, enum core_log_level level,
             const char *component, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
@@ -312,15 +312,15 @@ void ca_log(const struct ca_call *call, enum ca_log_level level,
  * buf (of size len), the way nginx's ngx_ssl_error() does.  Leaves the
  * queue empty.  Shared by every layer that reports OpenSSL failures.
  */
-void ca_ssl_errors_append(char *buf, size_t len);
+void core_ssl_errors_append(char *buf, size_t len);
 
 /*
  * Formats buf (size len; NULL or 0 is allowed and writes nothing) from
  * fmt and, when ssl is set, appends the drained OpenSSL error queue as
- * ca_ssl_errors_append() does.  Empties the queue in every case, so no
+ * core_ssl_errors_append() does.  Empties the queue in every case, so no
  * stale error is blamed on a later call.
  */
-void ca_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
+void core_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /*
@@ -349,7 +349,7 @@ struct ca_backend {
 	 * called to release what was allocated.
 	 */
 	int (*configure)(void *priv, const json_t *conf, const char *conf_dir,
-	                 struct ca_err *err);
+	                 struct core_err *err);
 
 	/*
 	 * ra/request.c calls these on a worker thread.  They start the
@@ -435,7 +435,7 @@ struct ca_instance {
  * configured from conf (free with ca_instance_free), or NULL with err.
  */
 struct ca_instance *ca_instance_new(const json_t *conf, const char *conf_dir,
-                                    struct ca_err *err);
+                                    struct core_err *err);
 
 /* Unconfigures and frees inst.  NULL is a no-op. */
 void ca_instance_free(struct ca_instance *inst);

@@ -156,7 +156,7 @@ static void cs_step_start(struct cs_op *op);
 
 /* Reads "urls": one or more http(s) base URLs, trailing slash dropped. */
 static int
-cs_conf_urls(struct certsrv *cs, const json_t *conf, struct ca_err *err)
+cs_conf_urls(struct certsrv *cs, const json_t *conf, struct core_err *err)
 {
 	char key[32];
 	json_t *list, *v;
@@ -164,16 +164,16 @@ cs_conf_urls(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 	int rc = -1;
 
 	if ((list = json_object_get(conf, "urls")) == NULL) {
-		ca_err_set(err, "urls",
+		core_err_set(err, "urls",
 		           "missing \"urls\" (the certsrv base URLs, e.g. "
 		           "[\"https://ca1.example.com/certsrv\"])");
 		goto out;
 	}
 	if (!json_is_array(list) || json_array_size(list) == 0 ||
 	    json_array_size(list) > CS_URLS_MAX) {
-		ca_err_set(err, "urls",
+		core_err_set(err, "urls",
 		           "\"urls\" must be an array of 1 to %d URLs, not %s",
-		           CS_URLS_MAX, ca_conf_type_name(list));
+		           CS_URLS_MAX, core_conf_type_name(list));
 		goto out;
 	}
 	json_array_foreach(list, i, v)
@@ -181,9 +181,9 @@ cs_conf_urls(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 		const char *s;
 
 		snprintf(key, sizeof(key), "urls.%zu", i);
-		if (!json_is_string(v) || !ca_conf_clean_string(v) ||
+		if (!json_is_string(v) || !core_conf_clean_string(v) ||
 		    json_string_length(v) > CA_URL_MAX - 64) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "element %zu must be a URL string of at "
 			           "most %d bytes",
 			           i + 1, CA_URL_MAX - 64);
@@ -192,21 +192,21 @@ cs_conf_urls(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 		s = json_string_value(v);
 		if (strncmp(s, "https://", 8) != 0 &&
 		    strncmp(s, "http://", 7) != 0) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" is not an http:// or https:// URL",
 			           s);
 			goto out;
 		}
 		if (strchr(s, '?') != NULL || strchr(s, '#') != NULL ||
 		    strchr(s, ' ') != NULL || strchr(s, '@') != NULL) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" must be a plain base URL (no query, "
 			           "fragment, space or credentials)",
 			           s);
 			goto out;
 		}
 		if ((cs->urls[i] = strdup(s)) == NULL) {
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 		n = strlen(cs->urls[i]);
@@ -221,7 +221,7 @@ out:
 
 /* Reads "auth" into cs->auth; without it, ntlm with a user, else none. */
 static int
-cs_conf_auth(struct certsrv *cs, const json_t *conf, struct ca_err *err)
+cs_conf_auth(struct certsrv *cs, const json_t *conf, struct core_err *err)
 {
 	static const char *const names[] = {
 	    "basic", "ntlm", "negotiate", "client-cert", "any", NULL,
@@ -242,15 +242,15 @@ cs_conf_auth(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 		goto out;
 	}
 	if ((s = json_string_value(v)) == NULL) {
-		ca_err_set(err, "auth", "\"auth\" must be a string, not %s",
-		           ca_conf_type_name(v));
+		core_err_set(err, "auth", "\"auth\" must be a string, not %s",
+		           core_conf_type_name(v));
 		goto out;
 	}
 	for (i = 0; names[i] != NULL; i++)
 		if (strcmp(s, names[i]) == 0)
 			break;
 	if (names[i] == NULL) {
-		ca_err_set(err, "auth",
+		core_err_set(err, "auth",
 		           "unknown auth \"%s\" (one of: basic, ntlm, "
 		           "negotiate, client-cert, any)",
 		           s);
@@ -268,7 +268,7 @@ out:
  * ending in CRLF (spec §2).
  */
 static int
-cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct ca_err *err)
+cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct core_err *err)
 {
 	char attrib[CS_ATTRIB_MAX], key[40];
 	json_t *list, *v;
@@ -279,16 +279,16 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 	             "CertificateTemplate:%s\r\nUserAgent:%s\r\n",
 	             cs->template_name, cs->user_agent);
 	if (n < 0 || (size_t)n >= sizeof(attrib)) {
-		ca_err_set(err, "template", "template and user_agent too long");
+		core_err_set(err, "template", "template and user_agent too long");
 		goto out;
 	}
 	used = (size_t)n;
 	if ((list = json_object_get(conf, "cert_attrib")) != NULL) {
 		if (!json_is_array(list)) {
-			ca_err_set(err, "cert_attrib",
+			core_err_set(err, "cert_attrib",
 			           "\"cert_attrib\" must be an array of "
 			           "\"name:value\" strings, not %s",
-			           ca_conf_type_name(list));
+			           core_conf_type_name(list));
 			goto out;
 		}
 		json_array_foreach(list, i, v)
@@ -296,9 +296,9 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 			const char *s = json_string_value(v), *colon;
 
 			snprintf(key, sizeof(key), "cert_attrib.%zu", i);
-			if (!json_is_string(v) || !ca_conf_clean_string(v) ||
+			if (!json_is_string(v) || !core_conf_clean_string(v) ||
 			    (colon = strchr(s, ':')) == NULL || colon == s) {
-				ca_err_set(
+				core_err_set(
 				    err, key,
 				    "element %zu must be a \"name:value\" "
 				    "string without line breaks",
@@ -306,7 +306,7 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 				goto out;
 			}
 			if (strncasecmp(s, "CertificateTemplate:", 20) == 0) {
-				ca_err_set(
+				core_err_set(
 				    err, key,
 				    "set the template with \"template\", "
 				    "not in cert_attrib");
@@ -315,7 +315,7 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 			n = snprintf(attrib + used, sizeof(attrib) - used,
 			             "%s\r\n", s);
 			if (n < 0 || (size_t)n >= sizeof(attrib) - used) {
-				ca_err_set(err, key,
+				core_err_set(err, key,
 				           "cert_attrib longer than %d bytes",
 				           CS_ATTRIB_MAX);
 				goto out;
@@ -326,7 +326,7 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct ca_err *err)
 	/* curl_easy_escape() needs no handle since libcurl 7.82. */
 	if ((cs->form_attrib = curl_easy_escape(NULL, attrib, (int)used)) ==
 	    NULL) {
-		ca_err_set(err, "cert_attrib", "out of memory");
+		core_err_set(err, "cert_attrib", "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -362,7 +362,7 @@ cs_unconfigure(void *p)
 
 static int
 cs_configure(void *p, const json_t *conf, const char *conf_dir,
-             struct ca_err *err)
+             struct core_err *err)
 {
 	struct certsrv *cs = p;
 	char *password_file = NULL;
@@ -371,7 +371,7 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 	int rc = -1;
 
 	if (pthread_mutex_init(&cs->lock, NULL) != 0) {
-		ca_err_set(err, "", "cannot create a mutex");
+		core_err_set(err, "", "cannot create a mutex");
 		goto out;
 	}
 	cs->lock_init = 1;
@@ -379,57 +379,57 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 	cs->timeout = CS_TIMEOUT_DEFAULT;
 	cs->chain_refresh = CS_CHAIN_REFRESH_DEFAULT;
 	if (!json_is_object(conf)) {
-		ca_err_set(err, "", "\"ca\" must be an object, not %s",
-		           ca_conf_type_name(conf));
+		core_err_set(err, "", "\"ca\" must be an object, not %s",
+		           core_conf_type_name(conf));
 		goto out;
 	}
-	if (ca_conf_check_keys(conf, "", cs_conf_keys, err) != 0 ||
+	if (core_conf_check_keys(conf, "", cs_conf_keys, err) != 0 ||
 	    cs_conf_urls(cs, conf, err) != 0 ||
-	    ca_conf_string(conf, "user", 256, &cs->user, err) != 0 ||
+	    core_conf_string(conf, "user", 256, &cs->user, err) != 0 ||
 	    cs_conf_auth(cs, conf, err) != 0 ||
-	    ca_conf_file(conf, "password_file", conf_dir, &password_file,
+	    core_conf_file(conf, "password_file", conf_dir, &password_file,
 	                 err) != 0 ||
-	    ca_conf_file(conf, "client_cert", conf_dir, &cs->client_cert,
+	    core_conf_file(conf, "client_cert", conf_dir, &cs->client_cert,
 	                 err) != 0 ||
-	    ca_conf_file(conf, "client_key", conf_dir, &cs->client_key, err) !=
+	    core_conf_file(conf, "client_key", conf_dir, &cs->client_key, err) !=
 	        0 ||
-	    ca_conf_file(conf, "ca_bundle", conf_dir, &cs->ca_bundle, err) !=
+	    core_conf_file(conf, "ca_bundle", conf_dir, &cs->ca_bundle, err) !=
 	        0 ||
-	    ca_conf_string(conf, "template", CS_TEMPLATE_MAX,
+	    core_conf_string(conf, "template", CS_TEMPLATE_MAX,
 	                   &cs->template_name, err) != 0 ||
-	    ca_conf_string(conf, "user_agent", 512, &cs->user_agent, err) !=
+	    core_conf_string(conf, "user_agent", 512, &cs->user_agent, err) !=
 	        0 ||
-	    ca_conf_int(conf, "connect_timeout", 1, CS_CONNECT_TIMEOUT_MAX,
+	    core_conf_int(conf, "connect_timeout", 1, CS_CONNECT_TIMEOUT_MAX,
 	                &cs->connect_timeout, err) != 0 ||
-	    ca_conf_int(conf, "timeout", 1, CS_TIMEOUT_MAX, &cs->timeout,
+	    core_conf_int(conf, "timeout", 1, CS_TIMEOUT_MAX, &cs->timeout,
 	                err) != 0 ||
-	    ca_conf_int(conf, "chain_refresh", CS_CHAIN_REFRESH_MIN,
+	    core_conf_int(conf, "chain_refresh", CS_CHAIN_REFRESH_MIN,
 	                CS_CHAIN_REFRESH_MAX, &cs->chain_refresh, err) != 0)
 		goto out;
 	n = 0;
-	if (ca_conf_int(conf, "retry_after", 1, CS_RETRY_AFTER_MAX, &n, err) !=
+	if (core_conf_int(conf, "retry_after", 1, CS_RETRY_AFTER_MAX, &n, err) !=
 	    0)
 		goto out;
 	cs->retry_after = (unsigned int)n;
 	if ((v = json_object_get(conf, "fetch_chain")) != NULL) {
 		if (!json_is_boolean(v)) {
-			ca_err_set(err, "fetch_chain",
+			core_err_set(err, "fetch_chain",
 			           "\"fetch_chain\" must be true or false, not "
 			           "%s",
-			           ca_conf_type_name(v));
+			           core_conf_type_name(v));
 			goto out;
 		}
 		cs->fetch_chain = json_is_true(v);
 	}
 	if (cs->template_name == NULL) {
-		ca_err_set(err, "template",
+		core_err_set(err, "template",
 		           "missing \"template\" (the internal name of the "
 		           "certificate template, as certrqxt.asp lists it)");
 		goto out;
 	}
 	if (cs->user_agent == NULL &&
 	    (cs->user_agent = strdup(CS_USER_AGENT_DEFAULT)) == NULL) {
-		ca_err_set(err, "user_agent", "out of memory");
+		core_err_set(err, "user_agent", "out of memory");
 		goto out;
 	}
 	/* The credentials each method needs, and nothing it would ignore. */
@@ -437,7 +437,7 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 	case CA_HTTP_AUTH_BASIC:
 	case CA_HTTP_AUTH_NTLM:
 		if (cs->user == NULL || password_file == NULL) {
-			ca_err_set(err,
+			core_err_set(err,
 			           cs->user == NULL ? "user" : "password_file",
 			           "auth \"%s\" needs \"user\" and "
 			           "\"password_file\"",
@@ -447,7 +447,7 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 		break;
 	case CA_HTTP_AUTH_CLIENT_CERT:
 		if (cs->client_cert == NULL || cs->client_key == NULL) {
-			ca_err_set(err,
+			core_err_set(err,
 			           cs->client_cert == NULL ? "client_cert"
 			                                   : "client_key",
 			           "auth \"client-cert\" needs \"client_cert\" "
@@ -457,7 +457,7 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 		break;
 	case CA_HTTP_AUTH_NONE:
 		if (password_file != NULL) {
-			ca_err_set(err, "password_file",
+			core_err_set(err, "password_file",
 			           "\"password_file\" without \"user\"");
 			goto out;
 		}
@@ -466,13 +466,13 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 		break;
 	}
 	if ((cs->client_cert == NULL) != (cs->client_key == NULL)) {
-		ca_err_set(
+		core_err_set(
 		    err, cs->client_cert == NULL ? "client_cert" : "client_key",
 		    "\"client_cert\" and \"client_key\" go together");
 		goto out;
 	}
 	if (password_file != NULL && cs->user == NULL) {
-		ca_err_set(err, "user", "\"password_file\" without \"user\"");
+		core_err_set(err, "user", "\"password_file\" without \"user\"");
 		goto out;
 	}
 	if (cs->auth == CA_HTTP_AUTH_BASIC) {
@@ -484,14 +484,14 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 				char key[32];
 
 				snprintf(key, sizeof(key), "urls.%zu", i);
-				ca_err_set(
+				core_err_set(
 				    err, key,
 				    "auth \"basic\" needs https:// URLs");
 				goto out;
 			}
 	}
 	if (password_file != NULL &&
-	    ca_conf_read_password(password_file, CS_PASSWORD_MAX, &cs->password,
+	    core_conf_read_password(password_file, CS_PASSWORD_MAX, &cs->password,
 	                          err) != 0)
 		goto out;
 	if (cs_conf_attrib(cs, conf, err) != 0)
@@ -627,7 +627,7 @@ cs_finish(struct cs_op *op, enum ca_outcome outcome, int csr_fault,
 			         cause);
 		}
 		pthread_mutex_unlock(&cs->lock);
-		ca_log(NULL, CA_LOG_ERROR, CS_COMPONENT, hint,
+		ca_log(NULL, CORE_LOG_ERROR, CS_COMPONENT, hint,
 		       "%s, backend: certsrv, url: %s, next try in %ld s",
 		       cause, op->page_url, cs->bg_backoff);
 		cs->bg_op = NULL;
@@ -640,7 +640,7 @@ cs_finish(struct cs_op *op, enum ca_outcome outcome, int csr_fault,
 	}
 	/* ra writes the request's one line from the result; this copy is
 	 * for debugging only. */
-	ca_log(call, CA_LOG_DEBUG, CS_COMPONENT, hint, "%s", cause);
+	ca_log(call, CORE_LOG_DEBUG, CS_COMPONENT, hint, "%s", cause);
 	sk_X509_pop_free(call->result.chain, X509_free);
 	call->result.chain = NULL;
 	call->result.outcome = outcome;
@@ -663,7 +663,7 @@ cs_pending(struct cs_op *op, const char *why)
 {
 	struct ca_call *call = op->call;
 
-	ca_log(call, CA_LOG_INFO, CS_COMPONENT, NULL,
+	ca_log(call, CORE_LOG_INFO, CS_COMPONENT, NULL,
 	       "%s pending: CA request %lu %s, url: %s", cs_what(op),
 	       op->req_id, why, op->page_url);
 	call->result.outcome = CA_PENDING;
@@ -701,7 +701,7 @@ cs_failover(struct cs_op *op, const char *cause)
 	if (!op->failover || op->tries + 1 >= cs->nurls)
 		return -1;
 	next = (op->url + 1) % cs->nurls;
-	ca_log(op->call, CA_LOG_WARN, CS_COMPONENT, NULL,
+	ca_log(op->call, CORE_LOG_WARN, CS_COMPONENT, NULL,
 	       "CA failover: %s while %s at %s; trying %s", cause,
 	       cs_actions[op->step], op->page_url, cs->urls[next]);
 	op->tries++;
@@ -1116,7 +1116,7 @@ cs_chain_done(struct cs_op *op, STACK_OF(X509) *chain)
 	struct ca_call *call = op->call;
 	STACK_OF(X509) *old;
 
-	chain = ca_chain_order(chain);
+	chain = core_chain_order(chain);
 	pthread_mutex_lock(&cs->lock);
 	old = cs->chain;
 	cs->chain = chain;
@@ -1125,7 +1125,7 @@ cs_chain_done(struct cs_op *op, STACK_OF(X509) *chain)
 	pthread_mutex_unlock(&cs->lock);
 	sk_X509_pop_free(old, X509_free);
 	if (call == NULL) {
-		ca_log(NULL, CA_LOG_INFO, CS_COMPONENT, NULL,
+		ca_log(NULL, CORE_LOG_INFO, CS_COMPONENT, NULL,
 		       "CA chain fetched: %d certificates, renewal %lu, "
 		       "backend: certsrv, url: %s",
 		       sk_X509_num(chain), op->renewals, op->page_url);
@@ -1186,7 +1186,7 @@ cs_fetched(struct cs_op *op, STACK_OF(X509) *certs)
 		cs_finish(op, CA_MISCONFIGURED, 0, NULL, NULL, "out of memory");
 		return;
 	}
-	ca_log(call, CA_LOG_INFO, CS_COMPONENT, NULL,
+	ca_log(call, CORE_LOG_INFO, CS_COMPONENT, NULL,
 	       "%s: CA request %lu issued, url: %s", cs_what(op), op->req_id,
 	       op->page_url);
 	sk_X509_pop_free(call->result.chain, X509_free);
@@ -1593,7 +1593,7 @@ cs_start(void *p, struct event_base *base)
 	cs->bg_base = base;
 	cs->bg_backoff = CS_BACKOFF_MIN;
 	if ((cs->bg_timer = evtimer_new(base, cs_bg_tick, cs)) == NULL) {
-		ca_log(NULL, CA_LOG_ERROR, CS_COMPONENT, NULL,
+		ca_log(NULL, CORE_LOG_ERROR, CS_COMPONENT, NULL,
 		       "cannot schedule the CA chain fetch: out of memory, "
 		       "backend: certsrv, url: %s",
 		       cs->urls[0]);

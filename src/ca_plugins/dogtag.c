@@ -210,11 +210,11 @@ static void dt_go(struct dt_op *op, enum dt_step goal);
  */
 static int
 dt_conf_name(const json_t *conf, const char *key, char **out,
-             struct ca_err *err)
+             struct core_err *err)
 {
 	size_t i;
 
-	if (ca_conf_string(conf, key, DT_NAME_MAX, out, err) != 0)
+	if (core_conf_string(conf, key, DT_NAME_MAX, out, err) != 0)
 		return -1;
 	for (i = 0; *out != NULL && (*out)[i] != '\0'; i++) {
 		char c = (*out)[i];
@@ -222,7 +222,7 @@ dt_conf_name(const json_t *conf, const char *key, char **out,
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
 			continue;
-		return ca_err_set(err, key,
+		return core_err_set(err, key,
 		                  "\"%s\" may hold only letters, digits, '.', "
 		                  "'_' and '-', not \"%s\"",
 		                  key, *out);
@@ -237,7 +237,7 @@ dt_conf_name(const json_t *conf, const char *key, char **out,
  * refused with the fix.
  */
 static int
-dt_conf_urls(struct dogtag *dt, const json_t *conf, struct ca_err *err)
+dt_conf_urls(struct dogtag *dt, const json_t *conf, struct core_err *err)
 {
 	char key[32];
 	json_t *list, *v;
@@ -245,16 +245,16 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct ca_err *err)
 	int rc = -1;
 
 	if ((list = json_object_get(conf, "urls")) == NULL) {
-		ca_err_set(err, "urls",
+		core_err_set(err, "urls",
 		           "missing \"urls\" (the PKI server base URLs, master "
 		           "first, e.g. [\"https://pki1.example.net:8443\"])");
 		goto out;
 	}
 	if (!json_is_array(list) || json_array_size(list) == 0 ||
 	    json_array_size(list) > DT_URLS_MAX) {
-		ca_err_set(err, "urls",
+		core_err_set(err, "urls",
 		           "\"urls\" must be an array of 1 to %d URLs, not %s",
-		           DT_URLS_MAX, ca_conf_type_name(list));
+		           DT_URLS_MAX, core_conf_type_name(list));
 		goto out;
 	}
 	json_array_foreach(list, i, v)
@@ -262,9 +262,9 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct ca_err *err)
 		const char *s, *path;
 
 		snprintf(key, sizeof(key), "urls.%zu", i);
-		if (!json_is_string(v) || !ca_conf_clean_string(v) ||
+		if (!json_is_string(v) || !core_conf_clean_string(v) ||
 		    json_string_length(v) > CA_URL_MAX - 160) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "element %zu must be a URL string of at "
 			           "most %d bytes",
 			           i + 1, CA_URL_MAX - 160);
@@ -273,20 +273,20 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct ca_err *err)
 		s = json_string_value(v);
 		if (strncmp(s, "https://", 8) != 0 &&
 		    strncmp(s, "http://", 7) != 0) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" is not an http:// or https:// URL",
 			           s);
 			goto out;
 		}
 		if (strpbrk(s, "?# @") != NULL) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" must be a plain base URL (no query, "
 			           "fragment, space or credentials)",
 			           s);
 			goto out;
 		}
 		if ((dt->urls[i] = strdup(s)) == NULL) {
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 		dt->nurls = i + 1;
@@ -297,7 +297,7 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct ca_err *err)
 		if (path != NULL &&
 		    (strcmp(path, "/ca") == 0 || strstr(path, "/ca/") != NULL ||
 		     strcmp(path, "/pki") == 0)) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" names a path of the CA; give the "
 			           "server's base URL (https://HOST:8443), "
 			           "estrad adds /ca/v2 or /ca/rest",
@@ -340,7 +340,7 @@ dt_no_passphrase(char *buf, int size, int rwflag, void *u)
  * error log, and answers enrollments 500 until it is renewed.
  */
 static int
-dt_conf_agent(struct dogtag *dt, struct ca_err *err)
+dt_conf_agent(struct dogtag *dt, struct core_err *err)
 {
 	const ASN1_TIME *na;
 	EVP_PKEY *key = NULL;
@@ -354,7 +354,7 @@ dt_conf_agent(struct dogtag *dt, struct ca_err *err)
 
 	if ((fp = fopen(dt->agent_cert, "re")) == NULL ||
 	    (cert = PEM_read_X509(fp, NULL, dt_no_passphrase, NULL)) == NULL) {
-		ca_err_set(err, "agent_cert",
+		core_err_set(err, "agent_cert",
 		           "%s: no PEM certificate can be read",
 		           dt->agent_cert);
 		goto out;
@@ -363,13 +363,13 @@ dt_conf_agent(struct dogtag *dt, struct ca_err *err)
 	if ((fp = fopen(dt->agent_key, "re")) == NULL ||
 	    (key = PEM_read_PrivateKey(fp, NULL, dt_no_passphrase, NULL)) ==
 	        NULL) {
-		ca_err_set(err, "agent_key",
+		core_err_set(err, "agent_key",
 		           "%s: no unencrypted PEM private key can be read",
 		           dt->agent_key);
 		goto out;
 	}
 	if (X509_check_private_key(cert, key) != 1) {
-		ca_err_set(err, "agent_key",
+		core_err_set(err, "agent_key",
 		           "%s is not the key of the agent certificate %s",
 		           dt->agent_key, dt->agent_cert);
 		goto out;
@@ -378,14 +378,14 @@ dt_conf_agent(struct dogtag *dt, struct ca_err *err)
 	    X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
 	                       XN_FLAG_RFC2253) < 0 ||
 	    (n = BIO_get_mem_data(bio, &p)) < 0) {
-		ca_err_set(err, "agent_cert", "out of memory");
+		core_err_set(err, "agent_cert", "out of memory");
 		goto out;
 	}
 	snprintf(dt->agent_subject, sizeof(dt->agent_subject), "%.*s",
 	         (int)(n < (long)sizeof(dt->agent_subject) ? n : 255), p);
 	na = X509_get0_notAfter(cert);
 	if (na == NULL || ASN1_TIME_to_tm(na, &tm) != 1) {
-		ca_err_set(err, "agent_cert",
+		core_err_set(err, "agent_cert",
 		           "%s: the certificate's notAfter cannot be read",
 		           dt->agent_cert);
 		goto out;
@@ -432,7 +432,7 @@ dt_unconfigure(void *p)
 
 static int
 dt_configure(void *p, const json_t *conf, const char *conf_dir,
-             struct ca_err *err)
+             struct core_err *err)
 {
 	struct dogtag *dt = p;
 	char *password_file = NULL, *approval = NULL;
@@ -440,7 +440,7 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 	int rc = -1;
 
 	if (pthread_mutex_init(&dt->lock, NULL) != 0) {
-		ca_err_set(err, "", "cannot create a mutex");
+		core_err_set(err, "", "cannot create a mutex");
 		goto out;
 	}
 	dt->lock_init = 1;
@@ -448,38 +448,38 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 	dt->timeout = DT_TIMEOUT_DEFAULT;
 	dt->chain_refresh = DT_CHAIN_REFRESH_DEFAULT;
 	if (!json_is_object(conf)) {
-		ca_err_set(err, "", "\"ca\" must be an object, not %s",
-		           ca_conf_type_name(conf));
+		core_err_set(err, "", "\"ca\" must be an object, not %s",
+		           core_conf_type_name(conf));
 		goto out;
 	}
-	if (ca_conf_check_keys(conf, "", dt_conf_keys, err) != 0 ||
+	if (core_conf_check_keys(conf, "", dt_conf_keys, err) != 0 ||
 	    dt_conf_urls(dt, conf, err) != 0 ||
-	    ca_conf_file(conf, "ca_bundle", conf_dir, &dt->ca_bundle, err) !=
+	    core_conf_file(conf, "ca_bundle", conf_dir, &dt->ca_bundle, err) !=
 	        0 ||
-	    ca_conf_file(conf, "agent_cert", conf_dir, &dt->agent_cert, err) !=
+	    core_conf_file(conf, "agent_cert", conf_dir, &dt->agent_cert, err) !=
 	        0 ||
-	    ca_conf_file(conf, "agent_key", conf_dir, &dt->agent_key, err) !=
+	    core_conf_file(conf, "agent_key", conf_dir, &dt->agent_key, err) !=
 	        0 ||
-	    ca_conf_string(conf, "user", 256, &dt->user, err) != 0 ||
-	    ca_conf_file(conf, "password_file", conf_dir, &password_file,
+	    core_conf_string(conf, "user", 256, &dt->user, err) != 0 ||
+	    core_conf_file(conf, "password_file", conf_dir, &password_file,
 	                 err) != 0 ||
 	    dt_conf_name(conf, "profile", &dt->profile, err) != 0 ||
 	    dt_conf_name(conf, "issuer_id", &dt->issuer_id, err) != 0 ||
-	    ca_conf_string(conf, "approval", 16, &approval, err) != 0 ||
-	    ca_conf_int(conf, "connect_timeout", 1, DT_CONNECT_TIMEOUT_MAX,
+	    core_conf_string(conf, "approval", 16, &approval, err) != 0 ||
+	    core_conf_int(conf, "connect_timeout", 1, DT_CONNECT_TIMEOUT_MAX,
 	                &dt->connect_timeout, err) != 0 ||
-	    ca_conf_int(conf, "timeout", 1, DT_TIMEOUT_MAX, &dt->timeout,
+	    core_conf_int(conf, "timeout", 1, DT_TIMEOUT_MAX, &dt->timeout,
 	                err) != 0 ||
-	    ca_conf_int(conf, "chain_refresh", DT_CHAIN_REFRESH_MIN,
+	    core_conf_int(conf, "chain_refresh", DT_CHAIN_REFRESH_MIN,
 	                DT_CHAIN_REFRESH_MAX, &dt->chain_refresh, err) != 0)
 		goto out;
 	n = 0;
-	if (ca_conf_int(conf, "retry_after", 1, DT_RETRY_AFTER_MAX, &n, err) !=
+	if (core_conf_int(conf, "retry_after", 1, DT_RETRY_AFTER_MAX, &n, err) !=
 	    0)
 		goto out;
 	dt->retry_after = (unsigned int)n;
 	if (dt->profile == NULL) {
-		ca_err_set(err, "profile",
+		core_err_set(err, "profile",
 		           "missing \"profile\" (the Dogtag profile id, e.g. "
 		           "\"caServerCert\")");
 		goto out;
@@ -489,7 +489,7 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 	else if (strcmp(approval, "auto") == 0)
 		dt->approval = DT_APPROVAL_AUTO;
 	else {
-		ca_err_set(err, "approval",
+		core_err_set(err, "approval",
 		           "unknown approval \"%s\" (one of: auto, wait)",
 		           approval);
 		goto out;
@@ -497,25 +497,25 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 	/* One agent credential: a certificate (FreeIPA's RA agent) or a
 	 * user with a password, never half of one. */
 	if ((dt->agent_cert == NULL) != (dt->agent_key == NULL)) {
-		ca_err_set(err,
+		core_err_set(err,
 		           dt->agent_cert == NULL ? "agent_cert" : "agent_key",
 		           "\"agent_cert\" and \"agent_key\" go together");
 		goto out;
 	}
 	if ((dt->user == NULL) != (password_file == NULL)) {
-		ca_err_set(err, dt->user == NULL ? "user" : "password_file",
+		core_err_set(err, dt->user == NULL ? "user" : "password_file",
 		           "\"user\" and \"password_file\" go together");
 		goto out;
 	}
 	if (dt->agent_cert != NULL && dt->user != NULL) {
-		ca_err_set(err, "user",
+		core_err_set(err, "user",
 		           "set either \"agent_cert\"/\"agent_key\" or "
 		           "\"user\"/\"password_file\", not both");
 		goto out;
 	}
 	if (dt->approval == DT_APPROVAL_AUTO && dt->agent_cert == NULL &&
 	    dt->user == NULL) {
-		ca_err_set(err, "approval",
+		core_err_set(err, "approval",
 		           "approval \"auto\" approves as a CA agent: set "
 		           "\"agent_cert\" and \"agent_key\" (or \"user\" and "
 		           "\"password_file\")");
@@ -530,13 +530,13 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 				char key[32];
 
 				snprintf(key, sizeof(key), "urls.%zu", i);
-				ca_err_set(
+				core_err_set(
 				    err, key,
 				    "\"user\" (HTTP Basic) needs https:// "
 				    "URLs");
 				goto out;
 			}
-		if (ca_conf_read_password(password_file, DT_PASSWORD_MAX,
+		if (core_conf_read_password(password_file, DT_PASSWORD_MAX,
 		                          &dt->password, err) != 0)
 			goto out;
 	}
@@ -605,14 +605,14 @@ dt_agent_check(const struct dogtag *dt, const struct ca_call *call)
 		return;
 	dt_agent_text(dt, text, sizeof(text));
 	if (dt_agent_expired(dt))
-		ca_log(call, CA_LOG_ERROR, DT_COMPONENT,
+		ca_log(call, CORE_LOG_ERROR, DT_COMPONENT,
 		       "renew the agent certificate, then SIGHUP",
 		       "agent certificate expired: the CA will refuse the "
 		       "agent login, backend: dogtag, agent_cert: %s, file: %s",
 		       text, dt->agent_cert);
 	else if (dt->agent_not_after - time(NULL) <
 	         (time_t)DT_EXPIRY_WARN_DAYS * 86400)
-		ca_log(call, CA_LOG_WARN, DT_COMPONENT,
+		ca_log(call, CORE_LOG_WARN, DT_COMPONENT,
 		       "renew the agent certificate before it expires, then "
 		       "SIGHUP",
 		       "agent certificate expires soon, backend: dogtag, "
@@ -755,7 +755,7 @@ dt_finish(struct dt_op *op, enum ca_outcome outcome, int csr_fault,
 			         cause);
 		}
 		pthread_mutex_unlock(&dt->lock);
-		ca_log(NULL, CA_LOG_ERROR, DT_COMPONENT, hint,
+		ca_log(NULL, CORE_LOG_ERROR, DT_COMPONENT, hint,
 		       "%s, backend: dogtag, url: %s%s%s, next try in %ld s",
 		       cause, op->page_url, extra != NULL ? ", " : "",
 		       extra != NULL ? extra : "", dt->bg_backoff);
@@ -769,7 +769,7 @@ dt_finish(struct dt_op *op, enum ca_outcome outcome, int csr_fault,
 	}
 	/* ra writes the request's one line from the result; this copy is
 	 * for debugging only. */
-	ca_log(call, CA_LOG_DEBUG, DT_COMPONENT, hint, "%s%s%s", cause,
+	ca_log(call, CORE_LOG_DEBUG, DT_COMPONENT, hint, "%s%s%s", cause,
 	       extra != NULL ? ", " : "", extra != NULL ? extra : "");
 	sk_X509_pop_free(call->result.chain, X509_free);
 	call->result.chain = NULL;
@@ -796,7 +796,7 @@ dt_pending(struct dt_op *op, const char *why)
 {
 	struct ca_call *call = op->call;
 
-	ca_log(call, CA_LOG_INFO, DT_COMPONENT, NULL,
+	ca_log(call, CORE_LOG_INFO, DT_COMPONENT, NULL,
 	       "%s pending: CA request %s %s, profile %s, url: %s", dt_what(op),
 	       op->req_id, why, op->dt->profile, op->page_url);
 	call->result.outcome = CA_PENDING;
@@ -837,7 +837,7 @@ dt_kept(struct dt_op *op, enum ca_outcome outcome, const char *hint,
 		dt_finish(op, outcome, 0, hint, NULL, extra, "%s", text);
 		return;
 	}
-	ca_log(op->call, CA_LOG_ERROR, DT_COMPONENT, hint,
+	ca_log(op->call, CORE_LOG_ERROR, DT_COMPONENT, hint,
 	       "%s failed: %s while %s; CA request %s stays pending at the "
 	       "CA, the client's retry tries again%s%s",
 	       dt_what(op), text, dt_actions[op->step], op->req_id,
@@ -912,7 +912,7 @@ dt_failover(struct dt_op *op, const char *cause)
 	if (op->tries + 1 >= dt->nurls)
 		return -1;
 	next = (op->url + 1) % dt->nurls;
-	ca_log(op->call, CA_LOG_WARN, DT_COMPONENT, NULL,
+	ca_log(op->call, CORE_LOG_WARN, DT_COMPONENT, NULL,
 	       "CA failover: %s while %s at %s; trying %s", cause,
 	       dt_actions[op->step], op->page_url, dt->urls[next]);
 	goal = op->step == DT_PROBE_V2 || op->step == DT_PROBE_V1 ||
@@ -1181,7 +1181,7 @@ static void
 dt_api_gone(struct dt_op *op, const char *cause)
 {
 	if (!op->reprobed) {
-		ca_log(op->call, CA_LOG_WARN, DT_COMPONENT, NULL,
+		ca_log(op->call, CORE_LOG_WARN, DT_COMPONENT, NULL,
 		       "REST API not available at %s: %s; probing the API "
 		       "version again",
 		       op->page_url, cause);
@@ -1237,13 +1237,13 @@ dt_health_ok(struct dt_op *op, const char *state, const char *unread)
 		             : "let the agent read profiles "
 		               "(certServer.profile.configuration read)",
 		         op->dt->profile);
-		ca_log(call, CA_LOG_WARN, DT_COMPONENT, hint,
+		ca_log(call, CORE_LOG_WARN, DT_COMPONENT, hint,
 		       "profile %s exists, but whether it is enabled could "
 		       "not be read: %s, url: %s",
 		       op->dt->profile, unread, op->page_url);
 	}
 	dt_agent_text(op->dt, agent, sizeof(agent));
-	ca_log(call, CA_LOG_INFO, DT_COMPONENT, NULL,
+	ca_log(call, CORE_LOG_INFO, DT_COMPONENT, NULL,
 	       "REST API %s, agent %s, profile %s %s",
 	       op->api == DT_API_V2 ? "v2" : "v1 (deprecated)",
 	       agent[0] != '\0' ? agent : "none", op->dt->profile, state);
@@ -1500,7 +1500,7 @@ dt_chain_done(struct dt_op *op, STACK_OF(X509) *chain)
 	struct ca_call *call = op->call;
 	STACK_OF(X509) *old;
 
-	chain = ca_chain_order(chain);
+	chain = core_chain_order(chain);
 	pthread_mutex_lock(&dt->lock);
 	old = dt->chain;
 	dt->chain = chain;
@@ -1509,7 +1509,7 @@ dt_chain_done(struct dt_op *op, STACK_OF(X509) *chain)
 	pthread_mutex_unlock(&dt->lock);
 	sk_X509_pop_free(old, X509_free);
 	if (call == NULL) {
-		ca_log(NULL, CA_LOG_INFO, DT_COMPONENT, NULL,
+		ca_log(NULL, CORE_LOG_INFO, DT_COMPONENT, NULL,
 		       "CA chain fetched: %d certificates, backend: dogtag, "
 		       "url: %s",
 		       sk_X509_num(chain), op->page_url);
@@ -1570,7 +1570,7 @@ dt_issued(struct dt_op *op, STACK_OF(X509) *certs, int from_pkcs7)
 		return;
 	}
 	(void)sk_X509_delete_ptr(certs, leaf);
-	rest = ca_chain_order(certs);
+	rest = core_chain_order(certs);
 	certs = NULL;
 	if (!from_pkcs7 || sk_X509_num(rest) == 0) {
 		/* Encoded alone: the chain comes from the cache. */
@@ -1590,7 +1590,7 @@ dt_issued(struct dt_op *op, STACK_OF(X509) *certs, int from_pkcs7)
 		          "out of memory");
 		return;
 	}
-	ca_log(call, CA_LOG_INFO, DT_COMPONENT, NULL,
+	ca_log(call, CORE_LOG_INFO, DT_COMPONENT, NULL,
 	       "%s: CA request %s issued as certificate %s, profile %s, url: "
 	       "%s",
 	       dt_what(op), op->req_id, op->cert_id, op->dt->profile,
@@ -1716,7 +1716,7 @@ dt_step_ok(struct dt_op *op, const struct ca_http_response *res,
 			return;
 		}
 		dt_set_api(op, op->step == DT_PROBE_V2 ? DT_API_V2 : DT_API_V1);
-		ca_log(op->call, CA_LOG_INFO, DT_COMPONENT, NULL,
+		ca_log(op->call, CORE_LOG_INFO, DT_COMPONENT, NULL,
 		       "REST API %s at %s (%s %s)",
 		       op->api == DT_API_V2 ? "v2" : "v1 (deprecated)",
 		       op->page_url, pki.name[0] != '\0' ? pki.name : "PKI",
@@ -1761,7 +1761,7 @@ dt_step_ok(struct dt_op *op, const struct ca_http_response *res,
 		op->review[len] = '\0';
 		op->review_len = len;
 		if (!review.has_nonce)
-			ca_log(op->call, CA_LOG_DEBUG, DT_COMPONENT, NULL,
+			ca_log(op->call, CORE_LOG_DEBUG, DT_COMPONENT, NULL,
 			       "review of CA request %s carries no nonce "
 			       "(ca.enableNonces=false)",
 			       op->req_id);
@@ -1770,7 +1770,7 @@ dt_step_ok(struct dt_op *op, const struct ca_http_response *res,
 		return;
 	case DT_APPROVE:
 		op->approved = 1;
-		ca_log(op->call, CA_LOG_INFO, DT_COMPONENT, NULL,
+		ca_log(op->call, CORE_LOG_INFO, DT_COMPONENT, NULL,
 		       "CA request %s approved as agent, profile %s",
 		       op->req_id, op->dt->profile);
 		dt_go(op, DT_STATUS);
@@ -2185,11 +2185,11 @@ dt_start(void *p, struct event_base *base)
 	    ((dt->expiry_timer = evtimer_new(base, dt_expiry_tick, dt)) ==
 	         NULL ||
 	     evtimer_add(dt->expiry_timer, &tv) != 0))
-		ca_log(NULL, CA_LOG_ERROR, DT_COMPONENT, NULL,
+		ca_log(NULL, CORE_LOG_ERROR, DT_COMPONENT, NULL,
 		       "cannot schedule the daily agent certificate check: "
 		       "out of memory, backend: dogtag");
 	if ((dt->bg_timer = evtimer_new(base, dt_bg_tick, dt)) == NULL) {
-		ca_log(NULL, CA_LOG_ERROR, DT_COMPONENT, NULL,
+		ca_log(NULL, CORE_LOG_ERROR, DT_COMPONENT, NULL,
 		       "cannot schedule the CA chain fetch: out of memory, "
 		       "backend: dogtag, url: %s",
 		       dt->urls[0]);

@@ -564,7 +564,7 @@ dogtag_certs_from_pem(const char *buf, size_t len)
 	if (buf == NULL || len == 0 || len > (size_t)INT_MAX ||
 	    (bio = BIO_new_mem_buf(buf, (int)len)) == NULL)
 		return NULL;
-	certs = ca_certs_read_pem(bio, 0, NULL);
+	certs = core_certs_read_pem(bio, 0, NULL);
 	ERR_clear_error();
 	BIO_free(bio);
 	return certs;

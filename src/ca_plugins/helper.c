@@ -47,7 +47,7 @@
 
 #include "ca_plugins/ca.h"
 #include "ca_plugins/helper_output.h"
-#include "ca_plugins/proc.h"
+#include "core/proc.h"
 
 #define HELPER_COMPONENT "ca.helper"
 
@@ -145,7 +145,7 @@ struct helper_op {
 	struct ca_call *call; /* borrowed until completed; NULL: background */
 	struct event_base *base;
 	enum helper_verb verb;
-	struct ca_proc *proc;          /* owned by the loop; NULL once done */
+	struct core_proc *proc;          /* owned by the loop; NULL once done */
 	struct helper_op *prev, *next; /* h->ops */
 };
 
@@ -165,8 +165,8 @@ static const char *const helper_env_allowed[] = {
     NULL,
 };
 
-static void helper_proc_done(struct ca_proc *proc,
-                             const struct ca_proc_result *res, void *arg);
+static void helper_proc_done(struct core_proc *proc,
+                             const struct core_proc_result *res, void *arg);
 static void helper_bg_schedule(struct helper *h, unsigned int seconds);
 
 /* --- configuration -------------------------------------------------------- */
@@ -184,14 +184,14 @@ helper_strv_free(char **v)
 	free(v);
 }
 
-/* ca_conf_int() for the unsigned members of struct helper. */
+/* core_conf_int() for the unsigned members of struct helper. */
 static int
 helper_conf_uint(const json_t *conf, const char *key, long min, long max,
-                 unsigned int *value, struct ca_err *err)
+                 unsigned int *value, struct core_err *err)
 {
 	long n = (long)*value;
 
-	if (ca_conf_int(conf, key, min, max, &n, err) != 0)
+	if (core_conf_int(conf, key, min, max, &n, err) != 0)
 		return -1;
 	*value = (unsigned int)n;
 	return 0;
@@ -204,7 +204,7 @@ helper_conf_uint(const json_t *conf, const char *key, long min, long max,
  */
 static int
 helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
-                    struct ca_err *err)
+                    struct core_err *err)
 {
 	char key[64];
 	const char *s;
@@ -214,23 +214,23 @@ helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
 	int rc = -1;
 
 	if ((cmd = json_object_get(conf, "command")) == NULL) {
-		ca_err_set(err, "command",
+		core_err_set(err, "command",
 		           "missing \"command\" (an array: the helper program "
 		           "and its arguments)");
 		goto out;
 	}
 	if (!json_is_array(cmd) || (n = json_array_size(cmd)) == 0 ||
 	    n > HELPER_ARGS_MAX) {
-		ca_err_set(err, "command",
+		core_err_set(err, "command",
 		           "\"command\" must be an array of 1 to %d strings "
 		           "(the helper program and its arguments), not %s",
 		           HELPER_ARGS_MAX,
 		           json_is_array(cmd) ? "that many"
-		                              : ca_conf_type_name(cmd));
+		                              : core_conf_type_name(cmd));
 		goto out;
 	}
 	if ((h->argv = calloc(n + 1, sizeof(char *))) == NULL) {
-		ca_err_set(err, "command", "out of memory");
+		core_err_set(err, "command", "out of memory");
 		goto out;
 	}
 	json_array_foreach(cmd, i, v)
@@ -239,9 +239,9 @@ helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
 		if ((s = json_string_value(v)) == NULL ||
 		    strlen(s) != json_string_length(v) ||
 		    (i == 0 && s[0] == '\0')) {
-			ca_err_set(
+			core_err_set(
 			    err, key, "must be a%s string without NUL, not %s",
-			    i == 0 ? " non-empty" : "", ca_conf_type_name(v));
+			    i == 0 ? " non-empty" : "", core_conf_type_name(v));
 			goto out;
 		}
 		if (i == 0 && s[0] != '/' && conf_dir != NULL &&
@@ -251,17 +251,17 @@ helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
 		} else
 			h->argv[i] = strdup(s);
 		if (h->argv[i] == NULL) {
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 	}
 	if (stat(h->argv[0], &st) != 0) {
-		ca_err_set(err, "command.0", "cannot run %s: %s", h->argv[0],
+		core_err_set(err, "command.0", "cannot run %s: %s", h->argv[0],
 		           strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || access(h->argv[0], X_OK) != 0) {
-		ca_err_set(err, "command.0",
+		core_err_set(err, "command.0",
 		           "cannot run %s: not an executable "
 		           "file",
 		           h->argv[0]);
@@ -292,7 +292,7 @@ helper_env_name_ok(const char *name)
  * overridden.
  */
 static int
-helper_conf_env(struct helper *h, const json_t *conf, struct ca_err *err)
+helper_conf_env(struct helper *h, const json_t *conf, struct core_err *err)
 {
 	char key[160];
 	const char *name, *s;
@@ -305,24 +305,24 @@ helper_conf_env(struct helper *h, const json_t *conf, struct ca_err *err)
 		goto out;
 	}
 	if (!json_is_object(env) || json_object_size(env) > HELPER_ENV_MAX) {
-		ca_err_set(err, "env",
+		core_err_set(err, "env",
 		           "\"env\" must be an object of at most %d "
 		           "\"NAME\": \"value\" pairs, not %s",
 		           HELPER_ENV_MAX,
 		           json_is_object(env) ? "more"
-		                               : ca_conf_type_name(env));
+		                               : core_conf_type_name(env));
 		goto out;
 	}
 	if ((h->env = calloc(json_object_size(env) + 1, sizeof(char *))) ==
 	    NULL) {
-		ca_err_set(err, "env", "out of memory");
+		core_err_set(err, "env", "out of memory");
 		goto out;
 	}
 	json_object_foreach(env, name, v)
 	{
 		snprintf(key, sizeof(key), "env.%s", name);
 		if (!helper_env_name_ok(name)) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" is not a variable name "
 			           "([A-Za-z_][A-Za-z0-9_]*)",
 			           name);
@@ -333,7 +333,7 @@ helper_conf_env(struct helper *h, const json_t *conf, struct ca_err *err)
 				if (strcmp(name, helper_env_allowed[i]) == 0)
 					break;
 			if (helper_env_allowed[i] == NULL) {
-				ca_err_set(err, key,
+				core_err_set(err, key,
 				           "%s is set by estrad for each call "
 				           "(only CERTMONGER_LOCAL_CA_DIR and "
 				           "CERTMONGER_CONFIG_DIR may be set "
@@ -344,14 +344,14 @@ helper_conf_env(struct helper *h, const json_t *conf, struct ca_err *err)
 		}
 		if ((s = json_string_value(v)) == NULL ||
 		    strlen(s) != json_string_length(v)) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "must be a string without NUL, not %s",
-			           ca_conf_type_name(v));
+			           core_conf_type_name(v));
 			goto out;
 		}
 		if (asprintf(&h->env[n], "%s=%s", name, s) < 0) {
 			h->env[n] = NULL;
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 		n++;
@@ -380,20 +380,20 @@ helper_unconfigure(void *p)
 
 static int
 helper_configure(void *p, const json_t *conf, const char *conf_dir,
-                 struct ca_err *err)
+                 struct core_err *err)
 {
 	struct helper *h = p;
 	unsigned int max_output = HELPER_OUTPUT_DEFAULT;
 	int rc = -1;
 
 	if (pthread_mutex_init(&h->lock, NULL) != 0) {
-		ca_err_set(err, "backend", "cannot create a mutex");
+		core_err_set(err, "backend", "cannot create a mutex");
 		goto out;
 	}
 	h->lock_init = 1;
 	h->timeout = HELPER_TIMEOUT_DEFAULT;
 	h->roots_refresh = HELPER_ROOTS_REFRESH;
-	if (ca_conf_check_keys(conf, "", helper_conf_keys, err) != 0 ||
+	if (core_conf_check_keys(conf, "", helper_conf_keys, err) != 0 ||
 	    helper_conf_command(h, conf, conf_dir, err) != 0 ||
 	    helper_conf_env(h, conf, err) != 0 ||
 	    helper_conf_uint(conf, "timeout", 1, HELPER_TIMEOUT_MAX,
@@ -405,13 +405,13 @@ helper_configure(void *p, const json_t *conf, const char *conf_dir,
 	    helper_conf_uint(conf, "roots_refresh", HELPER_ROOTS_REFRESH_MIN,
 	                     HELPER_ROOTS_REFRESH_MAX, &h->roots_refresh,
 	                     err) != 0 ||
-	    ca_conf_string(conf, "profile", 1024, &h->profile, err) != 0 ||
-	    ca_conf_string(conf, "nickname", 1024, &h->nickname, err) != 0)
+	    core_conf_string(conf, "profile", 1024, &h->profile, err) != 0 ||
+	    core_conf_string(conf, "nickname", 1024, &h->nickname, err) != 0)
 		goto out;
 	h->max_output = max_output;
 	if (h->nickname == NULL &&
 	    (h->nickname = strdup(HELPER_NICKNAME_DEFAULT)) == NULL) {
-		ca_err_set(err, "nickname", "out of memory");
+		core_err_set(err, "nickname", "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -777,7 +777,7 @@ helper_run(struct helper *h, struct ca_call *call, struct event_base *base,
 {
 	struct helper_op *op = NULL, *rc = NULL;
 	struct helper_envp env;
-	struct ca_proc_spec spec;
+	struct core_proc_spec spec;
 	char why[256];
 
 	memset(&env, 0, sizeof(env));
@@ -803,7 +803,7 @@ helper_run(struct helper *h, struct ca_call *call, struct event_base *base,
 		h->ops->prev = op;
 	h->ops = op;
 	pthread_mutex_unlock(&h->lock);
-	if ((op->proc = ca_proc_start(base, &spec, helper_proc_done, op, why,
+	if ((op->proc = core_proc_start(base, &spec, helper_proc_done, op, why,
 	                              sizeof(why))) == NULL) {
 		helper_op_unlink(op);
 		snprintf(err, errlen, "cannot start helper %s: %s", h->argv[0],
@@ -825,7 +825,7 @@ out:
  * client.  Returns buf.
  */
 static const char *
-helper_run_detail(const struct helper_op *op, const struct ca_proc_result *res,
+helper_run_detail(const struct helper_op *op, const struct core_proc_result *res,
                   char *buf, size_t len)
 {
 	char how[64], sig[32], err[HELPER_QUOTE_MAX * 2 + 8];
@@ -848,9 +848,9 @@ helper_run_detail(const struct helper_op *op, const struct ca_proc_result *res,
 
 /* Logs the end of a run: cause, then the run's detail. */
 static void
-helper_log_run(const struct helper_op *op, enum ca_log_level level,
+helper_log_run(const struct helper_op *op, enum core_log_level level,
                const char *hint, const char *cause,
-               const struct ca_proc_result *res)
+               const struct core_proc_result *res)
 {
 	char detail[CA_DETAIL_MAX];
 
@@ -894,7 +894,7 @@ helper_end_set(struct helper_end *end, enum ca_outcome outcome,
  * end is filled, 0 when the caller reads the output.
  */
 static int
-helper_end_judge(const struct helper_op *op, const struct ca_proc_result *res,
+helper_end_judge(const struct helper_op *op, const struct core_proc_result *res,
                  const char *what, struct helper_end *end)
 {
 	const struct helper *h = op->h;
@@ -988,23 +988,23 @@ helper_end_judge(const struct helper_op *op, const struct ca_proc_result *res,
 
 /* Completes op's call with end, logs the run, frees op. */
 static void
-helper_finish(struct helper_op *op, const struct ca_proc_result *res,
+helper_finish(struct helper_op *op, const struct core_proc_result *res,
               struct helper_end *end)
 {
 	struct ca_call *call = op->call;
-	enum ca_log_level level;
+	enum core_log_level level;
 
 	switch (end->outcome) {
 	case CA_ISSUED:
-		level = CA_LOG_DEBUG;
+		level = CORE_LOG_DEBUG;
 		break;
 	case CA_PENDING:
-		level = CA_LOG_INFO;
+		level = CORE_LOG_INFO;
 		break;
 	default:
 		/* A failure: ra writes the request's one line from the
 		 * result, so this copy is for debugging only. */
-		level = CA_LOG_DEBUG;
+		level = CORE_LOG_DEBUG;
 		break;
 	}
 	helper_log_run(op, level, end->hint,
@@ -1030,7 +1030,7 @@ helper_finish(struct helper_op *op, const struct ca_proc_result *res,
 
 /* SUBMIT or POLL ended; answers the enroll or poll call. */
 static void
-helper_enroll_done(struct helper_op *op, const struct ca_proc_result *res)
+helper_enroll_done(struct helper_op *op, const struct core_proc_result *res)
 {
 	struct ca_call *call = op->call;
 	const char *what = ca_operation_name(call->op), *why = NULL;
@@ -1156,7 +1156,7 @@ helper_roots_copy(struct helper *h)
 
 /* FETCH-ROOTS ended, for a cacerts call or for the background. */
 static void
-helper_roots_done(struct helper_op *op, const struct ca_proc_result *res)
+helper_roots_done(struct helper_op *op, const struct core_proc_result *res)
 {
 	struct helper *h = op->h;
 	struct ca_call *call = op->call;
@@ -1192,7 +1192,7 @@ helper_roots_done(struct helper_op *op, const struct ca_proc_result *res)
 		helper_finish(op, res, &end);
 		return;
 	}
-	ca_log(NULL, CA_LOG_INFO, HELPER_COMPONENT, NULL,
+	ca_log(NULL, CORE_LOG_INFO, HELPER_COMPONENT, NULL,
 	       "CA certificates fetched: %d (%s), helper: %s, operation: "
 	       "FETCH-ROOTS, ms: %ld, backend: helper",
 	       sk_X509_num(roots), names[0] != '\0' ? names : "no nicknames",
@@ -1209,7 +1209,7 @@ failed:
 	}
 	/* In the background: log, and try again sooner while it fails. */
 	helper_log_run(
-	    op, end.outcome == CA_UNSUPPORTED ? CA_LOG_INFO : CA_LOG_ERROR,
+	    op, end.outcome == CA_UNSUPPORTED ? CORE_LOG_INFO : CORE_LOG_ERROR,
 	    end.outcome == CA_UNSUPPORTED
 	        ? "cacerts answers 501 with this helper"
 	        : end.hint,
@@ -1226,14 +1226,14 @@ failed:
 
 /* IDENTIFY ended: healthy when it exits 0 (--doctor). */
 static void
-helper_identify_done(struct helper_op *op, const struct ca_proc_result *res)
+helper_identify_done(struct helper_op *op, const struct core_proc_result *res)
 {
 	char line[HELPER_QUOTE_MAX * 2 + 8];
 	struct helper_end end;
 
 	if (!helper_end_judge(op, res, "health", &end)) {
 		end.outcome = CA_ISSUED;
-		ca_log(op->call, CA_LOG_INFO, HELPER_COMPONENT, NULL,
+		ca_log(op->call, CORE_LOG_INFO, HELPER_COMPONENT, NULL,
 		       "helper identifies as %s, helper: %s, ms: %ld",
 		       helper_quote(res->out, res->out_len, 1, line,
 		                    sizeof(line))[0] != '\0'
@@ -1246,7 +1246,7 @@ helper_identify_done(struct helper_op *op, const struct ca_proc_result *res)
 
 /* The run ended (proc.c, on op's loop); proc is freed after this returns. */
 static void
-helper_proc_done(struct ca_proc *proc, const struct ca_proc_result *res,
+helper_proc_done(struct core_proc *proc, const struct core_proc_result *res,
                  void *arg)
 {
 	struct helper_op *op = arg;
@@ -1351,9 +1351,9 @@ helper_op_cancel(struct helper_op *op, int reap, const char *why)
 
 	helper_op_unlink(op);
 	if (reap)
-		ca_proc_kill(op->proc);
+		core_proc_kill(op->proc);
 	else
-		ca_proc_cancel(op->proc);
+		core_proc_cancel(op->proc);
 	op->proc = NULL;
 	helper_op_free(op);
 	if (call != NULL)
@@ -1383,7 +1383,7 @@ helper_bg_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	if ((h->bg_op = helper_run(h, NULL, h->bg_base, HELPER_FETCH_ROOTS, err,
 	                           sizeof(err))) == NULL) {
-		ca_log(NULL, CA_LOG_ERROR, HELPER_COMPONENT,
+		ca_log(NULL, CORE_LOG_ERROR, HELPER_COMPONENT,
 		       "check the command of the label's ca",
 		       "CA certificate refresh failed: %s, backend: helper",
 		       err);
@@ -1408,7 +1408,7 @@ helper_start(void *p, struct event_base *base)
 	h->bg_base = base;
 	h->bg_backoff = HELPER_BACKOFF_MIN;
 	if ((h->bg_timer = evtimer_new(base, helper_bg_tick, h)) == NULL) {
-		ca_log(NULL, CA_LOG_ERROR, HELPER_COMPONENT, NULL,
+		ca_log(NULL, CORE_LOG_ERROR, HELPER_COMPONENT, NULL,
 		       "cannot schedule the CA certificate fetch: out of "
 		       "memory, backend: helper");
 		return;

@@ -151,7 +151,7 @@ local_fault_set(struct local_fault *f, enum ca_outcome outcome,
 	va_start(ap, fmt);
 	vsnprintf(f->cause, sizeof(f->cause), fmt, ap);
 	va_end(ap);
-	ca_ssl_errors_append(f->cause, sizeof(f->cause));
+	core_ssl_errors_append(f->cause, sizeof(f->cause));
 }
 
 /*
@@ -223,7 +223,7 @@ local_subject_str(X509 *x, char *buf, size_t len)
  */
 static int
 local_conf_file(const json_t *conf, const char *key, int required,
-                const char *what, const char **value, struct ca_err *err)
+                const char *what, const char **value, struct core_err *err)
 {
 	json_t *v;
 	int rc = -1;
@@ -231,18 +231,18 @@ local_conf_file(const json_t *conf, const char *key, int required,
 	*value = NULL;
 	if ((v = json_object_get(conf, key)) == NULL) {
 		if (required) {
-			ca_err_set(err, key, "missing \"%s\" (%s)", key, what);
+			core_err_set(err, key, "missing \"%s\" (%s)", key, what);
 			goto out;
 		}
 	} else if (!json_is_string(v)) {
-		ca_err_set(err, key,
+		core_err_set(err, key,
 		           "\"%s\" must be a string (a file name), not %s", key,
-		           ca_conf_type_name(v));
+		           core_conf_type_name(v));
 		goto out;
 	} else if (json_string_length(v) == 0 ||
 	           strlen(json_string_value(v)) != json_string_length(v)) {
 		/* A NUL inside the string would silently cut the name. */
-		ca_err_set(err, key, "\"%s\" must be a non-empty file name",
+		core_err_set(err, key, "\"%s\" must be a non-empty file name",
 		           key);
 		goto out;
 	} else
@@ -258,7 +258,7 @@ out:
  */
 static int
 local_resolve(const char *conf_dir, const char *file, const char *key,
-              char **path, struct ca_err *err)
+              char **path, struct core_err *err)
 {
 	char buf[PATH_MAX];
 	int n, rc = -1;
@@ -268,11 +268,11 @@ local_resolve(const char *conf_dir, const char *file, const char *key,
 	else
 		n = snprintf(buf, sizeof(buf), "%s/%s", conf_dir, file);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		ca_err_set(err, key, "file name too long: %s", file);
+		core_err_set(err, key, "file name too long: %s", file);
 		goto out;
 	}
 	if ((*path = strdup(buf)) == NULL) {
-		ca_err_set(err, key, "out of memory");
+		core_err_set(err, key, "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -287,35 +287,35 @@ out:
  * NULL with err naming the file and the errno text.
  */
 static BIO *
-local_open(const char *path, const char *key, struct ca_err *err)
+local_open(const char *path, const char *key, struct core_err *err)
 {
 	struct stat st;
 	FILE *fp = NULL;
 	BIO *rc = NULL;
 
 	if ((fp = fopen(path, "re")) == NULL) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
+		core_err_set(err, key, "cannot read %s: %s", path,
 		           strerror(errno));
 		goto out;
 	}
 	if (fstat(fileno(fp), &st) != 0) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
+		core_err_set(err, key, "cannot read %s: %s", path,
 		           strerror(errno));
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		ca_err_set(err, key, "cannot read %s: %s", path,
+		core_err_set(err, key, "cannot read %s: %s", path,
 		           strerror(EISDIR));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		ca_err_set(err, key, "cannot read %s: not a regular file",
+		core_err_set(err, key, "cannot read %s: not a regular file",
 		           path);
 		goto out;
 	}
 	if ((rc = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
-		ca_err_set(err, key, "cannot read %s: out of memory", path);
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_err_set(err, key, "cannot read %s: out of memory", path);
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	fp = NULL;
@@ -330,7 +330,7 @@ out:
  * KeyUsage bit string (free with ASN1_BIT_STRING_free).
  */
 static int
-local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct ca_err *err)
+local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct core_err *err)
 {
 	static const char key[] = "profile.key_usage";
 	ASN1_BIT_STRING *ku = NULL;
@@ -340,23 +340,23 @@ local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct ca_err *err)
 	int rc = -1;
 
 	if ((ku = ASN1_BIT_STRING_new()) == NULL) {
-		ca_err_set(err, key, "out of memory");
+		core_err_set(err, key, "out of memory");
 		goto out;
 	}
 	if (list == NULL) {
 		if (!ASN1_BIT_STRING_set_bit(ku, 0, 1) ||
 		    !ASN1_BIT_STRING_set_bit(ku, 2, 1)) {
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 	} else if (!json_is_array(list)) {
-		ca_err_set(err, key,
+		core_err_set(err, key,
 		           "\"key_usage\" must be an array of names, not %s",
-		           ca_conf_type_name(list));
+		           core_conf_type_name(list));
 		goto out;
 	} else if (json_array_size(list) == 0) {
 		/* RFC 5280 4.2.1.3: a keyUsage sets at least one bit. */
-		ca_err_set(err, key,
+		core_err_set(err, key,
 		           "\"key_usage\" must name at least one usage (%s)",
 		           LOCAL_KU_NAMES);
 		goto out;
@@ -364,14 +364,14 @@ local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct ca_err *err)
 	json_array_foreach(list, i, v)
 	{
 		if ((name = json_string_value(v)) == NULL) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "element %zu must be a string, not %s",
-			           i + 1, ca_conf_type_name(v));
+			           i + 1, core_conf_type_name(v));
 			goto out;
 		}
 		if (strcmp(name, "keyCertSign") == 0 ||
 		    strcmp(name, "cRLSign") == 0) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "\"%s\" is refused: an EST leaf certificate "
 			           "is never a CA",
 			           name);
@@ -381,17 +381,17 @@ local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct ca_err *err)
 			if (strcmp(name, local_key_usages[j].name) == 0)
 				break;
 		if (j == LOCAL_NELEM(local_key_usages)) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "unknown key usage \"%s\" (allowed: %s)",
 			           name, LOCAL_KU_NAMES);
 			goto out;
 		}
 		if (ASN1_BIT_STRING_get_bit(ku, local_key_usages[j].bit)) {
-			ca_err_set(err, key, "\"%s\" is listed twice", name);
+			core_err_set(err, key, "\"%s\" is listed twice", name);
 			goto out;
 		}
 		if (!ASN1_BIT_STRING_set_bit(ku, local_key_usages[j].bit, 1)) {
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 	}
@@ -440,7 +440,7 @@ out:
  */
 static int
 local_ext_key_usage(const json_t *list, EXTENDED_KEY_USAGE **out,
-                    struct ca_err *err)
+                    struct core_err *err)
 {
 	static const char key[] = "profile.extended_key_usage";
 	EXTENDED_KEY_USAGE *eku = NULL;
@@ -451,25 +451,25 @@ local_ext_key_usage(const json_t *list, EXTENDED_KEY_USAGE **out,
 	int j, rc = -1;
 
 	if ((eku = sk_ASN1_OBJECT_new_null()) == NULL) {
-		ca_err_set(err, key, "out of memory");
+		core_err_set(err, key, "out of memory");
 		goto out;
 	}
 	if (list == NULL) {
 		if ((obj = OBJ_nid2obj(NID_client_auth)) == NULL ||
 		    !sk_ASN1_OBJECT_push(eku, obj)) {
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 		obj = NULL;
 	} else if (!json_is_array(list)) {
-		ca_err_set(err, key,
+		core_err_set(err, key,
 		           "\"extended_key_usage\" must be an array of names, "
 		           "not %s",
-		           ca_conf_type_name(list));
+		           core_conf_type_name(list));
 		goto out;
 	} else if (json_array_size(list) == 0) {
 		/* RFC 5280 4.2.1.12: one purpose or more. */
-		ca_err_set(err, key,
+		core_err_set(err, key,
 		           "\"extended_key_usage\" must name at least one "
 		           "purpose (%s)",
 		           LOCAL_EKU_NAMES);
@@ -478,14 +478,14 @@ local_ext_key_usage(const json_t *list, EXTENDED_KEY_USAGE **out,
 	json_array_foreach(list, i, v)
 	{
 		if ((name = json_string_value(v)) == NULL) {
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "element %zu must be a string, not %s",
-			           i + 1, ca_conf_type_name(v));
+			           i + 1, core_conf_type_name(v));
 			goto out;
 		}
 		if ((obj = local_eku_object(name)) == NULL) {
 			ERR_clear_error();
-			ca_err_set(err, key,
+			core_err_set(err, key,
 			           "unknown extended key usage \"%s\" "
 			           "(allowed: %s)",
 			           name, LOCAL_EKU_NAMES);
@@ -495,11 +495,11 @@ local_ext_key_usage(const json_t *list, EXTENDED_KEY_USAGE **out,
 			if (OBJ_cmp(sk_ASN1_OBJECT_value(eku, j), obj) == 0)
 				break;
 		if (j < sk_ASN1_OBJECT_num(eku)) {
-			ca_err_set(err, key, "\"%s\" is listed twice", name);
+			core_err_set(err, key, "\"%s\" is listed twice", name);
 			goto out;
 		}
 		if (!sk_ASN1_OBJECT_push(eku, obj)) {
-			ca_err_set(err, key, "out of memory");
+			core_err_set(err, key, "out of memory");
 			goto out;
 		}
 		obj = NULL;
@@ -515,7 +515,7 @@ out:
 
 /* Reads the "profile" object (NULL: all defaults) into ca. */
 static int
-local_profile(struct local_ca *ca, const json_t *profile, struct ca_err *err)
+local_profile(struct local_ca *ca, const json_t *profile, struct core_err *err)
 {
 	EXTENDED_KEY_USAGE *eku = NULL;
 	ASN1_BIT_STRING *ku = NULL;
@@ -524,26 +524,26 @@ local_profile(struct local_ca *ca, const json_t *profile, struct ca_err *err)
 	int rc = -1;
 
 	if (profile != NULL && !json_is_object(profile)) {
-		ca_err_set(err, "profile",
+		core_err_set(err, "profile",
 		           "\"profile\" must be an object, not %s",
-		           ca_conf_type_name(profile));
+		           core_conf_type_name(profile));
 		goto out;
 	}
-	if (profile != NULL && ca_conf_check_keys(profile, "profile.",
+	if (profile != NULL && core_conf_check_keys(profile, "profile.",
 	                                          local_profile_keys, err) != 0)
 		goto out;
 	if ((v = json_object_get(profile, "validity_days")) != NULL) {
 		if (!json_is_integer(v)) {
-			ca_err_set(
+			core_err_set(
 			    err, "profile.validity_days",
 			    "\"validity_days\" must be an integer (days), not "
 			    "%s",
-			    ca_conf_type_name(v));
+			    core_conf_type_name(v));
 			goto out;
 		}
 		days = json_integer_value(v);
 		if (days < 1 || days > LOCAL_DAYS_MAX) {
-			ca_err_set(
+			core_err_set(
 			    err, "profile.validity_days",
 			    "\"validity_days\" must be between 1 and %d, not "
 			    "%" JSON_INTEGER_FORMAT,
@@ -560,9 +560,9 @@ local_profile(struct local_ca *ca, const json_t *profile, struct ca_err *err)
 		goto out;
 	if ((ca->ku_ext = X509V3_EXT_i2d(NID_key_usage, 1, ku)) == NULL ||
 	    (ca->eku_ext = X509V3_EXT_i2d(NID_ext_key_usage, 0, eku)) == NULL) {
-		ca_err_set(err, "profile",
+		core_err_set(err, "profile",
 		           "cannot encode the profile's key usages");
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	rc = 0;
@@ -579,13 +579,13 @@ out:
  */
 static int
 local_check_time(X509 *x, time_t now, const char *key, const char *what,
-                 const char *path, struct ca_err *err)
+                 const char *path, struct core_err *err)
 {
 	char when[32], now_s[32];
 	int rc = -1;
 
 	if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
-		ca_err_set(
+		core_err_set(
 		    err, key,
 		    "%s %s is not valid before %s (now %s; clock skew?)", what,
 		    path,
@@ -594,7 +594,7 @@ local_check_time(X509 *x, time_t now, const char *key, const char *what,
 		goto out;
 	}
 	if (X509_cmp_time(X509_get0_notAfter(x), &now) <= 0) {
-		ca_err_set(
+		core_err_set(
 		    err, key, "%s %s expired on %s (now %s; clock skew?)", what,
 		    path,
 		    local_time_str(X509_get0_notAfter(x), when, sizeof(when)),
@@ -618,7 +618,7 @@ local_warn_expiry(const struct ca_call *call, X509 *x, time_t now)
 		return;
 	if (!ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)))
 		days = 0;
-	ca_log(call, CA_LOG_WARN, LOCAL_COMPONENT, LOCAL_HINT_RENEW,
+	ca_log(call, CORE_LOG_WARN, LOCAL_COMPONENT, LOCAL_HINT_RENEW,
 	       "CA certificate expires soon: %s expires on %s, in %d days",
 	       local_subject_str(x, name, sizeof(name)),
 	       local_time_str(X509_get0_notAfter(x), when, sizeof(when)), days);
@@ -627,7 +627,7 @@ local_warn_expiry(const struct ca_call *call, X509 *x, time_t now)
 /* Loads and checks the issuing CA certificate. */
 static int
 local_load_cert(struct local_ca *ca, const char *conf_dir, const char *file,
-                struct ca_err *err)
+                struct core_err *err)
 {
 	char name[256];
 	BIO *bio = NULL;
@@ -638,16 +638,16 @@ local_load_cert(struct local_ca *ca, const char *conf_dir, const char *file,
 	    (bio = local_open(ca->cert_path, "cert", err)) == NULL)
 		goto out;
 	if ((ca->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
-		ca_err_set(err, "cert", "no PEM certificate in %s",
+		core_err_set(err, "cert", "no PEM certificate in %s",
 		           ca->cert_path);
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	/* 1 is basicConstraints CA:TRUE (and keyCertSign if keyUsage is
 	 * there); the legacy answers (v1 roots, Netscape types) do not make
 	 * a certificate that modern clients accept as an issuer. */
 	if (X509_check_ca(ca->cert) != 1) {
-		ca_err_set(err, "cert",
+		core_err_set(err, "cert",
 		           "%s (%s) is not a CA certificate: it needs "
 		           "basicConstraints CA:TRUE and, if it has keyUsage, "
 		           "keyCertSign",
@@ -680,7 +680,7 @@ local_no_passphrase(char *buf, int size, int rwflag, void *u)
 /* Loads the CA key and checks that it belongs to the certificate. */
 static int
 local_load_key(struct local_ca *ca, const char *conf_dir, const char *file,
-               struct ca_err *err)
+               struct core_err *err)
 {
 	int encrypted = 0, rc = -1;
 	BIO *bio = NULL;
@@ -692,7 +692,7 @@ local_load_key(struct local_ca *ca, const char *conf_dir, const char *file,
 	    PEM_read_bio_PrivateKey(bio, NULL, local_no_passphrase, &encrypted);
 	if (ca->key == NULL && encrypted) {
 		ERR_clear_error();
-		ca_err_set(
+		core_err_set(
 		    err, "key",
 		    "%s is encrypted: estrad reads only unencrypted keys "
 		    "(protect the file with its mode and owner instead)",
@@ -700,15 +700,15 @@ local_load_key(struct local_ca *ca, const char *conf_dir, const char *file,
 		goto out;
 	}
 	if (ca->key == NULL) {
-		ca_err_set(err, "key", "no PEM private key in %s",
+		core_err_set(err, "key", "no PEM private key in %s",
 		           ca->key_path);
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	if (!X509_check_private_key(ca->cert, ca->key)) {
-		ca_err_set(err, "key", "key %s does not match certificate %s",
+		core_err_set(err, "key", "key %s does not match certificate %s",
 		           ca->key_path, ca->cert_path);
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	rc = 0;
@@ -722,7 +722,7 @@ out:
  * (free with sk_X509_pop_free(..., X509_free)).
  */
 static STACK_OF(X509) *
-local_read_certs(const char *path, struct ca_err *err)
+local_read_certs(const char *path, struct core_err *err)
 {
 	STACK_OF(X509) *certs = NULL;
 	BIO *bio;
@@ -730,10 +730,10 @@ local_read_certs(const char *path, struct ca_err *err)
 
 	if ((bio = local_open(path, "chain", err)) == NULL)
 		return NULL;
-	if ((certs = ca_certs_read_pem(bio, 1, &n)) == NULL) {
-		ca_err_set(err, "chain", "cannot read certificate %d of %s",
+	if ((certs = core_certs_read_pem(bio, 1, &n)) == NULL) {
+		core_err_set(err, "chain", "cannot read certificate %d of %s",
 		           n + 1, path);
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 	}
 	BIO_free(bio);
 	return certs;
@@ -745,7 +745,7 @@ local_read_certs(const char *path, struct ca_err *err)
  * against that root at the current time.
  */
 static int
-local_check_chain(struct local_ca *ca, struct ca_err *err)
+local_check_chain(struct local_ca *ca, struct core_err *err)
 {
 	STACK_OF(X509) *chain = ca->chain;
 	X509_STORE_CTX *vctx = NULL;
@@ -760,7 +760,7 @@ local_check_chain(struct local_ca *ca, struct ca_err *err)
 		     *up = sk_X509_value(chain, i + 1);
 
 		if (X509_self_signed(x, 0) == 1) {
-			ca_err_set(
+			core_err_set(
 			    err, "chain",
 			    "chain %s goes on after the self-signed root %s: "
 			    "list the issuing CA first, then its issuer, up to "
@@ -769,7 +769,7 @@ local_check_chain(struct local_ca *ca, struct ca_err *err)
 			goto out;
 		}
 		if (X509_check_issued(up, x) != X509_V_OK) {
-			ca_err_set(
+			core_err_set(
 			    err, "chain",
 			    "in chain %s, %s is not issued by the next "
 			    "certificate %s: list the issuing CA first, then "
@@ -782,7 +782,7 @@ local_check_chain(struct local_ca *ca, struct ca_err *err)
 	root = sk_X509_value(chain, n - 1);
 	if (X509_self_signed(root, 0) != 1) {
 		ERR_clear_error();
-		ca_err_set(
+		core_err_set(
 		    err, "chain",
 		    "chain %s does not end in a self-signed root: %s is issued "
 		    "by another CA; add it",
@@ -793,16 +793,16 @@ local_check_chain(struct local_ca *ca, struct ca_err *err)
 	    !X509_STORE_add_cert(store, root) ||
 	    (vctx = X509_STORE_CTX_new()) == NULL ||
 	    !X509_STORE_CTX_init(vctx, store, ca->cert, chain)) {
-		ca_err_set(err, "chain", "cannot verify chain %s",
+		core_err_set(err, "chain", "cannot verify chain %s",
 		           ca->chain_path);
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	if (X509_verify_cert(vctx) != 1) {
 		X509 *bad = X509_STORE_CTX_get_current_cert(vctx);
 
 		ERR_clear_error();
-		ca_err_set(err, "chain",
+		core_err_set(err, "chain",
 		           "issuing CA does not verify against chain %s: %s "
 		           "(certificate %s)",
 		           ca->chain_path,
@@ -826,14 +826,14 @@ out:
  */
 static int
 local_load_chain(struct local_ca *ca, const char *conf_dir, const char *file,
-                 struct ca_err *err)
+                 struct core_err *err)
 {
 	int i, at = -1, rc = -1;
 
 	if (file == NULL) {
 		if ((ca->chain = sk_X509_new_null()) == NULL ||
 		    !sk_X509_push(ca->chain, ca->cert)) {
-			ca_err_set(err, "chain", "out of memory");
+			core_err_set(err, "chain", "out of memory");
 			goto out;
 		}
 		X509_up_ref(ca->cert);
@@ -847,7 +847,7 @@ local_load_chain(struct local_ca *ca, const char *conf_dir, const char *file,
 		if (X509_cmp(sk_X509_value(ca->chain, i), ca->cert) == 0)
 			at = i;
 	if (at > 0) {
-		ca_err_set(
+		core_err_set(
 		    err, "chain",
 		    "chain %s lists the issuing CA as certificate %d: list it "
 		    "first (or leave it out), then its issuer, up to the root",
@@ -856,7 +856,7 @@ local_load_chain(struct local_ca *ca, const char *conf_dir, const char *file,
 	}
 	if (at < 0) {
 		if (!sk_X509_insert(ca->chain, ca->cert, 0)) {
-			ca_err_set(err, "chain", "out of memory");
+			core_err_set(err, "chain", "out of memory");
 			goto out;
 		}
 		X509_up_ref(ca->cert);
@@ -885,7 +885,7 @@ local_ec_digest(int bits)
  * enrollment, and encodes the fixed extensions.
  */
 static int
-local_prepare(struct local_ca *ca, struct ca_err *err)
+local_prepare(struct local_ca *ca, struct core_err *err)
 {
 	static const unsigned char probe[] = "estrad local CA probe";
 	unsigned char md[EVP_MAX_MD_SIZE], *sig = NULL;
@@ -906,7 +906,7 @@ local_prepare(struct local_ca *ca, struct ca_err *err)
 	         EVP_PKEY_is_a(ca->key, "ED448"))
 		ca->md = NULL;
 	else {
-		ca_err_set(err, "key",
+		core_err_set(err, "key",
 		           "key %s is of type %s: the local CA signs with RSA, "
 		           "EC, Ed25519 or Ed448 keys",
 		           ca->key_path, EVP_PKEY_get0_type_name(ca->key));
@@ -918,9 +918,9 @@ local_prepare(struct local_ca *ca, struct ca_err *err)
 	    EVP_DigestSign(mctx, NULL, &siglen, probe, sizeof(probe)) <= 0 ||
 	    (sig = OPENSSL_malloc(siglen)) == NULL ||
 	    EVP_DigestSign(mctx, sig, &siglen, probe, sizeof(probe)) <= 0) {
-		ca_err_set(err, "key", "key %s cannot sign with %s",
+		core_err_set(err, "key", "key %s cannot sign with %s",
 		           ca->key_path, ca->md != NULL ? ca->md : "EdDSA");
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	/*
@@ -932,17 +932,17 @@ local_prepare(struct local_ca *ca, struct ca_err *err)
 	if ((ca->sign_template = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestSignInit_ex(ca->sign_template, NULL, ca->md, NULL, NULL,
 	                          ca->key, NULL) <= 0) {
-		ca_err_set(err, "key", "key %s cannot sign with %s",
+		core_err_set(err, "key", "key %s cannot sign with %s",
 		           ca->key_path, ca->md != NULL ? ca->md : "EdDSA");
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	/* A zeroed BASIC_CONSTRAINTS is CA:FALSE without pathLen. */
 	if ((bc = BASIC_CONSTRAINTS_new()) != NULL)
 		ca->bc_ext = X509V3_EXT_i2d(NID_basic_constraints, 1, bc);
 	if (ca->bc_ext == NULL) {
-		ca_err_set(err, "cert", "cannot encode basicConstraints");
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_err_set(err, "cert", "cannot encode basicConstraints");
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	/* RFC 5280 requires a subjectKeyIdentifier in CA certificates; for
@@ -950,26 +950,26 @@ local_prepare(struct local_ca *ca, struct ca_err *err)
 	 * there, which verifiers accept since there is nothing to compare. */
 	if ((akid = AUTHORITY_KEYID_new()) == NULL ||
 	    (akid->keyid = ASN1_OCTET_STRING_new()) == NULL) {
-		ca_err_set(err, "cert", "out of memory");
+		core_err_set(err, "cert", "out of memory");
 		goto out;
 	}
 	if ((skid = X509_get0_subject_key_id(ca->cert)) != NULL) {
 		if (!ASN1_OCTET_STRING_set(akid->keyid,
 		                           ASN1_STRING_get0_data(skid),
 		                           ASN1_STRING_length(skid))) {
-			ca_err_set(err, "cert", "out of memory");
+			core_err_set(err, "cert", "out of memory");
 			goto out;
 		}
 	} else if (!X509_pubkey_digest(ca->cert, EVP_sha1(), md, &mdlen) ||
 	           !ASN1_OCTET_STRING_set(akid->keyid, md, (int)mdlen)) {
-		ca_err_set(err, "cert", "cannot hash the CA public key");
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_err_set(err, "cert", "cannot hash the CA public key");
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	if ((ca->aki_ext = X509V3_EXT_i2d(NID_authority_key_identifier, 0,
 	                                  akid)) == NULL) {
-		ca_err_set(err, "cert", "cannot encode authorityKeyIdentifier");
-		ca_ssl_errors_append(err->text, sizeof(err->text));
+		core_err_set(err, "cert", "cannot encode authorityKeyIdentifier");
+		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	rc = 0;
@@ -984,27 +984,27 @@ out:
 /* Reads "check_signatures" (boolean, default false). */
 static int
 local_conf_check_signatures(struct local_ca *ca, const json_t *conf,
-                            struct ca_err *err)
+                            struct core_err *err)
 {
 	const json_t *v = json_object_get(conf, "check_signatures");
 
 	if (v == NULL)
 		return 0;
 	if (!json_is_boolean(v))
-		return ca_err_set(err, "check_signatures",
+		return core_err_set(err, "check_signatures",
 		                  "must be true or false, not %s",
-		                  ca_conf_type_name(v));
+		                  core_conf_type_name(v));
 	ca->check_signatures = json_is_true(v);
 	return 0;
 }
 
 /* Reads "delay_ms" (0-60000, default 0). */
 static int
-local_conf_delay(struct local_ca *ca, const json_t *conf, struct ca_err *err)
+local_conf_delay(struct local_ca *ca, const json_t *conf, struct core_err *err)
 {
 	long ms = 0;
 
-	if (ca_conf_int(conf, "delay_ms", 0, 60000, &ms, err) != 0)
+	if (core_conf_int(conf, "delay_ms", 0, 60000, &ms, err) != 0)
 		return -1;
 	ca->delay_ms = (unsigned int)ms;
 	return 0;
@@ -1012,7 +1012,7 @@ local_conf_delay(struct local_ca *ca, const json_t *conf, struct ca_err *err)
 
 static int
 local_configure(void *p, const json_t *conf, const char *conf_dir,
-                struct ca_err *err)
+                struct core_err *err)
 {
 	const char *cert_file, *key_file, *chain_file;
 	struct local_ca *ca = p;
@@ -1021,11 +1021,11 @@ local_configure(void *p, const json_t *conf, const char *conf_dir,
 	/* Messages append the OpenSSL queue: start it empty. */
 	ERR_clear_error();
 	if (!json_is_object(conf)) {
-		ca_err_set(err, "", "\"ca\" must be an object, not %s",
-		           ca_conf_type_name(conf));
+		core_err_set(err, "", "\"ca\" must be an object, not %s",
+		           core_conf_type_name(conf));
 		goto out;
 	}
-	if (ca_conf_check_keys(conf, "", local_conf_keys, err) != 0 ||
+	if (core_conf_check_keys(conf, "", local_conf_keys, err) != 0 ||
 	    local_conf_file(conf, "cert", 1, "the issuing CA certificate, PEM",
 	                    &cert_file, err) != 0 ||
 	    local_conf_file(conf, "key", 1, "the issuing CA private key, PEM",

@@ -63,7 +63,7 @@ est_conn_raise(struct evhttp_request *evreq)
 
 	if (evcon != NULL &&
 	    (bev = evhttp_connection_get_bufferevent(evcon)) != NULL)
-		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_ONGOING);
+		(void)bufferevent_priority_set(bev, CORE_LOOP_PRIORITY_ONGOING);
 }
 
 /* Fills the peer address and TLS facts the RA needs. */
@@ -165,7 +165,7 @@ est_conn_send_base64(struct est_conn_request *creq, const unsigned char *der,
 	if ((b64 = est_wire_base64_encode(der, len, creq->wrap, &b64len)) ==
 	    NULL) {
 		ra_request_refuse(
-		    creq->req, 500, CA_LOG_ERROR, "est.conn", NULL,
+		    creq->req, 500, CORE_LOG_ERROR, "est.conn", NULL,
 		    "%s failed: out of memory encoding the answer",
 		    creq->req->op_name);
 		est_conn_fail(creq, NULL);
@@ -190,7 +190,7 @@ est_conn_ra_done(struct ra_request *req, void *arg)
 		return;
 	}
 	if ((der = est_pkcs7_certs_only(req->certs, &len)) == NULL) {
-		ra_request_refuse(req, 500, CA_LOG_ERROR, "est.conn", NULL,
+		ra_request_refuse(req, 500, CORE_LOG_ERROR, "est.conn", NULL,
 		                  "%s failed: cannot encode PKCS#7",
 		                  req->op_name);
 		est_conn_fail(creq, NULL);
@@ -220,7 +220,7 @@ est_conn_csrattrs(struct est_conn_request *creq)
 	if ((der = est_pkcs7_csrattrs((const char *const *)label->csrattrs,
 	                              label->ncsrattrs, &len, err,
 	                              sizeof(err))) == NULL) {
-		ra_request_refuse(creq->req, 500, CA_LOG_ERROR, "est.conn",
+		ra_request_refuse(creq->req, 500, CORE_LOG_ERROR, "est.conn",
 		                  "check the csrattrs list of the label",
 		                  "csrattrs failed: %s", err);
 		est_conn_fail(creq, NULL);
@@ -251,7 +251,7 @@ est_conn_read_csr(struct est_conn_request *creq)
 
 	if (!est_wire_media_type_is(type, EST_TYPE_PKCS10)) {
 		ra_request_refuse(
-		    req, 415, CA_LOG_NOTICE, "est.conn",
+		    req, 415, CORE_LOG_NOTICE, "est.conn",
 		    "send the CSR as Content-Type: application/pkcs10",
 		    "%s refused: Content-Type \"%s\" is not application/pkcs10",
 		    req->op_name, type != NULL ? type : "(none)");
@@ -260,14 +260,14 @@ est_conn_read_csr(struct est_conn_request *creq)
 	len = evbuffer_get_length(body);
 	if (len == 0 && evhttp_find_header(in, "Content-Length") == NULL &&
 	    evhttp_find_header(in, "Transfer-Encoding") == NULL) {
-		ra_request_refuse(req, 411, CA_LOG_NOTICE, "est.conn", NULL,
+		ra_request_refuse(req, 411, CORE_LOG_NOTICE, "est.conn", NULL,
 		                  "%s refused: request has no Content-Length",
 		                  req->op_name);
 		goto out;
 	}
 	if (len > req->config->limits.max_body) {
 		ra_request_refuse(
-		    req, 413, CA_LOG_NOTICE, "est.conn",
+		    req, 413, CORE_LOG_NOTICE, "est.conn",
 		    "raise limits.max_body if such CSRs are legitimate",
 		    "%s refused: body of %zu bytes exceeds limits.max_body "
 		    "%zu",
@@ -275,7 +275,7 @@ est_conn_read_csr(struct est_conn_request *creq)
 		goto out;
 	}
 	if ((text = (char *)evbuffer_pullup(body, -1)) == NULL && len > 0) {
-		ra_request_refuse(req, 500, CA_LOG_ERROR, "est.conn", NULL,
+		ra_request_refuse(req, 500, CORE_LOG_ERROR, "est.conn", NULL,
 		                  "%s failed: out of memory reading the body",
 		                  req->op_name);
 		goto out;
@@ -284,13 +284,13 @@ est_conn_read_csr(struct est_conn_request *creq)
 	                                  req->label->accept_pem_armour,
 	                                  &derlen, err, sizeof(err))) == NULL) {
 		ra_request_refuse(
-		    req, 400, CA_LOG_NOTICE, "est.conn",
+		    req, 400, CORE_LOG_NOTICE, "est.conn",
 		    "the body must be the base64 of a DER PKCS#10 request",
 		    "%s refused: %s", req->op_name, err);
 		goto out;
 	}
 	if ((csr = est_csr_parse(der, derlen, err, sizeof(err))) == NULL) {
-		ra_request_refuse(req, 400, CA_LOG_NOTICE, "est.conn", NULL,
+		ra_request_refuse(req, 400, CORE_LOG_NOTICE, "est.conn", NULL,
 		                  "%s refused: %s", req->op_name, err);
 		goto out;
 	}
@@ -325,7 +325,7 @@ est_conn_prefetched(void *arg)
 	/* A client that left meanwhile gets nothing; answering an evhttp
 	 * request without a connection frees it. */
 	if (evhttp_request_get_connection(evreq) == NULL) {
-		ra_log(CA_LOG_INFO, "est.conn", NULL, NULL,
+		ra_log(CORE_LOG_INFO, "est.conn", NULL, NULL,
 		       "client left while its Basic credentials were checked, "
 		       "uri: %s",
 		       evhttp_request_get_uri(evreq) != NULL
@@ -405,7 +405,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 		est_generation_release(gen);
 		/* No request object means no request id either: the line
 		 * still says what happened and to whom. */
-		ra_log(CA_LOG_ALERT, "est.conn", NULL,
+		ra_log(CORE_LOG_ALERT, "est.conn", NULL,
 		       "estrad is out of memory; check its limits",
 		       "request refused: out of memory, answer: 500, uri: %s",
 		       evhttp_request_get_uri(evreq) != NULL
@@ -427,7 +427,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	rs = est_route_parse(uri != NULL ? uri : "", &route);
 	if (rs != EST_ROUTE_OK) {
 		ra_request_refuse(
-		    req, 404, CA_LOG_NOTICE, "est.conn",
+		    req, 404, CORE_LOG_NOTICE, "est.conn",
 		    rs == EST_ROUTE_NOT_EST
 		        ? "EST lives under /.well-known/est/"
 		        : NULL,
@@ -445,7 +445,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	ra_request_set_label(req, label, est_route_op_name(route.op));
 	if (label == NULL) {
 		ra_request_refuse(
-		    req, 404, CA_LOG_NOTICE, "est.conn",
+		    req, 404, CORE_LOG_NOTICE, "est.conn",
 		    "the configured labels are listed under \"labels\"",
 		    "no such resource: unknown CA label \"%s\"", route.label);
 		est_conn_fail(creq, NULL);
@@ -454,7 +454,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	want = est_route_op_method(route.op);
 	if ((strcmp(want, "GET") == 0) != (method == EVHTTP_REQ_GET) ||
 	    (strcmp(want, "POST") == 0) != (method == EVHTTP_REQ_POST)) {
-		ra_request_refuse(req, 405, CA_LOG_NOTICE, "est.conn", NULL,
+		ra_request_refuse(req, 405, CORE_LOG_NOTICE, "est.conn", NULL,
 		                  "%s refused: method not allowed, use %s",
 		                  req->op_name, want);
 		est_conn_fail(creq, want);
@@ -462,7 +462,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	}
 	if (route.op == EST_OP_FULLCMC || route.op == EST_OP_SERVERKEYGEN) {
 		req->outcome_name = "UNSUPPORTED";
-		ra_request_refuse(req, 501, CA_LOG_NOTICE, "est.conn", NULL,
+		ra_request_refuse(req, 501, CORE_LOG_NOTICE, "est.conn", NULL,
 		                  "%s is not implemented", req->op_name);
 		est_conn_fail(creq, NULL);
 		return;

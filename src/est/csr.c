@@ -237,7 +237,7 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 	sig_nid = X509_REQ_get_signature_nid(req);
 	if (sig_nid == NID_undef ||
 	    !OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid)) {
-		ca_error_set(err, errlen, 0,
+		core_error_set(err, errlen, 0,
 		             "CSR signature algorithm %s is not supported",
 		             name);
 		goto out;
@@ -248,7 +248,7 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 			pss = ASN1_item_unpack(pval,
 			                       ASN1_ITEM_rptr(RSA_PSS_PARAMS));
 		if (pss == NULL) {
-			ca_error_set(err, errlen, 1,
+			core_error_set(err, errlen, 1,
 			             "CSR RSASSA-PSS signature parameters are "
 			             "malformed");
 			goto out;
@@ -259,7 +259,7 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 	}
 
 	if (csr_md_is_weak(md_nid)) {
-		ca_error_set(
+		core_error_set(
 		    err, errlen, 0,
 		    "CSR signature algorithm %s is refused: %s digests are "
 		    "too weak, SHA-256 or better needed",
@@ -588,11 +588,11 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		err[0] = '\0';
 
 	if (der == NULL || len == 0) {
-		ca_error_set(err, errlen, 0, "CSR is empty");
+		core_error_set(err, errlen, 0, "CSR is empty");
 		goto out;
 	}
 	if (len > LONG_MAX) {
-		ca_error_set(err, errlen, 0, "CSR is too long");
+		core_error_set(err, errlen, 0, "CSR is too long");
 		goto out;
 	}
 
@@ -600,7 +600,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	if ((req = csr_decode_fast(der, (long)len, &tbs, &tbslen)) != NULL)
 		p = der + len;
 	else if ((req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-		ca_error_set(err, errlen, 1,
+		core_error_set(err, errlen, 1,
 		             "CSR is not a DER PKCS#10 request");
 		goto out;
 	}
@@ -609,7 +609,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	 * second request or junk the client did not mean to send.
 	 */
 	if (p != der + len) {
-		ca_error_set(err, errlen, 0,
+		core_error_set(err, errlen, 0,
 		             "CSR has %zu trailing bytes after the request",
 		             (size_t)(der + len - p));
 		goto out;
@@ -617,7 +617,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 
 	version = X509_REQ_get_version(req);
 	if (version != X509_REQ_VERSION_1) {
-		ca_error_set(err, errlen, 0, "CSR version %ld is not v1 (0)",
+		core_error_set(err, errlen, 0, "CSR version %ld is not v1 (0)",
 		             version);
 		goto out;
 	}
@@ -630,7 +630,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		goto out;
 
 	if ((pkey = X509_REQ_get0_pubkey(req)) == NULL) {
-		ca_error_set(err, errlen, 1,
+		core_error_set(err, errlen, 1,
 		             "CSR public key cannot be decoded");
 		goto out;
 	}
@@ -638,26 +638,26 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	case CSR_KEY_OK:
 		break;
 	case CSR_KEY_WEAK_RSA:
-		ca_error_set(err, errlen, 0,
+		core_error_set(err, errlen, 0,
 		             "CSR key %s is too weak: at least %d bits needed",
 		             key, CSR_RSA_MIN_BITS);
 		goto out;
 	case CSR_KEY_BAD_CURVE:
-		ca_error_set(
+		core_error_set(
 		    err, errlen, 0,
 		    "CSR key %s is not accepted: EC keys must be on P-256 "
 		    "or P-384",
 		    key);
 		goto out;
 	case CSR_KEY_BAD_EXPONENT:
-		ca_error_set(err, errlen, 0,
+		core_error_set(err, errlen, 0,
 		             "CSR key %s is not accepted: its public exponent "
 		             "is 1 or even, for which anyone can make a "
 		             "signature or no key exists",
 		             key);
 		goto out;
 	case CSR_KEY_WEAK_POINT:
-		ca_error_set(
+		core_error_set(
 		    err, errlen, 0,
 		    "CSR key %s is not accepted: its public key is the "
 		    "point at infinity or of small order, for which "
@@ -665,7 +665,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		    key);
 		goto out;
 	case CSR_KEY_BAD_TYPE:
-		ca_error_set(
+		core_error_set(
 		    err, errlen, 0,
 		    "CSR key %s is not accepted: RSA of at least %d bits, "
 		    "EC P-256 or P-384, or Ed25519 needed",
@@ -676,7 +676,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	/* Proof of possession: the request is signed by its own key. */
 	if ((tbs == NULL || csr_verify_fast(req, pkey, tbs, tbslen) != 1) &&
 	    X509_REQ_verify(req, pkey) != 1) {
-		ca_error_set(err, errlen, 1, "CSR signature does not verify");
+		core_error_set(err, errlen, 1, "CSR signature does not verify");
 		goto out;
 	}
 
@@ -688,7 +688,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	if (X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
 	    X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1) >= 0) {
 		if ((exts = X509_REQ_get_extensions(req)) == NULL) {
-			ca_error_set(
+			core_error_set(
 			    err, errlen, 1,
 			    "CSR extensionRequest attribute is malformed");
 			goto out;

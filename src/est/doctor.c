@@ -140,7 +140,7 @@ doc_read_certs(const char *path)
 	STACK_OF(X509) *certs;
 	BIO *bio = BIO_new_file(path, "r");
 
-	certs = ca_certs_read_pem(bio, 0, NULL);
+	certs = core_certs_read_pem(bio, 0, NULL);
 	ERR_clear_error();
 	BIO_free(bio);
 	return certs;
@@ -435,7 +435,7 @@ doc_server(struct doctor *d)
 /* The CA log hook for the run: keeps a label's warnings (with their hints,
  * the remedy of their lines) and its last info. */
 static void
-doc_ca_log(const struct ca_call *call, enum ca_log_level level,
+doc_ca_log(const struct ca_call *call, enum core_log_level level,
            const char *component, const char *hint, const char *message)
 {
 	struct doc_probe *p = call != NULL ? call->log_context : NULL;
@@ -443,11 +443,11 @@ doc_ca_log(const struct ca_call *call, enum ca_log_level level,
 	(void)component;
 	if (p == NULL)
 		return;
-	if (level == CA_LOG_WARN && p->nwarns < DOC_WARNS_MAX) {
+	if (level == CORE_LOG_WARN && p->nwarns < DOC_WARNS_MAX) {
 		snprintf(p->warn_hints[p->nwarns], CA_HINT_MAX, "%s",
 		         hint != NULL ? hint : "");
 		snprintf(p->warns[p->nwarns++], DOC_TEXT_MAX, "%s", message);
-	} else if (level == CA_LOG_INFO)
+	} else if (level == CORE_LOG_INFO)
 		snprintf(p->info, sizeof(p->info), "%s", message);
 }
 

@@ -320,7 +320,7 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	if (count == 0)
 		return;
 	lim_limit_text(seconds, limit, sizeof(limit));
-	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	ra_log(CORE_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
 	       "connections closed: %s%s, count: %lu in the last %d s, "
 	       "total: %lu, last client: %s",
 	       lim_cause_text[cause], limit, count, EST_LIMITS_WINDOW, total,
@@ -354,7 +354,7 @@ lim_report(enum lim_cause cause, const struct lim_conn *c)
 	if (!first)
 		return;
 	lim_limit_text(seconds, limit, sizeof(limit));
-	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	ra_log(CORE_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
 	       "connection closed: %s%s, client: %s, total: %lu; further "
 	       "ones are counted for %d s",
 	       lim_cause_text[cause], limit, c->client, total,

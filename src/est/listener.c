@@ -26,7 +26,7 @@
 #include "est/listener.h"
 #include "est/metrics.h"
 #include "ra/log.h"
-#include "ra/offload.h"
+#include "core/offload.h"
 
 /* Pending connections per listening socket. */
 #define EST_LISTEN_BACKLOG 1024
@@ -164,17 +164,17 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		ca_error_set(err, errlen, 1, "%s", "cannot create TLS context");
+		core_error_set(err, errlen, 1, "%s", "cannot create TLS context");
 		goto out;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, config->tls.min_version) != 1) {
-		ca_error_set(err, errlen, 1, "%s",
+		core_error_set(err, errlen, 1, "%s",
 		             "cannot set the minimum TLS version");
 		goto out;
 	}
 	if (est_listener_tls12_cap(config) != NULL &&
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
-		ca_error_set(err, errlen, 1, "%s",
+		core_error_set(err, errlen, 1, "%s",
 		             "cannot cap the TLS version at 1.2");
 		goto out;
 	}
@@ -185,7 +185,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
 	if (config->tls.ciphers != NULL &&
 	    SSL_CTX_set_cipher_list(ctx, config->tls.ciphers) != 1) {
-		ca_error_set(err, errlen, 1,
+		core_error_set(err, errlen, 1,
 		             "tls.ciphers \"%s\" selects "
 		             "no cipher",
 		             config->tls.ciphers);
@@ -193,21 +193,21 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	}
 	if (config->tls.ciphersuites != NULL &&
 	    SSL_CTX_set_ciphersuites(ctx, config->tls.ciphersuites) != 1) {
-		ca_error_set(err, errlen, 1,
+		core_error_set(err, errlen, 1,
 		             "tls.ciphersuites \"%s\" "
 		             "selects no suite",
 		             config->tls.ciphersuites);
 		goto out;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, config->tls.cert) != 1) {
-		ca_error_set(err, errlen, 1, "cannot load tls.cert %s",
+		core_error_set(err, errlen, 1, "cannot load tls.cert %s",
 		             config->tls.cert);
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, config->tls.key,
 	                                SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
-		ca_error_set(err, errlen, 1, "cannot use tls.key %s",
+		core_error_set(err, errlen, 1, "cannot use tls.key %s",
 		             config->tls.key);
 		goto out;
 	}
@@ -232,7 +232,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 		    (config->tls.implicit_ca != NULL &&
 		     SSL_add_file_cert_subjects_to_stack(
 		         names, config->tls.implicit_ca) != 1)) {
-			ca_error_set(err, errlen, 1, "%s",
+			core_error_set(err, errlen, 1, "%s",
 			             "cannot read the client CA names");
 			goto out;
 		}
@@ -246,7 +246,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 			    (l->implicit_ca != NULL &&
 			     SSL_add_file_cert_subjects_to_stack(
 			         names, l->implicit_ca) != 1)) {
-				ca_error_set(err, errlen, 1,
+				core_error_set(err, errlen, 1,
 				             "cannot read the client CA names "
 				             "of label %s",
 				             l->name);
@@ -354,7 +354,7 @@ est_listener_bevcb(struct event_base *base, void *arg)
 	/* New handshakes wait behind requests under way (est/conn.c raises
 	 * a connection once it has sent a request). */
 	if (bev != NULL)
-		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_NEW);
+		(void)bufferevent_priority_set(bev, CORE_LOOP_PRIORITY_NEW);
 	return bev;
 }
 
@@ -413,13 +413,13 @@ est_worker_base_new(void)
 	    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) ==
 	        0 &&
 	    event_config_set_max_dispatch_interval(cfg, &est_worker_recheck, -1,
-	                                           CA_LOOP_PRIORITY_NEW) == 0)
+	                                           CORE_LOOP_PRIORITY_NEW) == 0)
 		base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	if (base == NULL)
 		base = event_base_new();
 	if (base != NULL &&
-	    event_base_priority_init(base, CA_LOOP_PRIORITIES) != 0) {
+	    event_base_priority_init(base, CORE_LOOP_PRIORITIES) != 0) {
 		event_base_free(base);
 		base = NULL;
 	}
@@ -577,7 +577,7 @@ est_generation_retire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	est_server_unlink(server, gen);
 	est_generation_backends(gen, server->workers[0].base, 0);
-	ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+	ra_log(CORE_LOG_INFO, "est.listener", NULL, NULL,
 	       "configuration generation %lu released", gen->serial);
 	est_generation_free(gen);
 }
@@ -596,7 +596,7 @@ est_generation_release(void *arg)
 	 * the generation stays on the retired list and is freed at exit. */
 	if (event_base_once(gen->server->workers[0].base, -1, EV_TIMEOUT,
 	                    est_generation_retire_cb, gen, &now) != 0)
-		ra_log(CA_LOG_WARN, "est.listener", NULL, NULL,
+		ra_log(CORE_LOG_WARN, "est.listener", NULL, NULL,
 		       "cannot schedule the release of configuration "
 		       "generation %lu: out of memory; it is freed at exit",
 		       gen->serial);
@@ -684,7 +684,7 @@ est_worker_main(void *arg)
 	/* Requests waiting for a helper thread (crypt(3)) or for their audit
 	 * record are answered (or at least handed to their connection)
 	 * before the loop is freed. */
-	ra_offload_drain(worker->base);
+	core_offload_drain(worker->base);
 	ca_loop_shutdown(worker->base);
 	return NULL;
 }
@@ -771,7 +771,7 @@ est_server_reload_warn(const struct est_server *server,
 			break;
 		}
 		if (key != NULL)
-			ra_log(CA_LOG_WARN, "est.listener", NULL, hint,
+			ra_log(CORE_LOG_WARN, "est.listener", NULL, hint,
 			       "configuration reload: %s changed but cannot "
 			       "be applied live; the value estrad started "
 			       "with stays in force",
@@ -806,17 +806,17 @@ est_server_activate_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&server->lock);
 	ra_log_set_level(config->logs.level);
 	est_metrics_reload(1, gen->serial);
-	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
+	ra_log(CORE_LOG_NOTICE, "est.listener", NULL, NULL,
 	       "configuration %s reloaded: generation %lu, %zu labels, "
 	       "default \"%s\"",
 	       config->path, gen->serial, config->nlabels,
 	       config->default_label->name);
 	if (config->users_table != NULL)
-		ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
+		ra_log(CORE_LOG_NOTICE, "est.listener", NULL, NULL,
 		       "users file %s reloaded: %zu users", config->users,
 		       ra_users_count(ra_users_slot_get(config->users_slot)));
 	if (est_listener_tls12_cap(config) != NULL)
-		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+		ra_log(CORE_LOG_INFO, "est.listener", NULL, NULL,
 		       "TLS capped at 1.2: label %s requires PoP linking "
 		       "(tls-unique) without tls_exporter",
 		       est_listener_tls12_cap(config)->name);
@@ -827,7 +827,7 @@ est_server_activate_cb(evutil_socket_t fd, short what, void *arg)
 		else if (event_base_once(server->workers[i].base, -1,
 		                         EV_TIMEOUT, est_worker_apply_limits_cb,
 		                         &server->workers[i], &now) != 0)
-			ra_log(CA_LOG_WARN, "est.listener", NULL,
+			ra_log(CORE_LOG_WARN, "est.listener", NULL,
 			       "send SIGHUP again",
 			       "worker %d keeps its old request limits: out "
 			       "of memory",
@@ -860,14 +860,14 @@ est_server_reload(struct est_server *server)
 	path = strdup(cur->config->path);
 	est_generation_release(cur);
 	if (path == NULL) {
-		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint,
 		       "configuration reload refused: out of memory");
 		goto fail;
 	}
 	if ((config = ra_config_load(path, err, sizeof(err))) == NULL) {
 		/* A users file that does not load is named as such, the
 		 * words operators grep for since SIGHUP first reloaded it. */
-		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint, "%s: %s",
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint, "%s: %s",
 		       strstr(err, ": users: ") != NULL
 		           ? "users file reload refused"
 		           : "configuration reload refused",
@@ -877,19 +877,19 @@ est_server_reload(struct est_server *server)
 	if ((trust = ra_trust_new(config->tls.explicit_ca,
 	                          config->tls.implicit_ca, err, sizeof(err))) ==
 	    NULL) {
-		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint,
 		       "configuration reload refused: %s: tls: %s", path, err);
 		goto fail;
 	}
 	if ((ssl_ctx = est_listener_tls_context(config, err, sizeof(err))) ==
 	    NULL) {
-		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint,
 		       "configuration reload refused: %s: tls: %s", path, err);
 		goto fail;
 	}
 	if ((gen = est_generation_new(server, config, trust, ssl_ctx)) ==
 	    NULL) {
-		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint,
 		       "configuration reload refused: out of memory");
 		goto fail;
 	}
@@ -908,7 +908,7 @@ est_server_reload(struct est_server *server)
 	if (event_base_once(server->workers[0].base, -1, EV_TIMEOUT,
 	                    est_server_activate_cb, gen, &now) != 0) {
 		est_server_unlink(server, gen);
-		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint,
 		       "configuration reload refused: cannot schedule the "
 		       "switch: out of memory");
 		goto fail;
@@ -935,13 +935,13 @@ est_server_on_signal(evutil_socket_t sig, short what, void *arg)
 		/* Logged after the reopen, so the line lands in the new
 		 * file that the operator is now tailing. */
 		if (ra_log_reopen() == 0)
-			ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
+			ra_log(CORE_LOG_NOTICE, "est.listener", NULL, NULL,
 			       "signal %d: log files reopened", (int)sig);
 		if (sig == SIGHUP)
 			est_server_reload(state->server);
 		return;
 	}
-	ra_log(CA_LOG_NOTICE, "est.listener", NULL, NULL,
+	ra_log(CORE_LOG_NOTICE, "est.listener", NULL, NULL,
 	       "signal %d: shutting down", (int)sig);
 	for (i = 0; i < state->server->nworkers; i++)
 		if (state->server->workers[i].started)
@@ -1043,7 +1043,7 @@ est_server_run(struct est_server *server)
 	for (i = 0; i < server->nworkers; i++) {
 		if (pthread_create(&server->workers[i].thread, NULL,
 		                   est_worker_main, &server->workers[i]) != 0) {
-			ra_log(CA_LOG_EMERG, "est.listener", NULL, NULL,
+			ra_log(CORE_LOG_EMERG, "est.listener", NULL, NULL,
 			       "cannot start worker %d: (%d: %s)", i, errno,
 			       strerror(errno));
 			goto out;
@@ -1063,7 +1063,7 @@ est_server_run(struct est_server *server)
 		if ((server->metrics_http = evhttp_new(state.base)) == NULL ||
 		    evhttp_accept_socket(server->metrics_http,
 		                         server->metrics_fd) != 0) {
-			ra_log(CA_LOG_EMERG, "est.listener", NULL, NULL,
+			ra_log(CORE_LOG_EMERG, "est.listener", NULL, NULL,
 			       "cannot serve metrics on %s",
 			       config->metrics_listen);
 			goto out;
@@ -1076,16 +1076,16 @@ est_server_run(struct est_server *server)
 		evhttp_set_allowed_methods(
 		    server->metrics_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 		                              EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
-		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+		ra_log(CORE_LOG_INFO, "est.listener", NULL, NULL,
 		       "metrics on http://%s/metrics, /healthz, /readyz",
 		       config->metrics_listen);
 	}
 	for (i = 0; i < (int)config->nlisten; i++)
-		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+		ra_log(CORE_LOG_INFO, "est.listener", NULL, NULL,
 		       "listening on %s with %d workers", config->listen[i],
 		       server->nworkers);
 	if (est_listener_tls12_cap(config) != NULL)
-		ra_log(CA_LOG_INFO, "est.listener", NULL, NULL,
+		ra_log(CORE_LOG_INFO, "est.listener", NULL, NULL,
 		       "TLS capped at 1.2: label %s requires PoP linking "
 		       "(tls-unique) without tls_exporter",
 		       est_listener_tls12_cap(config)->name);

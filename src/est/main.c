@@ -21,13 +21,13 @@
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 #include "ra/log.h"
-#include "ra/offload.h"
+#include "core/offload.h"
 
 #define ESTRAD_VERSION "0.1.0"
 
 /* Backends log through ra's error log with the request's context. */
 static void
-estrad_ca_log(const struct ca_call *call, enum ca_log_level level,
+estrad_ca_log(const struct ca_call *call, enum core_log_level level,
               const char *component, const char *hint, const char *message)
 {
 	const struct ra_log_context *ctx =
@@ -134,36 +134,36 @@ main(int argc, char **argv)
 	}
 	ra_log_capture_libevent();
 	if (est_privilege_check(config, err, sizeof(err)) != 0) {
-		ra_log(CA_LOG_EMERG, "est.privilege", NULL, NULL,
+		ra_log(CORE_LOG_EMERG, "est.privilege", NULL, NULL,
 		       "refusing to start: %s", err);
 		fprintf(stderr, "estrad: refusing to start: %s\n", err);
 		goto out;
 	}
 	if ((server = est_server_new(config, trust, err, sizeof(err))) ==
 	    NULL) {
-		ra_log(CA_LOG_EMERG, "est.main", NULL, NULL, "cannot start: %s",
+		ra_log(CORE_LOG_EMERG, "est.main", NULL, NULL, "cannot start: %s",
 		       err);
 		fprintf(stderr, "estrad: cannot start: %s\n", err);
 		goto out;
 	}
 	/* Bound and logging: nothing more needs root. */
 	if (est_privilege_drop(config, err, sizeof(err)) != 0) {
-		ra_log(CA_LOG_EMERG, "est.privilege", NULL, NULL,
+		ra_log(CORE_LOG_EMERG, "est.privilege", NULL, NULL,
 		       "cannot start: %s", err);
 		fprintf(stderr, "estrad: cannot start: %s\n", err);
 		goto out;
 	}
-	ra_log(CA_LOG_INFO, "est.main", NULL, NULL,
+	ra_log(CORE_LOG_INFO, "est.main", NULL, NULL,
 	       "estrad %s starting with %s", ESTRAD_VERSION, config->path);
 	fprintf(stderr, "estrad: serving on %s (config %s, error log %s)\n",
 	        config->listen[0], config->path, config->logs.error);
 	if (est_server_run(server) == 0)
 		rc = 0;
-	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "estrad stopped");
+	ra_log(CORE_LOG_INFO, "est.main", NULL, NULL, "estrad stopped");
 out:
 	est_server_free(server);
 	/* Helper threads (crypt(3)) are idle once the workers are gone. */
-	ra_offload_stop();
+	core_offload_stop();
 	ra_trust_free(trust);
 	ra_config_free(config);
 	ra_log_close();

@@ -108,20 +108,20 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 	int rc = -1;
 
 	if (entry == NULL || *entry == '\0') {
-		ca_error_set(err, errlen, 0, "csrattrs entry \"\" is empty");
+		core_error_set(err, errlen, 0, "csrattrs entry \"\" is empty");
 		goto out;
 	}
 
 	if ((colon = strchr(entry, ':')) == NULL) {
 		if ((type = pkcs7_obj(entry)) == NULL) {
-			ca_error_set(err, errlen, 0,
+			core_error_set(err, errlen, 0,
 			             "csrattrs entry \"%s\" is not an OID or a "
 			             "known object name",
 			             entry);
 			goto out;
 		}
 		if ((item = ASN1_TYPE_new()) == NULL) {
-			ca_error_set(err, errlen, 1,
+			core_error_set(err, errlen, 1,
 			             "csrattrs entry \"%s\": out of memory",
 			             entry);
 			goto out;
@@ -132,7 +132,7 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 	} else {
 		if (colon == entry || colon[1] == '\0' ||
 		    strchr(colon + 1, ':') != NULL) {
-			ca_error_set(
+			core_error_set(
 			    err, errlen, 0,
 			    "csrattrs entry \"%s\" is not KEYTYPE:PARAM",
 			    entry);
@@ -140,13 +140,13 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 		}
 		if ((keytype = strndup(entry, (size_t)(colon - entry))) ==
 		    NULL) {
-			ca_error_set(err, errlen, 0,
+			core_error_set(err, errlen, 0,
 			             "csrattrs entry \"%s\": out of memory",
 			             entry);
 			goto out;
 		}
 		if ((type = pkcs7_obj(keytype)) == NULL) {
-			ca_error_set(
+			core_error_set(
 			    err, errlen, 0,
 			    "csrattrs entry \"%s\": \"%s\" is not an OID "
 			    "or a known object name",
@@ -154,7 +154,7 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 			goto out;
 		}
 		if ((param = pkcs7_obj(colon + 1)) == NULL) {
-			ca_error_set(
+			core_error_set(
 			    err, errlen, 0,
 			    "csrattrs entry \"%s\": \"%s\" is not an OID "
 			    "or a known object name",
@@ -171,7 +171,7 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 			item = ASN1_TYPE_pack_sequence(
 			    ASN1_ITEM_rptr(X509_ATTRIBUTE), attr, NULL);
 		if (item == NULL) {
-			ca_error_set(err, errlen, 1,
+			core_error_set(err, errlen, 1,
 			             "csrattrs entry \"%s\" cannot be encoded",
 			             entry);
 			goto out;
@@ -179,7 +179,7 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 	}
 
 	if (!sk_ASN1_TYPE_push(seq, item)) {
-		ca_error_set(err, errlen, 1,
+		core_error_set(err, errlen, 1,
 		             "csrattrs entry \"%s\": out of memory", entry);
 		goto out;
 	}
@@ -209,12 +209,12 @@ est_pkcs7_csrattrs(const char *const *names, size_t count, size_t *len,
 	if (len != NULL)
 		*len = 0;
 	if (len == NULL || (names == NULL && count > 0)) {
-		ca_error_set(err, errlen, 0, "csrattrs: no list or no output");
+		core_error_set(err, errlen, 0, "csrattrs: no list or no output");
 		goto out;
 	}
 
 	if ((seq = sk_ASN1_TYPE_new_null()) == NULL) {
-		ca_error_set(err, errlen, 1, "csrattrs: out of memory");
+		core_error_set(err, errlen, 1, "csrattrs: out of memory");
 		goto out;
 	}
 	for (i = 0; i < count; i++) {
@@ -225,7 +225,7 @@ est_pkcs7_csrattrs(const char *const *names, size_t count, size_t *len,
 	/* CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID; empty is 30 00. */
 	if ((n = i2d_ASN1_SEQUENCE_ANY(seq, &der)) <= 0) {
 		der = NULL;
-		ca_error_set(err, errlen, 1, "csrattrs: DER encoding failed");
+		core_error_set(err, errlen, 1, "csrattrs: DER encoding failed");
 		goto out;
 	}
 	*len = (size_t)n;

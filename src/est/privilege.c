@@ -227,7 +227,7 @@ priv_check_file(const char *path, const char *key, int secret, int exec,
 		break;
 	case EST_MODE_EXPOSED:
 	case EST_MODE_WEAK:
-		ra_log(CA_LOG_WARN, PRIV_COMPONENT, NULL, fix,
+		ra_log(CORE_LOG_WARN, PRIV_COMPONENT, NULL, fix,
 		       "unsafe file mode: %s %s is %s", key, path, why);
 		break;
 	default:
@@ -276,7 +276,7 @@ est_privilege_drop(const struct ra_config *config, char *err, size_t errlen)
 		goto out;
 	}
 	if (config->user == NULL) {
-		ra_log(CA_LOG_WARN, PRIV_COMPONENT, NULL,
+		ra_log(CORE_LOG_WARN, PRIV_COMPONENT, NULL,
 		       "set \"user\" (e.g. \"estrad\") in the configuration",
 		       "running as root: no \"user\" to drop to");
 		rc = 0;
@@ -314,7 +314,7 @@ est_privilege_drop(const struct ra_config *config, char *err, size_t errlen)
 		         config->user);
 		goto out;
 	}
-	ra_log(CA_LOG_INFO, PRIV_COMPONENT, NULL, NULL,
+	ra_log(CORE_LOG_INFO, PRIV_COMPONENT, NULL, NULL,
 	       "dropped privileges to user %s (uid %u, gid %u)", config->user,
 	       (unsigned int)pw->pw_uid, (unsigned int)gid);
 	rc = 0;

@@ -19,7 +19,7 @@
 
 #include "ra/auth_basic.h"
 #include "ra/log.h"
-#include "ra/offload.h"
+#include "core/offload.h"
 
 /* Longest line of the users file, newline included. */
 #define RA_USERS_LINE_MAX 4096
@@ -711,7 +711,7 @@ ra_basic_cache_init(void)
 		EVP_MAC_CTX_free(ctx);
 		ctx = NULL;
 		/* Without the cache every Basic check runs crypt(3). */
-		ra_log(CA_LOG_WARN, "ra.auth", NULL,
+		ra_log(CORE_LOG_WARN, "ra.auth", NULL,
 		       "check the OpenSSL installation (default provider)",
 		       "Basic password cache off: cannot key HMAC-SHA-256 "
 		       "(random bytes or OpenSSL's HMAC unavailable)");
@@ -1025,7 +1025,7 @@ ra_auth_basic_prefetch(const struct ra_users *users, const char *authorization,
 	job->hash = found != NULL ? found->hash : users->dummy_hash;
 	job->done = done;
 	job->arg = arg;
-	if (job->hash == NULL || ra_offload_run(base, ra_basic_job_work,
+	if (job->hash == NULL || core_offload_run(base, ra_basic_job_work,
 	                                        ra_basic_job_done, job) != 0)
 		goto inline_check;
 	OPENSSL_cleanse(mac_buf, sizeof(mac_buf));

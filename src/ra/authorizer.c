@@ -1,6 +1,6 @@
 /*
  * authorizer.c: the external authorizer (see authorizer.h), run through
- * ca_proc so that the worker never blocks on it.
+ * core_proc so that the worker never blocks on it.
  */
 #include <sys/stat.h>
 
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ca_plugins/proc.h"
+#include "core/proc.h"
 #include "ra/authorizer.h"
 
 /* Most arguments of the command, program included. */
@@ -60,7 +60,7 @@ ra_authorizer_free(struct ra_authorizer *az)
 }
 
 struct ra_authorizer *
-ra_authorizer_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
+ra_authorizer_new(const json_t *conf, const char *conf_dir, struct core_err *err)
 {
 	struct ra_authorizer *az = NULL, *rc = NULL;
 	const json_t *cmd, *v;
@@ -71,7 +71,7 @@ ra_authorizer_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 	json_t *val;
 
 	if (!json_is_object(conf)) {
-		ca_err_set(err, "", "must be an object");
+		core_err_set(err, "", "must be an object");
 		goto out;
 	}
 	json_object_foreach((json_t *)conf, key, val)
@@ -80,19 +80,19 @@ ra_authorizer_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 			if (strcmp(key, authz_keys[j]) == 0)
 				break;
 		if (authz_keys[j] == NULL) {
-			ca_err_set(err, key, "unknown key \"%s\"", key);
+			core_err_set(err, key, "unknown key \"%s\"", key);
 			goto out;
 		}
 	}
 	if ((az = calloc(1, sizeof(*az))) == NULL) {
-		ca_err_set(err, "", "out of memory");
+		core_err_set(err, "", "out of memory");
 		goto out;
 	}
 	az->timeout = 5;
 	if ((v = json_object_get(conf, "timeout")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 300) {
-			ca_err_set(
+			core_err_set(
 			    err, "timeout",
 			    "must be an integer from 1 to 300 (seconds)");
 			goto out;
@@ -100,19 +100,19 @@ ra_authorizer_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 		az->timeout = (unsigned int)json_integer_value(v);
 	}
 	if ((cmd = json_object_get(conf, "command")) == NULL) {
-		ca_err_set(err, "command", "required");
+		core_err_set(err, "command", "required");
 		goto out;
 	}
 	if (!json_is_array(cmd) || (n = json_array_size(cmd)) == 0 ||
 	    n >= AUTHZ_ARGS_MAX) {
-		ca_err_set(err, "command",
+		core_err_set(err, "command",
 		           "must be an array of 1 to %d strings: the program "
 		           "and its arguments",
 		           AUTHZ_ARGS_MAX - 1);
 		goto out;
 	}
 	if ((az->argv = calloc(n + 1, sizeof(char *))) == NULL) {
-		ca_err_set(err, "command", "out of memory");
+		core_err_set(err, "command", "out of memory");
 		goto out;
 	}
 	json_array_foreach(cmd, i, v)
@@ -120,7 +120,7 @@ ra_authorizer_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 		snprintf(path, sizeof(path), "command.%zu", i);
 		if ((s = json_string_value(v)) == NULL ||
 		    (i == 0 && s[0] == '\0')) {
-			ca_err_set(err, path, "must be a string");
+			core_err_set(err, path, "must be a string");
 			goto out;
 		}
 		if (i == 0 && s[0] != '/') {
@@ -129,17 +129,17 @@ ra_authorizer_new(const json_t *conf, const char *conf_dir, struct ca_err *err)
 		} else
 			az->argv[i] = strdup(s);
 		if (az->argv[i] == NULL) {
-			ca_err_set(err, path, "out of memory");
+			core_err_set(err, path, "out of memory");
 			goto out;
 		}
 	}
 	if (stat(az->argv[0], &st) != 0) {
-		ca_err_set(err, "command.0", "%s: %s", az->argv[0],
+		core_err_set(err, "command.0", "%s: %s", az->argv[0],
 		           strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || access(az->argv[0], X_OK) != 0) {
-		ca_err_set(err, "command.0", "%s: not an executable file",
+		core_err_set(err, "command.0", "%s: not an executable file",
 		           az->argv[0]);
 		goto out;
 	}
@@ -164,7 +164,7 @@ authz_first_line(const char *text, char *buf, size_t len)
 }
 
 static void
-authz_proc_done(struct ca_proc *proc, const struct ca_proc_result *res,
+authz_proc_done(struct core_proc *proc, const struct core_proc_result *res,
                 void *arg)
 {
 	struct ra_authz_call *call = arg;
@@ -216,7 +216,7 @@ ra_authorizer_run(const struct ra_authorizer *az, struct event_base *base,
 	char *envp[] = {AUTHZ_PATH, "LC_ALL=C", env_rid,
 	                env_label,  env_op,     NULL};
 	struct ra_authz_call *call = NULL, *rc = NULL;
-	struct ca_proc_spec spec;
+	struct core_proc_spec spec;
 	char *input = NULL;
 
 	if ((call = calloc(1, sizeof(*call))) == NULL ||
@@ -236,7 +236,7 @@ ra_authorizer_run(const struct ra_authorizer *az, struct event_base *base,
 	spec.input_len = strlen(input);
 	spec.timeout_ms = az->timeout * 1000;
 	spec.max_output = AUTHZ_OUTPUT_MAX;
-	if (ca_proc_start(base, &spec, authz_proc_done, call, err, errlen) ==
+	if (core_proc_start(base, &spec, authz_proc_done, call, err, errlen) ==
 	    NULL)
 		goto out;
 	rc = call;

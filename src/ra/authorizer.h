@@ -26,7 +26,7 @@ struct ra_authorizer;
  * err->key relative to the authorizer object.  Borrows conf and conf_dir.
  */
 struct ra_authorizer *
-ra_authorizer_new(const json_t *conf, const char *conf_dir, struct ca_err *err);
+ra_authorizer_new(const json_t *conf, const char *conf_dir, struct core_err *err);
 
 /* Frees az.  NULL is a no-op. */
 void ra_authorizer_free(struct ra_authorizer *az);

@@ -136,7 +136,7 @@ static const char *const cfg_operations[] = {
     "serverkeygen", NULL,
 };
 
-/* Names of enum ca_log_level, in its order. */
+/* Names of enum core_log_level, in its order. */
 static const char *const cfg_levels[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", NULL,
 };
@@ -511,7 +511,7 @@ cfg_ssl_error(struct cfg *c, const char *where, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	ca_ssl_errors_append(reason, sizeof(reason));
+	core_ssl_errors_append(reason, sizeof(reason));
 	return cfg_error(c, where, 0, NULL, "%s", reason);
 }
 
@@ -1218,7 +1218,7 @@ cfg_load_logs(struct cfg *c, const json_t *root)
 		                         sizeof(got)));
 		goto out;
 	}
-	config->logs.level = CA_LOG_EMERG + i;
+	config->logs.level = CORE_LOG_EMERG + i;
 	rc = 0;
 out:
 	return rc;
@@ -1754,7 +1754,7 @@ cfg_label_ca(struct cfg *c, struct ra_label *label, const json_t *obj,
              const char *lpath)
 {
 	char path[CFG_PATH_MAX], where[CFG_PATH_MAX];
-	struct ca_err err;
+	struct core_err err;
 	const json_t *ca;
 	int rc = -1;
 
@@ -1926,7 +1926,7 @@ cfg_policy(struct cfg *c, const json_t *obj, const char *objpath,
 {
 	char path[CFG_PATH_MAX], where[CFG_PATH_MAX];
 	const json_t *v;
-	struct ca_err err;
+	struct core_err err;
 	int rc = -1;
 
 	cfg_join(path, sizeof(path), objpath, key);
@@ -2136,7 +2136,7 @@ cfg_label_security(struct cfg *c, struct ra_label *label, const json_t *obj,
 {
 	char path[CFG_PATH_MAX], where[CFG_PATH_MAX], msg[512];
 	const char *crl = NULL;
-	struct ca_err err;
+	struct core_err err;
 	const json_t *v;
 	char *crl_path = NULL;
 	int rc = -1;

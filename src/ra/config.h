@@ -121,7 +121,7 @@ struct ra_config {
 		char *error;  /* path, or "-" for stderr; owned */
 		char *access; /* path, "-" for stderr, or NULL for none */
 		char *audit;  /* path or NULL for none */
-		int level;    /* most verbose enum ca_log_level written */
+		int level;    /* most verbose enum core_log_level written */
 	} logs;
 
 	char *users; /* htpasswd file for Basic, or NULL; absolute; owned */

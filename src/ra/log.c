@@ -18,7 +18,7 @@
 #include <event2/event.h>
 
 #include "ra/log.h"
-#include "ra/offload.h"
+#include "core/offload.h"
 
 /* One error-log line at most; CA text is cut first so context survives. */
 #define RA_LOG_LINE_MAX 4096
@@ -33,7 +33,7 @@ struct ra_log_file {
 static struct ra_log_file ra_log_error_file = {NULL, STDERR_FILENO};
 static struct ra_log_file ra_log_access_file = {NULL, -1};
 static struct ra_log_file ra_log_audit_file = {NULL, -1};
-static int ra_log_level = CA_LOG_INFO;
+static int ra_log_level = CORE_LOG_INFO;
 
 /* Serializes audit appends, so that a record the disk did not take whole
  * can be cut off without touching another thread's record, and keeps a
@@ -143,14 +143,14 @@ ra_log_reopen_one(struct ra_log_file *file)
 		return 0;
 	fd = open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
-		ra_log(CA_LOG_ERROR, "ra.log", NULL,
+		ra_log(CORE_LOG_ERROR, "ra.log", NULL,
 		       "check the log directory's permissions",
 		       "cannot reopen log %s: (%d: %s)", file->path, errno,
 		       strerror(errno));
 		goto out;
 	}
 	if (dup3(fd, file->fd, O_CLOEXEC) < 0) {
-		ra_log(CA_LOG_ERROR, "ra.log", NULL, NULL,
+		ra_log(CORE_LOG_ERROR, "ra.log", NULL, NULL,
 		       "cannot reopen log %s: dup3: (%d: %s)", file->path,
 		       errno, strerror(errno));
 		close(fd);
@@ -200,7 +200,7 @@ ra_log_close(void)
 }
 
 int
-ra_log_enabled(enum ca_log_level level)
+ra_log_enabled(enum core_log_level level)
 {
 	return (int)level <= __atomic_load_n(&ra_log_level, __ATOMIC_RELAXED);
 }
@@ -277,7 +277,7 @@ ra_log_append_field(char *line, size_t *used, size_t len, const char *key,
 }
 
 void
-ra_log(enum ca_log_level level, const char *component,
+ra_log(enum core_log_level level, const char *component,
        const struct ra_log_context *ctx, const char *hint, const char *fmt, ...)
 {
 	char message[RA_LOG_MESSAGE_MAX], escaped[RA_LOG_MESSAGE_MAX];
@@ -412,7 +412,7 @@ ra_log_audit_format(json_t *entry, size_t *len)
 	if (json_object_set_new(entry, "ts", json_string(ts)) != 0 ||
 	    (text = json_dumps(entry, JSON_COMPACT | JSON_PRESERVE_ORDER)) ==
 	        NULL) {
-		ra_log(CA_LOG_CRIT, "ra.audit", NULL, NULL,
+		ra_log(CORE_LOG_CRIT, "ra.audit", NULL, NULL,
 		       "cannot format audit record: out of memory");
 		return NULL;
 	}
@@ -449,7 +449,7 @@ ra_log_audit_append(const char *text, size_t len, enum ra_log_sync sync)
 		if (end >= 0)
 			(void)ftruncate(ra_log_audit_file.fd, end);
 		pthread_mutex_unlock(&ra_log_audit_lock);
-		ra_log(CA_LOG_CRIT, "ra.audit", NULL,
+		ra_log(CORE_LOG_CRIT, "ra.audit", NULL,
 		       "check the disk holding the audit log",
 		       "cannot write audit log %s: (%d: %s)",
 		       ra_log_audit_file.path, saved, strerror(saved));
@@ -464,7 +464,7 @@ ra_log_audit_append(const char *text, size_t len, enum ra_log_sync sync)
 		saved = errno;
 		if (sync == RA_LOG_SYNC_HELD)
 			pthread_mutex_unlock(&ra_log_audit_lock);
-		ra_log(CA_LOG_CRIT, "ra.audit", NULL,
+		ra_log(CORE_LOG_CRIT, "ra.audit", NULL,
 		       "check the disk holding the audit log",
 		       "cannot sync audit log %s: (%d: %s)",
 		       ra_log_audit_file.path, saved, strerror(saved));
@@ -539,7 +539,7 @@ ra_log_audit_deliver(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	ra_offload_delivered(item->base);
+	core_offload_delivered(item->base);
 	event_free(item->ev);
 	free(item->text);
 	free(item);
@@ -561,7 +561,7 @@ ra_log_audit_write_batch(struct ra_log_audit_item *batch)
 	for (item = batch; item != NULL; item = item->next)
 		total += item->len;
 	if ((buf = malloc(total)) == NULL) {
-		ra_log(CA_LOG_CRIT, "ra.audit", NULL, NULL,
+		ra_log(CORE_LOG_CRIT, "ra.audit", NULL, NULL,
 		       "cannot write audit records: out of memory");
 		return -1;
 	}
@@ -601,7 +601,7 @@ ra_log_audit_writer_main(void *arg)
 			pthread_mutex_lock(&ra_log_audit_lock);
 			if (fdatasync(ra_log_audit_file.fd) != 0 &&
 			    errno != EINVAL)
-				ra_log(CA_LOG_CRIT, "ra.audit", NULL,
+				ra_log(CORE_LOG_CRIT, "ra.audit", NULL,
 				       "check the disk holding the audit log",
 				       "cannot sync audit log %s: (%d: %s)",
 				       ra_log_audit_file.path, errno,
@@ -672,13 +672,13 @@ ra_log_audit_submit(json_t *entry, struct event_base *base,
 	    (item->ev = event_new(base, -1, 0, ra_log_audit_deliver, item)) ==
 	        NULL)
 		goto out;
-	(void)event_priority_set(item->ev, CA_LOOP_PRIORITY_ONGOING);
+	(void)event_priority_set(item->ev, CORE_LOOP_PRIORITY_ONGOING);
 	if ((item->text = ra_log_audit_format(entry, &item->len)) == NULL)
 		goto out;
 	item->base = base;
 	item->done = done;
 	item->arg = arg;
-	ra_offload_expect(base);
+	core_offload_expect(base);
 	pthread_mutex_lock(&ra_log_queue_lock);
 	*ra_log_queue_tail = item;
 	ra_log_queue_tail = &item->next;
@@ -718,20 +718,20 @@ ra_log_audit_writer_stop(void)
 static void
 ra_log_libevent(int severity, const char *msg)
 {
-	enum ca_log_level level;
+	enum core_log_level level;
 
 	switch (severity) {
 	case EVENT_LOG_DEBUG:
-		level = CA_LOG_DEBUG;
+		level = CORE_LOG_DEBUG;
 		break;
 	case EVENT_LOG_MSG:
-		level = CA_LOG_INFO;
+		level = CORE_LOG_INFO;
 		break;
 	case EVENT_LOG_WARN:
-		level = CA_LOG_WARN;
+		level = CORE_LOG_WARN;
 		break;
 	default:
-		level = CA_LOG_ERROR;
+		level = CORE_LOG_ERROR;
 		break;
 	}
 	ra_log(level, "est.libevent", NULL, NULL, "%s", msg);

@@ -53,7 +53,7 @@ void ra_log_close(void);
 void ra_log_set_level(int level);
 
 /* Returns 1 when a line at level would be written. */
-int ra_log_enabled(enum ca_log_level level);
+int ra_log_enabled(enum core_log_level level);
 
 /*
  * Writes one error-log line:
@@ -61,7 +61,7 @@ int ra_log_enabled(enum ca_log_level level);
  * hint: "HINT"`.  ctx and hint may be NULL.  MESSAGE is "WHAT: CAUSE[ while
  * ACTION]", formatted from fmt; control bytes in it are escaped as \xHH.
  */
-void ra_log(enum ca_log_level level, const char *component,
+void ra_log(enum core_log_level level, const char *component,
             const struct ra_log_context *ctx, const char *hint, const char *fmt,
             ...) __attribute__((format(printf, 5, 6)));
 
@@ -105,7 +105,7 @@ int ra_log_audit(json_t *entry);
  * for the call) and written and synced by the audit writer thread with
  * whatever else is queued.  Then done(rc, arg) runs on base's loop (the
  * caller's worker loop, which must be running or be drained with
- * ra_offload_drain()), rc 0 when the record is durable, -1 when it could
+ * core_offload_drain()), rc 0 when the record is durable, -1 when it could
  * not be written (a crit line says why).  Returns 0 when done will be called,
  * -1 when the record was not queued (no audit log, no memory, writer stopped):
  * the caller then uses ra_log_audit().  Thread-safe; base must have been made

@@ -61,13 +61,13 @@ ra_pending_key(const char *label, const char *identity, X509_REQ *csr,
 		goto out;
 	/* NUL separators keep ("ab", "c") and ("a", "bc") apart. */
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(ctx, ca_sha256(), NULL) != 1 ||
+	    EVP_DigestInit_ex(ctx, core_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, label, strlen(label) + 1) != 1 ||
 	    EVP_DigestUpdate(ctx, identity, strlen(identity) + 1) != 1 ||
 	    EVP_DigestUpdate(ctx, spki, (size_t)len) != 1 ||
 	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
 		goto out;
-	ca_hex_encode(md, mdlen, key, RA_PENDING_KEY_MAX);
+	core_hex_encode(md, mdlen, key, RA_PENDING_KEY_MAX);
 	rc = 0;
 out:
 	EVP_MD_CTX_free(ctx);
@@ -105,7 +105,7 @@ ra_pending_certs_from_pem(const char *pem)
 	STACK_OF(X509) *certs;
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 
-	certs = ca_certs_read_pem(bio, 0, NULL);
+	certs = core_certs_read_pem(bio, 0, NULL);
 	ERR_clear_error();
 	BIO_free(bio);
 	return certs;
@@ -487,7 +487,7 @@ ra_pending_dir_expire(struct ra_pending *store, time_t now, char *err,
 			continue;
 		if (record.expires <= now &&
 		    ra_pending_dir_remove(store, key, why, sizeof(why)) == 0) {
-			ra_log(CA_LOG_WARN, "ra.pending",
+			ra_log(CORE_LOG_WARN, "ra.pending",
 			       &(struct ra_log_context){.rid = record.first_rid,
 			                                .identity =
 			                                    record.identity,

@@ -85,7 +85,7 @@ static const char *const pol_ext_keys[] = {
 
 static int
 pol_check_keys(const json_t *obj, const char *prefix, const char *const *known,
-               struct ca_err *err)
+               struct core_err *err)
 {
 	const char *key;
 	json_t *v;
@@ -100,7 +100,7 @@ pol_check_keys(const json_t *obj, const char *prefix, const char *const *known,
 			char path[128];
 
 			snprintf(path, sizeof(path), "%s%s", prefix, key);
-			return ca_err_set(err, path, "unknown key \"%s\"", key);
+			return core_err_set(err, path, "unknown key \"%s\"", key);
 		}
 	}
 	return 0;
@@ -126,7 +126,7 @@ pol_patterns_free(struct pol_patterns *p)
  */
 static int
 pol_patterns_load(const json_t *obj, const char *key, const char *path,
-                  int icase, struct pol_patterns *p, struct ca_err *err)
+                  int icase, struct pol_patterns *p, struct core_err *err)
 {
 	char anchored[POL_PATTERN_MAX + 8], epath[128], msg[128];
 	const json_t *list, *v;
@@ -137,28 +137,28 @@ pol_patterns_load(const json_t *obj, const char *key, const char *path,
 	if ((list = json_object_get(obj, key)) == NULL)
 		return 0;
 	if (!json_is_array(list)) {
-		ca_err_set(err, path, "must be an array of patterns");
+		core_err_set(err, path, "must be an array of patterns");
 		goto out;
 	}
 	if ((n = json_array_size(list)) > POL_LIST_MAX) {
-		ca_err_set(err, path, "at most %d patterns", POL_LIST_MAX);
+		core_err_set(err, path, "at most %d patterns", POL_LIST_MAX);
 		goto out;
 	}
 	p->set = 1;
 	if (n > 0 && ((p->re = calloc(n, sizeof(*p->re))) == NULL ||
 	              (p->src = calloc(n, sizeof(*p->src))) == NULL)) {
-		ca_err_set(err, path, "out of memory");
+		core_err_set(err, path, "out of memory");
 		goto out;
 	}
 	json_array_foreach(list, i, v)
 	{
 		snprintf(epath, sizeof(epath), "%s.%zu", path, i);
 		if ((s = json_string_value(v)) == NULL || s[0] == '\0') {
-			ca_err_set(err, epath, "must be a non-empty string");
+			core_err_set(err, epath, "must be a non-empty string");
 			goto out;
 		}
 		if (strlen(s) > POL_PATTERN_MAX) {
-			ca_err_set(err, epath, "longer than %d bytes",
+			core_err_set(err, epath, "longer than %d bytes",
 			           POL_PATTERN_MAX);
 			goto out;
 		}
@@ -167,7 +167,7 @@ pol_patterns_load(const json_t *obj, const char *key, const char *path,
 		            REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0));
 		if (r != 0) {
 			regerror(r, &p->re[i], msg, sizeof(msg));
-			ca_err_set(err, epath,
+			core_err_set(err, epath,
 			           "not a POSIX extended regular expression: "
 			           "%s",
 			           msg);
@@ -175,7 +175,7 @@ pol_patterns_load(const json_t *obj, const char *key, const char *path,
 		}
 		if ((p->src[i] = strdup(s)) == NULL) {
 			regfree(&p->re[i]);
-			ca_err_set(err, epath, "out of memory");
+			core_err_set(err, epath, "out of memory");
 			goto out;
 		}
 		p->n++;
@@ -220,14 +220,14 @@ pol_patterns_text(const struct pol_patterns *p, char *buf, size_t len)
 
 static int
 pol_get_bool(const json_t *obj, const char *key, const char *path, int *out,
-             struct ca_err *err)
+             struct core_err *err)
 {
 	const json_t *v;
 
 	if ((v = json_object_get(obj, key)) == NULL)
 		return 0;
 	if (!json_is_boolean(v))
-		return ca_err_set(err, path, "must be true or false");
+		return core_err_set(err, path, "must be true or false");
 	*out = json_is_true(v);
 	return 0;
 }
@@ -246,7 +246,7 @@ pol_curve_nid(const char *name)
 }
 
 static int
-pol_load_keys(struct ra_policy *p, const json_t *obj, struct ca_err *err)
+pol_load_keys(struct ra_policy *p, const json_t *obj, struct core_err *err)
 {
 	char epath[64];
 	const json_t *keys, *v, *list;
@@ -256,7 +256,7 @@ pol_load_keys(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 	if ((keys = json_object_get(obj, "keys")) == NULL)
 		return 0;
 	if (!json_is_object(keys))
-		return ca_err_set(err, "keys", "must be an object");
+		return core_err_set(err, "keys", "must be an object");
 	if (pol_check_keys(keys, "keys.", pol_key_keys, err) != 0)
 		return -1;
 	p->keys_set = 1;
@@ -266,7 +266,7 @@ pol_load_keys(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 	if ((v = json_object_get(keys, "rsa")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 2048 ||
 		    json_integer_value(v) > 16384)
-			return ca_err_set(err, "keys.rsa",
+			return core_err_set(err, "keys.rsa",
 			                  "must be the least RSA size in bits, "
 			                  "2048 to 16384");
 		p->rsa_min = (int)json_integer_value(v);
@@ -274,7 +274,7 @@ pol_load_keys(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 	if ((list = json_object_get(keys, "ec")) != NULL) {
 		if (!json_is_array(list) ||
 		    json_array_size(list) > POL_LIST_MAX)
-			return ca_err_set(err, "keys.ec",
+			return core_err_set(err, "keys.ec",
 			                  "must be an array of curve names");
 		json_array_foreach(list, i, v)
 		{
@@ -282,7 +282,7 @@ pol_load_keys(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 			if (!json_is_string(v) ||
 			    (nid = pol_curve_nid(json_string_value(v))) ==
 			        NID_undef)
-				return ca_err_set(err, epath,
+				return core_err_set(err, epath,
 				                  "not a curve name OpenSSL "
 				                  "knows (e.g. \"P-256\")");
 			p->ec_nids[p->n_ec++] = nid;
@@ -296,7 +296,7 @@ pol_load_keys(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 }
 
 static int
-pol_load_signature(struct ra_policy *p, const json_t *obj, struct ca_err *err)
+pol_load_signature(struct ra_policy *p, const json_t *obj, struct core_err *err)
 {
 	const json_t *list, *v;
 	const EVP_MD *md;
@@ -307,7 +307,7 @@ pol_load_signature(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 	if ((list = json_object_get(obj, "signature")) == NULL)
 		return 0;
 	if (!json_is_array(list) || json_array_size(list) > POL_LIST_MAX)
-		return ca_err_set(err, "signature",
+		return core_err_set(err, "signature",
 		                  "must be an array of digest names");
 	p->sig_set = 1;
 	json_array_foreach(list, i, v)
@@ -315,13 +315,13 @@ pol_load_signature(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 		snprintf(epath, sizeof(epath), "signature.%zu", i);
 		if (!json_is_string(v) ||
 		    (md = EVP_get_digestbyname(json_string_value(v))) == NULL)
-			return ca_err_set(err, epath,
+			return core_err_set(err, epath,
 			                  "not a digest name OpenSSL knows "
 			                  "(e.g. \"sha256\")");
 		nid = EVP_MD_get_type(md);
 		if (nid == NID_sha1 || nid == NID_md5 || nid == NID_md4 ||
 		    nid == NID_md5_sha1)
-			return ca_err_set(err, epath,
+			return core_err_set(err, epath,
 			                  "%s is broken and never allowed",
 			                  json_string_value(v));
 		p->md_nids[p->n_md++] = nid;
@@ -332,14 +332,14 @@ pol_load_signature(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 /* Loads an array of OIDs or object names into objs. */
 static int
 pol_load_objects(const json_t *list, const char *path, ASN1_OBJECT **objs,
-                 size_t *n, struct ca_err *err)
+                 size_t *n, struct core_err *err)
 {
 	const json_t *v;
 	char epath[64];
 	size_t i;
 
 	if (!json_is_array(list) || json_array_size(list) > POL_LIST_MAX)
-		return ca_err_set(err, path,
+		return core_err_set(err, path,
 		                  "must be an array of OIDs or object names");
 	json_array_foreach(list, i, v)
 	{
@@ -347,7 +347,7 @@ pol_load_objects(const json_t *list, const char *path, ASN1_OBJECT **objs,
 		if (!json_is_string(v) || json_string_value(v)[0] == '\0' ||
 		    (objs[*n] = OBJ_txt2obj(json_string_value(v), 0)) == NULL) {
 			ERR_clear_error();
-			return ca_err_set(err, epath,
+			return core_err_set(err, epath,
 			                  "not an OID or object name OpenSSL "
 			                  "knows");
 		}
@@ -368,7 +368,7 @@ pol_has_object(ASN1_OBJECT *const *objs, size_t n, const ASN1_OBJECT *obj)
 }
 
 static int
-pol_load_extensions(struct ra_policy *p, const json_t *obj, struct ca_err *err)
+pol_load_extensions(struct ra_policy *p, const json_t *obj, struct core_err *err)
 {
 	const json_t *ext, *v;
 	const char *s;
@@ -377,7 +377,7 @@ pol_load_extensions(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 	if ((ext = json_object_get(obj, "extensions")) == NULL)
 		goto defaults;
 	if (!json_is_object(ext))
-		return ca_err_set(err, "extensions", "must be an object");
+		return core_err_set(err, "extensions", "must be an object");
 	if (pol_check_keys(ext, "extensions.", pol_ext_keys, err) != 0)
 		return -1;
 	if ((v = json_object_get(ext, "allow")) != NULL) {
@@ -394,7 +394,7 @@ pol_load_extensions(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 		else if (s != NULL && strcmp(s, "refuse") == 0)
 			p->ext_refuse = 1;
 		else
-			return ca_err_set(err, "extensions.unlisted",
+			return core_err_set(err, "extensions.unlisted",
 			                  "must be \"drop\" or \"refuse\"");
 	}
 	if ((v = json_object_get(ext, "eku")) != NULL &&
@@ -405,7 +405,7 @@ pol_load_extensions(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 	for (i = 0; i < p->n_ext_allow; i++)
 		if (OBJ_obj2nid(p->ext_allow[i]) == NID_ext_key_usage &&
 		    json_object_get(ext, "eku") == NULL)
-			return ca_err_set(
+			return core_err_set(
 			    err, "extensions.eku",
 			    "required when extensions.allow lists "
 			    "extendedKeyUsage: the EKUs the label "
@@ -419,14 +419,14 @@ defaults:
 }
 
 static int
-pol_load_san(struct ra_policy *p, const json_t *obj, struct ca_err *err)
+pol_load_san(struct ra_policy *p, const json_t *obj, struct core_err *err)
 {
 	const json_t *san, *v;
 
 	if ((san = json_object_get(obj, "san")) == NULL)
 		return 0;
 	if (!json_is_object(san))
-		return ca_err_set(err, "san", "must be an object");
+		return core_err_set(err, "san", "must be an object");
 	if (pol_check_keys(san, "san.", pol_san_keys, err) != 0 ||
 	    pol_patterns_load(san, "dns", "san.dns", 1, &p->san_dns, err) !=
 	        0 ||
@@ -440,7 +440,7 @@ pol_load_san(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 	if ((v = json_object_get(san, "max")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 1000)
-			return ca_err_set(err, "san.max",
+			return core_err_set(err, "san.max",
 			                  "must be an integer from 0 to 1000");
 		p->san_max = (long)json_integer_value(v);
 	}
@@ -448,14 +448,14 @@ pol_load_san(struct ra_policy *p, const json_t *obj, struct ca_err *err)
 }
 
 struct ra_policy *
-ra_policy_new(const json_t *conf, struct ca_err *err)
+ra_policy_new(const json_t *conf, struct core_err *err)
 {
 	struct ra_policy *p = NULL, *rc = NULL;
 	const json_t *v;
 	const char *s;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
-		ca_err_set(err, "", "out of memory");
+		core_err_set(err, "", "out of memory");
 		goto out;
 	}
 	p->san_max = -1;
@@ -468,7 +468,7 @@ ra_policy_new(const json_t *conf, struct ca_err *err)
 		goto out;
 	}
 	if (!json_is_object(conf)) {
-		ca_err_set(err, "", "must be an object");
+		core_err_set(err, "", "must be an object");
 		goto out;
 	}
 	if (pol_check_keys(conf, "", pol_keys, err) != 0 ||
@@ -485,7 +485,7 @@ ra_policy_new(const json_t *conf, struct ca_err *err)
 		else if (s != NULL && strcmp(s, "identity") == 0)
 			p->cn_equals = POL_CN_IDENTITY;
 		else {
-			ca_err_set(err, "cn_equals",
+			core_err_set(err, "cn_equals",
 			           "must be \"none\", \"user\", \"cert_cn\" "
 			           "or \"identity\"");
 			goto out;

@@ -28,7 +28,7 @@ struct ra_policy;
  * err->key set to the key path relative to the policy object ("san.dns.1")
  * and err->text to the reason.  Borrows conf for the call.
  */
-struct ra_policy *ra_policy_new(const json_t *conf, struct ca_err *err);
+struct ra_policy *ra_policy_new(const json_t *conf, struct core_err *err);
 
 /* Frees policy.  NULL is a no-op. */
 void ra_policy_free(struct ra_policy *policy);

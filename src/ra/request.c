@@ -64,7 +64,7 @@ ra_request_new(const struct ra_config *config, const struct ra_trust *trust,
 		memcpy(raw, &tv,
 		       sizeof(raw) < sizeof(tv) ? sizeof(raw) : sizeof(tv));
 	}
-	ca_hex_encode(raw, sizeof(raw), req->rid, sizeof(req->rid));
+	core_hex_encode(raw, sizeof(raw), req->rid, sizeof(req->rid));
 	req->config = config;
 	req->trust = trust;
 	req->base = base;
@@ -126,7 +126,7 @@ ra_request_elapsed_ms(const struct ra_request *req)
 }
 
 static void
-ra_request_vrefuse(struct ra_request *req, int status, enum ca_log_level level,
+ra_request_vrefuse(struct ra_request *req, int status, enum core_log_level level,
                    const char *component, const char *hint, const char *fmt,
                    va_list ap)
 {
@@ -139,7 +139,7 @@ ra_request_vrefuse(struct ra_request *req, int status, enum ca_log_level level,
 }
 
 void
-ra_request_refuse(struct ra_request *req, int status, enum ca_log_level level,
+ra_request_refuse(struct ra_request *req, int status, enum core_log_level level,
                   const char *component, const char *hint, const char *fmt, ...)
 {
 	va_list ap;
@@ -211,7 +211,7 @@ ra_request_judge_cert(struct ra_request *req, char *why, size_t whylen)
 		ra_policy_name_cn(X509_get_subject_name(req->peer.cert),
 		                  req->cert_cn, sizeof(req->cert_cn));
 		if (check.expired_days >= 0)
-			ra_log(CA_LOG_INFO, "ra.auth", &req->log, NULL,
+			ra_log(CORE_LOG_INFO, "ra.auth", &req->log, NULL,
 			       "client certificate expired %ld days ago, "
 			       "accepted within reenroll.grace_days %u, "
 			       "subject: \"%s\"",
@@ -222,7 +222,7 @@ ra_request_judge_cert(struct ra_request *req, char *why, size_t whylen)
 	snprintf(why, whylen, "%s", check.why);
 	/* Logged even when Basic may still let the client in: the
 	 * operator wants to know why the certificate was not enough. */
-	ra_log(CA_LOG_NOTICE, "ra.auth", &req->log,
+	ra_log(CORE_LOG_NOTICE, "ra.auth", &req->log,
 	       check.chained == RA_TRUST_NONE
 	           ? "check that the client certificate chains to "
 	             "tls.explicit_ca or tls.implicit_ca (or the label's "
@@ -290,7 +290,7 @@ refused:
 		req->log.identity = req->identity;
 	}
 	if (basic_tried && !basic_ok) {
-		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth",
+		ra_request_refuse(req, 401, CORE_LOG_NOTICE, "ra.auth",
 		                  "check the user's password in the users file",
 		                  "authentication failed: %s",
 		                  ra_basic_result_text(basic));
@@ -301,14 +301,14 @@ refused:
 	if (req->peer.cert != NULL && !cert_ok &&
 	    (ra_request_is_reenroll(req) || req->cert_store != RA_TRUST_NONE)) {
 		ra_request_refuse(
-		    req, 403, CA_LOG_NOTICE, "ra.auth", NULL,
+		    req, 403, CORE_LOG_NOTICE, "ra.auth", NULL,
 		    "%s refused: client certificate not accepted: "
 		    "%s",
 		    req->op_name, why);
 		return -1;
 	}
 	if ((allowed & (RA_AUTH_BASIC | RA_AUTH_CERT_BASIC)) && cert_ok) {
-		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth", NULL,
+		ra_request_refuse(req, 401, CORE_LOG_NOTICE, "ra.auth", NULL,
 		                  "authentication required: label %s needs "
 		                  "Basic credentials with the client "
 		                  "certificate",
@@ -317,7 +317,7 @@ refused:
 	}
 	if (allowed & RA_AUTH_BASIC) {
 		ra_request_refuse(
-		    req, 401, CA_LOG_NOTICE, "ra.auth", NULL,
+		    req, 401, CORE_LOG_NOTICE, "ra.auth", NULL,
 		    "authentication required: %s",
 		    why[0] != '\0' ? "client certificate not accepted and no "
 		                     "Basic credentials"
@@ -325,7 +325,7 @@ refused:
 		                     "credentials");
 		return -1;
 	}
-	ra_request_refuse(req, why[0] != '\0' ? 403 : 401, CA_LOG_NOTICE,
+	ra_request_refuse(req, why[0] != '\0' ? 403 : 401, CORE_LOG_NOTICE,
 	                  "ra.auth", NULL, "authentication required: %s%s",
 	                  why[0] != '\0'
 	                      ? "client certificate not accepted: "
@@ -359,7 +359,7 @@ ra_request_check_key_reuse(struct ra_request *req, X509_REQ *csr)
 
 	ERR_clear_error();
 	if (same && !req->label->renew) {
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.policy",
+		ra_request_refuse(req, 403, CORE_LOG_NOTICE, "ra.policy",
 		                  "the label allows rekey only: send a CSR "
 		                  "with a new key",
 		                  "reenroll refused: the CSR reuses the key of "
@@ -368,7 +368,7 @@ ra_request_check_key_reuse(struct ra_request *req, X509_REQ *csr)
 		return -1;
 	}
 	if (!same && !req->label->rekey) {
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.policy",
+		ra_request_refuse(req, 403, CORE_LOG_NOTICE, "ra.policy",
 		                  "the label allows renewal with the same key "
 		                  "only",
 		                  "reenroll refused: the CSR has a new key "
@@ -394,7 +394,7 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	    (req->auth_method != RA_AUTHED_CERT &&
 	     req->auth_method != RA_AUTHED_CERT_BASIC)) {
 		ra_request_refuse(
-		    req, 403, CA_LOG_NOTICE, "ra.request",
+		    req, 403, CORE_LOG_NOTICE, "ra.request",
 		    "simplereenroll needs the certificate being renewed as "
 		    "the TLS client certificate",
 		    "reenroll refused: Unable to locate certificate to be "
@@ -403,7 +403,7 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	}
 	if (req->cert_store != RA_TRUST_EXPLICIT) {
 		ra_request_refuse(
-		    req, 403, CA_LOG_NOTICE, "ra.request",
+		    req, 403, CORE_LOG_NOTICE, "ra.request",
 		    "a manufacturer certificate may enroll, not reenroll",
 		    "reenroll refused: client certificate is anchored in the "
 		    "implicit store");
@@ -422,7 +422,7 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	if (len_a < 0 || len_b < 0 || len_a != len_b ||
 	    memcmp(der_a, der_b, (size_t)len_a) != 0) {
 		ra_request_refuse(
-		    req, 403, CA_LOG_NOTICE, "ra.request",
+		    req, 403, CORE_LOG_NOTICE, "ra.request",
 		    "the CSR must carry the subject of the certificate being "
 		    "renewed",
 		    "reenroll refused: CSR subject differs from the "
@@ -435,7 +435,7 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	if ((a == NULL) != (b == NULL) ||
 	    (a != NULL && ASN1_STRING_cmp(a, b) != 0)) {
 		ra_request_refuse(
-		    req, 403, CA_LOG_NOTICE, "ra.request",
+		    req, 403, CORE_LOG_NOTICE, "ra.request",
 		    "the CSR must carry the subjectAltName of the certificate "
 		    "being renewed",
 		    "reenroll refused: CSR subjectAltName "
@@ -460,9 +460,9 @@ ra_request_sha256_hex(const unsigned char *der, int len, char *hex,
 
 	hex[0] = '\0';
 	if (len <= 0 ||
-	    EVP_Digest(der, (size_t)len, md, &mdlen, ca_sha256(), NULL) != 1)
+	    EVP_Digest(der, (size_t)len, md, &mdlen, core_sha256(), NULL) != 1)
 		return;
-	ca_hex_encode(md, mdlen, hex, hexlen);
+	core_hex_encode(md, mdlen, hex, hexlen);
 }
 
 static json_t *
@@ -674,13 +674,13 @@ ra_request_finish(struct ra_request *req)
 	priv->running = 0;
 	if (priv->orphaned) {
 		if (priv->detached)
-			ra_log(CA_LOG_INFO, "ra.request", &req->log, NULL,
+			ra_log(CORE_LOG_INFO, "ra.request", &req->log, NULL,
 			       "CA answered after the client got 202: %s, "
 			       "kept for the client's retry",
 			       req->outcome_name != NULL ? req->outcome_name
 			                                 : "-");
 		else
-			ra_log(CA_LOG_INFO, "ra.request", &req->log, NULL,
+			ra_log(CORE_LOG_INFO, "ra.request", &req->log, NULL,
 			       "client left before the CA answered (%s)",
 			       req->outcome_name != NULL ? req->outcome_name
 			                                 : "-");
@@ -784,7 +784,7 @@ ra_request_authz_done(const struct ra_authz_result *res, void *arg)
 	}
 	switch (res->answer) {
 	case RA_AUTHZ_ALLOW:
-		ra_log(CA_LOG_INFO, "ra.authorizer", &req->log, NULL,
+		ra_log(CORE_LOG_INFO, "ra.authorizer", &req->log, NULL,
 		       "authorizer allowed the request in %ld ms", res->ms);
 		req->authorized = 1;
 		ra_request_start(req, req->ca_op, req->csr, req->done_fn,
@@ -793,7 +793,7 @@ ra_request_authz_done(const struct ra_authz_result *res, void *arg)
 	case RA_AUTHZ_DENY:
 		snprintf(hint, sizeof(hint), "authorizer %s exited %d",
 		         ra_authorizer_path(az), res->status);
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.authorizer",
+		ra_request_refuse(req, 403, CORE_LOG_NOTICE, "ra.authorizer",
 		                  hint, "%s refused: %s (rule authorizer)",
 		                  req->op_name, res->reason);
 		break;
@@ -803,7 +803,7 @@ ra_request_authz_done(const struct ra_authz_result *res, void *arg)
 		         ra_authorizer_path(az));
 		req->outcome_name = "UNREACHABLE";
 		req->retry_after = req->label->retry_after;
-		ra_request_refuse(req, 503, CA_LOG_ERROR, "ra.authorizer", hint,
+		ra_request_refuse(req, 503, CORE_LOG_ERROR, "ra.authorizer", hint,
 		                  "%s failed: authorizer timed out after %u s "
 		                  "(rule authorizer)",
 		                  req->op_name, ra_authorizer_timeout(az));
@@ -811,7 +811,7 @@ ra_request_authz_done(const struct ra_authz_result *res, void *arg)
 	default:
 		snprintf(hint, sizeof(hint), "check authorizer.command %s",
 		         ra_authorizer_path(az));
-		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.authorizer", hint,
+		ra_request_refuse(req, 500, CORE_LOG_ERROR, "ra.authorizer", hint,
 		                  "%s failed: authorizer %s (rule authorizer)",
 		                  req->op_name, res->reason);
 		break;
@@ -854,7 +854,7 @@ ra_request_authorize(struct ra_request *req, enum ca_operation op,
 	                 &pop) != 0) {
 		ra_request_refuse(
 		    req, pop.status,
-		    pop.status >= 500 ? CA_LOG_ERROR : CA_LOG_NOTICE, "ra.pop",
+		    pop.status >= 500 ? CORE_LOG_ERROR : CORE_LOG_NOTICE, "ra.pop",
 		    pop.hint[0] != '\0' ? pop.hint : NULL, "%s", pop.reason);
 		goto out;
 	}
@@ -867,7 +867,7 @@ ra_request_authorize(struct ra_request *req, enum ca_operation op,
 	in.cert_cn = req->cert_cn[0] != '\0' ? req->cert_cn : NULL;
 	in.is_ra = req->is_ra;
 	if (ra_policy_check(policy, &in, &verdict) != 0) {
-		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.policy",
+		ra_request_refuse(req, 403, CORE_LOG_NOTICE, "ra.policy",
 		                  verdict.hint[0] != '\0' ? verdict.hint : NULL,
 		                  "%s", verdict.reason);
 		goto out;
@@ -875,7 +875,7 @@ ra_request_authorize(struct ra_request *req, enum ca_operation op,
 	if (verdict.dropped[0] != '\0') {
 		snprintf(req->ext_dropped, sizeof(req->ext_dropped), "%s",
 		         verdict.dropped);
-		ra_log(CA_LOG_INFO, "ra.policy", &req->log,
+		ra_log(CORE_LOG_INFO, "ra.policy", &req->log,
 		       "list them in policy.extensions.allow to honour them",
 		       "requested extensions dropped by rule extensions: %s",
 		       verdict.dropped);
@@ -889,7 +889,7 @@ ra_request_authorize(struct ra_request *req, enum ca_operation op,
 	                      label->name, req->op_name, ra_request_authz_done,
 	                      req, err, sizeof(err)) == NULL) {
 		json_decref(input);
-		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.authorizer",
+		ra_request_refuse(req, 500, CORE_LOG_ERROR, "ra.authorizer",
 		                  "check authorizer.command of the label",
 		                  "%s failed: cannot run the authorizer: %s",
 		                  req->op_name,
@@ -933,7 +933,7 @@ ra_request_chain_done(struct ca_call *call, void *arg)
 	} else {
 		/* The backend logs no line of its own for the failed call:
 		 * this one carries its detail and hint. */
-		ra_log(CA_LOG_WARN, "ra.request", &req->log,
+		ra_log(CORE_LOG_WARN, "ra.request", &req->log,
 		       call->result.hint[0] != '\0' ? call->result.hint : NULL,
 		       "include_chain: cannot get the CA chain: %s%s%s",
 		       call->result.cause,
@@ -1000,7 +1000,7 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 			         "certificate",
 			         ca_operation_name(req->ca_op),
 			         req->label->ca->backend->name);
-			ra_log(CA_LOG_ALERT, "ra.request", &req->log, NULL,
+			ra_log(CORE_LOG_ALERT, "ra.request", &req->log, NULL,
 			       "%s", req->cause);
 		} else {
 			req->certs = res->chain;
@@ -1019,7 +1019,7 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 			req->retry_after =
 			    retry != 0 ? retry : req->label->retry_after;
 		if (res->outcome == CA_PENDING) {
-			ra_log(CA_LOG_NOTICE, "ra.request", &req->log,
+			ra_log(CORE_LOG_NOTICE, "ra.request", &req->log,
 			       res->hint[0] != '\0' ? res->hint : NULL, "%s",
 			       req->cause);
 		} else {
@@ -1032,8 +1032,8 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 			 * the fault is the CA's. */
 			snprintf(component, sizeof(component), "ca.%s",
 			         req->label->ca->backend->name);
-			ra_log(req->status >= 500 ? CA_LOG_ERROR
-			                          : CA_LOG_NOTICE,
+			ra_log(req->status >= 500 ? CORE_LOG_ERROR
+			                          : CORE_LOG_NOTICE,
 			       component, &req->log,
 			       res->hint[0] != '\0' ? res->hint : NULL,
 			       "%s%s%s", req->cause,
@@ -1153,7 +1153,7 @@ ra_request_pending_expire(struct ra_pending *store)
 	                                 __ATOMIC_RELAXED))
 		return;
 	if (store->ops->expire(store, now, err, sizeof(err)) < 0)
-		ra_log(CA_LOG_ERROR, "ra.pending", NULL,
+		ra_log(CORE_LOG_ERROR, "ra.pending", NULL,
 		       "check the pending.dir directory", "expiry failed: %s",
 		       err);
 }
@@ -1209,7 +1209,7 @@ ra_request_pending_lookup(struct ra_request *req, enum ca_operation *op)
 	if (found < 0) {
 		/* A damaged record must not block the client for ever: it
 		 * is dropped and the request goes to the CA again. */
-		ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
+		ra_log(CORE_LOG_ERROR, "ra.pending", &req->log,
 		       "the record was dropped; check the disk of pending.dir",
 		       "cannot read pending record: %s", err);
 		store->ops->remove(store, req->pending_key, err, sizeof(err));
@@ -1240,7 +1240,7 @@ ra_request_pending_lookup(struct ra_request *req, enum ca_operation *op)
 			rc = 1;
 			break;
 		}
-		ra_log(CA_LOG_WARN, "ra.pending", &req->log,
+		ra_log(CORE_LOG_WARN, "ra.pending", &req->log,
 		       "the CA may hold a duplicate request",
 		       "pending request was in flight when estrad restarted; "
 		       "submitting it again");
@@ -1249,7 +1249,7 @@ ra_request_pending_lookup(struct ra_request *req, enum ca_operation *op)
 	case RA_PENDING_ISSUED:
 		if ((req->certs =
 		         ra_pending_certs_from_pem(record.certs_pem)) == NULL) {
-			ra_log(CA_LOG_ERROR, "ra.pending", &req->log, NULL,
+			ra_log(CORE_LOG_ERROR, "ra.pending", &req->log, NULL,
 			       "pending record holds no readable certificate; "
 			       "submitting again");
 			store->ops->remove(store, req->pending_key, err,
@@ -1268,7 +1268,7 @@ ra_request_pending_lookup(struct ra_request *req, enum ca_operation *op)
 		req->outcome_name = "REJECTED";
 		snprintf(req->cause, sizeof(req->cause), "%s", record.reason);
 		req->log.answer = req->status;
-		ra_log(CA_LOG_NOTICE, "ra.request", &req->log, NULL, "%s",
+		ra_log(CORE_LOG_NOTICE, "ra.request", &req->log, NULL, "%s",
 		       req->cause);
 		store->ops->remove(store, req->pending_key, err, sizeof(err));
 		rc = 1;
@@ -1296,7 +1296,7 @@ ra_request_pending_update(struct ra_request *req, int detached)
 
 	if (store == NULL || req->pending_key[0] == '\0') {
 		if (req->status == 202 && store == NULL)
-			ra_log(CA_LOG_WARN, "ra.pending", &req->log,
+			ra_log(CORE_LOG_WARN, "ra.pending", &req->log,
 			       "configure pending.dir so that retries find "
 			       "their request",
 			       "no pending store: the client's retry will "
@@ -1340,7 +1340,7 @@ ra_request_pending_update(struct ra_request *req, int detached)
 		         "%s failed: the pending request cannot be recorded",
 		         req->op_name);
 	}
-	ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
+	ra_log(CORE_LOG_ERROR, "ra.pending", &req->log,
 	       "check free space and permissions of pending.dir",
 	       "cannot update pending record: %s", err);
 }
@@ -1373,7 +1373,7 @@ ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
 	if (store != NULL && req->pending_key[0] != '\0') {
 		ra_request_pending_record(req, &record, RA_PENDING_IN_FLIGHT);
 		if (store->ops->put(store, &record, err, sizeof(err)) != 0) {
-			ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
+			ra_log(CORE_LOG_ERROR, "ra.pending", &req->log,
 			       "check free space and permissions of "
 			       "pending.dir",
 			       "cannot record pending request: %s", err);
@@ -1386,7 +1386,7 @@ ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
 			         req->op_name);
 		}
 	}
-	ra_log(CA_LOG_NOTICE, "ra.request", &req->log,
+	ra_log(CORE_LOG_NOTICE, "ra.request", &req->log,
 	       "the answer is kept for the client's retry", "%s", req->cause);
 	(void)ra_request_audit(req, req->status == 202 ? "pending" : "failed",
 	                       1);
@@ -1409,7 +1409,7 @@ ra_request_arm_wait(struct ra_request *req)
 	if ((req->wait_timer = evtimer_new(req->base, ra_request_wait_expired,
 	                                   req)) == NULL ||
 	    evtimer_add(req->wait_timer, &wait) != 0)
-		ra_log(CA_LOG_WARN, "ra.request", &req->log, NULL,
+		ra_log(CORE_LOG_WARN, "ra.request", &req->log, NULL,
 		       "cannot arm the ca_wait timer: out of memory; the "
 		       "client waits for the CA");
 }
@@ -1455,7 +1455,7 @@ ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
 		return;
 	}
 	if ((req->call = ca_call_new()) == NULL) {
-		ra_request_refuse(req, 500, CA_LOG_ERROR, "ra.request", NULL,
+		ra_request_refuse(req, 500, CORE_LOG_ERROR, "ra.request", NULL,
 		                  "%s failed: out of memory",
 		                  ca_operation_name(op));
 		goto refused;

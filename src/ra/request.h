@@ -161,7 +161,7 @@ void ra_request_start(struct ra_request *req, enum ca_operation op,
  * its log line.
  */
 void ra_request_refuse(struct ra_request *req, int status,
-                       enum ca_log_level level, const char *component,
+                       enum core_log_level level, const char *component,
                        const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 

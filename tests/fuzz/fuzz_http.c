@@ -149,7 +149,7 @@ fuzz_http_init(void)
 	 * thrown away, unless FUZZ_HTTP_LOG names a file to look at. */
 	if ((log = getenv("FUZZ_HTTP_LOG")) == NULL)
 		log = "/dev/null";
-	if (ra_log_open(log, log, "/dev/null", CA_LOG_DEBUG, err,
+	if (ra_log_open(log, log, "/dev/null", CORE_LOG_DEBUG, err,
 	                sizeof(err)) != 0)
 		fuzz_pki_die(err);
 	if ((fuzz_http.server = est_server_new(

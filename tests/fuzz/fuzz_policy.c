@@ -51,7 +51,7 @@ static void
 fuzz_policy_init(void)
 {
 	static int done;
-	struct ca_err err;
+	struct core_err err;
 	json_error_t jerr;
 	json_t *conf;
 	int i;

@@ -46,12 +46,12 @@ static EVP_PKEY *csr_key, *other_key;
 static X509_REQ *csr;
 
 static void
-log_hook(const struct ca_call *call, enum ca_log_level level,
+log_hook(const struct ca_call *call, enum core_log_level level,
          const char *component, const char *hint, const char *message)
 {
 	size_t n = strlen(log_all);
 
-	if (level == CA_LOG_WARN)
+	if (level == CORE_LOG_WARN)
 		log_warn_count++;
 	snprintf(log_all + n, sizeof(log_all) - n, "%s: %s\n", component,
 	         message);
@@ -59,7 +59,7 @@ log_hook(const struct ca_call *call, enum ca_log_level level,
 
 /* Configures a certsrv instance from JSON text; NULL with err on error. */
 static struct ca_instance *
-configure(const char *text, struct ca_err *err)
+configure(const char *text, struct core_err *err)
 {
 	json_error_t jerr;
 	json_t *conf = json_loads(text, 0, &jerr);
@@ -76,7 +76,7 @@ configure(const char *text, struct ca_err *err)
 static void
 refused(const char *text, const char *key, const char *what)
 {
-	struct ca_err err;
+	struct core_err err;
 	struct ca_instance *inst = configure(text, &err);
 
 	ck_assert_msg(inst == NULL, "accepted: %s", text);
@@ -92,7 +92,7 @@ refused(const char *text, const char *key, const char *what)
 START_TEST(test_certsrv_configure_ok)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 	char text[1024];
 
 	snprintf(
@@ -179,7 +179,7 @@ START_TEST(test_certsrv_password_never_in_errors)
 	         path);
 	refused(text, "password_file", "is empty");
 	{
-		struct ca_err err;
+		struct core_err err;
 
 		configure(text, &err);
 		ck_assert_ptr_null(strstr(err.text, "secret"));
@@ -382,7 +382,7 @@ static struct ca_instance *
 instance(int dead, int live)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 	char text[1024], urls[512] = "";
 	size_t used = 0;
 	int i;

@@ -39,15 +39,15 @@ static int log_warn_count, log_error_count;
 static char log_all[16384];
 
 static void
-log_hook(const struct ca_call *call, enum ca_log_level level,
+log_hook(const struct ca_call *call, enum core_log_level level,
          const char *component, const char *hint, const char *message)
 {
 	size_t n = strlen(log_all);
 
 	(void)call;
-	if (level == CA_LOG_WARN)
+	if (level == CORE_LOG_WARN)
 		log_warn_count++;
-	if (level == CA_LOG_ERROR)
+	if (level == CORE_LOG_ERROR)
 		log_error_count++;
 	snprintf(log_all + n, sizeof(log_all) - n, "%s: %s%s%s\n", component,
 	         message, hint != NULL ? " hint: " : "",
@@ -56,7 +56,7 @@ log_hook(const struct ca_call *call, enum ca_log_level level,
 
 /* Configures a dogtag instance from JSON text; NULL with err on error. */
 static struct ca_instance *
-configure(const char *text, struct ca_err *err)
+configure(const char *text, struct core_err *err)
 {
 	json_error_t jerr;
 	json_t *conf = json_loads(text, 0, &jerr);
@@ -73,7 +73,7 @@ configure(const char *text, struct ca_err *err)
 static void
 refused(const char *text, const char *key, const char *what)
 {
-	struct ca_err err;
+	struct core_err err;
 	struct ca_instance *inst = configure(text, &err);
 
 	ck_assert_msg(inst == NULL, "accepted: %s", text);
@@ -90,7 +90,7 @@ refused(const char *text, const char *key, const char *what)
 START_TEST(test_dogtag_configure_ok)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 	char text[2048];
 
 	snprintf(text, sizeof(text),
@@ -195,7 +195,7 @@ END_TEST
 START_TEST(test_dogtag_password_never_in_errors)
 {
 	char path[300], text[1024];
-	struct ca_err err;
+	struct core_err err;
 	FILE *fp;
 
 	snprintf(path, sizeof(path), "%s/empty.pass", tmpdir);
@@ -650,7 +650,7 @@ static struct ca_instance *
 dead_instance(const char *extra)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 	char text[2048];
 
 	snprintf(

@@ -68,7 +68,7 @@ struct done_state {
 };
 
 static void
-log_hook(const struct ca_call *call, enum ca_log_level level,
+log_hook(const struct ca_call *call, enum core_log_level level,
          const char *component, const char *hint, const char *message)
 {
 	int n;
@@ -236,11 +236,11 @@ remove_fixtures(void)
  * Returns a new instance from JSON text (printf-style), or NULL with err
  * filled.  conf_dir is the fake helper's directory.
  */
-static struct ca_instance *conf_new(struct ca_err *err, const char *fmt, ...)
+static struct ca_instance *conf_new(struct core_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static struct ca_instance *
-conf_new(struct ca_err *err, const char *fmt, ...)
+conf_new(struct core_err *err, const char *fmt, ...)
 {
 	struct ca_instance *inst;
 	json_error_t jerr;
@@ -265,7 +265,7 @@ static struct ca_instance *
 fake_new(const char *mode, const char *extra)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 
 	inst = conf_new(&err,
 	                "{\"backend\": \"helper\", \"command\": [\"%s\", "
@@ -460,7 +460,7 @@ static void
 expect_conf_error(const char *key, const char *want, const char *json)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 
 	inst = conf_new(&err, "%s", json);
 	ck_assert_msg(inst == NULL, "accepted: %s", json);
@@ -511,7 +511,7 @@ START_TEST(test_helper_conf_relative_command)
 {
 	struct ca_instance *inst;
 	struct result res;
-	struct ca_err err;
+	struct core_err err;
 
 	/* Relative to the configuration directory (here: the fake's). */
 	inst = conf_new(&err,
@@ -585,7 +585,7 @@ END_TEST
 START_TEST(test_helper_conf_full_accepted)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 
 	inst = conf_new(&err,
 	                "{\"backend\": \"helper\", \"command\": [\"%s\", "
@@ -933,7 +933,7 @@ START_TEST(test_helper_exec_failure_deferred)
 	char path[PATH_MAX + 16];
 	struct ca_instance *inst;
 	struct result res;
-	struct ca_err err;
+	struct core_err err;
 
 	/* Executable, but its interpreter does not exist: exec fails. */
 	snprintf(path, sizeof(path), "%s/badinterp", tmpdir);
@@ -1037,7 +1037,7 @@ START_TEST(test_helper_cacerts_fetch_roots_cached)
 	char copy[PATH_MAX + 16], body[1024];
 	struct ca_instance *inst;
 	struct result res;
-	struct ca_err err;
+	struct core_err err;
 
 	/* A private copy of a roots-only helper, made unusable after the
 	 * first call: the second must come from the cache. */
@@ -1069,7 +1069,7 @@ START_TEST(test_helper_cacerts_groups_chain_first)
 	char copy[PATH_MAX + 16], body[4096];
 	struct ca_instance *inst;
 	struct result res;
-	struct ca_err err;
+	struct core_err err;
 
 	/* Roots, an empty line, other roots, two empty lines (one
 	 * separator), the intermediates; CRLF line ends on the way. */
@@ -1101,7 +1101,7 @@ START_TEST(test_helper_cacerts_json_form)
 	char copy[PATH_MAX + 16], body[4096];
 	struct ca_instance *inst;
 	struct result res;
-	struct ca_err err;
+	struct core_err err;
 
 	snprintf(copy, sizeof(copy), "%s/roots-json.sh", tmpdir);
 	snprintf(body, sizeof(body),
@@ -1131,7 +1131,7 @@ START_TEST(test_helper_cacerts_empty_misconfigured)
 	char copy[PATH_MAX + 16];
 	struct ca_instance *inst;
 	struct result res;
-	struct ca_err err;
+	struct core_err err;
 
 	snprintf(copy, sizeof(copy), "%s/roots-empty.sh", tmpdir);
 	write_script(copy, "echo 'Just a nickname'\n");

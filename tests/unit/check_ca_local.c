@@ -36,7 +36,7 @@ static EVP_PKEY *root_key, *ca_key, *rsa_csr_key, *ec_csr_key;
 static X509 *root_cert, *ca_cert;
 
 /* What the log hook saw, per test (each test runs in its own process). */
-static int log_count[CA_LOG_DEBUG + 1];
+static int log_count[CORE_LOG_DEBUG + 1];
 static char log_last[2048];
 
 /* What one call ended in; the call itself is freed by run(). */
@@ -54,10 +54,10 @@ struct done_state {
 };
 
 static void
-log_hook(const struct ca_call *call, enum ca_log_level level,
+log_hook(const struct ca_call *call, enum core_log_level level,
          const char *component, const char *hint, const char *message)
 {
-	if ((unsigned int)level <= CA_LOG_DEBUG)
+	if ((unsigned int)level <= CORE_LOG_DEBUG)
 		log_count[level]++;
 	snprintf(log_last, sizeof(log_last), "%s: %s", component, message);
 }
@@ -304,7 +304,7 @@ static struct ca_instance *
 configure_ok(json_t *conf)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 
 	memset(&err, 0, sizeof(err));
 	inst = ca_instance_new(conf, tmpdir, &err);
@@ -322,7 +322,7 @@ static void
 configure_fails(json_t *conf, const char *key, const char *text)
 {
 	struct ca_instance *inst;
-	struct ca_err err;
+	struct core_err err;
 
 	memset(&err, 0, sizeof(err));
 	inst = ca_instance_new(conf, tmpdir, &err);
@@ -1089,8 +1089,8 @@ START_TEST(test_local_health_ok)
 	ck_assert_int_eq(r.outcome, CA_ISSUED);
 	ck_assert_str_eq(r.cause, "");
 	ck_assert_ptr_null(r.chain);
-	ck_assert_int_eq(log_count[CA_LOG_WARN], 0);
-	ck_assert_int_eq(log_count[CA_LOG_ERROR], 0);
+	ck_assert_int_eq(log_count[CORE_LOG_WARN], 0);
+	ck_assert_int_eq(log_count[CORE_LOG_ERROR], 0);
 	ca_instance_free(inst);
 }
 END_TEST
@@ -1111,11 +1111,11 @@ START_TEST(test_local_health_warns_before_expiry)
 	inst = configure_ok(
 	    make_conf("ending.pem", "ending.key", "ending-chain.pem"));
 	/* configure warned once already; health warns again. */
-	ck_assert_int_eq(log_count[CA_LOG_WARN], 1);
+	ck_assert_int_eq(log_count[CORE_LOG_WARN], 1);
 	r = run(inst, CA_OP_HEALTH, NULL);
 	ck_assert_int_eq(r.outcome, CA_ISSUED);
 	ck_assert_str_eq(r.cause, "");
-	ck_assert_int_eq(log_count[CA_LOG_WARN], 2);
+	ck_assert_int_eq(log_count[CORE_LOG_WARN], 2);
 	ck_assert_ptr_nonnull(strstr(log_last, "ca.local: "));
 	ck_assert_ptr_nonnull(strstr(log_last, "expires"));
 	ck_assert_ptr_nonnull(strstr(log_last, "Ending CA"));
@@ -1302,7 +1302,7 @@ START_TEST(test_local_conf_paths_resolved)
 {
 	struct ca_instance *inst;
 	char dir[512], cert[512], key[512];
-	struct ca_err err;
+	struct core_err err;
 	json_t *conf;
 
 	/* Relative to conf_dir, even through "..". */

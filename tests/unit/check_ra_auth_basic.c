@@ -19,7 +19,7 @@
 #include <event2/thread.h>
 
 #include "ra/auth_basic.h"
-#include "ra/offload.h"
+#include "core/offload.h"
 
 /* snprintf that fails the test rather than truncate. */
 #define FMT(buf, ...)                                                          \
@@ -215,9 +215,9 @@ START_TEST(test_basic_prefetch_verdicts)
 	ck_assert_int_eq(ra_auth_basic_prefetch(NULL, "Basic YTpi", base,
 	                                        prefetch_done, NULL),
 	                 0);
-	ra_offload_drain(base);
+	core_offload_drain(base);
 	event_base_free(base);
-	ra_offload_stop();
+	core_offload_stop();
 	ra_users_free(users);
 }
 END_TEST

@@ -368,7 +368,7 @@ START_TEST(test_config_defaults)
 	ck_assert_str_eq(config->logs.error, "-");
 	ck_assert_ptr_null(config->logs.access);
 	ck_assert_ptr_null(config->logs.audit);
-	ck_assert_int_eq(config->logs.level, CA_LOG_INFO);
+	ck_assert_int_eq(config->logs.level, CORE_LOG_INFO);
 	ck_assert_ptr_null(config->users);
 	ck_assert_ptr_null(config->users_table);
 	ck_assert_uint_eq(config->nlabels, 1);
@@ -463,7 +463,7 @@ START_TEST(test_config_full)
 	ck_assert_str_eq(config->logs.access, "-");
 	FMT(want, "%s/logs/audit.log", realdir);
 	ck_assert_str_eq(config->logs.audit, want);
-	ck_assert_int_eq(config->logs.level, CA_LOG_DEBUG);
+	ck_assert_int_eq(config->logs.level, CORE_LOG_DEBUG);
 	/* The log directory was created; the logs themselves were not. */
 	FMT(want, "%s/logs", realdir);
 	ck_assert_int_eq(stat(want, &st), 0);

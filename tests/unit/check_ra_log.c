@@ -13,7 +13,7 @@
 #include <event2/thread.h>
 
 #include "ra/log.h"
-#include "ra/offload.h"
+#include "core/offload.h"
 
 static char dir[] = "/tmp/check_ra_log.XXXXXX";
 static char error_path[256], access_path[256], audit_path[256];
@@ -28,7 +28,7 @@ setup(void)
 	snprintf(access_path, sizeof(access_path), "%s/access.log", dir);
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", dir);
 	ck_assert_int_eq(ra_log_open(error_path, access_path, audit_path,
-	                             CA_LOG_INFO, err, sizeof(err)),
+	                             CORE_LOG_INFO, err, sizeof(err)),
 	                 0);
 }
 
@@ -113,7 +113,7 @@ START_TEST(test_log_error_line_house_format)
 	    .answer = 403,
 	};
 
-	ra_log(CA_LOG_NOTICE, "ra.policy", &ctx, "label phones allows less",
+	ra_log(CORE_LOG_NOTICE, "ra.policy", &ctx, "label phones allows less",
 	       "CSR refused: dNSName \"%s\" not allowed", "cucm.example.com");
 	assert_matches(
 	    last_line(error_path),
@@ -129,7 +129,7 @@ END_TEST
 
 START_TEST(test_log_error_line_without_request)
 {
-	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "starting");
+	ra_log(CORE_LOG_INFO, "est.main", NULL, NULL, "starting");
 	assert_matches(last_line(error_path),
 	               "Z \\[info\\] [0-9]+#[0-9]+: est\\.main: starting$");
 }
@@ -137,17 +137,17 @@ END_TEST
 
 START_TEST(test_log_level_filters)
 {
-	ra_log(CA_LOG_INFO, "est.main", NULL, NULL, "kept");
-	ra_log(CA_LOG_DEBUG, "est.main", NULL, NULL, "dropped");
+	ra_log(CORE_LOG_INFO, "est.main", NULL, NULL, "kept");
+	ra_log(CORE_LOG_DEBUG, "est.main", NULL, NULL, "dropped");
 	assert_matches(last_line(error_path), "kept$");
-	ck_assert_int_eq(ra_log_enabled(CA_LOG_DEBUG), 0);
-	ck_assert_int_eq(ra_log_enabled(CA_LOG_ERROR), 1);
+	ck_assert_int_eq(ra_log_enabled(CORE_LOG_DEBUG), 0);
+	ck_assert_int_eq(ra_log_enabled(CORE_LOG_ERROR), 1);
 }
 END_TEST
 
 START_TEST(test_log_message_control_bytes_escaped)
 {
-	ra_log(CA_LOG_NOTICE, "est.conn", NULL, NULL, "bad\r\nline");
+	ra_log(CORE_LOG_NOTICE, "est.conn", NULL, NULL, "bad\r\nline");
 	assert_matches(last_line(error_path), "bad\\\\x0d\\\\x0aline$");
 }
 END_TEST
@@ -160,7 +160,7 @@ START_TEST(test_log_long_message_keeps_context_and_hint)
 
 	memset(big, 'A', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	ra_log(CA_LOG_ERROR, "ca.local", &ctx, "the hint", "%s", big);
+	ra_log(CORE_LOG_ERROR, "ca.local", &ctx, "the hint", "%s", big);
 	assert_matches(last_line(error_path),
 	               "label: x, answer: 500, hint: \"the hint\"$");
 }
@@ -234,10 +234,10 @@ START_TEST(test_log_reopen_follows_rename)
 	char moved[300];
 
 	snprintf(moved, sizeof(moved), "%s.1", error_path);
-	ra_log(CA_LOG_INFO, "t", NULL, NULL, "before");
+	ra_log(CORE_LOG_INFO, "t", NULL, NULL, "before");
 	ck_assert_int_eq(rename(error_path, moved), 0);
 	ck_assert_int_eq(ra_log_reopen(), 0);
-	ra_log(CA_LOG_INFO, "t", NULL, NULL, "after");
+	ra_log(CORE_LOG_INFO, "t", NULL, NULL, "after");
 	assert_matches(last_line(moved), "before$");
 	assert_matches(last_line(error_path), "after$");
 }
@@ -248,7 +248,7 @@ START_TEST(test_log_open_failure_names_path)
 	char err[256];
 
 	ck_assert_int_eq(ra_log_open("/nonexistent-dir/error.log", NULL, NULL,
-	                             CA_LOG_INFO, err, sizeof(err)),
+	                             CORE_LOG_INFO, err, sizeof(err)),
 	                 -1);
 	assert_matches(err, "/nonexistent-dir/error\\.log: No such file");
 }
@@ -313,7 +313,7 @@ START_TEST(test_log_audit_submit_writes_and_calls_back)
 			break;
 		usleep(10000);
 	}
-	ra_offload_drain(base);
+	core_offload_drain(base);
 	for (i = 0; i < 20; i++) {
 		ck_assert_int_eq(sub[i].calls, 1);
 		ck_assert_int_eq(sub[i].rc, 0);
@@ -337,7 +337,7 @@ START_TEST(test_log_audit_submit_reports_a_full_disk)
 	memset(sub, 0, sizeof(sub));
 	ra_log_close();
 	ck_assert_int_eq(ra_log_open(error_path, access_path, "/dev/full",
-	                             CA_LOG_INFO, err, sizeof(err)),
+	                             CORE_LOG_INFO, err, sizeof(err)),
 	                 0);
 	ck_assert_int_eq(evthread_use_pthreads(), 0);
 	ck_assert_ptr_nonnull(base = event_base_new());
@@ -349,7 +349,7 @@ START_TEST(test_log_audit_submit_reports_a_full_disk)
 		    0);
 		json_decref(entry);
 	}
-	ra_offload_drain(base);
+	core_offload_drain(base);
 	for (i = 0; i < 3; i++) {
 		ck_assert_int_eq(sub[i].calls, 1);
 		ck_assert_int_eq(sub[i].rc, -1);

@@ -239,7 +239,7 @@ START_TEST(test_pending_expire_removes_only_old_records)
 	struct ra_pending_record a, b, out;
 	char err[256];
 
-	ra_log_open(NULL, NULL, NULL, CA_LOG_EMERG, err, sizeof(err));
+	ra_log_open(NULL, NULL, NULL, CORE_LOG_EMERG, err, sizeof(err));
 	fill(
 	    &a,
 	    "00000000000000000000000000000000000000000000000000000000000000a1");

@@ -93,7 +93,7 @@ static struct ra_policy *
 policy_of(const char *text)
 {
 	struct ra_policy *p;
-	struct ca_err err;
+	struct core_err err;
 	json_t *conf = NULL;
 
 	memset(&err, 0, sizeof(err));
@@ -111,7 +111,7 @@ policy_of(const char *text)
 static void
 expect_policy_error(const char *text, const char *key, const char *want)
 {
-	struct ca_err err;
+	struct core_err err;
 	json_t *conf = json_loads(text, 0, NULL);
 
 	ck_assert_ptr_nonnull(conf);

@@ -19,22 +19,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ca_plugins/proc.h"
+#include "core/proc.h"
 
 /* Default timeout when the spec gives none. */
-#define CA_PROC_TIMEOUT_MS 30000
+#define CORE_PROC_TIMEOUT_MS 30000
 
 /* Hard upper bound on the capture of one stream. */
-#define CA_PROC_OUTPUT_MAX (1024 * 1024)
+#define CORE_PROC_OUTPUT_MAX (1024 * 1024)
 
-struct ca_proc_stream {
+struct core_proc_stream {
 	int fd;
 	struct event *ev;
 	char *buf; /* max_output + 1 bytes */
 	size_t len;
 };
 
-struct ca_proc {
+struct core_proc {
 	struct event_base *base;
 	pid_t pid;
 	int pidfd;
@@ -45,7 +45,7 @@ struct ca_proc {
 	struct event *in_ev;
 	unsigned char *input; /* owned copy */
 	size_t input_len, input_off;
-	struct ca_proc_stream out, err;
+	struct core_proc_stream out, err;
 	size_t max_output;
 	int truncated;
 	int timed_out;
@@ -53,18 +53,18 @@ struct ca_proc {
 	int exec_errno;
 	int wstatus;
 	struct timeval started;
-	ca_proc_done_fn done_fn;
+	core_proc_done_fn done_fn;
 	void *arg;
 };
 
 long
-ca_proc_pid(const struct ca_proc *proc)
+core_proc_pid(const struct core_proc *proc)
 {
 	return proc != NULL ? (long)proc->pid : -1;
 }
 
 static void
-ca_proc_close_stream(struct ca_proc_stream *s)
+core_proc_close_stream(struct core_proc_stream *s)
 {
 	if (s->ev != NULL) {
 		event_free(s->ev);
@@ -77,7 +77,7 @@ ca_proc_close_stream(struct ca_proc_stream *s)
 }
 
 static void
-ca_proc_close_input(struct ca_proc *proc)
+core_proc_close_input(struct core_proc *proc)
 {
 	if (proc->in_ev != NULL) {
 		event_free(proc->in_ev);
@@ -90,13 +90,13 @@ ca_proc_close_input(struct ca_proc *proc)
 }
 
 static void
-ca_proc_free(struct ca_proc *proc)
+core_proc_free(struct core_proc *proc)
 {
 	if (proc == NULL)
 		return;
-	ca_proc_close_input(proc);
-	ca_proc_close_stream(&proc->out);
-	ca_proc_close_stream(&proc->err);
+	core_proc_close_input(proc);
+	core_proc_close_stream(&proc->out);
+	core_proc_close_stream(&proc->err);
 	if (proc->exit_ev != NULL)
 		event_free(proc->exit_ev);
 	if (proc->timer != NULL)
@@ -113,7 +113,7 @@ ca_proc_free(struct ca_proc *proc)
 
 /* Reads what s has without blocking; past the cap, bytes are discarded. */
 static int
-ca_proc_drain(struct ca_proc *proc, struct ca_proc_stream *s)
+core_proc_drain(struct core_proc *proc, struct core_proc_stream *s)
 {
 	char tmp[4096];
 	ssize_t n;
@@ -138,20 +138,20 @@ ca_proc_drain(struct ca_proc *proc, struct ca_proc_stream *s)
 }
 
 static void
-ca_proc_on_output(evutil_socket_t fd, short what, void *arg)
+core_proc_on_output(evutil_socket_t fd, short what, void *arg)
 {
-	struct ca_proc *proc = arg;
-	struct ca_proc_stream *s = fd == proc->out.fd ? &proc->out : &proc->err;
+	struct core_proc *proc = arg;
+	struct core_proc_stream *s = fd == proc->out.fd ? &proc->out : &proc->err;
 
 	(void)what;
-	if (ca_proc_drain(proc, s) != 0)
-		ca_proc_close_stream(s);
+	if (core_proc_drain(proc, s) != 0)
+		core_proc_close_stream(s);
 }
 
 static void
-ca_proc_on_input(evutil_socket_t fd, short what, void *arg)
+core_proc_on_input(evutil_socket_t fd, short what, void *arg)
 {
-	struct ca_proc *proc = arg;
+	struct core_proc *proc = arg;
 	ssize_t n;
 
 	(void)what;
@@ -167,13 +167,13 @@ ca_proc_on_input(evutil_socket_t fd, short what, void *arg)
 		proc->input_off += (size_t)n;
 	}
 	/* Closing stdin tells the child the input is complete. */
-	ca_proc_close_input(proc);
+	core_proc_close_input(proc);
 }
 
 static void
-ca_proc_finish(struct ca_proc *proc)
+core_proc_finish(struct core_proc *proc)
 {
-	struct ca_proc_result res;
+	struct core_proc_result res;
 	struct timeval now;
 
 	memset(&res, 0, sizeof(res));
@@ -196,14 +196,14 @@ ca_proc_finish(struct ca_proc *proc)
 	res.truncated = proc->truncated;
 	if (!proc->cancelled)
 		proc->done_fn(proc, &res, proc->arg);
-	ca_proc_free(proc);
+	core_proc_free(proc);
 }
 
 /* The pidfd is readable: the child exited; reap it and finish. */
 static void
-ca_proc_on_exit(evutil_socket_t fd, short what, void *arg)
+core_proc_on_exit(evutil_socket_t fd, short what, void *arg)
 {
-	struct ca_proc *proc = arg;
+	struct core_proc *proc = arg;
 	pid_t r;
 
 	(void)fd;
@@ -216,10 +216,10 @@ ca_proc_on_exit(evutil_socket_t fd, short what, void *arg)
 	/* What the child wrote before it exited is in the pipes; a
 	 * grandchild holding them open must not keep us waiting. */
 	if (proc->out.fd >= 0)
-		(void)ca_proc_drain(proc, &proc->out);
+		(void)core_proc_drain(proc, &proc->out);
 	if (proc->err.fd >= 0)
-		(void)ca_proc_drain(proc, &proc->err);
-	ca_proc_finish(proc);
+		(void)core_proc_drain(proc, &proc->err);
+	core_proc_finish(proc);
 }
 
 /*
@@ -230,7 +230,7 @@ ca_proc_on_exit(evutil_socket_t fd, short what, void *arg)
  * of leaving it running with our pipes open.
  */
 static void
-ca_proc_kill_child(struct ca_proc *proc)
+core_proc_kill_child(struct core_proc *proc)
 {
 	if (proc->pidfd < 0)
 		return;
@@ -240,49 +240,49 @@ ca_proc_kill_child(struct ca_proc *proc)
 }
 
 static void
-ca_proc_on_timeout(evutil_socket_t fd, short what, void *arg)
+core_proc_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	struct ca_proc *proc = arg;
+	struct core_proc *proc = arg;
 
 	(void)fd;
 	(void)what;
 	proc->timed_out = 1;
-	ca_proc_kill_child(proc);
+	core_proc_kill_child(proc);
 }
 
 static void
-ca_proc_on_exec_failed(evutil_socket_t fd, short what, void *arg)
+core_proc_on_exec_failed(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	ca_proc_finish(arg);
+	core_proc_finish(arg);
 }
 
 void
-ca_proc_cancel(struct ca_proc *proc)
+core_proc_cancel(struct core_proc *proc)
 {
 	if (proc == NULL)
 		return;
 	proc->cancelled = 1;
-	ca_proc_kill_child(proc);
+	core_proc_kill_child(proc);
 }
 
 void
-ca_proc_kill(struct ca_proc *proc)
+core_proc_kill(struct core_proc *proc)
 {
 	if (proc == NULL)
 		return;
 	if (proc->pidfd >= 0) {
-		ca_proc_kill_child(proc);
+		core_proc_kill_child(proc);
 		while (waitpid(proc->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	ca_proc_free(proc);
+	core_proc_free(proc);
 }
 
 /* Sets O_NONBLOCK on fd. */
 static int
-ca_proc_nonblock(int fd)
+core_proc_nonblock(int fd)
 {
 	int flags = fcntl(fd, F_GETFL);
 
@@ -290,16 +290,16 @@ ca_proc_nonblock(int fd)
 	                                                                : 0;
 }
 
-struct ca_proc *
-ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
-              ca_proc_done_fn done_fn, void *arg, char *err, size_t errlen)
+struct core_proc *
+core_proc_start(struct event_base *base, const struct core_proc_spec *spec,
+              core_proc_done_fn done_fn, void *arg, char *err, size_t errlen)
 {
 	static const int defaults[] = {SIGPIPE, SIGHUP,  SIGINT,
 	                               SIGTERM, SIGUSR1, SIGCHLD};
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	struct ca_proc *proc = NULL, *rc = NULL;
+	struct core_proc *proc = NULL, *rc = NULL;
 	struct timeval tv;
 	sigset_t set;
 	int fa_init = 0, attr_init = 0, r;
@@ -315,9 +315,9 @@ ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
 	proc->done_fn = done_fn;
 	proc->arg = arg;
 	proc->max_output =
-	    spec->max_output > 0 && spec->max_output < CA_PROC_OUTPUT_MAX
+	    spec->max_output > 0 && spec->max_output < CORE_PROC_OUTPUT_MAX
 	        ? spec->max_output
-	        : CA_PROC_OUTPUT_MAX;
+	        : CORE_PROC_OUTPUT_MAX;
 	gettimeofday(&proc->started, NULL);
 	if ((proc->out.buf = calloc(1, proc->max_output + 1)) == NULL ||
 	    (proc->err.buf = calloc(1, proc->max_output + 1)) == NULL ||
@@ -381,7 +381,7 @@ ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
 		/* Reported from the loop like any other ending. */
 		proc->exec_errno = r;
 		if ((proc->done_ev = event_new(
-		         base, -1, 0, ca_proc_on_exec_failed, proc)) == NULL) {
+		         base, -1, 0, core_proc_on_exec_failed, proc)) == NULL) {
 			snprintf(err, errlen, "%s: (%d: %s)", spec->argv[0], r,
 			         strerror(r));
 			goto out;
@@ -401,18 +401,18 @@ ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
 			;
 		goto out;
 	}
-	if (ca_proc_nonblock(proc->in_fd) != 0 ||
-	    ca_proc_nonblock(proc->out.fd) != 0 ||
-	    ca_proc_nonblock(proc->err.fd) != 0 ||
+	if (core_proc_nonblock(proc->in_fd) != 0 ||
+	    core_proc_nonblock(proc->out.fd) != 0 ||
+	    core_proc_nonblock(proc->err.fd) != 0 ||
 	    (proc->exit_ev = event_new(base, proc->pidfd, EV_READ | EV_PERSIST,
-	                               ca_proc_on_exit, proc)) == NULL ||
+	                               core_proc_on_exit, proc)) == NULL ||
 	    (proc->out.ev = event_new(base, proc->out.fd, EV_READ | EV_PERSIST,
-	                              ca_proc_on_output, proc)) == NULL ||
+	                              core_proc_on_output, proc)) == NULL ||
 	    (proc->err.ev = event_new(base, proc->err.fd, EV_READ | EV_PERSIST,
-	                              ca_proc_on_output, proc)) == NULL ||
+	                              core_proc_on_output, proc)) == NULL ||
 	    (proc->in_ev = event_new(base, proc->in_fd, EV_WRITE | EV_PERSIST,
-	                             ca_proc_on_input, proc)) == NULL ||
-	    (proc->timer = evtimer_new(base, ca_proc_on_timeout, proc)) ==
+	                             core_proc_on_input, proc)) == NULL ||
+	    (proc->timer = evtimer_new(base, core_proc_on_timeout, proc)) ==
 	        NULL) {
 		snprintf(err, errlen, "out of memory");
 		/* The events that exist are freed with proc; the child is
@@ -423,10 +423,10 @@ ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
 		goto out;
 	}
 	tv.tv_sec =
-	    (spec->timeout_ms != 0 ? spec->timeout_ms : CA_PROC_TIMEOUT_MS) /
+	    (spec->timeout_ms != 0 ? spec->timeout_ms : CORE_PROC_TIMEOUT_MS) /
 	    1000;
 	tv.tv_usec =
-	    (spec->timeout_ms != 0 ? spec->timeout_ms : CA_PROC_TIMEOUT_MS) %
+	    (spec->timeout_ms != 0 ? spec->timeout_ms : CORE_PROC_TIMEOUT_MS) %
 	    1000 * 1000;
 	event_add(proc->exit_ev, NULL);
 	event_add(proc->out.ev, NULL);
@@ -435,7 +435,7 @@ ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
 	if (proc->input_len > 0)
 		event_add(proc->in_ev, NULL);
 	else
-		ca_proc_close_input(proc);
+		core_proc_close_input(proc);
 	rc = proc;
 	proc = NULL;
 out:
@@ -451,6 +451,6 @@ out:
 		if (errp[i] >= 0)
 			close(errp[i]);
 	}
-	ca_proc_free(proc);
+	core_proc_free(proc);
 	return rc;
 }

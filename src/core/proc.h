@@ -8,15 +8,15 @@
  * group, so a timeout also kills what a shell-script child started.  Only
  * ca.h-level dependencies: plugins may include it.
  */
-#ifndef ESTRAD_CA_PROC_H
-#define ESTRAD_CA_PROC_H
+#ifndef ESTRAD_CORE_PROC_H
+#define ESTRAD_CORE_PROC_H
 
 #include <stddef.h>
 
 #include <event2/event.h>
 
-/* What to run.  Everything is borrowed for the ca_proc_start call only. */
-struct ca_proc_spec {
+/* What to run.  Everything is borrowed for the core_proc_start call only. */
+struct core_proc_spec {
 	char *const *argv; /* argv[0] is an absolute path */
 	char *const *envp; /* the whole environment, NULL-terminated */
 	const void *input; /* stdin bytes (copied), may be NULL */
@@ -26,7 +26,7 @@ struct ca_proc_spec {
 };
 
 /* How a child ended. */
-struct ca_proc_result {
+struct core_proc_result {
 	int exited;     /* it called exit: status is the exit code */
 	int status;     /* exit code, or the signal that ended it */
 	int timed_out;  /* estrad killed it at the timeout */
@@ -41,25 +41,25 @@ struct ca_proc_result {
 	int truncated; /* more was written than max_output */
 };
 
-struct ca_proc;
+struct core_proc;
 
 /*
  * Called once from the loop when the child has been reaped.  proc is
  * freed after it returns.
  */
-typedef void (*ca_proc_done_fn)(struct ca_proc *proc,
-                                const struct ca_proc_result *res, void *arg);
+typedef void (*core_proc_done_fn)(struct core_proc *proc,
+                                const struct core_proc_result *res, void *arg);
 
 /*
  * Starts spec->argv on base.  Returns the running process (owned by the
- * loop until done_fn has run, or until ca_proc_cancel), or NULL with
+ * loop until done_fn has run, or until core_proc_cancel), or NULL with
  * "WHAT: (errno: text)" in err (size errlen); done_fn is then never
  * called.  done_fn always runs from the loop, never inside this call, even
  * when exec fails.
  */
-struct ca_proc *ca_proc_start(struct event_base *base,
-                              const struct ca_proc_spec *spec,
-                              ca_proc_done_fn done_fn, void *arg, char *err,
+struct core_proc *core_proc_start(struct event_base *base,
+                              const struct core_proc_spec *spec,
+                              core_proc_done_fn done_fn, void *arg, char *err,
                               size_t errlen);
 
 /*
@@ -67,7 +67,7 @@ struct ca_proc *ca_proc_start(struct event_base *base,
  * is never called; the child is still reaped from the loop and proc freed
  * then.  Loop thread only.
  */
-void ca_proc_cancel(struct ca_proc *proc);
+void core_proc_cancel(struct core_proc *proc);
 
 /*
  * Kills the child and its process group (SIGKILL), reaps it with a
@@ -76,9 +76,9 @@ void ca_proc_cancel(struct ca_proc *proc);
  * backend's stop hook), where the loop will not run again to reap the
  * child through its pidfd.  Loop thread only.
  */
-void ca_proc_kill(struct ca_proc *proc);
+void core_proc_kill(struct core_proc *proc);
 
 /* Returns the child's pid, for logs. */
-long ca_proc_pid(const struct ca_proc *proc);
+long core_proc_pid(const struct core_proc *proc);
 
 #endif
