@@ -29,7 +29,7 @@ LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
 CHECK_LIBS := $(shell pkg-config --libs $(CHECK_PKG) 2>/dev/null)
 
 MAIN_SRC := src/est/main.c
-LIB_SRC := $(filter-out $(MAIN_SRC),$(sort $(wildcard src/est/*.c \
+LIB_SRC := $(filter-out $(MAIN_SRC),$(sort $(wildcard src/core/*.c src/est/*.c \
 	src/ra/*.c src/ca_plugins/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))

@@ -14,6 +14,13 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
+#include "core/certs.h"
+#include "core/conf.h"
+#include "core/digest.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/loop.h"
+
 /*
  * What a CA call ended in.  ra maps each outcome to an EST answer (see
  * DESIGN.md): ISSUED 200, PENDING 202, REJECTED 403 (400 when csr_fault is
@@ -29,18 +36,6 @@ enum ca_outcome {
 	CA_CANCELLED,
 	CA_OUTCOME__MAX
 };
-
-/*
- * Event priorities of a worker's loop (est/listener.c sets up two).  Work
- * for requests already under way (their connections once the TLS handshake
- * is done, CA call completions, answers waiting for the audit log) runs
- * before new TLS handshakes, so that a burst of new clients does not stall
- * the answers of those already being served.  On a loop with one priority
- * (unit tests, --doctor) setting them fails harmlessly.
- */
-#define CORE_LOOP_PRIORITY_ONGOING 0
-#define CORE_LOOP_PRIORITY_NEW     1
-#define CORE_LOOP_PRIORITIES       2
 
 /* Returns a static upper-case name ("ISSUED", ...) for logs. */
 const char *ca_outcome_name(enum ca_outcome outcome);
@@ -65,43 +60,12 @@ const char *ca_operation_name(enum ca_operation op);
 #define CA_CAP_CACERTS  0x08u
 #define CA_CAP_HEALTH   0x10u
 
-/*
- * Log levels, in nginx's words (STYLE.md): emerg cannot start, alert an
- * invariant broke, crit the audit log is unwritable, error the operator must
- * fix something, warn degraded, notice a client was refused, info lifecycle,
- * debug.  ra's log levels have the same values.
- */
-enum core_log_level {
-	CORE_LOG_EMERG,
-	CORE_LOG_ALERT,
-	CORE_LOG_CRIT,
-	CORE_LOG_ERROR,
-	CORE_LOG_WARN,
-	CORE_LOG_NOTICE,
-	CORE_LOG_INFO,
-	CORE_LOG_DEBUG
-};
-
 /* Sizes of the fixed text fields of a result. */
 #define CA_CAUSE_MAX  1024
 #define CA_HINT_MAX   256
 #define CA_URL_MAX    512
 #define CA_DETAIL_MAX 1024
 #define CA_COOKIE_MAX 256
-
-/*
- * Why a configure call failed: the key (relative to the label's "ca" object,
- * e.g. "cert" or "profile.validity_days") so ra can name file, line and
- * column, and the reason in a full phrase.
- */
-struct core_err {
-	char key[128];
-	char text[512];
-};
-
-/* Fills err with key and a printf-style reason; returns -1 for "return". */
-int core_err_set(struct core_err *err, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /*
  * What a call produced.  The backend fills it before ca_call_done(); ra
@@ -157,88 +121,6 @@ typedef void (*ca_log_fn)(const struct ca_call *call, enum core_log_level level,
                           const char *message);
 
 void ca_set_log_hook(ca_log_fn hook);
-
-/*
- * Configuration readers shared by the backends, so that every "ca" object
- * is equally strict and every error names its key the same way.  Each
- * borrows conf for the call and fills err (key and reason) on -1.
- */
-
-/*
- * Writes the n bytes of in as lowercase hex into out (size outlen; as many
- * whole bytes as fit, NUL-terminated) and returns out.  The audit log's
- * digests and the request ids are lowercase; OPENSSL_buf2hexstr() writes
- * uppercase with separators.
- */
-char *core_hex_encode(const unsigned char *in, size_t n, char *out,
-                    size_t outlen);
-
-/*
- * SHA-256 fetched once for the process, for digests in the request path:
- * with EVP_sha256() OpenSSL 3.0 looks the digest up by name on every use.
- * Falls back to EVP_sha256() when the fetch fails; never free it.
- */
-const EVP_MD *core_sha256(void);
-
-/*
- * Reads every PEM certificate of bio (borrowed), in order.  Returns a new
- * stack (free with sk_X509_pop_free), or NULL when bio holds none, memory
- * runs out, or (strict set) a block other than the end of the data does
- * not read: the OpenSSL error queue then says why.  *count (may be NULL)
- * gets how many certificates were read.  Clears the queue otherwise.
- */
-STACK_OF(X509) *core_certs_read_pem(BIO *bio, int strict, int *count);
-
-/*
- * Orders a CA chain as a CA web service may hand it out in any order: the
- * certificate no other one was issued by first (the issuing CA), then each
- * one's issuer up to the root, anything else after.  Takes in; returns a
- * new stack, or in itself when ordering fails.
- */
-STACK_OF(X509) *core_chain_order(STACK_OF(X509) *in);
-
-/* Returns 1 when v is a non-empty string with no NUL or control byte. */
-int core_conf_clean_string(const json_t *v);
-
-/*
- * Reads the first line (the password, line end dropped, at most max
- * bytes) of the file at path into a new *out (free with free).  Messages
- * name the key "password_file" and the file, never its content; the read
- * buffer is wiped.
- */
-int core_conf_read_password(const char *path, size_t max, char **out,
-                          struct core_err *err);
-
-/* Returns "an object", "a string", ... for messages about v's type. */
-const char *core_conf_type_name(const json_t *v);
-
-/*
- * Checks that every key of obj is in allowed (NULL-terminated); prefix
- * ("" or "profile.") makes err->key a path relative to the "ca" object.
- */
-int core_conf_check_keys(const json_t *obj, const char *prefix,
-                       const char *const *allowed, struct core_err *err);
-
-/*
- * Reads the optional string at key into a new *out (free with free), NULL
- * when absent: non-empty, no NUL or control byte, at most max bytes.
- */
-int core_conf_string(const json_t *conf, const char *key, size_t max, char **out,
-                   struct core_err *err);
-
-/* Reads the optional integer at key, from min to max; *out is left alone
- * when the key is absent. */
-int core_conf_int(const json_t *conf, const char *key, long min, long max,
-                long *out, struct core_err *err);
-
-/*
- * Reads the optional file name at key, resolves it against conf_dir unless
- * absolute, and checks that it is a readable regular file (a FIFO or device
- * could hang estrad -t).  Sets a new *path (free with free), NULL when
- * absent.
- */
-int core_conf_file(const json_t *conf, const char *key, const char *conf_dir,
-                 char **path, struct core_err *err);
 
 /*
  * One asynchronous operation on a backend instance.  ra creates it with
@@ -306,22 +188,6 @@ void ca_call_fail(struct ca_call *call, enum ca_outcome outcome,
 void ca_log(const struct ca_call *call, enum core_log_level level,
             const char *component, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-
-/*
- * Appends the OpenSSL error queue, drained, as " (SSL: reason; reason)" to
- * buf (of size len), the way nginx's ngx_ssl_error() does.  Leaves the
- * queue empty.  Shared by every layer that reports OpenSSL failures.
- */
-void core_ssl_errors_append(char *buf, size_t len);
-
-/*
- * Formats buf (size len; NULL or 0 is allowed and writes nothing) from
- * fmt and, when ssl is set, appends the drained OpenSSL error queue as
- * core_ssl_errors_append() does.  Empties the queue in every case, so no
- * stale error is blamed on a later call.
- */
-void core_error_set(char *buf, size_t len, int ssl, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 /*
  * Receives one certificate a backend presents to its CA on its own behalf

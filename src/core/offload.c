@@ -140,15 +140,15 @@ core_offload_start(void)
 {
 	while (core_offload_nthreads < CORE_OFFLOAD_THREADS &&
 	       !core_offload_stopping &&
-	       pthread_create(&core_offload_threads[core_offload_nthreads], NULL,
-	                      core_offload_main, NULL) == 0)
+	       pthread_create(&core_offload_threads[core_offload_nthreads],
+	                      NULL, core_offload_main, NULL) == 0)
 		core_offload_nthreads++;
 	return core_offload_stopping ? 0 : core_offload_nthreads;
 }
 
 int
 core_offload_run(struct event_base *base, void (*work)(void *arg),
-               void (*done)(void *arg), void *arg)
+                 void (*done)(void *arg), void *arg)
 {
 	struct core_offload_job *job;
 
@@ -200,8 +200,9 @@ core_offload_drain(struct event_base *base)
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000L;
 			}
-			(void)pthread_cond_timedwait(&core_offload_progress_cond,
-			                             &core_offload_lock, &until);
+			(void)pthread_cond_timedwait(
+			    &core_offload_progress_cond, &core_offload_lock,
+			    &until);
 		}
 		pthread_mutex_unlock(&core_offload_lock);
 		if (left == 0)

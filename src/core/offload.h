@@ -23,7 +23,7 @@
  * after evthread_use_pthreads().
  */
 int core_offload_run(struct event_base *base, void (*work)(void *arg),
-                   void (*done)(void *arg), void *arg);
+                     void (*done)(void *arg), void *arg);
 
 /*
  * Bookkeeping for any completion another thread will make run on base's

@@ -141,7 +141,8 @@ static void
 core_proc_on_output(evutil_socket_t fd, short what, void *arg)
 {
 	struct core_proc *proc = arg;
-	struct core_proc_stream *s = fd == proc->out.fd ? &proc->out : &proc->err;
+	struct core_proc_stream *s =
+	    fd == proc->out.fd ? &proc->out : &proc->err;
 
 	(void)what;
 	if (core_proc_drain(proc, s) != 0)
@@ -292,7 +293,7 @@ core_proc_nonblock(int fd)
 
 struct core_proc *
 core_proc_start(struct event_base *base, const struct core_proc_spec *spec,
-              core_proc_done_fn done_fn, void *arg, char *err, size_t errlen)
+                core_proc_done_fn done_fn, void *arg, char *err, size_t errlen)
 {
 	static const int defaults[] = {SIGPIPE, SIGHUP,  SIGINT,
 	                               SIGTERM, SIGUSR1, SIGCHLD};
@@ -380,8 +381,9 @@ core_proc_start(struct event_base *base, const struct core_proc_spec *spec,
 	if (r != 0) {
 		/* Reported from the loop like any other ending. */
 		proc->exec_errno = r;
-		if ((proc->done_ev = event_new(
-		         base, -1, 0, core_proc_on_exec_failed, proc)) == NULL) {
+		if ((proc->done_ev =
+		         event_new(base, -1, 0, core_proc_on_exec_failed,
+		                   proc)) == NULL) {
 			snprintf(err, errlen, "%s: (%d: %s)", spec->argv[0], r,
 			         strerror(r));
 			goto out;

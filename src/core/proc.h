@@ -48,7 +48,8 @@ struct core_proc;
  * freed after it returns.
  */
 typedef void (*core_proc_done_fn)(struct core_proc *proc,
-                                const struct core_proc_result *res, void *arg);
+                                  const struct core_proc_result *res,
+                                  void *arg);
 
 /*
  * Starts spec->argv on base.  Returns the running process (owned by the
@@ -58,9 +59,9 @@ typedef void (*core_proc_done_fn)(struct core_proc *proc,
  * when exec fails.
  */
 struct core_proc *core_proc_start(struct event_base *base,
-                              const struct core_proc_spec *spec,
-                              core_proc_done_fn done_fn, void *arg, char *err,
-                              size_t errlen);
+                                  const struct core_proc_spec *spec,
+                                  core_proc_done_fn done_fn, void *arg,
+                                  char *err, size_t errlen);
 
 /*
  * Kills the child and its process group (SIGKILL) and makes sure done_fn
