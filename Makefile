@@ -28,8 +28,8 @@ LDFLAGS += $(SANFLAGS)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
 CHECK_LIBS := $(shell pkg-config --libs $(CHECK_PKG) 2>/dev/null)
 
-MAIN_SRC := src/est/main.c
-LIB_SRC := $(filter-out $(MAIN_SRC),$(sort $(wildcard src/core/*.c src/est/*.c \
+MAIN_SRC := src/cmd/main.c
+LIB_SRC := $(filter-out $(MAIN_SRC),$(sort $(wildcard src/core/*.c src/cmd/*.c src/est/*.c \
 	src/ra/*.c src/ca_plugins/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))
@@ -51,7 +51,7 @@ TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all deps certs run check unit regress fakes integration bench tools fuzz \
-	format format-check clean
+	format format-check check-layers clean
 
 all: $(BUILD)/estrad
 
@@ -168,6 +168,7 @@ bench: deps
 	@ESTRAD=$(BUILD)/estrad TOOLS=$(BUILD)/tools ./tests/bench/run.sh
 
 check: deps
+	@./scripts/check-layers.sh
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory regress
 	@$(MAKE) --no-print-directory fakes
@@ -209,6 +210,10 @@ fakes:
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Includes point down the layers: cmd > est > ra > ca_plugins > core.
+check-layers:
+	@./scripts/check-layers.sh
 
 format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')

@@ -198,6 +198,11 @@ ca_backend_names(void)
 	return names;
 }
 
+struct ca_instance {
+	const struct ca_backend *backend;
+	void *priv; /* backend->priv_size bytes, zeroed; owned */
+};
+
 struct ca_instance *
 ca_instance_new(const json_t *conf, const char *conf_dir, struct core_err *err)
 {
@@ -288,4 +293,47 @@ ca_instance_start(struct ca_instance *inst, struct ca_call *call,
 		return;
 	}
 	op(inst->priv, call);
+}
+
+const char *
+ca_instance_backend_name(const struct ca_instance *inst)
+{
+	return inst->backend->name;
+}
+
+unsigned int
+ca_instance_caps(const struct ca_instance *inst)
+{
+	return inst->backend->caps;
+}
+
+void
+ca_instance_loop_start(struct ca_instance *inst, struct event_base *base)
+{
+	if (inst->backend->start != NULL)
+		inst->backend->start(inst->priv, base);
+}
+
+void
+ca_instance_loop_stop(struct ca_instance *inst)
+{
+	if (inst->backend->stop != NULL)
+		inst->backend->stop(inst->priv);
+}
+
+int
+ca_instance_cancel(struct ca_instance *inst, struct ca_call *call)
+{
+	if (inst->backend->cancel == NULL)
+		return -1;
+	inst->backend->cancel(inst->priv, call);
+	return 0;
+}
+
+void
+ca_instance_own_certs(const struct ca_instance *inst, ca_own_cert_fn fn,
+                      void *arg)
+{
+	if (inst->backend->own_certs != NULL)
+		inst->backend->own_certs(inst->priv, fn, arg);
 }

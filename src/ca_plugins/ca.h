@@ -243,7 +243,7 @@ struct ca_backend {
 	void (*unconfigure)(void *priv);
 
 	/*
-	 * Optional.  est/listener.c calls it once per instance when the
+	 * Optional.  ra_backends_start() calls it once per instance when the
 	 * workers run, on the thread of worker 0 and with that worker's loop,
 	 * for background work that belongs to no request (fetching and
 	 * refreshing a CA chain, warning about an expiring agent
@@ -262,8 +262,9 @@ struct ca_backend {
 
 	/*
 	 * Optional; NULL when the backend presents no certificate of its
-	 * own.  est/metrics.c calls it on the main thread for every /metrics
-	 * scrape (the certificate expiry gauges), and est/doctor.c on its
+	 * own.  Through ca_instance_own_certs(), ra calls it on the main
+	 * thread for every /metrics scrape (the certificate expiry gauges),
+	 * and cmd/doctor.c on its
 	 * thread once per label (the validity check), each time between
 	 * configure and unconfigure of the instance and possibly while its
 	 * calls run on the workers.  So it reads only what configure set,
@@ -277,8 +278,9 @@ struct ca_backend {
 };
 
 /*
- * est/listener.c calls it on each worker's thread after that worker's loop
- * ended (and after the backends' stop hooks), before the loop is freed:
+ * ra_backends_loop_shutdown() calls it on each worker's thread after that
+ * worker's loop ended (and after the backends' stop hooks), before the
+ * loop is freed:
  * releases what the shared CA I/O keeps per loop (libcurl multi handles
  * and their cached connections).
  */
@@ -290,11 +292,11 @@ const struct ca_backend *ca_backend_find(const char *name);
 /* Returns the comma-separated names of all backends, for error messages. */
 const char *ca_backend_names(void);
 
-/* One configured backend for one label. */
-struct ca_instance {
-	const struct ca_backend *backend;
-	void *priv;
-};
+/*
+ * One configured backend for one label: the backend and its private state.
+ * Opaque outside ca.c; ra reaches the backend only through the calls below.
+ */
+struct ca_instance;
 
 /*
  * Returns a new instance of the backend named by conf's "backend" member,
@@ -313,6 +315,37 @@ void ca_instance_free(struct ca_instance *inst);
  */
 void ca_instance_start(struct ca_instance *inst, struct ca_call *call,
                        ca_call_done_fn done_fn, void *arg);
+
+/* Returns the backend's name ("local", ...), static. */
+const char *ca_instance_backend_name(const struct ca_instance *inst);
+
+/* Returns the backend's CA_CAP_* bits. */
+unsigned int ca_instance_caps(const struct ca_instance *inst);
+
+/*
+ * Runs the backend's start hook (when it has one) for inst on base: see
+ * struct ca_backend's start.  Called once per instance on the thread that
+ * runs base, when the workers start.
+ */
+void ca_instance_loop_start(struct ca_instance *inst, struct event_base *base);
+
+/* Runs the backend's stop hook, if any, on the same thread as start. */
+void ca_instance_loop_stop(struct ca_instance *inst);
+
+/*
+ * Asks the backend to end call (started on inst and still running) early,
+ * as struct ca_backend's cancel says.  A backend without cancel lets the
+ * call run to its end: returns -1 then, 0 when cancel was asked for.
+ */
+int ca_instance_cancel(struct ca_instance *inst, struct ca_call *call);
+
+/*
+ * Calls fn(role, cert, arg) for each certificate the backend presents to
+ * its CA on its own behalf, as struct ca_backend's own_certs says; nothing
+ * when it has none.
+ */
+void ca_instance_own_certs(const struct ca_instance *inst, ca_own_cert_fn fn,
+                           void *arg);
 
 /* The backends estrad is built with. */
 extern const struct ca_backend ca_local_backend;

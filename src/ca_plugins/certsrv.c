@@ -165,15 +165,16 @@ cs_conf_urls(struct certsrv *cs, const json_t *conf, struct core_err *err)
 
 	if ((list = json_object_get(conf, "urls")) == NULL) {
 		core_err_set(err, "urls",
-		           "missing \"urls\" (the certsrv base URLs, e.g. "
-		           "[\"https://ca1.example.com/certsrv\"])");
+		             "missing \"urls\" (the certsrv base URLs, e.g. "
+		             "[\"https://ca1.example.com/certsrv\"])");
 		goto out;
 	}
 	if (!json_is_array(list) || json_array_size(list) == 0 ||
 	    json_array_size(list) > CS_URLS_MAX) {
-		core_err_set(err, "urls",
-		           "\"urls\" must be an array of 1 to %d URLs, not %s",
-		           CS_URLS_MAX, core_conf_type_name(list));
+		core_err_set(
+		    err, "urls",
+		    "\"urls\" must be an array of 1 to %d URLs, not %s",
+		    CS_URLS_MAX, core_conf_type_name(list));
 		goto out;
 	}
 	json_array_foreach(list, i, v)
@@ -184,25 +185,26 @@ cs_conf_urls(struct certsrv *cs, const json_t *conf, struct core_err *err)
 		if (!json_is_string(v) || !core_conf_clean_string(v) ||
 		    json_string_length(v) > CA_URL_MAX - 64) {
 			core_err_set(err, key,
-			           "element %zu must be a URL string of at "
-			           "most %d bytes",
-			           i + 1, CA_URL_MAX - 64);
+			             "element %zu must be a URL string of at "
+			             "most %d bytes",
+			             i + 1, CA_URL_MAX - 64);
 			goto out;
 		}
 		s = json_string_value(v);
 		if (strncmp(s, "https://", 8) != 0 &&
 		    strncmp(s, "http://", 7) != 0) {
 			core_err_set(err, key,
-			           "\"%s\" is not an http:// or https:// URL",
-			           s);
+			             "\"%s\" is not an http:// or https:// URL",
+			             s);
 			goto out;
 		}
 		if (strchr(s, '?') != NULL || strchr(s, '#') != NULL ||
 		    strchr(s, ' ') != NULL || strchr(s, '@') != NULL) {
-			core_err_set(err, key,
-			           "\"%s\" must be a plain base URL (no query, "
-			           "fragment, space or credentials)",
-			           s);
+			core_err_set(
+			    err, key,
+			    "\"%s\" must be a plain base URL (no query, "
+			    "fragment, space or credentials)",
+			    s);
 			goto out;
 		}
 		if ((cs->urls[i] = strdup(s)) == NULL) {
@@ -243,7 +245,7 @@ cs_conf_auth(struct certsrv *cs, const json_t *conf, struct core_err *err)
 	}
 	if ((s = json_string_value(v)) == NULL) {
 		core_err_set(err, "auth", "\"auth\" must be a string, not %s",
-		           core_conf_type_name(v));
+		             core_conf_type_name(v));
 		goto out;
 	}
 	for (i = 0; names[i] != NULL; i++)
@@ -251,9 +253,9 @@ cs_conf_auth(struct certsrv *cs, const json_t *conf, struct core_err *err)
 			break;
 	if (names[i] == NULL) {
 		core_err_set(err, "auth",
-		           "unknown auth \"%s\" (one of: basic, ntlm, "
-		           "negotiate, client-cert, any)",
-		           s);
+		             "unknown auth \"%s\" (one of: basic, ntlm, "
+		             "negotiate, client-cert, any)",
+		             s);
 		goto out;
 	}
 	cs->auth = values[i];
@@ -279,16 +281,17 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct core_err *err)
 	             "CertificateTemplate:%s\r\nUserAgent:%s\r\n",
 	             cs->template_name, cs->user_agent);
 	if (n < 0 || (size_t)n >= sizeof(attrib)) {
-		core_err_set(err, "template", "template and user_agent too long");
+		core_err_set(err, "template",
+		             "template and user_agent too long");
 		goto out;
 	}
 	used = (size_t)n;
 	if ((list = json_object_get(conf, "cert_attrib")) != NULL) {
 		if (!json_is_array(list)) {
 			core_err_set(err, "cert_attrib",
-			           "\"cert_attrib\" must be an array of "
-			           "\"name:value\" strings, not %s",
-			           core_conf_type_name(list));
+			             "\"cert_attrib\" must be an array of "
+			             "\"name:value\" strings, not %s",
+			             core_conf_type_name(list));
 			goto out;
 		}
 		json_array_foreach(list, i, v)
@@ -316,8 +319,8 @@ cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct core_err *err)
 			             "%s\r\n", s);
 			if (n < 0 || (size_t)n >= sizeof(attrib) - used) {
 				core_err_set(err, key,
-				           "cert_attrib longer than %d bytes",
-				           CS_ATTRIB_MAX);
+				             "cert_attrib longer than %d bytes",
+				             CS_ATTRIB_MAX);
 				goto out;
 			}
 			used += (size_t)n;
@@ -380,7 +383,7 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 	cs->chain_refresh = CS_CHAIN_REFRESH_DEFAULT;
 	if (!json_is_object(conf)) {
 		core_err_set(err, "", "\"ca\" must be an object, not %s",
-		           core_conf_type_name(conf));
+		             core_conf_type_name(conf));
 		goto out;
 	}
 	if (core_conf_check_keys(conf, "", cs_conf_keys, err) != 0 ||
@@ -388,43 +391,44 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 	    core_conf_string(conf, "user", 256, &cs->user, err) != 0 ||
 	    cs_conf_auth(cs, conf, err) != 0 ||
 	    core_conf_file(conf, "password_file", conf_dir, &password_file,
-	                 err) != 0 ||
+	                   err) != 0 ||
 	    core_conf_file(conf, "client_cert", conf_dir, &cs->client_cert,
-	                 err) != 0 ||
-	    core_conf_file(conf, "client_key", conf_dir, &cs->client_key, err) !=
-	        0 ||
+	                   err) != 0 ||
+	    core_conf_file(conf, "client_key", conf_dir, &cs->client_key,
+	                   err) != 0 ||
 	    core_conf_file(conf, "ca_bundle", conf_dir, &cs->ca_bundle, err) !=
 	        0 ||
 	    core_conf_string(conf, "template", CS_TEMPLATE_MAX,
-	                   &cs->template_name, err) != 0 ||
+	                     &cs->template_name, err) != 0 ||
 	    core_conf_string(conf, "user_agent", 512, &cs->user_agent, err) !=
 	        0 ||
 	    core_conf_int(conf, "connect_timeout", 1, CS_CONNECT_TIMEOUT_MAX,
-	                &cs->connect_timeout, err) != 0 ||
+	                  &cs->connect_timeout, err) != 0 ||
 	    core_conf_int(conf, "timeout", 1, CS_TIMEOUT_MAX, &cs->timeout,
-	                err) != 0 ||
+	                  err) != 0 ||
 	    core_conf_int(conf, "chain_refresh", CS_CHAIN_REFRESH_MIN,
-	                CS_CHAIN_REFRESH_MAX, &cs->chain_refresh, err) != 0)
+	                  CS_CHAIN_REFRESH_MAX, &cs->chain_refresh, err) != 0)
 		goto out;
 	n = 0;
-	if (core_conf_int(conf, "retry_after", 1, CS_RETRY_AFTER_MAX, &n, err) !=
-	    0)
+	if (core_conf_int(conf, "retry_after", 1, CS_RETRY_AFTER_MAX, &n,
+	                  err) != 0)
 		goto out;
 	cs->retry_after = (unsigned int)n;
 	if ((v = json_object_get(conf, "fetch_chain")) != NULL) {
 		if (!json_is_boolean(v)) {
-			core_err_set(err, "fetch_chain",
-			           "\"fetch_chain\" must be true or false, not "
-			           "%s",
-			           core_conf_type_name(v));
+			core_err_set(
+			    err, "fetch_chain",
+			    "\"fetch_chain\" must be true or false, not "
+			    "%s",
+			    core_conf_type_name(v));
 			goto out;
 		}
 		cs->fetch_chain = json_is_true(v);
 	}
 	if (cs->template_name == NULL) {
 		core_err_set(err, "template",
-		           "missing \"template\" (the internal name of the "
-		           "certificate template, as certrqxt.asp lists it)");
+		             "missing \"template\" (the internal name of the "
+		             "certificate template, as certrqxt.asp lists it)");
 		goto out;
 	}
 	if (cs->user_agent == NULL &&
@@ -437,28 +441,29 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 	case CA_HTTP_AUTH_BASIC:
 	case CA_HTTP_AUTH_NTLM:
 		if (cs->user == NULL || password_file == NULL) {
-			core_err_set(err,
-			           cs->user == NULL ? "user" : "password_file",
-			           "auth \"%s\" needs \"user\" and "
-			           "\"password_file\"",
-			           ca_http_auth_name(cs->auth));
+			core_err_set(
+			    err, cs->user == NULL ? "user" : "password_file",
+			    "auth \"%s\" needs \"user\" and "
+			    "\"password_file\"",
+			    ca_http_auth_name(cs->auth));
 			goto out;
 		}
 		break;
 	case CA_HTTP_AUTH_CLIENT_CERT:
 		if (cs->client_cert == NULL || cs->client_key == NULL) {
-			core_err_set(err,
-			           cs->client_cert == NULL ? "client_cert"
-			                                   : "client_key",
-			           "auth \"client-cert\" needs \"client_cert\" "
-			           "and \"client_key\"");
+			core_err_set(
+			    err,
+			    cs->client_cert == NULL ? "client_cert"
+			                            : "client_key",
+			    "auth \"client-cert\" needs \"client_cert\" "
+			    "and \"client_key\"");
 			goto out;
 		}
 		break;
 	case CA_HTTP_AUTH_NONE:
 		if (password_file != NULL) {
 			core_err_set(err, "password_file",
-			           "\"password_file\" without \"user\"");
+			             "\"password_file\" without \"user\"");
 			goto out;
 		}
 		break;
@@ -491,8 +496,8 @@ cs_configure(void *p, const json_t *conf, const char *conf_dir,
 			}
 	}
 	if (password_file != NULL &&
-	    core_conf_read_password(password_file, CS_PASSWORD_MAX, &cs->password,
-	                          err) != 0)
+	    core_conf_read_password(password_file, CS_PASSWORD_MAX,
+	                            &cs->password, err) != 0)
 		goto out;
 	if (cs_conf_attrib(cs, conf, err) != 0)
 		goto out;

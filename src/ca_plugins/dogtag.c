@@ -222,10 +222,11 @@ dt_conf_name(const json_t *conf, const char *key, char **out,
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
 			continue;
-		return core_err_set(err, key,
-		                  "\"%s\" may hold only letters, digits, '.', "
-		                  "'_' and '-', not \"%s\"",
-		                  key, *out);
+		return core_err_set(
+		    err, key,
+		    "\"%s\" may hold only letters, digits, '.', "
+		    "'_' and '-', not \"%s\"",
+		    key, *out);
 	}
 	return 0;
 }
@@ -245,16 +246,18 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct core_err *err)
 	int rc = -1;
 
 	if ((list = json_object_get(conf, "urls")) == NULL) {
-		core_err_set(err, "urls",
-		           "missing \"urls\" (the PKI server base URLs, master "
-		           "first, e.g. [\"https://pki1.example.net:8443\"])");
+		core_err_set(
+		    err, "urls",
+		    "missing \"urls\" (the PKI server base URLs, master "
+		    "first, e.g. [\"https://pki1.example.net:8443\"])");
 		goto out;
 	}
 	if (!json_is_array(list) || json_array_size(list) == 0 ||
 	    json_array_size(list) > DT_URLS_MAX) {
-		core_err_set(err, "urls",
-		           "\"urls\" must be an array of 1 to %d URLs, not %s",
-		           DT_URLS_MAX, core_conf_type_name(list));
+		core_err_set(
+		    err, "urls",
+		    "\"urls\" must be an array of 1 to %d URLs, not %s",
+		    DT_URLS_MAX, core_conf_type_name(list));
 		goto out;
 	}
 	json_array_foreach(list, i, v)
@@ -265,24 +268,25 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct core_err *err)
 		if (!json_is_string(v) || !core_conf_clean_string(v) ||
 		    json_string_length(v) > CA_URL_MAX - 160) {
 			core_err_set(err, key,
-			           "element %zu must be a URL string of at "
-			           "most %d bytes",
-			           i + 1, CA_URL_MAX - 160);
+			             "element %zu must be a URL string of at "
+			             "most %d bytes",
+			             i + 1, CA_URL_MAX - 160);
 			goto out;
 		}
 		s = json_string_value(v);
 		if (strncmp(s, "https://", 8) != 0 &&
 		    strncmp(s, "http://", 7) != 0) {
 			core_err_set(err, key,
-			           "\"%s\" is not an http:// or https:// URL",
-			           s);
+			             "\"%s\" is not an http:// or https:// URL",
+			             s);
 			goto out;
 		}
 		if (strpbrk(s, "?# @") != NULL) {
-			core_err_set(err, key,
-			           "\"%s\" must be a plain base URL (no query, "
-			           "fragment, space or credentials)",
-			           s);
+			core_err_set(
+			    err, key,
+			    "\"%s\" must be a plain base URL (no query, "
+			    "fragment, space or credentials)",
+			    s);
 			goto out;
 		}
 		if ((dt->urls[i] = strdup(s)) == NULL) {
@@ -298,10 +302,10 @@ dt_conf_urls(struct dogtag *dt, const json_t *conf, struct core_err *err)
 		    (strcmp(path, "/ca") == 0 || strstr(path, "/ca/") != NULL ||
 		     strcmp(path, "/pki") == 0)) {
 			core_err_set(err, key,
-			           "\"%s\" names a path of the CA; give the "
-			           "server's base URL (https://HOST:8443), "
-			           "estrad adds /ca/v2 or /ca/rest",
-			           s);
+			             "\"%s\" names a path of the CA; give the "
+			             "server's base URL (https://HOST:8443), "
+			             "estrad adds /ca/v2 or /ca/rest",
+			             s);
 			goto out;
 		}
 	}
@@ -355,8 +359,8 @@ dt_conf_agent(struct dogtag *dt, struct core_err *err)
 	if ((fp = fopen(dt->agent_cert, "re")) == NULL ||
 	    (cert = PEM_read_X509(fp, NULL, dt_no_passphrase, NULL)) == NULL) {
 		core_err_set(err, "agent_cert",
-		           "%s: no PEM certificate can be read",
-		           dt->agent_cert);
+		             "%s: no PEM certificate can be read",
+		             dt->agent_cert);
 		goto out;
 	}
 	fclose(fp);
@@ -364,14 +368,14 @@ dt_conf_agent(struct dogtag *dt, struct core_err *err)
 	    (key = PEM_read_PrivateKey(fp, NULL, dt_no_passphrase, NULL)) ==
 	        NULL) {
 		core_err_set(err, "agent_key",
-		           "%s: no unencrypted PEM private key can be read",
-		           dt->agent_key);
+		             "%s: no unencrypted PEM private key can be read",
+		             dt->agent_key);
 		goto out;
 	}
 	if (X509_check_private_key(cert, key) != 1) {
 		core_err_set(err, "agent_key",
-		           "%s is not the key of the agent certificate %s",
-		           dt->agent_key, dt->agent_cert);
+		             "%s is not the key of the agent certificate %s",
+		             dt->agent_key, dt->agent_cert);
 		goto out;
 	}
 	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
@@ -386,8 +390,8 @@ dt_conf_agent(struct dogtag *dt, struct core_err *err)
 	na = X509_get0_notAfter(cert);
 	if (na == NULL || ASN1_TIME_to_tm(na, &tm) != 1) {
 		core_err_set(err, "agent_cert",
-		           "%s: the certificate's notAfter cannot be read",
-		           dt->agent_cert);
+		             "%s: the certificate's notAfter cannot be read",
+		             dt->agent_cert);
 		goto out;
 	}
 	dt->agent_not_after = timegm(&tm);
@@ -449,39 +453,39 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 	dt->chain_refresh = DT_CHAIN_REFRESH_DEFAULT;
 	if (!json_is_object(conf)) {
 		core_err_set(err, "", "\"ca\" must be an object, not %s",
-		           core_conf_type_name(conf));
+		             core_conf_type_name(conf));
 		goto out;
 	}
 	if (core_conf_check_keys(conf, "", dt_conf_keys, err) != 0 ||
 	    dt_conf_urls(dt, conf, err) != 0 ||
 	    core_conf_file(conf, "ca_bundle", conf_dir, &dt->ca_bundle, err) !=
 	        0 ||
-	    core_conf_file(conf, "agent_cert", conf_dir, &dt->agent_cert, err) !=
-	        0 ||
+	    core_conf_file(conf, "agent_cert", conf_dir, &dt->agent_cert,
+	                   err) != 0 ||
 	    core_conf_file(conf, "agent_key", conf_dir, &dt->agent_key, err) !=
 	        0 ||
 	    core_conf_string(conf, "user", 256, &dt->user, err) != 0 ||
 	    core_conf_file(conf, "password_file", conf_dir, &password_file,
-	                 err) != 0 ||
+	                   err) != 0 ||
 	    dt_conf_name(conf, "profile", &dt->profile, err) != 0 ||
 	    dt_conf_name(conf, "issuer_id", &dt->issuer_id, err) != 0 ||
 	    core_conf_string(conf, "approval", 16, &approval, err) != 0 ||
 	    core_conf_int(conf, "connect_timeout", 1, DT_CONNECT_TIMEOUT_MAX,
-	                &dt->connect_timeout, err) != 0 ||
+	                  &dt->connect_timeout, err) != 0 ||
 	    core_conf_int(conf, "timeout", 1, DT_TIMEOUT_MAX, &dt->timeout,
-	                err) != 0 ||
+	                  err) != 0 ||
 	    core_conf_int(conf, "chain_refresh", DT_CHAIN_REFRESH_MIN,
-	                DT_CHAIN_REFRESH_MAX, &dt->chain_refresh, err) != 0)
+	                  DT_CHAIN_REFRESH_MAX, &dt->chain_refresh, err) != 0)
 		goto out;
 	n = 0;
-	if (core_conf_int(conf, "retry_after", 1, DT_RETRY_AFTER_MAX, &n, err) !=
-	    0)
+	if (core_conf_int(conf, "retry_after", 1, DT_RETRY_AFTER_MAX, &n,
+	                  err) != 0)
 		goto out;
 	dt->retry_after = (unsigned int)n;
 	if (dt->profile == NULL) {
 		core_err_set(err, "profile",
-		           "missing \"profile\" (the Dogtag profile id, e.g. "
-		           "\"caServerCert\")");
+		             "missing \"profile\" (the Dogtag profile id, e.g. "
+		             "\"caServerCert\")");
 		goto out;
 	}
 	if (approval == NULL || strcmp(approval, "wait") == 0)
@@ -490,35 +494,36 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 		dt->approval = DT_APPROVAL_AUTO;
 	else {
 		core_err_set(err, "approval",
-		           "unknown approval \"%s\" (one of: auto, wait)",
-		           approval);
+		             "unknown approval \"%s\" (one of: auto, wait)",
+		             approval);
 		goto out;
 	}
 	/* One agent credential: a certificate (FreeIPA's RA agent) or a
 	 * user with a password, never half of one. */
 	if ((dt->agent_cert == NULL) != (dt->agent_key == NULL)) {
-		core_err_set(err,
-		           dt->agent_cert == NULL ? "agent_cert" : "agent_key",
-		           "\"agent_cert\" and \"agent_key\" go together");
+		core_err_set(
+		    err, dt->agent_cert == NULL ? "agent_cert" : "agent_key",
+		    "\"agent_cert\" and \"agent_key\" go together");
 		goto out;
 	}
 	if ((dt->user == NULL) != (password_file == NULL)) {
 		core_err_set(err, dt->user == NULL ? "user" : "password_file",
-		           "\"user\" and \"password_file\" go together");
+		             "\"user\" and \"password_file\" go together");
 		goto out;
 	}
 	if (dt->agent_cert != NULL && dt->user != NULL) {
 		core_err_set(err, "user",
-		           "set either \"agent_cert\"/\"agent_key\" or "
-		           "\"user\"/\"password_file\", not both");
+		             "set either \"agent_cert\"/\"agent_key\" or "
+		             "\"user\"/\"password_file\", not both");
 		goto out;
 	}
 	if (dt->approval == DT_APPROVAL_AUTO && dt->agent_cert == NULL &&
 	    dt->user == NULL) {
-		core_err_set(err, "approval",
-		           "approval \"auto\" approves as a CA agent: set "
-		           "\"agent_cert\" and \"agent_key\" (or \"user\" and "
-		           "\"password_file\")");
+		core_err_set(
+		    err, "approval",
+		    "approval \"auto\" approves as a CA agent: set "
+		    "\"agent_cert\" and \"agent_key\" (or \"user\" and "
+		    "\"password_file\")");
 		goto out;
 	}
 	if (dt->user != NULL) {
@@ -537,7 +542,7 @@ dt_configure(void *p, const json_t *conf, const char *conf_dir,
 				goto out;
 			}
 		if (core_conf_read_password(password_file, DT_PASSWORD_MAX,
-		                          &dt->password, err) != 0)
+		                            &dt->password, err) != 0)
 			goto out;
 	}
 	if (dt->agent_cert != NULL && dt_conf_agent(dt, err) != 0)

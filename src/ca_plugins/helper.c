@@ -145,7 +145,7 @@ struct helper_op {
 	struct ca_call *call; /* borrowed until completed; NULL: background */
 	struct event_base *base;
 	enum helper_verb verb;
-	struct core_proc *proc;          /* owned by the loop; NULL once done */
+	struct core_proc *proc;        /* owned by the loop; NULL once done */
 	struct helper_op *prev, *next; /* h->ops */
 };
 
@@ -214,19 +214,20 @@ helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
 	int rc = -1;
 
 	if ((cmd = json_object_get(conf, "command")) == NULL) {
-		core_err_set(err, "command",
-		           "missing \"command\" (an array: the helper program "
-		           "and its arguments)");
+		core_err_set(
+		    err, "command",
+		    "missing \"command\" (an array: the helper program "
+		    "and its arguments)");
 		goto out;
 	}
 	if (!json_is_array(cmd) || (n = json_array_size(cmd)) == 0 ||
 	    n > HELPER_ARGS_MAX) {
 		core_err_set(err, "command",
-		           "\"command\" must be an array of 1 to %d strings "
-		           "(the helper program and its arguments), not %s",
-		           HELPER_ARGS_MAX,
-		           json_is_array(cmd) ? "that many"
-		                              : core_conf_type_name(cmd));
+		             "\"command\" must be an array of 1 to %d strings "
+		             "(the helper program and its arguments), not %s",
+		             HELPER_ARGS_MAX,
+		             json_is_array(cmd) ? "that many"
+		                                : core_conf_type_name(cmd));
 		goto out;
 	}
 	if ((h->argv = calloc(n + 1, sizeof(char *))) == NULL) {
@@ -257,14 +258,14 @@ helper_conf_command(struct helper *h, const json_t *conf, const char *conf_dir,
 	}
 	if (stat(h->argv[0], &st) != 0) {
 		core_err_set(err, "command.0", "cannot run %s: %s", h->argv[0],
-		           strerror(errno));
+		             strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || access(h->argv[0], X_OK) != 0) {
 		core_err_set(err, "command.0",
-		           "cannot run %s: not an executable "
-		           "file",
-		           h->argv[0]);
+		             "cannot run %s: not an executable "
+		             "file",
+		             h->argv[0]);
 		goto out;
 	}
 	rc = 0;
@@ -306,11 +307,11 @@ helper_conf_env(struct helper *h, const json_t *conf, struct core_err *err)
 	}
 	if (!json_is_object(env) || json_object_size(env) > HELPER_ENV_MAX) {
 		core_err_set(err, "env",
-		           "\"env\" must be an object of at most %d "
-		           "\"NAME\": \"value\" pairs, not %s",
-		           HELPER_ENV_MAX,
-		           json_is_object(env) ? "more"
-		                               : core_conf_type_name(env));
+		             "\"env\" must be an object of at most %d "
+		             "\"NAME\": \"value\" pairs, not %s",
+		             HELPER_ENV_MAX,
+		             json_is_object(env) ? "more"
+		                                 : core_conf_type_name(env));
 		goto out;
 	}
 	if ((h->env = calloc(json_object_size(env) + 1, sizeof(char *))) ==
@@ -323,9 +324,9 @@ helper_conf_env(struct helper *h, const json_t *conf, struct core_err *err)
 		snprintf(key, sizeof(key), "env.%s", name);
 		if (!helper_env_name_ok(name)) {
 			core_err_set(err, key,
-			           "\"%s\" is not a variable name "
-			           "([A-Za-z_][A-Za-z0-9_]*)",
-			           name);
+			             "\"%s\" is not a variable name "
+			             "([A-Za-z_][A-Za-z0-9_]*)",
+			             name);
 			goto out;
 		}
 		if (strncmp(name, "CERTMONGER_", 11) == 0) {
@@ -333,20 +334,21 @@ helper_conf_env(struct helper *h, const json_t *conf, struct core_err *err)
 				if (strcmp(name, helper_env_allowed[i]) == 0)
 					break;
 			if (helper_env_allowed[i] == NULL) {
-				core_err_set(err, key,
-				           "%s is set by estrad for each call "
-				           "(only CERTMONGER_LOCAL_CA_DIR and "
-				           "CERTMONGER_CONFIG_DIR may be set "
-				           "here; the profile is \"profile\")",
-				           name);
+				core_err_set(
+				    err, key,
+				    "%s is set by estrad for each call "
+				    "(only CERTMONGER_LOCAL_CA_DIR and "
+				    "CERTMONGER_CONFIG_DIR may be set "
+				    "here; the profile is \"profile\")",
+				    name);
 				goto out;
 			}
 		}
 		if ((s = json_string_value(v)) == NULL ||
 		    strlen(s) != json_string_length(v)) {
 			core_err_set(err, key,
-			           "must be a string without NUL, not %s",
-			           core_conf_type_name(v));
+			             "must be a string without NUL, not %s",
+			             core_conf_type_name(v));
 			goto out;
 		}
 		if (asprintf(&h->env[n], "%s=%s", name, s) < 0) {
@@ -804,7 +806,7 @@ helper_run(struct helper *h, struct ca_call *call, struct event_base *base,
 	h->ops = op;
 	pthread_mutex_unlock(&h->lock);
 	if ((op->proc = core_proc_start(base, &spec, helper_proc_done, op, why,
-	                              sizeof(why))) == NULL) {
+	                                sizeof(why))) == NULL) {
 		helper_op_unlink(op);
 		snprintf(err, errlen, "cannot start helper %s: %s", h->argv[0],
 		         why);
@@ -825,8 +827,8 @@ out:
  * client.  Returns buf.
  */
 static const char *
-helper_run_detail(const struct helper_op *op, const struct core_proc_result *res,
-                  char *buf, size_t len)
+helper_run_detail(const struct helper_op *op,
+                  const struct core_proc_result *res, char *buf, size_t len)
 {
 	char how[64], sig[32], err[HELPER_QUOTE_MAX * 2 + 8];
 

@@ -231,19 +231,20 @@ local_conf_file(const json_t *conf, const char *key, int required,
 	*value = NULL;
 	if ((v = json_object_get(conf, key)) == NULL) {
 		if (required) {
-			core_err_set(err, key, "missing \"%s\" (%s)", key, what);
+			core_err_set(err, key, "missing \"%s\" (%s)", key,
+			             what);
 			goto out;
 		}
 	} else if (!json_is_string(v)) {
 		core_err_set(err, key,
-		           "\"%s\" must be a string (a file name), not %s", key,
-		           core_conf_type_name(v));
+		             "\"%s\" must be a string (a file name), not %s",
+		             key, core_conf_type_name(v));
 		goto out;
 	} else if (json_string_length(v) == 0 ||
 	           strlen(json_string_value(v)) != json_string_length(v)) {
 		/* A NUL inside the string would silently cut the name. */
 		core_err_set(err, key, "\"%s\" must be a non-empty file name",
-		           key);
+		             key);
 		goto out;
 	} else
 		*value = json_string_value(v);
@@ -295,22 +296,22 @@ local_open(const char *path, const char *key, struct core_err *err)
 
 	if ((fp = fopen(path, "re")) == NULL) {
 		core_err_set(err, key, "cannot read %s: %s", path,
-		           strerror(errno));
+		             strerror(errno));
 		goto out;
 	}
 	if (fstat(fileno(fp), &st) != 0) {
 		core_err_set(err, key, "cannot read %s: %s", path,
-		           strerror(errno));
+		             strerror(errno));
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
 		core_err_set(err, key, "cannot read %s: %s", path,
-		           strerror(EISDIR));
+		             strerror(EISDIR));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		core_err_set(err, key, "cannot read %s: not a regular file",
-		           path);
+		             path);
 		goto out;
 	}
 	if ((rc = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
@@ -351,30 +352,31 @@ local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct core_err *err)
 		}
 	} else if (!json_is_array(list)) {
 		core_err_set(err, key,
-		           "\"key_usage\" must be an array of names, not %s",
-		           core_conf_type_name(list));
+		             "\"key_usage\" must be an array of names, not %s",
+		             core_conf_type_name(list));
 		goto out;
 	} else if (json_array_size(list) == 0) {
 		/* RFC 5280 4.2.1.3: a keyUsage sets at least one bit. */
 		core_err_set(err, key,
-		           "\"key_usage\" must name at least one usage (%s)",
-		           LOCAL_KU_NAMES);
+		             "\"key_usage\" must name at least one usage (%s)",
+		             LOCAL_KU_NAMES);
 		goto out;
 	}
 	json_array_foreach(list, i, v)
 	{
 		if ((name = json_string_value(v)) == NULL) {
 			core_err_set(err, key,
-			           "element %zu must be a string, not %s",
-			           i + 1, core_conf_type_name(v));
+			             "element %zu must be a string, not %s",
+			             i + 1, core_conf_type_name(v));
 			goto out;
 		}
 		if (strcmp(name, "keyCertSign") == 0 ||
 		    strcmp(name, "cRLSign") == 0) {
-			core_err_set(err, key,
-			           "\"%s\" is refused: an EST leaf certificate "
-			           "is never a CA",
-			           name);
+			core_err_set(
+			    err, key,
+			    "\"%s\" is refused: an EST leaf certificate "
+			    "is never a CA",
+			    name);
 			goto out;
 		}
 		for (j = 0; j < LOCAL_NELEM(local_key_usages); j++)
@@ -382,8 +384,8 @@ local_key_usage(const json_t *list, ASN1_BIT_STRING **out, struct core_err *err)
 				break;
 		if (j == LOCAL_NELEM(local_key_usages)) {
 			core_err_set(err, key,
-			           "unknown key usage \"%s\" (allowed: %s)",
-			           name, LOCAL_KU_NAMES);
+			             "unknown key usage \"%s\" (allowed: %s)",
+			             name, LOCAL_KU_NAMES);
 			goto out;
 		}
 		if (ASN1_BIT_STRING_get_bit(ku, local_key_usages[j].bit)) {
@@ -462,33 +464,34 @@ local_ext_key_usage(const json_t *list, EXTENDED_KEY_USAGE **out,
 		}
 		obj = NULL;
 	} else if (!json_is_array(list)) {
-		core_err_set(err, key,
-		           "\"extended_key_usage\" must be an array of names, "
-		           "not %s",
-		           core_conf_type_name(list));
+		core_err_set(
+		    err, key,
+		    "\"extended_key_usage\" must be an array of names, "
+		    "not %s",
+		    core_conf_type_name(list));
 		goto out;
 	} else if (json_array_size(list) == 0) {
 		/* RFC 5280 4.2.1.12: one purpose or more. */
 		core_err_set(err, key,
-		           "\"extended_key_usage\" must name at least one "
-		           "purpose (%s)",
-		           LOCAL_EKU_NAMES);
+		             "\"extended_key_usage\" must name at least one "
+		             "purpose (%s)",
+		             LOCAL_EKU_NAMES);
 		goto out;
 	}
 	json_array_foreach(list, i, v)
 	{
 		if ((name = json_string_value(v)) == NULL) {
 			core_err_set(err, key,
-			           "element %zu must be a string, not %s",
-			           i + 1, core_conf_type_name(v));
+			             "element %zu must be a string, not %s",
+			             i + 1, core_conf_type_name(v));
 			goto out;
 		}
 		if ((obj = local_eku_object(name)) == NULL) {
 			ERR_clear_error();
 			core_err_set(err, key,
-			           "unknown extended key usage \"%s\" "
-			           "(allowed: %s)",
-			           name, LOCAL_EKU_NAMES);
+			             "unknown extended key usage \"%s\" "
+			             "(allowed: %s)",
+			             name, LOCAL_EKU_NAMES);
 			goto out;
 		}
 		for (j = 0; j < sk_ASN1_OBJECT_num(eku); j++)
@@ -525,12 +528,13 @@ local_profile(struct local_ca *ca, const json_t *profile, struct core_err *err)
 
 	if (profile != NULL && !json_is_object(profile)) {
 		core_err_set(err, "profile",
-		           "\"profile\" must be an object, not %s",
-		           core_conf_type_name(profile));
+		             "\"profile\" must be an object, not %s",
+		             core_conf_type_name(profile));
 		goto out;
 	}
-	if (profile != NULL && core_conf_check_keys(profile, "profile.",
-	                                          local_profile_keys, err) != 0)
+	if (profile != NULL &&
+	    core_conf_check_keys(profile, "profile.", local_profile_keys,
+	                         err) != 0)
 		goto out;
 	if ((v = json_object_get(profile, "validity_days")) != NULL) {
 		if (!json_is_integer(v)) {
@@ -561,7 +565,7 @@ local_profile(struct local_ca *ca, const json_t *profile, struct core_err *err)
 	if ((ca->ku_ext = X509V3_EXT_i2d(NID_key_usage, 1, ku)) == NULL ||
 	    (ca->eku_ext = X509V3_EXT_i2d(NID_ext_key_usage, 0, eku)) == NULL) {
 		core_err_set(err, "profile",
-		           "cannot encode the profile's key usages");
+		             "cannot encode the profile's key usages");
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
@@ -639,7 +643,7 @@ local_load_cert(struct local_ca *ca, const char *conf_dir, const char *file,
 		goto out;
 	if ((ca->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
 		core_err_set(err, "cert", "no PEM certificate in %s",
-		           ca->cert_path);
+		             ca->cert_path);
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
@@ -647,12 +651,13 @@ local_load_cert(struct local_ca *ca, const char *conf_dir, const char *file,
 	 * there); the legacy answers (v1 roots, Netscape types) do not make
 	 * a certificate that modern clients accept as an issuer. */
 	if (X509_check_ca(ca->cert) != 1) {
-		core_err_set(err, "cert",
-		           "%s (%s) is not a CA certificate: it needs "
-		           "basicConstraints CA:TRUE and, if it has keyUsage, "
-		           "keyCertSign",
-		           ca->cert_path,
-		           local_subject_str(ca->cert, name, sizeof(name)));
+		core_err_set(
+		    err, "cert",
+		    "%s (%s) is not a CA certificate: it needs "
+		    "basicConstraints CA:TRUE and, if it has keyUsage, "
+		    "keyCertSign",
+		    ca->cert_path,
+		    local_subject_str(ca->cert, name, sizeof(name)));
 		goto out;
 	}
 	now = time(NULL);
@@ -701,13 +706,13 @@ local_load_key(struct local_ca *ca, const char *conf_dir, const char *file,
 	}
 	if (ca->key == NULL) {
 		core_err_set(err, "key", "no PEM private key in %s",
-		           ca->key_path);
+		             ca->key_path);
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
 	if (!X509_check_private_key(ca->cert, ca->key)) {
 		core_err_set(err, "key", "key %s does not match certificate %s",
-		           ca->key_path, ca->cert_path);
+		             ca->key_path, ca->cert_path);
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
@@ -732,7 +737,7 @@ local_read_certs(const char *path, struct core_err *err)
 		return NULL;
 	if ((certs = core_certs_read_pem(bio, 1, &n)) == NULL) {
 		core_err_set(err, "chain", "cannot read certificate %d of %s",
-		           n + 1, path);
+		             n + 1, path);
 		core_ssl_errors_append(err->text, sizeof(err->text));
 	}
 	BIO_free(bio);
@@ -794,7 +799,7 @@ local_check_chain(struct local_ca *ca, struct core_err *err)
 	    (vctx = X509_STORE_CTX_new()) == NULL ||
 	    !X509_STORE_CTX_init(vctx, store, ca->cert, chain)) {
 		core_err_set(err, "chain", "cannot verify chain %s",
-		           ca->chain_path);
+		             ca->chain_path);
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
@@ -803,13 +808,13 @@ local_check_chain(struct local_ca *ca, struct core_err *err)
 
 		ERR_clear_error();
 		core_err_set(err, "chain",
-		           "issuing CA does not verify against chain %s: %s "
-		           "(certificate %s)",
-		           ca->chain_path,
-		           X509_verify_cert_error_string(
-		               X509_STORE_CTX_get_error(vctx)),
-		           bad != NULL ? local_subject_str(bad, a, sizeof(a))
-		                       : "?");
+		             "issuing CA does not verify against chain %s: %s "
+		             "(certificate %s)",
+		             ca->chain_path,
+		             X509_verify_cert_error_string(
+		                 X509_STORE_CTX_get_error(vctx)),
+		             bad != NULL ? local_subject_str(bad, a, sizeof(a))
+		                         : "?");
 		goto out;
 	}
 	rc = 0;
@@ -906,10 +911,11 @@ local_prepare(struct local_ca *ca, struct core_err *err)
 	         EVP_PKEY_is_a(ca->key, "ED448"))
 		ca->md = NULL;
 	else {
-		core_err_set(err, "key",
-		           "key %s is of type %s: the local CA signs with RSA, "
-		           "EC, Ed25519 or Ed448 keys",
-		           ca->key_path, EVP_PKEY_get0_type_name(ca->key));
+		core_err_set(
+		    err, "key",
+		    "key %s is of type %s: the local CA signs with RSA, "
+		    "EC, Ed25519 or Ed448 keys",
+		    ca->key_path, EVP_PKEY_get0_type_name(ca->key));
 		goto out;
 	}
 	if ((mctx = EVP_MD_CTX_new()) == NULL ||
@@ -919,7 +925,7 @@ local_prepare(struct local_ca *ca, struct core_err *err)
 	    (sig = OPENSSL_malloc(siglen)) == NULL ||
 	    EVP_DigestSign(mctx, sig, &siglen, probe, sizeof(probe)) <= 0) {
 		core_err_set(err, "key", "key %s cannot sign with %s",
-		           ca->key_path, ca->md != NULL ? ca->md : "EdDSA");
+		             ca->key_path, ca->md != NULL ? ca->md : "EdDSA");
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
@@ -933,7 +939,7 @@ local_prepare(struct local_ca *ca, struct core_err *err)
 	    EVP_DigestSignInit_ex(ca->sign_template, NULL, ca->md, NULL, NULL,
 	                          ca->key, NULL) <= 0) {
 		core_err_set(err, "key", "key %s cannot sign with %s",
-		           ca->key_path, ca->md != NULL ? ca->md : "EdDSA");
+		             ca->key_path, ca->md != NULL ? ca->md : "EdDSA");
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
@@ -968,7 +974,8 @@ local_prepare(struct local_ca *ca, struct core_err *err)
 	}
 	if ((ca->aki_ext = X509V3_EXT_i2d(NID_authority_key_identifier, 0,
 	                                  akid)) == NULL) {
-		core_err_set(err, "cert", "cannot encode authorityKeyIdentifier");
+		core_err_set(err, "cert",
+		             "cannot encode authorityKeyIdentifier");
 		core_ssl_errors_append(err->text, sizeof(err->text));
 		goto out;
 	}
@@ -992,8 +999,8 @@ local_conf_check_signatures(struct local_ca *ca, const json_t *conf,
 		return 0;
 	if (!json_is_boolean(v))
 		return core_err_set(err, "check_signatures",
-		                  "must be true or false, not %s",
-		                  core_conf_type_name(v));
+		                    "must be true or false, not %s",
+		                    core_conf_type_name(v));
 	ca->check_signatures = json_is_true(v);
 	return 0;
 }
@@ -1022,7 +1029,7 @@ local_configure(void *p, const json_t *conf, const char *conf_dir,
 	ERR_clear_error();
 	if (!json_is_object(conf)) {
 		core_err_set(err, "", "\"ca\" must be an object, not %s",
-		           core_conf_type_name(conf));
+		             core_conf_type_name(conf));
 		goto out;
 	}
 	if (core_conf_check_keys(conf, "", local_conf_keys, err) != 0 ||

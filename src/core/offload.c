@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ca_plugins/ca.h"
+#include "core/loop.h"
 #include "core/offload.h"
 
 /* How much nicer than the workers the helper threads run (Linux sets
@@ -159,7 +159,7 @@ core_offload_run(struct event_base *base, void (*work)(void *arg),
 		free(job);
 		return -1;
 	}
-	/* The job belongs to a request already accepted (ca.h). */
+	/* The job belongs to a request already accepted (core/loop.h). */
 	(void)event_priority_set(job->ev, CORE_LOOP_PRIORITY_ONGOING);
 	job->work = work;
 	job->done = done;

@@ -26,7 +26,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "ca_plugins/ca.h"
+#include "core/error.h"
 #include "est/csr.h"
 
 /* OpenSSL 3.0 names the only PKCS#10 version; older headers did not. */
@@ -238,8 +238,8 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 	if (sig_nid == NID_undef ||
 	    !OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid)) {
 		core_error_set(err, errlen, 0,
-		             "CSR signature algorithm %s is not supported",
-		             name);
+		               "CSR signature algorithm %s is not supported",
+		               name);
 		goto out;
 	}
 
@@ -248,9 +248,10 @@ csr_check_sigalg(X509_REQ *req, char *err, size_t errlen)
 			pss = ASN1_item_unpack(pval,
 			                       ASN1_ITEM_rptr(RSA_PSS_PARAMS));
 		if (pss == NULL) {
-			core_error_set(err, errlen, 1,
-			             "CSR RSASSA-PSS signature parameters are "
-			             "malformed");
+			core_error_set(
+			    err, errlen, 1,
+			    "CSR RSASSA-PSS signature parameters are "
+			    "malformed");
 			goto out;
 		}
 		md_nid = pss->hashAlgorithm == NULL
@@ -601,7 +602,7 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		p = der + len;
 	else if ((req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
 		core_error_set(err, errlen, 1,
-		             "CSR is not a DER PKCS#10 request");
+		               "CSR is not a DER PKCS#10 request");
 		goto out;
 	}
 	/*
@@ -610,15 +611,15 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	 */
 	if (p != der + len) {
 		core_error_set(err, errlen, 0,
-		             "CSR has %zu trailing bytes after the request",
-		             (size_t)(der + len - p));
+		               "CSR has %zu trailing bytes after the request",
+		               (size_t)(der + len - p));
 		goto out;
 	}
 
 	version = X509_REQ_get_version(req);
 	if (version != X509_REQ_VERSION_1) {
 		core_error_set(err, errlen, 0, "CSR version %ld is not v1 (0)",
-		             version);
+		               version);
 		goto out;
 	}
 
@@ -631,16 +632,17 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 
 	if ((pkey = X509_REQ_get0_pubkey(req)) == NULL) {
 		core_error_set(err, errlen, 1,
-		             "CSR public key cannot be decoded");
+		               "CSR public key cannot be decoded");
 		goto out;
 	}
 	switch (csr_key_judge(pkey, key, sizeof(key))) {
 	case CSR_KEY_OK:
 		break;
 	case CSR_KEY_WEAK_RSA:
-		core_error_set(err, errlen, 0,
-		             "CSR key %s is too weak: at least %d bits needed",
-		             key, CSR_RSA_MIN_BITS);
+		core_error_set(
+		    err, errlen, 0,
+		    "CSR key %s is too weak: at least %d bits needed", key,
+		    CSR_RSA_MIN_BITS);
 		goto out;
 	case CSR_KEY_BAD_CURVE:
 		core_error_set(
@@ -650,11 +652,12 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		    key);
 		goto out;
 	case CSR_KEY_BAD_EXPONENT:
-		core_error_set(err, errlen, 0,
-		             "CSR key %s is not accepted: its public exponent "
-		             "is 1 or even, for which anyone can make a "
-		             "signature or no key exists",
-		             key);
+		core_error_set(
+		    err, errlen, 0,
+		    "CSR key %s is not accepted: its public exponent "
+		    "is 1 or even, for which anyone can make a "
+		    "signature or no key exists",
+		    key);
 		goto out;
 	case CSR_KEY_WEAK_POINT:
 		core_error_set(

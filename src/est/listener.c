@@ -20,13 +20,16 @@
 #include <event2/thread.h>
 #include <openssl/err.h>
 
-#include "ca_plugins/ca.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/offload.h"
 #include "est/conn.h"
 #include "est/limits.h"
 #include "est/listener.h"
 #include "est/metrics.h"
+#include "ra/backends.h"
 #include "ra/log.h"
-#include "core/offload.h"
 
 /* Pending connections per listening socket. */
 #define EST_LISTEN_BACKLOG 1024
@@ -164,18 +167,19 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		core_error_set(err, errlen, 1, "%s", "cannot create TLS context");
+		core_error_set(err, errlen, 1, "%s",
+		               "cannot create TLS context");
 		goto out;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, config->tls.min_version) != 1) {
 		core_error_set(err, errlen, 1, "%s",
-		             "cannot set the minimum TLS version");
+		               "cannot set the minimum TLS version");
 		goto out;
 	}
 	if (est_listener_tls12_cap(config) != NULL &&
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
 		core_error_set(err, errlen, 1, "%s",
-		             "cannot cap the TLS version at 1.2");
+		               "cannot cap the TLS version at 1.2");
 		goto out;
 	}
 	/* Client-initiated renegotiation is refused (RFC 7030 §3.5 wants
@@ -186,29 +190,29 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	if (config->tls.ciphers != NULL &&
 	    SSL_CTX_set_cipher_list(ctx, config->tls.ciphers) != 1) {
 		core_error_set(err, errlen, 1,
-		             "tls.ciphers \"%s\" selects "
-		             "no cipher",
-		             config->tls.ciphers);
+		               "tls.ciphers \"%s\" selects "
+		               "no cipher",
+		               config->tls.ciphers);
 		goto out;
 	}
 	if (config->tls.ciphersuites != NULL &&
 	    SSL_CTX_set_ciphersuites(ctx, config->tls.ciphersuites) != 1) {
 		core_error_set(err, errlen, 1,
-		             "tls.ciphersuites \"%s\" "
-		             "selects no suite",
-		             config->tls.ciphersuites);
+		               "tls.ciphersuites \"%s\" "
+		               "selects no suite",
+		               config->tls.ciphersuites);
 		goto out;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, config->tls.cert) != 1) {
 		core_error_set(err, errlen, 1, "cannot load tls.cert %s",
-		             config->tls.cert);
+		               config->tls.cert);
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, config->tls.key,
 	                                SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		core_error_set(err, errlen, 1, "cannot use tls.key %s",
-		             config->tls.key);
+		               config->tls.key);
 		goto out;
 	}
 	SSL_CTX_set_info_callback(ctx, est_listener_info);
@@ -233,7 +237,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 		     SSL_add_file_cert_subjects_to_stack(
 		         names, config->tls.implicit_ca) != 1)) {
 			core_error_set(err, errlen, 1, "%s",
-			             "cannot read the client CA names");
+			               "cannot read the client CA names");
 			goto out;
 		}
 		/* Labels with stores of their own add their CAs. */
@@ -246,10 +250,11 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 			    (l->implicit_ca != NULL &&
 			     SSL_add_file_cert_subjects_to_stack(
 			         names, l->implicit_ca) != 1)) {
-				core_error_set(err, errlen, 1,
-				             "cannot read the client CA names "
-				             "of label %s",
-				             l->name);
+				core_error_set(
+				    err, errlen, 1,
+				    "cannot read the client CA names "
+				    "of label %s",
+				    l->name);
 				goto out;
 			}
 		}
@@ -531,19 +536,14 @@ est_generation_backends(struct est_generation *gen, struct event_base *base,
                         int start)
 {
 	const struct ra_config *config = gen->config;
-	size_t i;
 
 	if (start == gen->started)
 		return;
 	gen->started = start;
-	for (i = 0; i < config->nlabels; i++) {
-		struct ca_instance *inst = config->labels[i]->ca;
-
-		if (start && inst->backend->start != NULL)
-			inst->backend->start(inst->priv, base);
-		else if (!start && inst->backend->stop != NULL)
-			inst->backend->stop(inst->priv);
-	}
+	if (start)
+		ra_backends_start(config, base);
+	else
+		ra_backends_stop(config);
 }
 
 /* Takes gen off the retired list, where it may or may not be. */
@@ -685,7 +685,7 @@ est_worker_main(void *arg)
 	 * record are answered (or at least handed to their connection)
 	 * before the loop is freed. */
 	core_offload_drain(worker->base);
-	ca_loop_shutdown(worker->base);
+	ra_backends_loop_shutdown(worker->base);
 	return NULL;
 }
 

@@ -18,8 +18,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "ca_plugins/ca.h"
 #include "est/metrics.h"
+#include "ra/backends.h"
 
 /* Upper bound of series of every labelled counter family together. */
 #define EST_METRICS_MAX_SERIES 2048
@@ -423,21 +423,13 @@ est_metrics_cert(struct evbuffer *out, const char *which, const X509 *cert,
 	evbuffer_add_printf(out, "\"} %lld\n", t);
 }
 
-/* Where est_metrics_own_cert writes, and for which label. */
-struct est_metrics_own {
-	struct evbuffer *out;
-	const struct ra_label *label;
-};
-
-/* ca_own_cert_fn: a certificate a label's backend presents to its CA
+/* ra_own_cert_fn: a certificate a label's backend presents to its CA
  * (the Dogtag agent certificate), one sample with the role as which. */
 static void
-est_metrics_own_cert(const char *role, const X509 *cert, void *arg)
+est_metrics_own_cert(const struct ra_label *label, const char *backend,
+                     const char *role, const X509 *cert, void *arg)
 {
-	const struct est_metrics_own *own = arg;
-
-	est_metrics_cert(own->out, role, cert, own->label->name,
-	                 own->label->ca->backend->name);
+	est_metrics_cert(arg, role, cert, label->name, backend);
 }
 
 /* The certificates of a PEM file, each as one not_after sample. */
@@ -577,12 +569,5 @@ est_metrics_render(struct evbuffer *out, const struct ra_config *config,
 	/* The backends' own certificates: read from what each configured,
 	 * so a renewed agent certificate shows after the SIGHUP that loads
 	 * it, as the server certificate does. */
-	for (i = 0; i < config->nlabels; i++) {
-		const struct ca_instance *inst = config->labels[i]->ca;
-		struct est_metrics_own own = {out, config->labels[i]};
-
-		if (inst != NULL && inst->backend->own_certs != NULL)
-			inst->backend->own_certs(inst->priv,
-			                         est_metrics_own_cert, &own);
-	}
+	ra_backends_own_certs(config, est_metrics_own_cert, out);
 }

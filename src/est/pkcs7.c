@@ -13,7 +13,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
-#include "ca_plugins/ca.h"
+#include "core/error.h"
 #include "est/pkcs7.h"
 
 /* clang-format takes STACK_OF() for a call and would space the "*". */
@@ -114,16 +114,17 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 
 	if ((colon = strchr(entry, ':')) == NULL) {
 		if ((type = pkcs7_obj(entry)) == NULL) {
-			core_error_set(err, errlen, 0,
-			             "csrattrs entry \"%s\" is not an OID or a "
-			             "known object name",
-			             entry);
+			core_error_set(
+			    err, errlen, 0,
+			    "csrattrs entry \"%s\" is not an OID or a "
+			    "known object name",
+			    entry);
 			goto out;
 		}
 		if ((item = ASN1_TYPE_new()) == NULL) {
 			core_error_set(err, errlen, 1,
-			             "csrattrs entry \"%s\": out of memory",
-			             entry);
+			               "csrattrs entry \"%s\": out of memory",
+			               entry);
 			goto out;
 		}
 		/* The ASN1_TYPE takes the object. */
@@ -141,8 +142,8 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 		if ((keytype = strndup(entry, (size_t)(colon - entry))) ==
 		    NULL) {
 			core_error_set(err, errlen, 0,
-			             "csrattrs entry \"%s\": out of memory",
-			             entry);
+			               "csrattrs entry \"%s\": out of memory",
+			               entry);
 			goto out;
 		}
 		if ((type = pkcs7_obj(keytype)) == NULL) {
@@ -171,16 +172,16 @@ pkcs7_csrattr_push(ASN1_SEQUENCE_ANY *seq, const char *entry, char *err,
 			item = ASN1_TYPE_pack_sequence(
 			    ASN1_ITEM_rptr(X509_ATTRIBUTE), attr, NULL);
 		if (item == NULL) {
-			core_error_set(err, errlen, 1,
-			             "csrattrs entry \"%s\" cannot be encoded",
-			             entry);
+			core_error_set(
+			    err, errlen, 1,
+			    "csrattrs entry \"%s\" cannot be encoded", entry);
 			goto out;
 		}
 	}
 
 	if (!sk_ASN1_TYPE_push(seq, item)) {
 		core_error_set(err, errlen, 1,
-		             "csrattrs entry \"%s\": out of memory", entry);
+		               "csrattrs entry \"%s\": out of memory", entry);
 		goto out;
 	}
 	item = NULL;
@@ -209,7 +210,8 @@ est_pkcs7_csrattrs(const char *const *names, size_t count, size_t *len,
 	if (len != NULL)
 		*len = 0;
 	if (len == NULL || (names == NULL && count > 0)) {
-		core_error_set(err, errlen, 0, "csrattrs: no list or no output");
+		core_error_set(err, errlen, 0,
+		               "csrattrs: no list or no output");
 		goto out;
 	}
 

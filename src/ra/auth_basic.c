@@ -17,9 +17,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/offload.h"
 #include "ra/auth_basic.h"
 #include "ra/log.h"
-#include "core/offload.h"
 
 /* Longest line of the users file, newline included. */
 #define RA_USERS_LINE_MAX 4096
@@ -1026,7 +1026,7 @@ ra_auth_basic_prefetch(const struct ra_users *users, const char *authorization,
 	job->done = done;
 	job->arg = arg;
 	if (job->hash == NULL || core_offload_run(base, ra_basic_job_work,
-	                                        ra_basic_job_done, job) != 0)
+	                                          ra_basic_job_done, job) != 0)
 		goto inline_check;
 	OPENSSL_cleanse(mac_buf, sizeof(mac_buf));
 	return 1;

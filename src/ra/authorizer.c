@@ -60,7 +60,8 @@ ra_authorizer_free(struct ra_authorizer *az)
 }
 
 struct ra_authorizer *
-ra_authorizer_new(const json_t *conf, const char *conf_dir, struct core_err *err)
+ra_authorizer_new(const json_t *conf, const char *conf_dir,
+                  struct core_err *err)
 {
 	struct ra_authorizer *az = NULL, *rc = NULL;
 	const json_t *cmd, *v;
@@ -106,9 +107,9 @@ ra_authorizer_new(const json_t *conf, const char *conf_dir, struct core_err *err
 	if (!json_is_array(cmd) || (n = json_array_size(cmd)) == 0 ||
 	    n >= AUTHZ_ARGS_MAX) {
 		core_err_set(err, "command",
-		           "must be an array of 1 to %d strings: the program "
-		           "and its arguments",
-		           AUTHZ_ARGS_MAX - 1);
+		             "must be an array of 1 to %d strings: the program "
+		             "and its arguments",
+		             AUTHZ_ARGS_MAX - 1);
 		goto out;
 	}
 	if ((az->argv = calloc(n + 1, sizeof(char *))) == NULL) {
@@ -135,12 +136,12 @@ ra_authorizer_new(const json_t *conf, const char *conf_dir, struct core_err *err
 	}
 	if (stat(az->argv[0], &st) != 0) {
 		core_err_set(err, "command.0", "%s: %s", az->argv[0],
-		           strerror(errno));
+		             strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || access(az->argv[0], X_OK) != 0) {
 		core_err_set(err, "command.0", "%s: not an executable file",
-		           az->argv[0]);
+		             az->argv[0]);
 		goto out;
 	}
 	rc = az;

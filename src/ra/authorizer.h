@@ -25,8 +25,9 @@ struct ra_authorizer;
  * Returns a new authorizer (free with ra_authorizer_free) or NULL with
  * err->key relative to the authorizer object.  Borrows conf and conf_dir.
  */
-struct ra_authorizer *
-ra_authorizer_new(const json_t *conf, const char *conf_dir, struct core_err *err);
+struct ra_authorizer *ra_authorizer_new(const json_t *conf,
+                                        const char *conf_dir,
+                                        struct core_err *err);
 
 /* Frees az.  NULL is a no-op. */
 void ra_authorizer_free(struct ra_authorizer *az);

@@ -17,8 +17,8 @@
 
 #include <event2/event.h>
 
-#include "ra/log.h"
 #include "core/offload.h"
+#include "ra/log.h"
 
 /* One error-log line at most; CA text is cut first so context survives. */
 #define RA_LOG_LINE_MAX 4096

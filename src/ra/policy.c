@@ -100,7 +100,8 @@ pol_check_keys(const json_t *obj, const char *prefix, const char *const *known,
 			char path[128];
 
 			snprintf(path, sizeof(path), "%s%s", prefix, key);
-			return core_err_set(err, path, "unknown key \"%s\"", key);
+			return core_err_set(err, path, "unknown key \"%s\"",
+			                    key);
 		}
 	}
 	return 0;
@@ -159,7 +160,7 @@ pol_patterns_load(const json_t *obj, const char *key, const char *path,
 		}
 		if (strlen(s) > POL_PATTERN_MAX) {
 			core_err_set(err, epath, "longer than %d bytes",
-			           POL_PATTERN_MAX);
+			             POL_PATTERN_MAX);
 			goto out;
 		}
 		snprintf(anchored, sizeof(anchored), "^(%s)$", s);
@@ -168,9 +169,9 @@ pol_patterns_load(const json_t *obj, const char *key, const char *path,
 		if (r != 0) {
 			regerror(r, &p->re[i], msg, sizeof(msg));
 			core_err_set(err, epath,
-			           "not a POSIX extended regular expression: "
-			           "%s",
-			           msg);
+			             "not a POSIX extended regular expression: "
+			             "%s",
+			             msg);
 			goto out;
 		}
 		if ((p->src[i] = strdup(s)) == NULL) {
@@ -266,16 +267,17 @@ pol_load_keys(struct ra_policy *p, const json_t *obj, struct core_err *err)
 	if ((v = json_object_get(keys, "rsa")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 2048 ||
 		    json_integer_value(v) > 16384)
-			return core_err_set(err, "keys.rsa",
-			                  "must be the least RSA size in bits, "
-			                  "2048 to 16384");
+			return core_err_set(
+			    err, "keys.rsa",
+			    "must be the least RSA size in bits, "
+			    "2048 to 16384");
 		p->rsa_min = (int)json_integer_value(v);
 	}
 	if ((list = json_object_get(keys, "ec")) != NULL) {
 		if (!json_is_array(list) ||
 		    json_array_size(list) > POL_LIST_MAX)
 			return core_err_set(err, "keys.ec",
-			                  "must be an array of curve names");
+			                    "must be an array of curve names");
 		json_array_foreach(list, i, v)
 		{
 			snprintf(epath, sizeof(epath), "keys.ec.%zu", i);
@@ -283,8 +285,8 @@ pol_load_keys(struct ra_policy *p, const json_t *obj, struct core_err *err)
 			    (nid = pol_curve_nid(json_string_value(v))) ==
 			        NID_undef)
 				return core_err_set(err, epath,
-				                  "not a curve name OpenSSL "
-				                  "knows (e.g. \"P-256\")");
+				                    "not a curve name OpenSSL "
+				                    "knows (e.g. \"P-256\")");
 			p->ec_nids[p->n_ec++] = nid;
 		}
 	}
@@ -308,7 +310,7 @@ pol_load_signature(struct ra_policy *p, const json_t *obj, struct core_err *err)
 		return 0;
 	if (!json_is_array(list) || json_array_size(list) > POL_LIST_MAX)
 		return core_err_set(err, "signature",
-		                  "must be an array of digest names");
+		                    "must be an array of digest names");
 	p->sig_set = 1;
 	json_array_foreach(list, i, v)
 	{
@@ -316,14 +318,14 @@ pol_load_signature(struct ra_policy *p, const json_t *obj, struct core_err *err)
 		if (!json_is_string(v) ||
 		    (md = EVP_get_digestbyname(json_string_value(v))) == NULL)
 			return core_err_set(err, epath,
-			                  "not a digest name OpenSSL knows "
-			                  "(e.g. \"sha256\")");
+			                    "not a digest name OpenSSL knows "
+			                    "(e.g. \"sha256\")");
 		nid = EVP_MD_get_type(md);
 		if (nid == NID_sha1 || nid == NID_md5 || nid == NID_md4 ||
 		    nid == NID_md5_sha1)
 			return core_err_set(err, epath,
-			                  "%s is broken and never allowed",
-			                  json_string_value(v));
+			                    "%s is broken and never allowed",
+			                    json_string_value(v));
 		p->md_nids[p->n_md++] = nid;
 	}
 	return 0;
@@ -340,7 +342,7 @@ pol_load_objects(const json_t *list, const char *path, ASN1_OBJECT **objs,
 
 	if (!json_is_array(list) || json_array_size(list) > POL_LIST_MAX)
 		return core_err_set(err, path,
-		                  "must be an array of OIDs or object names");
+		                    "must be an array of OIDs or object names");
 	json_array_foreach(list, i, v)
 	{
 		snprintf(epath, sizeof(epath), "%s.%zu", path, i);
@@ -348,8 +350,8 @@ pol_load_objects(const json_t *list, const char *path, ASN1_OBJECT **objs,
 		    (objs[*n] = OBJ_txt2obj(json_string_value(v), 0)) == NULL) {
 			ERR_clear_error();
 			return core_err_set(err, epath,
-			                  "not an OID or object name OpenSSL "
-			                  "knows");
+			                    "not an OID or object name OpenSSL "
+			                    "knows");
 		}
 		(*n)++;
 	}
@@ -368,7 +370,8 @@ pol_has_object(ASN1_OBJECT *const *objs, size_t n, const ASN1_OBJECT *obj)
 }
 
 static int
-pol_load_extensions(struct ra_policy *p, const json_t *obj, struct core_err *err)
+pol_load_extensions(struct ra_policy *p, const json_t *obj,
+                    struct core_err *err)
 {
 	const json_t *ext, *v;
 	const char *s;
@@ -395,7 +398,7 @@ pol_load_extensions(struct ra_policy *p, const json_t *obj, struct core_err *err
 			p->ext_refuse = 1;
 		else
 			return core_err_set(err, "extensions.unlisted",
-			                  "must be \"drop\" or \"refuse\"");
+			                    "must be \"drop\" or \"refuse\"");
 	}
 	if ((v = json_object_get(ext, "eku")) != NULL &&
 	    pol_load_objects(v, "extensions.eku", p->eku, &p->n_eku, err) != 0)
@@ -440,8 +443,9 @@ pol_load_san(struct ra_policy *p, const json_t *obj, struct core_err *err)
 	if ((v = json_object_get(san, "max")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 1000)
-			return core_err_set(err, "san.max",
-			                  "must be an integer from 0 to 1000");
+			return core_err_set(
+			    err, "san.max",
+			    "must be an integer from 0 to 1000");
 		p->san_max = (long)json_integer_value(v);
 	}
 	return 0;
@@ -486,8 +490,8 @@ ra_policy_new(const json_t *conf, struct core_err *err)
 			p->cn_equals = POL_CN_IDENTITY;
 		else {
 			core_err_set(err, "cn_equals",
-			           "must be \"none\", \"user\", \"cert_cn\" "
-			           "or \"identity\"");
+			             "must be \"none\", \"user\", \"cert_cn\" "
+			             "or \"identity\"");
 			goto out;
 		}
 	}

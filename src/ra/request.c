@@ -112,7 +112,7 @@ ra_request_set_label(struct ra_request *req, const struct ra_label *label,
 	req->log.label = label != NULL ? label->name : NULL;
 	req->log.op = op_name;
 	if (label != NULL && label->ca != NULL)
-		req->log.backend = label->ca->backend->name;
+		req->log.backend = ca_instance_backend_name(label->ca);
 }
 
 long
@@ -126,9 +126,9 @@ ra_request_elapsed_ms(const struct ra_request *req)
 }
 
 static void
-ra_request_vrefuse(struct ra_request *req, int status, enum core_log_level level,
-                   const char *component, const char *hint, const char *fmt,
-                   va_list ap)
+ra_request_vrefuse(struct ra_request *req, int status,
+                   enum core_log_level level, const char *component,
+                   const char *hint, const char *fmt, va_list ap)
 {
 	req->status = status;
 	vsnprintf(req->cause, sizeof(req->cause), fmt, ap);
@@ -604,8 +604,9 @@ ra_request_audit_entry(struct ra_request *req, const char *event)
 		json_object_set_new(entry, "csr",
 		                    ra_request_audit_csr(req->csr));
 	if (req->label != NULL && req->label->ca != NULL)
-		json_object_set_new(entry, "backend",
-		                    json_string(req->label->ca->backend->name));
+		json_object_set_new(
+		    entry, "backend",
+		    json_string(ca_instance_backend_name(req->label->ca)));
 	if (req->certs != NULL && sk_X509_num(req->certs) > 0)
 		json_object_set_new(
 		    entry, "cert",
@@ -803,7 +804,8 @@ ra_request_authz_done(const struct ra_authz_result *res, void *arg)
 		         ra_authorizer_path(az));
 		req->outcome_name = "UNREACHABLE";
 		req->retry_after = req->label->retry_after;
-		ra_request_refuse(req, 503, CORE_LOG_ERROR, "ra.authorizer", hint,
+		ra_request_refuse(req, 503, CORE_LOG_ERROR, "ra.authorizer",
+		                  hint,
 		                  "%s failed: authorizer timed out after %u s "
 		                  "(rule authorizer)",
 		                  req->op_name, ra_authorizer_timeout(az));
@@ -811,7 +813,8 @@ ra_request_authz_done(const struct ra_authz_result *res, void *arg)
 	default:
 		snprintf(hint, sizeof(hint), "check authorizer.command %s",
 		         ra_authorizer_path(az));
-		ra_request_refuse(req, 500, CORE_LOG_ERROR, "ra.authorizer", hint,
+		ra_request_refuse(req, 500, CORE_LOG_ERROR, "ra.authorizer",
+		                  hint,
 		                  "%s failed: authorizer %s (rule authorizer)",
 		                  req->op_name, res->reason);
 		break;
@@ -854,8 +857,9 @@ ra_request_authorize(struct ra_request *req, enum ca_operation op,
 	                 &pop) != 0) {
 		ra_request_refuse(
 		    req, pop.status,
-		    pop.status >= 500 ? CORE_LOG_ERROR : CORE_LOG_NOTICE, "ra.pop",
-		    pop.hint[0] != '\0' ? pop.hint : NULL, "%s", pop.reason);
+		    pop.status >= 500 ? CORE_LOG_ERROR : CORE_LOG_NOTICE,
+		    "ra.pop", pop.hint[0] != '\0' ? pop.hint : NULL, "%s",
+		    pop.reason);
 		goto out;
 	}
 	req->pop_linked = pop.linked;
@@ -999,7 +1003,7 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 			         "%s failed: backend %s answered without a "
 			         "certificate",
 			         ca_operation_name(req->ca_op),
-			         req->label->ca->backend->name);
+			         ca_instance_backend_name(req->label->ca));
 			ra_log(CORE_LOG_ALERT, "ra.request", &req->log, NULL,
 			       "%s", req->cause);
 		} else {
@@ -1031,7 +1035,7 @@ ra_request_ca_done(struct ca_call *call, void *arg)
 			 * answer, hint), under the backend's component as
 			 * the fault is the CA's. */
 			snprintf(component, sizeof(component), "ca.%s",
-			         req->label->ca->backend->name);
+			         ca_instance_backend_name(req->label->ca));
 			ra_log(req->status >= 500 ? CORE_LOG_ERROR
 			                          : CORE_LOG_NOTICE,
 			       component, &req->log,

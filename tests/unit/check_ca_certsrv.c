@@ -105,7 +105,7 @@ START_TEST(test_certsrv_configure_ok)
 	    pass_file);
 	inst = configure(text, &err);
 	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
-	ck_assert_str_eq(inst->backend->name, "certsrv");
+	ck_assert_str_eq(ca_instance_backend_name(inst), "certsrv");
 	ca_instance_free(inst);
 	/* Anonymous: no user, no auth. */
 	inst = configure("{" BASE "}", &err);
@@ -521,7 +521,7 @@ START_TEST(test_certsrv_background_failure_answers_cacerts)
 
 	/* start() runs on this loop as on worker 0; its first fetch fails
 	 * and cacerts then answers at once with that cause. */
-	inst->backend->start(inst->priv, cli_base);
+	ca_instance_loop_start(inst, cli_base);
 	event_base_loopexit(cli_base, &tv);
 	event_base_dispatch(cli_base);
 	ck_assert_ptr_nonnull(
@@ -533,7 +533,7 @@ START_TEST(test_certsrv_background_failure_answers_cacerts)
 	                     "cacerts failed: no CA chain yet: CA "
 	                     "chain refresh failed: curl 7") == r.cause,
 	              "%s", r.cause);
-	inst->backend->stop(inst->priv);
+	ca_instance_loop_stop(inst);
 	ca_instance_free(inst);
 }
 END_TEST

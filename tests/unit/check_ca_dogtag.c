@@ -102,7 +102,7 @@ START_TEST(test_dogtag_configure_ok)
 	         agent_pem, agent_key, agent_pem);
 	inst = configure(text, &err);
 	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
-	ck_assert_str_eq(inst->backend->name, "dogtag");
+	ck_assert_str_eq(ca_instance_backend_name(inst), "dogtag");
 	ca_instance_free(inst);
 	/* Basic agent; and no agent at all in wait mode. */
 	snprintf(text, sizeof(text),
@@ -706,7 +706,7 @@ START_TEST(test_dogtag_background_failure_answers_cacerts)
 	struct timeval tv = {0, 300000};
 	struct result r;
 
-	inst->backend->start(inst->priv, cli_base);
+	ca_instance_loop_start(inst, cli_base);
 	event_base_loopexit(cli_base, &tv);
 	event_base_dispatch(cli_base);
 	ck_assert_ptr_nonnull(
@@ -718,7 +718,7 @@ START_TEST(test_dogtag_background_failure_answers_cacerts)
 	                     "cacerts failed: no CA chain yet: CA "
 	                     "chain refresh failed: curl 7") == r.cause,
 	              "%s", r.cause);
-	inst->backend->stop(inst->priv);
+	ca_instance_loop_stop(inst);
 	ca_instance_free(inst);
 }
 END_TEST
@@ -732,8 +732,8 @@ START_TEST(test_dogtag_agent_expiry_logged_at_start)
 	         ", \"agent_cert\": \"%s\", \"agent_key\": \"%s\"", old_pem,
 	         old_key);
 	inst = dead_instance(extra);
-	inst->backend->start(inst->priv, cli_base);
-	inst->backend->stop(inst->priv);
+	ca_instance_loop_start(inst, cli_base);
+	ca_instance_loop_stop(inst);
 	ck_assert_msg(strstr(log_all, "agent certificate expired: the CA will "
 	                              "refuse the agent login") != NULL,
 	              "%s", log_all);
@@ -748,8 +748,8 @@ START_TEST(test_dogtag_agent_expiry_logged_at_start)
 	         ", \"agent_cert\": \"%s\", \"agent_key\": \"%s\"", agent_pem,
 	         agent_key);
 	inst = dead_instance(extra);
-	inst->backend->start(inst->priv, cli_base);
-	inst->backend->stop(inst->priv);
+	ca_instance_loop_start(inst, cli_base);
+	ca_instance_loop_stop(inst);
 	ck_assert_msg(strstr(log_all, "agent certificate expires soon") != NULL,
 	              "%s", log_all);
 	ck_assert_ptr_nonnull(strstr(log_all, "(in 9 days)"));

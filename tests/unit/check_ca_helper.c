@@ -596,7 +596,7 @@ START_TEST(test_helper_conf_full_accepted)
 	                "\"roots_refresh\": 600}",
 	                script, state);
 	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
-	ck_assert_str_eq(inst->backend->name, "helper");
+	ck_assert_str_eq(ca_instance_backend_name(inst), "helper");
 	ca_instance_free(inst);
 }
 END_TEST
@@ -1171,7 +1171,7 @@ cancel_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	cs->inst->backend->cancel(cs->inst->priv, cs->call);
+	(void)ca_instance_cancel(cs->inst, cs->call);
 }
 
 START_TEST(test_helper_cancel_kills_and_reaps)
@@ -1215,7 +1215,7 @@ START_TEST(test_helper_start_fetches_roots_stop_reaps)
 	int i;
 
 	/* The background fetch fills the cache... */
-	inst->backend->start(inst->priv, base);
+	ca_instance_loop_start(inst, base);
 	for (i = 0;
 	     i < 50 && strstr(log_all, "CA certificates fetched") == NULL;
 	     i++) {
@@ -1227,7 +1227,7 @@ START_TEST(test_helper_start_fetches_roots_stop_reaps)
 	ck_assert_msg(strstr(log_all, "CA certificates fetched: 1 (Fake "
 	                              "Helper CA)") != NULL,
 	              "log: %s", log_all);
-	inst->backend->stop(inst->priv);
+	ca_instance_loop_stop(inst);
 	/* ... which cacerts answers from. */
 	run_call(inst, CA_OP_CACERTS, &res);
 	ck_assert_msg(res.outcome == CA_ISSUED, "%s", res.cause);
@@ -1235,11 +1235,11 @@ START_TEST(test_helper_start_fetches_roots_stop_reaps)
 	result_cleanup(&res);
 	/* stop kills and reaps a fetch still running: the loop may end. */
 	unlink_state("hang.pid");
-	hang->backend->start(hang->priv, base);
+	ca_instance_loop_start(hang, base);
 	event_base_once(base, -1, EV_TIMEOUT, stop_loop, base, &brief);
 	event_base_dispatch(base);
 	ck_assert_int_gt(read_pid("hang.pid"), 0);
-	hang->backend->stop(hang->priv);
+	ca_instance_loop_stop(hang);
 	assert_no_children();
 	ck_assert_int_eq(event_base_loop(base, EVLOOP_NONBLOCK), 1);
 	event_base_free(base);

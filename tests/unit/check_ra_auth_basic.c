@@ -18,8 +18,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "ra/auth_basic.h"
 #include "core/offload.h"
+#include "ra/auth_basic.h"
 
 /* snprintf that fails the test rather than truncate. */
 #define FMT(buf, ...)                                                          \

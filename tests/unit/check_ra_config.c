@@ -383,7 +383,7 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(label->ncsrattrs, 0);
 	ck_assert_ptr_null(label->csrattrs);
 	ck_assert_ptr_nonnull(label->ca);
-	ck_assert_str_eq(label->ca->backend->name, "local");
+	ck_assert_str_eq(ca_instance_backend_name(label->ca), "local");
 	ck_assert_ptr_eq(config->default_label, label);
 	ck_assert_ptr_eq(ra_config_label(config, "default"), label);
 	ck_assert_ptr_null(ra_config_label(config, "nope"));

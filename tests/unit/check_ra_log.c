@@ -12,8 +12,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "ra/log.h"
 #include "core/offload.h"
+#include "ra/log.h"
 
 static char dir[] = "/tmp/check_ra_log.XXXXXX";
 static char error_path[256], access_path[256], audit_path[256];

@@ -14,14 +14,14 @@
 
 #include <openssl/ssl.h>
 
-#include "ca_plugins/ca.h"
-#include "est/doctor.h"
+#include "cmd/doctor.h"
+#include "core/log.h"
+#include "core/offload.h"
 #include "est/listener.h"
 #include "est/privilege.h"
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 #include "ra/log.h"
-#include "core/offload.h"
 
 #define ESTRAD_VERSION "0.1.0"
 
@@ -141,8 +141,8 @@ main(int argc, char **argv)
 	}
 	if ((server = est_server_new(config, trust, err, sizeof(err))) ==
 	    NULL) {
-		ra_log(CORE_LOG_EMERG, "est.main", NULL, NULL, "cannot start: %s",
-		       err);
+		ra_log(CORE_LOG_EMERG, "est.main", NULL, NULL,
+		       "cannot start: %s", err);
 		fprintf(stderr, "estrad: cannot start: %s\n", err);
 		goto out;
 	}

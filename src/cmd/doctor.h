@@ -6,8 +6,8 @@
  * operations (which never enroll and change nothing on a CA).  Prints one
  * line per check: ok, warn or FAIL, the subject, the cause and the remedy.
  */
-#ifndef ESTRAD_EST_DOCTOR_H
-#define ESTRAD_EST_DOCTOR_H
+#ifndef ESTRAD_CMD_DOCTOR_H
+#define ESTRAD_CMD_DOCTOR_H
 
 #include <stdio.h>
 

@@ -28,8 +28,9 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "ca_plugins/ca.h"
-#include "est/doctor.h"
+#include "cmd/doctor.h"
+#include "core/certs.h"
+#include "core/log.h"
 #include "est/listener.h"
 #include "est/privilege.h"
 #include "ra/config.h"
@@ -470,19 +471,18 @@ doc_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct doc_probe *probes = arg;
 	struct doctor *d = probes[0].d;
-	const struct ca_instance *inst;
 	size_t i;
 
 	(void)fd;
 	(void)what;
 	for (i = 0; i < d->config->nlabels; i++) {
-		inst = probes[i].label->ca;
-		if (inst->backend->cancel == NULL)
-			continue;
+		struct ca_instance *inst = probes[i].label->ca;
+
+		/* A backend without cancel lets its calls run to their end. */
 		if (!probes[i].health_done && probes[i].health != NULL)
-			inst->backend->cancel(inst->priv, probes[i].health);
+			(void)ca_instance_cancel(inst, probes[i].health);
 		if (!probes[i].chain_done && probes[i].chain != NULL)
-			inst->backend->cancel(inst->priv, probes[i].chain);
+			(void)ca_instance_cancel(inst, probes[i].chain);
 	}
 }
 
@@ -493,7 +493,7 @@ doc_start(struct doc_probe *p, enum ca_operation op, unsigned int cap)
 	static const char rid[] = "d0c70000d0c70000";
 	struct ca_call *call;
 
-	if (!(p->label->ca->backend->caps & cap) ||
+	if (!(ca_instance_caps(p->label->ca) & cap) ||
 	    (call = ca_call_new()) == NULL)
 		return NULL;
 	call->op = op;
@@ -675,7 +675,7 @@ doc_http_ladder(struct doc_probe *p, const char *subject, const char *url)
 {
 	const struct ca_result *res = &p->health->result;
 	const json_t *ca = p->ca;
-	const char *backend = p->label->ca->backend->name;
+	const char *backend = ca_instance_backend_name(p->label->ca);
 	char checks[DOC_RUNG__MAX][512], host[256] = "?", port[16] = "?";
 	char remedy[512], cause[DOC_TEXT_MAX], *h = NULL, *pt = NULL,
 	                                       *scheme = NULL;
@@ -804,7 +804,7 @@ static void
 doc_report(struct doc_probe *p)
 {
 	const struct ca_instance *inst = p->label->ca;
-	const char *backend = inst->backend->name, *url = NULL;
+	const char *backend = ca_instance_backend_name(inst), *url = NULL;
 	char subject[DOC_TEXT_MAX], cause[DOC_TEXT_MAX];
 	const json_t *cmd;
 	size_t i;
@@ -829,10 +829,10 @@ doc_report(struct doc_probe *p)
 
 	/* The backend's own certificates first: an expired agent
 	 * certificate explains the refused login the ladder shows next. */
-	if (inst->backend->own_certs != NULL) {
+	{
 		struct doc_own own = {p->d, subject};
 
-		inst->backend->own_certs(inst->priv, doc_own_cert, &own);
+		ca_instance_own_certs(inst, doc_own_cert, &own);
 	}
 	if (p->health == NULL) {
 		doc_line(p->d, DOC_WARN, subject, "health",
