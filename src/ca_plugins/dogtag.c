@@ -44,6 +44,7 @@
 #include "ca_plugins/ca.h"
 #include "ca_plugins/dogtag_json.h"
 #include "ca_plugins/http.h"
+#include "core/time.h"
 
 #define DT_COMPONENT "ca.dogtag"
 
@@ -314,17 +315,6 @@ out:
 	return rc;
 }
 
-/* Formats t as ISO-8601 UTC into buf (size len). */
-static void
-dt_iso_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "%lld", (long long)t);
-}
-
 /* A passphrase callback that refuses: the key must not be encrypted, and
  * OpenSSL must never prompt on a terminal. */
 static int
@@ -346,10 +336,9 @@ dt_no_passphrase(char *buf, int size, int rwflag, void *u)
 static int
 dt_conf_agent(struct dogtag *dt, struct core_err *err)
 {
-	const ASN1_TIME *na;
+	long long not_after;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
-	struct tm tm;
 	BIO *bio = NULL;
 	FILE *fp = NULL;
 	char *p = NULL;
@@ -387,14 +376,14 @@ dt_conf_agent(struct dogtag *dt, struct core_err *err)
 	}
 	snprintf(dt->agent_subject, sizeof(dt->agent_subject), "%.*s",
 	         (int)(n < (long)sizeof(dt->agent_subject) ? n : 255), p);
-	na = X509_get0_notAfter(cert);
-	if (na == NULL || ASN1_TIME_to_tm(na, &tm) != 1) {
+	if ((not_after = core_time_asn1_seconds(X509_get0_notAfter(cert))) <
+	    0) {
 		core_err_set(err, "agent_cert",
 		             "%s: the certificate's notAfter cannot be read",
 		             dt->agent_cert);
 		goto out;
 	}
-	dt->agent_not_after = timegm(&tm);
+	dt->agent_not_after = (time_t)not_after;
 	/* Kept for own_certs: the expiry gauge of /metrics and --doctor. */
 	dt->agent_x509 = cert;
 	cert = NULL;
@@ -576,7 +565,7 @@ dt_agent_text(const struct dogtag *dt, char *buf, size_t len)
 	}
 	if (dt->agent_cert == NULL)
 		return buf;
-	dt_iso_time(dt->agent_not_after, when, sizeof(when));
+	core_time_epoch(dt->agent_not_after, when, sizeof(when));
 	days = (long)((dt->agent_not_after - now) / 86400);
 	if (dt->agent_not_after <= now)
 		snprintf(buf, len, "\"%s\" expired %s", dt->agent_subject,

@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca_plugins/ca.h"
+#include "core/time.h"
 
 #define LOCAL_COMPONENT "ca.local"
 
@@ -165,33 +166,6 @@ local_fail(struct ca_call *call, const struct local_fault *f)
 {
 	call->result.csr_fault = f->outcome == CA_REJECTED;
 	ca_call_fail(call, f->outcome, f->hint, "%s", f->cause);
-}
-
-/*
- * Writes t into buf (size len) as UTC ISO-8601, the form the error log
- * uses, and returns buf.
- */
-static const char *
-local_time_str(const ASN1_TIME *t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t == NULL || !ASN1_TIME_to_tm(t, &tm) ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "(malformed time)");
-	return buf;
-}
-
-/* Same for a time_t. */
-static const char *
-local_now_str(time_t now, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "(unknown time)");
-	return buf;
 }
 
 /*
@@ -593,16 +567,16 @@ local_check_time(X509 *x, time_t now, const char *key, const char *what,
 		    err, key,
 		    "%s %s is not valid before %s (now %s; clock skew?)", what,
 		    path,
-		    local_time_str(X509_get0_notBefore(x), when, sizeof(when)),
-		    local_now_str(now, now_s, sizeof(now_s)));
+		    core_time_asn1(X509_get0_notBefore(x), when, sizeof(when)),
+		    core_time_epoch(now, now_s, sizeof(now_s)));
 		goto out;
 	}
 	if (X509_cmp_time(X509_get0_notAfter(x), &now) <= 0) {
 		core_err_set(
 		    err, key, "%s %s expired on %s (now %s; clock skew?)", what,
 		    path,
-		    local_time_str(X509_get0_notAfter(x), when, sizeof(when)),
-		    local_now_str(now, now_s, sizeof(now_s)));
+		    core_time_asn1(X509_get0_notAfter(x), when, sizeof(when)),
+		    core_time_epoch(now, now_s, sizeof(now_s)));
 		goto out;
 	}
 	rc = 0;
@@ -625,7 +599,7 @@ local_warn_expiry(const struct ca_call *call, X509 *x, time_t now)
 	ca_log(call, CORE_LOG_WARN, LOCAL_COMPONENT, LOCAL_HINT_RENEW,
 	       "CA certificate expires soon: %s expires on %s, in %d days",
 	       local_subject_str(x, name, sizeof(name)),
-	       local_time_str(X509_get0_notAfter(x), when, sizeof(when)), days);
+	       core_time_asn1(X509_get0_notAfter(x), when, sizeof(when)), days);
 }
 
 /* Loads and checks the issuing CA certificate. */
@@ -1086,9 +1060,9 @@ local_ca_current(const struct local_ca *ca, time_t now, struct local_fault *f)
 		    f, CA_MISCONFIGURED, LOCAL_HINT_KEY,
 		    "signing failed: the CA certificate is not valid before %s "
 		    "(now %s; clock skew?)",
-		    local_time_str(X509_get0_notBefore(ca->cert), when,
+		    core_time_asn1(X509_get0_notBefore(ca->cert), when,
 		                   sizeof(when)),
-		    local_now_str(now, now_s, sizeof(now_s)));
+		    core_time_epoch(now, now_s, sizeof(now_s)));
 		goto out;
 	}
 	if (X509_cmp_time(X509_get0_notAfter(ca->cert), &now) <= 0) {
@@ -1096,9 +1070,9 @@ local_ca_current(const struct local_ca *ca, time_t now, struct local_fault *f)
 		    f, CA_MISCONFIGURED, LOCAL_HINT_RENEW,
 		    "signing failed: the CA certificate expired on %s (now %s; "
 		    "clock skew?)",
-		    local_time_str(X509_get0_notAfter(ca->cert), when,
+		    core_time_asn1(X509_get0_notAfter(ca->cert), when,
 		                   sizeof(when)),
-		    local_now_str(now, now_s, sizeof(now_s)));
+		    core_time_epoch(now, now_s, sizeof(now_s)));
 		goto out;
 	}
 	rc = 0;
@@ -1499,9 +1473,9 @@ local_check_health(const struct local_ca *ca, const struct ca_call *call,
 			    "health check failed: CA certificate %s is not "
 			    "valid before %s (now %s; clock skew?)",
 			    local_subject_str(x, name, sizeof(name)),
-			    local_time_str(X509_get0_notBefore(x), when,
+			    core_time_asn1(X509_get0_notBefore(x), when,
 			                   sizeof(when)),
-			    local_now_str(now, now_s, sizeof(now_s)));
+			    core_time_epoch(now, now_s, sizeof(now_s)));
 			goto out;
 		}
 		if (X509_cmp_time(X509_get0_notAfter(x), &now) <= 0) {
@@ -1510,9 +1484,9 @@ local_check_health(const struct local_ca *ca, const struct ca_call *call,
 			    "health check failed: CA certificate %s expired on "
 			    "%s (now %s; clock skew?)",
 			    local_subject_str(x, name, sizeof(name)),
-			    local_time_str(X509_get0_notAfter(x), when,
+			    core_time_asn1(X509_get0_notAfter(x), when,
 			                   sizeof(when)),
-			    local_now_str(now, now_s, sizeof(now_s)));
+			    core_time_epoch(now, now_s, sizeof(now_s)));
 			goto out;
 		}
 		local_warn_expiry(call, x, now);

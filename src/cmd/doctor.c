@@ -31,6 +31,7 @@
 #include "cmd/doctor.h"
 #include "core/certs.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "est/listener.h"
 #include "est/privilege.h"
 #include "ra/config.h"
@@ -111,18 +112,6 @@ doc_line(struct doctor *d, enum doc_status st, const char *subject,
 	        r[0] != '\0' ? ": " : "", r);
 }
 
-/* Formats an ASN1_TIME as ISO 8601 UTC into buf. */
-static const char *
-doc_time(const ASN1_TIME *t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "(unreadable date)");
-	return buf;
-}
-
 /* The subject of x as one line, into buf. */
 static const char *
 doc_name(const X509 *x, char *buf, size_t len)
@@ -159,19 +148,18 @@ doc_validity(struct doctor *d, const char *subject, const char *what,
 {
 	char name[256], check[512], when[32], now_s[32], cause[512];
 	time_t now = time(NULL);
-	struct tm tm;
 	int days = 0, secs = 0;
 
 	doc_name(x, name, sizeof(name));
 	snprintf(check, sizeof(check), "validity of %s%s", what, name);
-	gmtime_r(&now, &tm);
-	strftime(now_s, sizeof(now_s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	core_time_epoch(now, now_s, sizeof(now_s));
 	if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
-		snprintf(cause, sizeof(cause),
-		         "not valid before %s, but this host says it is %s "
-		         "(clock skew?)",
-		         doc_time(X509_get0_notBefore(x), when, sizeof(when)),
-		         now_s);
+		snprintf(
+		    cause, sizeof(cause),
+		    "not valid before %s, but this host says it is %s "
+		    "(clock skew?)",
+		    core_time_asn1(X509_get0_notBefore(x), when, sizeof(when)),
+		    now_s);
 		doc_line(
 		    d, DOC_FAIL, subject, check, cause,
 		    "check this host's clock (timedatectl, chronyc "
@@ -179,9 +167,10 @@ doc_validity(struct doctor *d, const char *subject, const char *what,
 		return DOC_FAIL;
 	}
 	if (X509_cmp_time(X509_get0_notAfter(x), &now) <= 0) {
-		snprintf(cause, sizeof(cause), "expired on %s (now %s)",
-		         doc_time(X509_get0_notAfter(x), when, sizeof(when)),
-		         now_s);
+		snprintf(
+		    cause, sizeof(cause), "expired on %s (now %s)",
+		    core_time_asn1(X509_get0_notAfter(x), when, sizeof(when)),
+		    now_s);
 		doc_line(d, DOC_FAIL, subject, check, cause,
 		         "renew it, then reload estrad (systemctl reload "
 		         "estrad)");
@@ -189,17 +178,19 @@ doc_validity(struct doctor *d, const char *subject, const char *what,
 	}
 	ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x));
 	if (days < DOC_EXPIRY_WARN_DAYS) {
-		snprintf(cause, sizeof(cause), "expires on %s, in %d days",
-		         doc_time(X509_get0_notAfter(x), when, sizeof(when)),
-		         days);
+		snprintf(
+		    cause, sizeof(cause), "expires on %s, in %d days",
+		    core_time_asn1(X509_get0_notAfter(x), when, sizeof(when)),
+		    days);
 		doc_line(d, DOC_WARN, subject, check, cause,
 		         "renew it soon, then reload estrad");
 		return DOC_WARN;
 	}
 	if (!quiet_ok) {
-		snprintf(cause, sizeof(cause), "valid until %s (%d days)",
-		         doc_time(X509_get0_notAfter(x), when, sizeof(when)),
-		         days);
+		snprintf(
+		    cause, sizeof(cause), "valid until %s (%d days)",
+		    core_time_asn1(X509_get0_notAfter(x), when, sizeof(when)),
+		    days);
 		doc_line(d, DOC_OK, subject, check, cause, NULL);
 	}
 	return DOC_OK;

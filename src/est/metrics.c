@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "core/time.h"
 #include "est/metrics.h"
 #include "ra/backends.h"
 
@@ -377,17 +378,6 @@ est_metrics_head(struct evbuffer *out, const char *name, const char *type,
 	                    name, type);
 }
 
-/* Converts an ASN1_TIME to seconds since the epoch; -1 when it fails. */
-static long long
-est_metrics_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return -1;
-	return (long long)timegm(&tm);
-}
-
 /*
  * One estrad_certificate_not_after_seconds sample for cert: which says
  * what it is, subject is its subject; label and backend (NULL: left out)
@@ -402,7 +392,7 @@ est_metrics_cert(struct evbuffer *out, const char *which, const X509 *cert,
 	long long t;
 
 	if (cert == NULL ||
-	    (t = est_metrics_time(X509_get0_notAfter(cert))) < 0)
+	    (t = core_time_asn1_seconds(X509_get0_notAfter(cert))) < 0)
 		return;
 	X509_NAME_oneline(X509_get_subject_name(cert), subject,
 	                  sizeof(subject));

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "core/time.h"
 #include "ra/request.h"
 
 /* Private flag kept beside the public struct: see ra_request_free(). */
@@ -528,7 +529,6 @@ ra_request_audit_cert(X509 *cert)
 	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
 	char *serial_hex = bn != NULL ? BN_bn2hex(bn) : NULL;
 	unsigned char *der = NULL;
-	struct tm tm;
 	json_t *obj = json_object();
 	int len;
 
@@ -536,10 +536,11 @@ ra_request_audit_cert(X509 *cert)
 	                    json_string(serial_hex != NULL ? serial_hex : ""));
 	ra_request_subject(X509_get_issuer_name(cert), issuer, sizeof(issuer));
 	json_object_set_new(obj, "issuer", json_string(issuer));
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) {
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_object_set_new(obj, "not_after", json_string(when));
-	}
+	if (core_time_asn1_seconds(X509_get0_notAfter(cert)) >= 0)
+		json_object_set_new(
+		    obj, "not_after",
+		    json_string(core_time_asn1(X509_get0_notAfter(cert), when,
+		                               sizeof(when))));
 	len = i2d_X509(cert, &der);
 	ra_request_sha256_hex(der, len, hex, sizeof(hex));
 	json_object_set_new(obj, "sha256", json_string(hex));
