@@ -36,6 +36,7 @@
 #include "ca_plugins/ca.h"
 #include "ca_plugins/certsrv_page.h"
 #include "ca_plugins/http.h"
+#include "core/certs.h"
 
 #define CS_COMPONENT "ca.certsrv"
 
@@ -1037,67 +1038,21 @@ cs_page_failed(struct cs_op *op, const struct ca_http_response *res,
 }
 
 /*
- * Reads certificates from a body: DER (starts with SEQUENCE) or PEM, as a
- * single certificate or a certs-only PKCS#7 (p7 set), in the CERTIFICATE
- * armour certsrv uses for PKCS#7 too.  Returns a new stack (free with
+ * Reads certificates from a body: DER or PEM, a single certificate or a
+ * certs-only PKCS#7, also in the CERTIFICATE armour certsrv uses for
+ * PKCS#7.  Returns a new stack (free with
  * sk_X509_pop_free), or NULL when the body holds none.
  */
 static STACK_OF(X509) *
-cs_parse_certs(const unsigned char *data, size_t len, int p7)
+cs_parse_certs(const unsigned char *data, size_t len)
 {
-	STACK_OF(X509) *rc = NULL, *certs = NULL, *in;
-	const unsigned char *p = data;
-	PKCS7 *pkcs7 = NULL;
-	X509 *x = NULL;
-	BIO *bio = NULL;
-	int i;
+	STACK_OF(X509) *certs = sk_X509_new_null();
 
-	if (data == NULL || len == 0 || len > (size_t)INT_MAX)
-		goto out;
-	if ((certs = sk_X509_new_null()) == NULL)
-		goto out;
-	if (data[0] == 0x30) {
-		if (p7)
-			pkcs7 = d2i_PKCS7(NULL, &p, (long)len);
-		else
-			x = d2i_X509(NULL, &p, (long)len);
-	} else {
-		if ((bio = BIO_new_mem_buf(data, (int)len)) == NULL)
-			goto out;
-		if (p7)
-			pkcs7 = PEM_read_bio_PKCS7(bio, NULL, NULL, NULL);
-		else
-			x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	if (certs != NULL && core_certs_read(data, len, certs) <= 0) {
+		sk_X509_pop_free(certs, X509_free);
+		certs = NULL;
 	}
-	if (x != NULL) {
-		if (!sk_X509_push(certs, x))
-			goto out;
-		x = NULL;
-	} else if (pkcs7 != NULL && PKCS7_type_is_signed(pkcs7) &&
-	           pkcs7->d.sign != NULL &&
-	           (in = pkcs7->d.sign->cert) != NULL) {
-		for (i = 0; i < sk_X509_num(in); i++) {
-			X509 *c = sk_X509_value(in, i);
-
-			if (!X509_up_ref(c))
-				goto out;
-			if (!sk_X509_push(certs, c)) {
-				X509_free(c);
-				goto out;
-			}
-		}
-	}
-	if (sk_X509_num(certs) == 0)
-		goto out;
-	rc = certs;
-	certs = NULL;
-out:
-	ERR_clear_error();
-	sk_X509_pop_free(certs, X509_free);
-	PKCS7_free(pkcs7);
-	X509_free(x);
-	BIO_free(bio);
-	return rc;
+	return certs;
 }
 
 /* Returns a new copy of the cached chain with new references, or NULL. */
@@ -1249,8 +1204,7 @@ cs_http_done(struct ca_http_transfer *t, const struct ca_http_response *res,
 	case CS_FETCH:
 		/* Sniff, whatever the Content-Type says (spec §4). */
 		if (len > 0 && data[0] != '<' &&
-		    (certs = cs_parse_certs(data, len, op->cs->fetch_chain)) !=
-		        NULL) {
+		    (certs = cs_parse_certs(data, len)) != NULL) {
 			cs_fetched(op, certs);
 			return;
 		}
@@ -1287,7 +1241,7 @@ cs_http_done(struct ca_http_transfer *t, const struct ca_http_response *res,
 		return;
 	case CS_CHAIN:
 		if (len > 0 && data[0] != '<' &&
-		    (certs = cs_parse_certs(data, len, 1)) != NULL) {
+		    (certs = cs_parse_certs(data, len)) != NULL) {
 			cs_chain_done(op, certs);
 			return;
 		}

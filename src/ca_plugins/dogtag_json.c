@@ -20,6 +20,7 @@
 
 #include "ca_plugins/ca.h"
 #include "ca_plugins/dogtag_json.h"
+#include "core/certs.h"
 
 static const char *const dogtag_status_names[DOGTAG_STATUS__MAX] = {
     "unknown",  "begin",    "pending",  "svc_pending",
@@ -461,29 +462,13 @@ out:
 static STACK_OF(X509) *
 dj_pkcs7_certs(PKCS7 *p7)
 {
-	STACK_OF(X509) *certs = NULL, *in, *rc = NULL;
-	int i;
+	STACK_OF(X509) *certs = sk_X509_new_null();
 
-	if (p7 == NULL || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL ||
-	    (in = p7->d.sign->cert) == NULL || sk_X509_num(in) == 0)
-		goto out;
-	if ((certs = sk_X509_new_null()) == NULL)
-		goto out;
-	for (i = 0; i < sk_X509_num(in); i++) {
-		X509 *c = sk_X509_value(in, i);
-
-		if (!X509_up_ref(c))
-			goto out;
-		if (!sk_X509_push(certs, c)) {
-			X509_free(c);
-			goto out;
-		}
+	if (certs != NULL && core_certs_from_pkcs7(p7, certs) <= 0) {
+		sk_X509_pop_free(certs, X509_free);
+		certs = NULL;
 	}
-	rc = certs;
-	certs = NULL;
-out:
-	sk_X509_pop_free(certs, X509_free);
-	return rc;
+	return certs;
 }
 
 /*

@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca_plugins/helper_output.h"
+#include "core/certs.h"
 
 /* The three groups of FETCH-ROOTS output (spec §5). */
 enum helper_group {
@@ -28,73 +29,6 @@ enum helper_group {
 	HELPER_OTHER,
 	HELPER_GROUP__MAX
 };
-
-/* Appends the certificates of a PKCS#7 to out; returns the count or -1. */
-static int
-helper_p7_certs(PKCS7 *p7, STACK_OF(X509) *out)
-{
-	STACK_OF(X509) *certs = NULL;
-	int i, n = 0;
-
-	if (p7 == NULL || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL)
-		return -1;
-	certs = p7->d.sign->cert;
-	for (i = 0; certs != NULL && i < sk_X509_num(certs); i++) {
-		X509 *x = sk_X509_value(certs, i);
-
-		if (X509_up_ref(x) != 1)
-			return -1;
-		if (!sk_X509_push(out, x)) {
-			X509_free(x);
-			return -1;
-		}
-		n++;
-	}
-	return n;
-}
-
-/*
- * Reads the certificates of an issued answer (spec §4, code 0): PEM
- * certificates, PEM PKCS#7, DER certificate or PKCS#7, or certmonger's
- * JSON {"certificate": PEM, "chain": [{"certificate": PEM}]}.  Returns a
- * new stack (free with sk_X509_pop_free), empty when nothing was readable.
- */
-static STACK_OF(X509) *
-helper_read_pem(const char *text, size_t len, STACK_OF(X509) *out)
-{
-	BIO *bio = NULL;
-	char *name = NULL, *header = NULL;
-	unsigned char *data = NULL;
-	long dlen;
-
-	if (len > INT_MAX || (bio = BIO_new_mem_buf(text, (int)len)) == NULL)
-		goto out;
-	while (PEM_read_bio(bio, &name, &header, &data, &dlen) == 1) {
-		const unsigned char *p = data;
-
-		if (strcmp(name, PEM_STRING_X509) == 0 ||
-		    strcmp(name, PEM_STRING_X509_OLD) == 0) {
-			X509 *x = d2i_X509(NULL, &p, dlen);
-
-			if (x != NULL && !sk_X509_push(out, x))
-				X509_free(x);
-		} else if (strcmp(name, PEM_STRING_PKCS7) == 0) {
-			PKCS7 *p7 = d2i_PKCS7(NULL, &p, dlen);
-
-			(void)helper_p7_certs(p7, out);
-			PKCS7_free(p7);
-		}
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_free(data);
-		name = header = NULL;
-		data = NULL;
-	}
-out:
-	BIO_free(bio);
-	ERR_clear_error();
-	return out;
-}
 
 static STACK_OF(X509) *
 helper_read_json(const char *text, size_t len, STACK_OF(X509) *out)
@@ -108,7 +42,8 @@ helper_read_json(const char *text, size_t len, STACK_OF(X509) *out)
 		return out;
 	if ((pem = json_string_value(json_object_get(root, "certificate"))) !=
 	    NULL)
-		out = helper_read_pem(pem, strlen(pem), out);
+		(void)core_certs_read((const unsigned char *)pem, strlen(pem),
+		                      out);
 	chain = json_object_get(root, "chain");
 	json_array_foreach(chain, i, v)
 	{
@@ -131,7 +66,6 @@ STACK_OF(X509) *
 ca_helper_output_certs(const char *text, size_t len)
 {
 	STACK_OF(X509) *out;
-	const unsigned char *p;
 	size_t i;
 
 	if ((out = sk_X509_new_null()) == NULL)
@@ -140,24 +74,8 @@ ca_helper_output_certs(const char *text, size_t len)
 		;
 	if (i < len && text[i] == '{')
 		return helper_read_json(text + i, len - i, out);
-	if (memmem(text, len, "-----BEGIN", 10) != NULL)
-		return helper_read_pem(text, len, out);
-	if (len > 0 && len <= LONG_MAX) {
-		X509 *x;
-		PKCS7 *p7;
-
-		p = (const unsigned char *)text;
-		if ((x = d2i_X509(NULL, &p, (long)len)) != NULL) {
-			if (!sk_X509_push(out, x))
-				X509_free(x);
-		} else {
-			p = (const unsigned char *)text;
-			p7 = d2i_PKCS7(NULL, &p, (long)len);
-			(void)helper_p7_certs(p7, out);
-			PKCS7_free(p7);
-		}
-	}
-	ERR_clear_error();
+	/* PEM blocks, a DER certificate or a DER PKCS#7. */
+	(void)core_certs_read((const unsigned char *)text, len, out);
 	return out;
 }
 
@@ -233,8 +151,9 @@ ca_helper_output_roots(const char *text, size_t len, char *names,
 
 				if (pem == NULL)
 					continue;
-				(void)helper_read_pem(pem, strlen(pem),
-				                      groups[k]);
+				(void)core_certs_read(
+				    (const unsigned char *)pem, strlen(pem),
+				    groups[k]);
 				if (nn != NULL && used + 4 < nameslen) {
 					int n = snprintf(
 					    names + used, nameslen - used,
@@ -270,7 +189,8 @@ ca_helper_output_roots(const char *text, size_t len, char *names,
 			if (e == NULL)
 				break;
 			e += sizeof(end) - 1;
-			(void)helper_read_pem(p, (size_t)(e - p), groups[g]);
+			(void)core_certs_read((const unsigned char *)p,
+			                      (size_t)(e - p), groups[g]);
 			in_group = 1;
 			if (nick != NULL && used + 4 < nameslen) {
 				int n = snprintf(names + used, nameslen - used,
