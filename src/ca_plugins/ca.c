@@ -20,6 +20,9 @@
 
 #include "ca_plugins/ca.h"
 #include "ca_plugins/http.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/loop.h"
 
 /* Every backend estrad is built with, in the order error messages list them. */
 static const struct ca_backend *const ca_backends[] = {

@@ -14,12 +14,8 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
-#include "core/certs.h"
-#include "core/conf.h"
-#include "core/digest.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/loop.h"
 
 /*
  * What a CA call ended in.  ra maps each outcome to an EST answer (see

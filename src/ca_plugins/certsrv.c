@@ -37,6 +37,9 @@
 #include "ca_plugins/certsrv_page.h"
 #include "ca_plugins/http.h"
 #include "core/certs.h"
+#include "core/conf.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #define CS_COMPONENT "ca.certsrv"
 

@@ -44,6 +44,10 @@
 #include "ca_plugins/ca.h"
 #include "ca_plugins/dogtag_json.h"
 #include "ca_plugins/http.h"
+#include "core/certs.h"
+#include "core/conf.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "core/time.h"
 
 #define DT_COMPONENT "ca.dogtag"

@@ -47,6 +47,9 @@
 
 #include "ca_plugins/ca.h"
 #include "ca_plugins/helper_output.h"
+#include "core/conf.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "core/proc.h"
 
 #define HELPER_COMPONENT "ca.helper"

@@ -28,6 +28,10 @@
 #include <openssl/x509v3.h>
 
 #include "ca_plugins/ca.h"
+#include "core/certs.h"
+#include "core/conf.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "core/time.h"
 
 #define LOCAL_COMPONENT "ca.local"

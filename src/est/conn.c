@@ -15,6 +15,8 @@
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
+#include "core/log.h"
+#include "core/loop.h"
 #include "est/conn.h"
 #include "est/csr.h"
 #include "est/limits.h"

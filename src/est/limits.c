@@ -54,6 +54,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "core/log.h"
 #include "est/limits.h"
 #include "ra/log.h"
 

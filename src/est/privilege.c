@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "core/log.h"
 #include "est/privilege.h"
 #include "ra/log.h"
 

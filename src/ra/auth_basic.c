@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/log.h"
 #include "core/offload.h"
 #include "ra/auth_basic.h"
 #include "ra/log.h"

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "ca_plugins/ca.h"
+#include "core/error.h"
 
 /* A label's "authorizer" object; read-only once built. */
 struct ra_authorizer;

@@ -29,6 +29,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "ra/config.h"
 
 /* The configuration file is small; anything larger is a mistake. */

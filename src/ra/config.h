@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "ca_plugins/ca.h"
+#include "core/log.h"
 #include "ra/auth_basic.h"
 #include "ra/auth_cert.h"
 #include "ra/authorizer.h"

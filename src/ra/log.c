@@ -17,6 +17,8 @@
 
 #include <event2/event.h>
 
+#include "core/log.h"
+#include "core/loop.h"
 #include "core/offload.h"
 #include "ra/log.h"
 

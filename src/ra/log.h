@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "ca_plugins/ca.h"
+#include "core/log.h"
 
 /*
  * The context of one request, printed after the message in the order

@@ -17,6 +17,9 @@
 #include <openssl/pem.h>
 
 #include "ca_plugins/ca.h"
+#include "core/certs.h"
+#include "core/digest.h"
+#include "core/log.h"
 #include "ra/log.h"
 #include "ra/pending.h"
 

@@ -19,6 +19,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
+#include "core/error.h"
 #include "ra/policy.h"
 
 /* Longest pattern accepted; longer ones are a configuration mistake. */

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "ca_plugins/ca.h"
+#include "core/error.h"
 
 /* A parsed "policy" object; read-only once built, shared by all threads. */
 struct ra_policy;

@@ -17,6 +17,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "core/digest.h"
+#include "core/log.h"
 #include "core/time.h"
 #include "ra/request.h"
 

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "ca_plugins/ca.h"
+#include "core/log.h"
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 #include "ra/log.h"

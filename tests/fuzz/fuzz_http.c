@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/log.h"
 #include "est/conn.h"
 #include "est/listener.h"
 #include "ra/auth_cert.h"

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "core/error.h"
 #include "est/csr.h"
 #include "ra/policy.h"
 

@@ -27,6 +27,8 @@
 #include "ca_plugins/ca.h"
 #include "ca_plugins/dogtag_json.h"
 #include "ca_plugins/http.h"
+#include "core/error.h"
+#include "core/log.h"
 
 static char tmpdir[] = "/tmp/check_ca_dogtag.XXXXXX";
 static char pass_file[256], agent_pem[256], agent_key[256];

@@ -33,6 +33,8 @@
 #include <openssl/x509v3.h>
 
 #include "ca_plugins/ca.h"
+#include "core/error.h"
+#include "core/log.h"
 
 /* Made once by main() before the forks, shared read-only by the tests. */
 static char tmpdir[] = "/tmp/check_ca_helper.XXXXXX";

@@ -27,6 +27,8 @@
 #include <openssl/x509v3.h>
 
 #include "ca_plugins/ca.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #define DAY (24L * 60 * 60)
 

@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/log.h"
 #include "ra/config.h"
 
 /* snprintf that fails the test rather than truncate. */

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "core/log.h"
 #include "core/offload.h"
 #include "ra/log.h"
 

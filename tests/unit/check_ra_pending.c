@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "core/log.h"
 #include "ra/log.h"
 #include "ra/pending.h"
 

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/error.h"
 #include "ra/policy.h"
 #include "ra/pop.h"
 
