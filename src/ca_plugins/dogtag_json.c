@@ -18,7 +18,6 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
-#include "ca_plugins/ca.h"
 #include "ca_plugins/dogtag_json.h"
 #include "core/certs.h"
 

@@ -14,7 +14,6 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "ca_plugins/ca.h"
 #include "core/error.h"
 
 /* A label's "authorizer" object; read-only once built. */

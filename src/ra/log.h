@@ -9,9 +9,9 @@
 
 #include <stddef.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
-#include "ca_plugins/ca.h"
 #include "core/log.h"
 
 /*

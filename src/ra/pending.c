@@ -16,7 +16,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "ca_plugins/ca.h"
 #include "core/certs.h"
 #include "core/digest.h"
 #include "core/log.h"

@@ -16,7 +16,6 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
-#include "ca_plugins/ca.h"
 #include "core/error.h"
 
 /* A parsed "policy" object; read-only once built, shared by all threads. */
