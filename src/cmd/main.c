@@ -20,21 +20,11 @@
 #include "est/listener.h"
 #include "est/privilege.h"
 #include "ra/auth_cert.h"
+#include "ra/backends.h"
 #include "ra/config.h"
 #include "ra/log.h"
 
 #define ESTRAD_VERSION "0.1.0"
-
-/* Backends log through ra's error log with the request's context. */
-static void
-estrad_ca_log(const struct ca_call *call, enum core_log_level level,
-              const char *component, const char *hint, const char *message)
-{
-	const struct ra_log_context *ctx =
-	    call != NULL ? call->log_context : NULL;
-
-	ra_log(level, component, ctx, hint, "%s", message);
-}
 
 static void
 estrad_usage(FILE *out)
@@ -102,7 +92,7 @@ main(int argc, char **argv)
 	}
 	if (doctor)
 		return est_doctor_run(path, json, stdout);
-	ca_set_log_hook(estrad_ca_log);
+	ra_backends_log_to_error_log();
 	if ((config = ra_config_load(path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "estrad: %s\n", err);
 		goto out;

@@ -22,4 +22,10 @@ enum core_log_level {
 	CORE_LOG_DEBUG
 };
 
+/* Returns the level's lower-case name ("emerg" ... "debug"), static. */
+const char *core_log_level_name(enum core_log_level level);
+
+/* Sets *level from its name; returns 0, or -1 for an unknown name. */
+int core_log_level_parse(const char *name, enum core_log_level *level);
+
 #endif

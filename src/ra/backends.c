@@ -3,6 +3,7 @@
  * a configuration, so that nothing above ra touches a backend instance.
  */
 #include "ra/backends.h"
+#include "ra/log.h"
 
 void
 ra_backends_start(const struct ra_config *config, struct event_base *base)
@@ -52,6 +53,23 @@ ra_backends_own_certs(const struct ra_config *config, ra_own_cert_fn fn,
 			ca_instance_own_certs(config->labels[i]->ca,
 			                      ra_backends_own_cert, &own);
 	}
+}
+
+/* ca_log_fn: a backend's line, with its request's context. */
+static void
+ra_backends_log(const struct ca_call *call, enum core_log_level level,
+                const char *component, const char *hint, const char *message)
+{
+	const struct ra_log_context *ctx =
+	    call != NULL ? call->log_context : NULL;
+
+	ra_log(level, component, ctx, hint, "%s", message);
+}
+
+void
+ra_backends_log_to_error_log(void)
+{
+	ca_set_log_hook(ra_backends_log);
 }
 
 const char *

@@ -40,6 +40,13 @@ typedef void (*ra_own_cert_fn)(const struct ra_label *label,
 void ra_backends_own_certs(const struct ra_config *config, ra_own_cert_fn fn,
                            void *arg);
 
+/*
+ * Makes the backends log through the error log, each line with the
+ * context of the request whose call logs it.  main calls it once at start,
+ * before any backend is configured.
+ */
+void ra_backends_log_to_error_log(void);
+
 /* Returns the static name of label's backend ("local", ...). */
 const char *ra_label_backend_name(const struct ra_label *label);
 

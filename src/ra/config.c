@@ -139,9 +139,6 @@ static const char *const cfg_operations[] = {
 };
 
 /* Names of enum core_log_level, in its order. */
-static const char *const cfg_levels[] = {
-    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", NULL,
-};
 
 /*
  * The position scanner.  It trusts nothing about the text: every read is
@@ -1191,7 +1188,8 @@ cfg_load_logs(struct cfg *c, const json_t *root)
 	const char *level = "info";
 	const json_t *logs;
 	char got[160];
-	int rc = -1, i;
+	enum core_log_level parsed;
+	int rc = -1;
 
 	if (cfg_get_object(c, root, "", "logs", 0, cfg_logs_keys, &logs) != 0)
 		goto out;
@@ -1209,10 +1207,7 @@ cfg_load_logs(struct cfg *c, const json_t *root)
 	if (audit != NULL &&
 	    cfg_log_path(c, "logs.audit", audit, 0, &config->logs.audit) != 0)
 		goto out;
-	for (i = 0; cfg_levels[i] != NULL; i++)
-		if (strcmp(level, cfg_levels[i]) == 0)
-			break;
-	if (cfg_levels[i] == NULL) {
+	if (core_log_level_parse(level, &parsed) != 0) {
 		cfg_error(c, "logs.level", 0, NULL,
 		          "must be one of emerg, alert, crit, error, warn, "
 		          "notice, info, debug, got %s",
@@ -1220,7 +1215,7 @@ cfg_load_logs(struct cfg *c, const json_t *root)
 		                         sizeof(got)));
 		goto out;
 	}
-	config->logs.level = CORE_LOG_EMERG + i;
+	config->logs.level = (int)parsed;
 	rc = 0;
 out:
 	return rc;

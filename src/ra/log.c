@@ -43,10 +43,6 @@ static int ra_log_level = CORE_LOG_INFO;
  * fdatasync. */
 static pthread_mutex_t ra_log_audit_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const ra_log_level_names[] = {
-    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
-};
-
 static void
 ra_log_timestamp(char *buf, size_t len)
 {
@@ -297,7 +293,7 @@ ra_log(enum core_log_level level, const char *component,
 	ra_log_timestamp(ts, sizeof(ts));
 
 	n = snprintf(line, sizeof(line), "%s [%s] %ld#%ld: %s%s%s%s: %s", ts,
-	             ra_log_level_names[level], (long)getpid(),
+	             core_log_level_name(level), (long)getpid(),
 	             (long)syscall(SYS_gettid),
 	             ctx != NULL && ctx->rid != NULL ? "rid=" : "",
 	             ctx != NULL && ctx->rid != NULL ? ctx->rid : "",
