@@ -20,6 +20,7 @@
 
 #include "ca_plugins/ca.h"
 #include "ca_plugins/http.h"
+#include "ca_plugins/proc.h"
 
 /* Every backend estrad is built with, in the order error messages list them. */
 static const struct ca_backend *const ca_backends[] = {
@@ -592,6 +593,7 @@ void
 ca_loop_shutdown(struct event_base *base)
 {
 	ca_http_shutdown(base);
+	ca_proc_shutdown(base);
 }
 
 const struct ca_backend *

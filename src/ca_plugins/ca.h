@@ -414,7 +414,9 @@ struct ca_backend {
  * est/listener.c calls it on each worker's thread after that worker's loop
  * ended (and after the backends' stop hooks), before the loop is freed:
  * releases what the shared CA I/O keeps per loop (libcurl multi handles
- * and their cached connections).
+ * and their cached connections), and kills and reaps the child processes
+ * still running on it (CA helpers, the authorizer) with their process
+ * groups, so none outlives estrad.
  */
 void ca_loop_shutdown(struct event_base *base);
 

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -55,7 +56,46 @@ struct ca_proc {
 	struct timeval started;
 	ca_proc_done_fn done_fn;
 	void *arg;
+	struct ca_proc *prev, *next; /* ca_proc_all, under ca_proc_lock */
+	int listed;
 };
+
+/*
+ * Every process started and not yet freed, of every loop, so that a loop
+ * that ends (estrad stops) can kill and reap its own: nothing started for
+ * a request outlives estrad.
+ */
+static pthread_mutex_t ca_proc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ca_proc *ca_proc_all;
+
+static void
+ca_proc_list(struct ca_proc *proc)
+{
+	pthread_mutex_lock(&ca_proc_lock);
+	proc->prev = NULL;
+	proc->next = ca_proc_all;
+	if (ca_proc_all != NULL)
+		ca_proc_all->prev = proc;
+	ca_proc_all = proc;
+	proc->listed = 1;
+	pthread_mutex_unlock(&ca_proc_lock);
+}
+
+/* Takes proc off the list; the caller holds ca_proc_lock. */
+static void
+ca_proc_unlist_locked(struct ca_proc *proc)
+{
+	if (!proc->listed)
+		return;
+	if (proc->prev != NULL)
+		proc->prev->next = proc->next;
+	else
+		ca_proc_all = proc->next;
+	if (proc->next != NULL)
+		proc->next->prev = proc->prev;
+	proc->prev = proc->next = NULL;
+	proc->listed = 0;
+}
 
 long
 ca_proc_pid(const struct ca_proc *proc)
@@ -94,6 +134,11 @@ ca_proc_free(struct ca_proc *proc)
 {
 	if (proc == NULL)
 		return;
+	if (proc->listed) {
+		pthread_mutex_lock(&ca_proc_lock);
+		ca_proc_unlist_locked(proc);
+		pthread_mutex_unlock(&ca_proc_lock);
+	}
 	ca_proc_close_input(proc);
 	ca_proc_close_stream(&proc->out);
 	ca_proc_close_stream(&proc->err);
@@ -208,6 +253,11 @@ ca_proc_on_exit(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* The child has exited but is not reaped yet, so its pid, and with
+	 * it the process group id, cannot have been reused: what it left
+	 * running in its group (a script's background job) is killed now,
+	 * since estrad ran it for one call only. */
+	(void)kill(-proc->pid, SIGKILL);
 	do
 		r = waitpid(proc->pid, &proc->wstatus, WNOHANG);
 	while (r < 0 && errno == EINTR);
@@ -278,6 +328,25 @@ ca_proc_kill(struct ca_proc *proc)
 			;
 	}
 	ca_proc_free(proc);
+}
+
+void
+ca_proc_shutdown(struct event_base *base)
+{
+	struct ca_proc *proc;
+
+	for (;;) {
+		pthread_mutex_lock(&ca_proc_lock);
+		for (proc = ca_proc_all; proc != NULL; proc = proc->next)
+			if (proc->base == base)
+				break;
+		if (proc != NULL)
+			ca_proc_unlist_locked(proc);
+		pthread_mutex_unlock(&ca_proc_lock);
+		if (proc == NULL)
+			break;
+		ca_proc_kill(proc);
+	}
 }
 
 /* Sets O_NONBLOCK on fd. */
@@ -387,6 +456,7 @@ ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
 			goto out;
 		}
 		event_active(proc->done_ev, EV_TIMEOUT, 0);
+		ca_proc_list(proc);
 		rc = proc;
 		proc = NULL;
 		goto out;
@@ -436,6 +506,7 @@ ca_proc_start(struct event_base *base, const struct ca_proc_spec *spec,
 		event_add(proc->in_ev, NULL);
 	else
 		ca_proc_close_input(proc);
+	ca_proc_list(proc);
 	rc = proc;
 	proc = NULL;
 out:

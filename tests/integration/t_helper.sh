@@ -54,6 +54,7 @@ L["t-h-env"] = label(fake_ca("env", profile="estProfile", nickname="TestCA"))
 L["t-h-wait"] = label(fake_ca("wait", retry_after=45))
 L["t-h-unreachable"] = label(fake_ca("unreachable", retry_after=17))
 L["t-h-hang"] = label(fake_ca("hang", timeout=1), ca_wait=10)
+L["t-h-orphan"] = label(fake_ca("orphan"))
 with open(path, "w") as f:
     json.dump(cfg, f, indent=2)
     f.write("\n")
@@ -312,4 +313,103 @@ t_helper_config_unknown_key_named() {
 	fi
 	assert_file_matches "$T/t.out" \
 	    'labels\.t-h-issue\.ca\.env\.CERTMONGER_CSR: CERTMONGER_CSR is set by estrad'
+}
+
+# --- processes: how many, and none left behind ------------------------------
+
+t_helper_background_child_killed_after_exit() {
+	# A helper that leaves a process running when it exits: estrad ran it
+	# for one call, so its process group goes with it.
+	rm -f "$WORK/helperfix/state/orphan.pid"
+	mk_csr req "/CN=helper-orphan.example" ec
+	post_csr "$EST_PATH/t-h-orphan/simpleenroll" "$T/req.b64" -u "$CRED"
+	assert_issued req
+	local pid i
+	pid=$(cat "$WORK/helperfix/state/orphan.pid" 2>/dev/null)
+	[[ $pid =~ ^[0-9]+$ ]] || fail "the orphan helper wrote no pid"
+	for ((i = 0; i < 30; i++)); do
+		hl_pid_alive "$pid" || return 0
+		sleep 0.1
+	done
+	fail "the helper's background sleep (pid $pid) outlived the call"
+}
+
+# hl_pid_alive PID: PID runs (a zombie counts as gone: its parent, not
+# estrad, has yet to reap it).
+hl_pid_alive() {
+	local st
+	st=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null)
+	[[ -n $st && $st != Z && $st != X ]]
+}
+
+# hl_start MODE [CA-JSON-MEMBERS]: an estrad of its own (t_reload.sh's
+# rl_start) whose label t-h-x runs the fake helper in MODE with
+# FAKE_STATE=$T/state, plus CA-JSON-MEMBERS (Python dict items, e.g.
+# '"max_processes": 1') in its ca object.  The shared configuration's
+# helper labels are left out, so no other helper runs.
+hl_start() {
+	mkdir -p "$T/state"
+	rl_start "$(printf '%s\n' \
+	    'for k in [k for k in cfg["labels"] if k.startswith("t-h-") or k == "t-cm-local"]:' \
+	    '    del cfg["labels"][k]' \
+	    "cfg['labels']['t-h-x'] = {'retry_after': 30, 'csrattrs': [], 'ca': {" \
+	    "    'backend': 'helper', 'command': ['$HELPER_FAKE', '$1']," \
+	    "    'env': {'FAKE_STATE': '$T/state', 'FAKE_SLEEP': '${FAKE_SLEEP:-3}'," \
+	    "            'FAKE_CA_CERT': '$CERTS/issuing-ca.pem'," \
+	    "            'FAKE_CA_KEY': '$CERTS/issuing-ca.key'}," \
+	    "    'timeout': 30, ${2:-}}}")"
+}
+
+# hl_count FILE: lines of FILE, 0 when it does not exist.
+hl_count() {
+	if [[ -f $1 ]]; then
+		wc -l <"$1" | tr -d ' '
+	else
+		echo 0
+	fi
+}
+
+t_helper_sigterm_kills_every_helper() {
+	# Helpers still running (and the sleep each started) end with estrad,
+	# on every worker, not only the one that fetches the roots.
+	hl_start sleepy
+	mk_csr req "/CN=helper-sleepy.example" ec
+	local i pid left=""
+	local -a pids=()
+	for ((i = 0; i < 6; i++)); do
+		curl --silent --http1.1 --max-time 60 -o /dev/null \
+		    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+		    -H 'Content-Type: application/pkcs10' \
+		    --data-binary "@$T/req.b64" \
+		    "https://$RL_HOST$EST_PATH/t-h-x/simpleenroll" &
+		pids+=($!)
+	done
+	# Six enrollments and the start-up FETCH-ROOTS: two pids each.
+	for ((i = 0; i < 150; i++)); do
+		(($(hl_count "$T/state/pids") >= 14)) && break
+		sleep 0.1
+	done
+	(($(hl_count "$T/state/pids") >= 14)) ||
+	    fail "test setup: $(hl_count "$T/state/pids") of 14 pids after 15 s"
+	kill -TERM "$RL_PID"
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$RL_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$RL_PID" 2>/dev/null &&
+	    fail "estrad did not exit within 10 s of SIGTERM"
+	wait "$RL_PID" 2>/dev/null
+	RL_PID=""
+	wait "${pids[@]}"
+	for ((i = 0; i < 30; i++)); do
+		left=""
+		while read -r pid; do
+			hl_pid_alive "$pid" && left+=" $pid"
+		done <"$T/state/pids"
+		[[ -z $left ]] && break
+		sleep 0.1
+	done
+	[[ -z $left ]] || fail "processes left after estrad exited:$left" \
+	    "$T/state/pids"
+	rl_sanitizer_check
 }

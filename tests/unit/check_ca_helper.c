@@ -1248,6 +1248,138 @@ START_TEST(test_helper_start_fetches_roots_stop_reaps)
 }
 END_TEST
 
+/* --- concurrency ---------------------------------------------------------- */
+
+/* Completion of one of several calls: the loop stops after the last. */
+struct many_state {
+	int count, want;
+	struct event_base *base;
+	long done_ms[16]; /* completion time of each call, by index */
+	struct ca_call *calls[16];
+	long start;
+};
+
+static void
+on_done_many(struct ca_call *call, void *arg)
+{
+	struct many_state *ms = arg;
+	int i;
+
+	for (i = 0; i < ms->want; i++)
+		if (ms->calls[i] == call)
+			ms->done_ms[i] = now_ms() - ms->start;
+	if (++ms->count == ms->want)
+		event_base_loopbreak(ms->base);
+}
+
+/*
+ * Starts n calls of op on inst at once on base (ms->calls), without
+ * running the loop.
+ */
+static void
+start_many(struct ca_instance *inst, struct event_base *base,
+           enum ca_operation op, int n, struct many_state *ms)
+{
+	int i;
+
+	ck_assert_int_le(n, 16);
+	memset(ms, 0, sizeof(*ms));
+	ms->want = n;
+	ms->base = base;
+	ms->start = now_ms();
+	for (i = 0; i < n; i++) {
+		struct ca_call *call = ca_call_new();
+
+		ck_assert_ptr_nonnull(call);
+		call->op = op;
+		call->base = base;
+		call->rid = "0123456789abcdef";
+		call->label = "t-helper";
+		call->csr =
+		    op == CA_OP_CACERTS || op == CA_OP_HEALTH ? NULL : csr;
+		ms->calls[i] = call;
+		ca_instance_start(inst, call, on_done_many, ms);
+	}
+	/* Nothing completes inside ca_instance_start. */
+	ck_assert_int_eq(ms->count, 0);
+}
+
+static void
+free_many(struct many_state *ms)
+{
+	int i;
+
+	for (i = 0; i < ms->want; i++)
+		ca_call_free(ms->calls[i]);
+}
+
+START_TEST(test_helper_background_child_killed_at_exit)
+{
+	char copy[PATH_MAX + 16], body[PATH_MAX * 4];
+	struct ca_instance *inst;
+	struct result res;
+	struct ca_err err;
+	long pid;
+	int i;
+
+	/* The helper leaves a sleep behind and exits: the sleep is in its
+	 * process group, and ends with the run. */
+	unlink_state("left.pid");
+	snprintf(copy, sizeof(copy), "%s/leaves-child.sh", tmpdir);
+	snprintf(body, sizeof(body),
+	         "sleep 30 >/dev/null 2>&1 </dev/null &\n"
+	         "echo $! >'%s/left.pid'\necho left-cookie\nexit 1\n",
+	         state);
+	write_script(copy, body);
+	inst = conf_new(
+	    &err, "{\"backend\": \"helper\", \"command\": [\"%s\"]}", copy);
+	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
+	run_call(inst, CA_OP_ENROLL, &res);
+	ck_assert_int_eq(res.outcome, CA_PENDING);
+	pid = read_pid("left.pid");
+	ck_assert_int_gt(pid, 0);
+	for (i = 0; i < 50 && !pid_dead(pid); i++)
+		usleep(20000);
+	ck_assert_msg(pid_dead(pid), "the helper's background sleep runs on");
+	ca_instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_helper_loop_shutdown_kills_runs)
+{
+	struct ca_instance *inst = fake_new("hang", ", \"timeout\": 30");
+	struct event_base *base = event_base_new();
+	struct timeval brief = {0, 300000};
+	struct many_state ms;
+	long helper_pid, sleep_pid;
+	int i;
+
+	/* A worker's loop ends with a run under way (estrad stops): the
+	 * run and what it started are killed and reaped with the loop. */
+	unlink_state("hang.pid");
+	unlink_state("sleep.pid");
+	start_many(inst, base, CA_OP_ENROLL, 1, &ms);
+	event_base_once(base, -1, EV_TIMEOUT, stop_loop, base, &brief);
+	event_base_dispatch(base);
+	for (i = 0; i < 50 && read_pid("sleep.pid") <= 0; i++)
+		usleep(20000);
+	helper_pid = read_pid("hang.pid");
+	sleep_pid = read_pid("sleep.pid");
+	ck_assert_int_gt(helper_pid, 0);
+	ck_assert_int_gt(sleep_pid, 0);
+	ca_loop_shutdown(base);
+	assert_no_children();
+	ck_assert(pid_dead(helper_pid));
+	for (i = 0; i < 50 && !pid_dead(sleep_pid); i++)
+		usleep(20000);
+	ck_assert_msg(pid_dead(sleep_pid), "the helper's sleep still runs");
+	ck_assert_int_eq(ms.count, 0);
+	free_many(&ms);
+	event_base_free(base);
+	ca_instance_free(inst);
+}
+END_TEST
+
 static Suite *
 ca_helper_suite(void)
 {
@@ -1304,6 +1436,12 @@ ca_helper_suite(void)
 	tcase_add_test(tc, test_helper_health_identify);
 	tcase_add_test(tc, test_helper_cancel_kills_and_reaps);
 	tcase_add_test(tc, test_helper_start_fetches_roots_stop_reaps);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("processes");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, reset_log, NULL);
+	tcase_add_test(tc, test_helper_background_child_killed_at_exit);
+	tcase_add_test(tc, test_helper_loop_shutdown_kills_runs);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -23,6 +23,10 @@
 #   hang          never answers (a child sleep keeps running)
 #   huge          exit 0 after 3 MB of output
 #   env           write the environment to $FAKE_STATE/env.out, then issue
+#   sleepy        every operation: write its pid and that of a child sleep
+#                 to $FAKE_STATE/pids, then wait for the sleep (120 s)
+#   orphan        SUBMIT: leave a sleep running in the background (its pid
+#                 in $FAKE_STATE/orphan.pid), then issue and exit
 #
 # FETCH-ROOTS prints "Fake Helper CA" and the CA certificate for the modes
 # that do not fail everything; IDENTIFY prints "Fake helper (estrad tests)".
@@ -126,6 +130,13 @@ huge)
 	head -c 3000000 /dev/zero | tr '\0' 'A'
 	exit 0
 	;;
+sleepy)
+	echo $$ >>"$state/pids"
+	sleep 120 &
+	echo $! >>"$state/pids"
+	wait
+	exit 3
+	;;
 esac
 
 case $op in
@@ -145,6 +156,11 @@ esac
 
 case $mode in
 issue) sign_env ;;
+orphan)
+	sleep 120 >/dev/null 2>&1 &
+	echo $! >"$state/orphan.pid"
+	sign_env
+	;;
 issue-p7) sign_env p7 ;;
 issue-der) sign_env der ;;
 wrong-key)
