@@ -360,6 +360,25 @@ hl_start() {
 	    "    'timeout': 30, ${2:-}}}")"
 }
 
+# hl_fire N PATH [CURL-ARGS...]: N requests to this test's estrad at once,
+# each with its own curl; waits for all.  Request i leaves $T/f.i.code,
+# $T/f.i.headers and $T/f.i.body.
+hl_fire() {
+	local n=$1 path=$2 i
+	local -a pids=()
+	shift 2
+	for ((i = 0; i < n; i++)); do
+		curl --silent --http1.1 --max-time 60 \
+		    --cacert "$CERTS/ca-chain.pem" \
+		    --dump-header "$T/f.$i.headers" --output "$T/f.$i.body" \
+		    --write-out '%{http_code}' "$@" \
+		    "https://$RL_HOST$path" >"$T/f.$i.code" 2>/dev/null &
+		pids+=($!)
+	done
+	# Not a bare wait: estrad is a child of this shell too.
+	wait "${pids[@]}"
+}
+
 # hl_count FILE: lines of FILE, 0 when it does not exist.
 hl_count() {
 	if [[ -f $1 ]]; then
@@ -367,6 +386,95 @@ hl_count() {
 	else
 		echo 0
 	fi
+}
+
+t_helper_cacerts_flood_one_fetch_roots() {
+	# Anonymous cacerts on a helper label whose roots are not cached yet:
+	# every request used to start its own FETCH-ROOTS.  The fetch started
+	# with the workers (4 s) is still running when the flood comes, and
+	# every request waits for that one.
+	FAKE_SLEEP=4 hl_start slow-roots
+	[[ ! -e $T/state/roots.done ]] ||
+	    fail "test setup: the first FETCH-ROOTS ended before the flood"
+	hl_fire 40 "$EST_PATH/t-h-x/cacerts"
+	local i n=0
+	for ((i = 0; i < 40; i++)); do
+		[[ $(cat "$T/f.$i.code") == 200 ]] || {
+			n=$((n + 1))
+			continue
+		}
+		cp "$T/f.$i.body" "$T/body"
+		decode_pkcs7 "$T/f.$i.pem"
+		grep -q 'subject=.*CN *= *estrad dev issuing CA' \
+		    "$T/f.$i.pem.names" || n=$((n + 1))
+	done
+	((n == 0)) || fail "$n of 40 cacerts requests got no CA chain" \
+	    "$T/f.0.headers" "$T/f.0.body"
+	assert_eq 1 "$(hl_count "$T/state/roots.count")" \
+	    "FETCH-ROOTS runs for 40 concurrent cacerts" "$T/logs/error.log"
+}
+
+t_helper_cacerts_flood_failure_remembered() {
+	# The helper's FETCH-ROOTS fails (after 1 s): waiting requests share
+	# the one failed run, and later ones get the remembered failure
+	# instead of a run each.
+	hl_start slow-roots-fail
+	hl_fire 30 "$EST_PATH/t-h-x/cacerts"
+	hl_fire 30 "$EST_PATH/t-h-x/cacerts"
+	local i code n
+	for ((i = 0; i < 30; i++)); do
+		code=$(cat "$T/f.$i.code")
+		[[ $code == 503 ]] || fail "cacerts answered $code, not 503" \
+		    "$T/f.$i.headers" "$T/f.$i.body"
+		[[ -n $(get_header Retry-After "$T/f.$i.headers") ]] ||
+		    fail "a 503 without Retry-After" "$T/f.$i.headers"
+	done
+	# The run at start and the background's retries (after 5 s, then
+	# 10 s), never one per request.
+	n=$(hl_count "$T/state/roots.count")
+	((n >= 1 && n <= 5)) ||
+	    fail "FETCH-ROOTS ran $n times for 60 cacerts requests" \
+	    "$T/logs/error.log"
+}
+
+t_helper_queue_full_503() {
+	# At most max_processes helpers run; max_queued calls wait; the rest
+	# get 503 with Retry-After and one error line.
+	FAKE_SLEEP=3 hl_start slow-wait '"max_processes": 1, "max_queued": 1'
+	mk_csr req "/CN=helper-busy.example" ec
+	hl_fire 5 "$EST_PATH/t-h-x/simpleenroll" -u "$CRED" \
+	    -H 'Content-Type: application/pkcs10' --data-binary "@$T/req.b64"
+	local i code n202=0 n503=0 rid
+	for ((i = 0; i < 5; i++)); do
+		code=$(cat "$T/f.$i.code")
+		case $code in
+		202) n202=$((n202 + 1)) ;;
+		503)
+			n503=$((n503 + 1))
+			[[ $(get_header Retry-After "$T/f.$i.headers") == 30 ]] ||
+			    fail "503 without Retry-After: 30" "$T/f.$i.headers"
+			[[ $(get_header Content-Type "$T/f.$i.headers") == \
+			    text/plain ]] || fail "503 not text/plain" \
+			    "$T/f.$i.headers"
+			grep -q 'helper busy: 1 running, 1 waiting' \
+			    "$T/f.$i.body" || fail "503 body names no cause" \
+			    "$T/f.$i.body"
+			rid=$(get_header X-Request-ID "$T/f.$i.headers")
+			fl_one_error_line "$rid"
+			log_has_rid "$rid" 'max_processes' error >/dev/null ||
+			    fail "the 503's line names no key to raise" \
+			    "$T/.log_tail"
+			;;
+		*) fail "simpleenroll answered $code" "$T/f.$i.headers" \
+		    "$T/f.$i.body" ;;
+		esac
+	done
+	((n202 >= 2 && n503 >= 1)) ||
+	    fail "$n202 answers 202 and $n503 answers 503 (want >= 2, >= 1)"
+	[[ -s $T/state/concurrent ]] ||
+	    fail "the helper noted no run" "$T/state/concurrent"
+	! grep -qv '^1$' "$T/state/concurrent" ||
+	    fail "more than one helper ran at once" "$T/state/concurrent"
 }
 
 t_helper_sigterm_kills_every_helper() {

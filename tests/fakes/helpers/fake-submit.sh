@@ -23,6 +23,13 @@
 #   hang          never answers (a child sleep keeps running)
 #   huge          exit 0 after 3 MB of output
 #   env           write the environment to $FAKE_STATE/env.out, then issue
+#   slow-roots    FETCH-ROOTS: add a line to $FAKE_STATE/roots.count, sleep
+#                 FAKE_SLEEP seconds (default 3), answer, then touch
+#                 $FAKE_STATE/roots.done; SUBMIT and POLL as issue
+#   slow-roots-fail  FETCH-ROOTS: add a line to roots.count, sleep 1, exit 3
+#   slow-wait     SUBMIT: note how many runs are under way at once in
+#                 $FAKE_STATE/concurrent (one number a line), sleep
+#                 FAKE_SLEEP seconds (default 2), exit 1 with a cookie
 #   sleepy        every operation: write its pid and that of a child sleep
 #                 to $FAKE_STATE/pids, then wait for the sleep (120 s)
 #   orphan        SUBMIT: leave a sleep running in the background (its pid
@@ -33,7 +40,7 @@
 #
 # Environment (set in the label's "env"): FAKE_STATE, a writable directory;
 # FAKE_CA_CERT and FAKE_CA_KEY, the CA that signs (default: one made in
-# FAKE_STATE on first use).
+# FAKE_STATE on first use); FAKE_SLEEP, seconds for the slow modes.
 set -u
 mode=${1:-issue}
 op=${CERTMONGER_OPERATION:-SUBMIT}
@@ -142,9 +149,22 @@ esac
 case $op in
 SUBMIT | POLL) ;;
 FETCH-ROOTS)
+	case $mode in
+	slow-roots)
+		echo $$ >>"$state/roots.count"
+		sleep "${FAKE_SLEEP:-3}"
+		;;
+	slow-roots-fail)
+		echo $$ >>"$state/roots.count"
+		sleep 1
+		echo "fake-submit: the CA is down"
+		exit 3
+		;;
+	esac
 	ca_setup
 	echo "Fake Helper CA"
 	cat "$FAKE_CA_CERT"
+	[ "$mode" != slow-roots ] || touch "$state/roots.done"
 	exit 0
 	;;
 IDENTIFY)
@@ -155,7 +175,21 @@ IDENTIFY)
 esac
 
 case $mode in
-issue) sign_env ;;
+issue | slow-roots | slow-roots-fail) sign_env ;;
+slow-wait)
+	# A file per run under way: the count seen after adding our own is
+	# at least the number running together at that moment.
+	touch "$state/run.$$"
+	n=0
+	for f in "$state"/run.*; do
+		[ -e "$f" ] && n=$((n + 1))
+	done
+	echo "$n" >>"$state/concurrent"
+	sleep "${FAKE_SLEEP:-2}"
+	rm -f "$state/run.$$"
+	echo "fake-cookie-slow"
+	exit 1
+	;;
 orphan)
 	sleep 120 >/dev/null 2>&1 &
 	echo $! >"$state/orphan.pid"
