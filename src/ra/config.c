@@ -30,6 +30,7 @@
 #include <openssl/x509.h>
 
 #include "ra/config.h"
+#include "ra/safedir.h"
 
 /* The configuration file is small; anything larger is a mistake. */
 #define CFG_FILE_MAX (4 * 1024 * 1024)
@@ -1510,8 +1511,9 @@ static int
 cfg_load_pending(struct cfg *c, const json_t *root)
 {
 	struct ra_config *config = c->config;
+	struct ra_pending_params params;
 	const json_t *obj = NULL;
-	char msg[512];
+	char msg[1024];
 	long long n = 7 * 86400;
 	int rc = -1;
 
@@ -1527,8 +1529,12 @@ cfg_load_pending(struct cfg *c, const json_t *root)
 	    cfg_get_int(c, obj, "pending", "lifetime", 60, 90 * 86400, &n) != 0)
 		goto out;
 	config->pending_lifetime = (unsigned int)n;
-	if ((config->pending = ra_pending_open_dir(config->pending_dir,
-	                                           config->pending_lifetime,
+	memset(&params, 0, sizeof(params));
+	params.lifetime = config->pending_lifetime;
+	/* The directory is checked for the user estrad writes as after the
+	 * drop, at start and at every reload alike. */
+	params.uid = ra_safedir_uid(config->user);
+	if ((config->pending = ra_pending_open_dir(config->pending_dir, &params,
 	                                           msg, sizeof(msg))) == NULL) {
 		cfg_error(c, "pending.dir", 0, NULL, "%s", msg);
 		goto out;

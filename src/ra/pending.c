@@ -15,10 +15,12 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include "ca_plugins/ca.h"
 #include "ra/log.h"
 #include "ra/pending.h"
+#include "ra/safedir.h"
 
 /* A record file is small; anything larger is not ours. */
 #define RA_PENDING_FILE_MAX (256 * 1024)
@@ -321,10 +323,12 @@ ra_pending_dir_put(struct ra_pending *store,
 {
 	struct ra_pending_dir *d = (struct ra_pending_dir *)store;
 	char tmp[RA_PENDING_KEY_MAX + 32], name[RA_PENDING_KEY_MAX + 8];
-	char *text = NULL;
+	char rnd_hex[17], *text = NULL;
+	unsigned char rnd[8];
 	size_t len, off = 0;
 	int fd = -1, rc = -1;
 
+	tmp[0] = '\0';
 	if (!ra_pending_key_ok(record->key)) {
 		snprintf(err, errlen, "bad record key");
 		goto out;
@@ -335,29 +339,44 @@ ra_pending_dir_put(struct ra_pending *store,
 	}
 	len = strlen(text);
 	snprintf(name, sizeof(name), "%s.json", record->key);
-	snprintf(tmp, sizeof(tmp), ".%s.%ld.tmp", record->key, (long)getpid());
 	/* Write a temporary file, make it durable, then rename it over the
 	 * record: a crash leaves the old record or the new one, never half
-	 * of one. */
-	fd = openat(d->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	            0600);
-	if (fd < 0)
+	 * of one.  The temporary name is random and the file made new, so
+	 * that nothing planted under a name known in advance is written
+	 * through. */
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen,
+		         "cannot write %s/%s: no random temporary name", d->dir,
+		         name);
+		goto out;
+	}
+	ca_hex_encode(rnd, sizeof(rnd), rnd_hex, sizeof(rnd_hex));
+	snprintf(tmp, sizeof(tmp), ".%s.%s.tmp", record->key, rnd_hex);
+	fd = openat(d->dirfd, tmp,
+	            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		tmp[0] = '\0'; /* not ours: never removed */
 		goto syserr;
+	}
 	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
+		ssize_t w = write(fd, text + off, len - off);
 
-		if (n < 0 && errno == EINTR)
+		if (w < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
+		if (w < 0)
 			goto syserr;
-		off += (size_t)n;
+		off += (size_t)w;
 	}
 	if (fsync(fd) != 0 || close(fd) != 0) {
 		fd = -1;
 		goto syserr;
 	}
 	fd = -1;
-	if (renameat(d->dirfd, tmp, d->dirfd, name) != 0 || fsync(d->dirfd))
+	if (renameat(d->dirfd, tmp, d->dirfd, name) != 0)
+		goto syserr;
+	tmp[0] = '\0';
+	if (fsync(d->dirfd) != 0)
 		goto syserr;
 	rc = 0;
 	goto out;
@@ -366,7 +385,8 @@ syserr:
 	         errno, strerror(errno));
 	if (fd >= 0)
 		close(fd);
-	unlinkat(d->dirfd, tmp, 0);
+	if (tmp[0] != '\0')
+		unlinkat(d->dirfd, tmp, 0);
 out:
 	free(text);
 	return rc;
@@ -388,13 +408,20 @@ ra_pending_dir_get(struct ra_pending *store, const char *key,
 		goto out;
 	}
 	snprintf(name, sizeof(name), "%s.json", key);
-	if ((fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT) {
+	/* Never through a link, and without waiting on a FIFO: a record is
+	 * a regular file of this directory or nothing. */
+	fd = openat(d->dirfd, name,
+	            O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
 			rc = 0;
-			goto out;
-		}
-		snprintf(err, errlen, "cannot read %s/%s: (%d: %s)", d->dir,
-		         name, errno, strerror(errno));
+		else if (errno == ELOOP)
+			snprintf(err, errlen,
+			         "%s/%s: a symbolic link, not a record file",
+			         d->dir, name);
+		else
+			snprintf(err, errlen, "cannot read %s/%s: (%d: %s)",
+			         d->dir, name, errno, strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
@@ -527,10 +554,12 @@ static const struct ra_pending_ops ra_pending_dir_ops = {
 
 /*
  * Creates dir and any missing parents (mode 0700), so that a fresh
- * checkout's "../var/pending" works.  Returns 0 or -1 with errno set.
+ * checkout's "../var/pending" works.  estrad, started as root, gives what
+ * it creates to uid, the user it is going to run as.  Returns 0 or -1
+ * with errno set.
  */
 static int
-ra_pending_mkdirs(const char *dir)
+ra_pending_mkdirs(const char *dir, uid_t uid)
 {
 	char path[4096];
 	size_t i, len = strlen(dir);
@@ -544,46 +573,83 @@ ra_pending_mkdirs(const char *dir)
 		if (path[i] != '/' && path[i] != '\0')
 			continue;
 		path[i] = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		if (mkdir(path, 0700) == 0) {
+			if (uid != geteuid() &&
+			    fchownat(AT_FDCWD, path, uid, (gid_t)-1,
+			             AT_SYMLINK_NOFOLLOW) != 0)
+				return -1;
+		} else if (errno != EEXIST) {
 			return -1;
+		}
 		path[i] = dir[i];
 	}
 	return 0;
 }
 
+/* Says whether uid can create files in the directory open on dirfd. */
+static int
+ra_pending_dir_writable(int dirfd, uid_t uid)
+{
+	struct stat st;
+
+	/* As itself; this also sees a read-only file system. */
+	if (faccessat(dirfd, ".", W_OK | X_OK, AT_EACCESS) != 0)
+		return 0;
+	if (uid == geteuid())
+		return 1;
+	/* As the user estrad drops to, from the mode bits alone: the
+	 * directory is neither group- nor world-writable by now. */
+	if (fstat(dirfd, &st) == 0 && st.st_uid == uid &&
+	    (st.st_mode & (S_IWUSR | S_IXUSR)) == (S_IWUSR | S_IXUSR))
+		return 1;
+	errno = EACCES;
+	return 0;
+}
+
 struct ra_pending *
-ra_pending_open_dir(const char *dir, unsigned int lifetime, char *err,
-                    size_t errlen)
+ra_pending_open_dir(const char *dir, const struct ra_pending_params *params,
+                    char *err, size_t errlen)
 {
 	struct ra_pending_dir *d = NULL;
 	struct ra_pending *rc = NULL;
 
-	if (ra_pending_mkdirs(dir) != 0) {
+	if (ra_pending_mkdirs(dir, params->uid) != 0) {
 		snprintf(err, errlen, "cannot create %s: (%d: %s)", dir, errno,
 		         strerror(errno));
 		goto out;
 	}
-	if ((d = calloc(1, sizeof(*d))) == NULL ||
-	    (d->dir = strdup(dir)) == NULL) {
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	d->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dirfd < 0 || faccessat(d->dirfd, ".", W_OK, AT_EACCESS) != 0) {
+	d->dirfd = -1;
+	if ((d->dir = strdup(dir)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if ((d->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "cannot open %s: (%d: %s)", dir, errno,
+		         strerror(errno));
+		goto out;
+	}
+	/* The directory open from now on is the one checked here. */
+	if (ra_safedir_check(d->dirfd, dir, params->uid, err, errlen) != 0)
+		goto out;
+	if (!ra_pending_dir_writable(d->dirfd, params->uid)) {
 		snprintf(err, errlen,
-		         "%s is not a writable directory: (%d: %s)", dir, errno,
+		         "%s is not a directory estrad's user (uid %u) can "
+		         "write: (%d: %s)",
+		         dir, (unsigned int)params->uid, errno,
 		         strerror(errno));
 		goto out;
 	}
 	d->base.ops = &ra_pending_dir_ops;
-	d->base.lifetime = lifetime;
+	d->base.lifetime = params->lifetime;
 	rc = &d->base;
 	d = NULL;
 out:
-	if (d != NULL) {
-		d->dirfd = d->dirfd > 0 ? d->dirfd : -1;
+	if (d != NULL)
 		ra_pending_dir_close(&d->base);
-	}
 	return rc;
 }
 

@@ -14,6 +14,8 @@
 #ifndef ESTRAD_RA_PENDING_H
 #define ESTRAD_RA_PENDING_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <time.h>
 
@@ -111,12 +113,22 @@ struct ra_pending {
 	unsigned int lifetime; /* seconds a record lives */
 };
 
+/* How the default store is opened. */
+struct ra_pending_params {
+	unsigned int lifetime; /* seconds a record lives */
+	uid_t uid; /* the user estrad writes as (ra_safedir_uid()) */
+};
+
 /*
- * Opens the default store on dir (created with mode 0700 if missing; it
- * must be writable).  Returns a new store (free with ra_pending_close)
- * or NULL with the directory and errno text in err.
+ * Opens the default store on dir, created with mode 0700 if missing (and
+ * given to params->uid when estrad, as root, will drop to that user).
+ * The directory must be writable by params->uid, owned by it or root, and
+ * neither group- nor world-writable.  Borrows dir and params.  Returns a
+ * new store (free with ra_pending_close) or NULL with the directory and
+ * the reason in err.
  */
-struct ra_pending *ra_pending_open_dir(const char *dir, unsigned int lifetime,
+struct ra_pending *ra_pending_open_dir(const char *dir,
+                                       const struct ra_pending_params *params,
                                        char *err, size_t errlen);
 
 /* Closes store.  NULL is a no-op. */
