@@ -142,7 +142,7 @@ assert json.load(open(sys.argv[1]))["submissions"] == 1' "$T/state.json" ||
 	cs_stop_and_check
 }
 
-# --- the store's directory ------------------------------------------------------
+# --- the store's directory and its bounds --------------------------------------
 # These run an estrad of their own (ab_start of t_abuse.sh) whose pending.dir
 # is $T/pending, and enroll on the helper label t-h-wait, whose CA always
 # answers "wait", so every new CSR leaves a record.
@@ -258,6 +258,40 @@ cfg['logs']['access'] = t + '/wlogs/access.log'"
 	chown 65534:65534 "$T/pending"
 	pd_hup_refused "\\[error\\] .*configuration reload refused: .*pending\\.dir: $T/pending is owned by uid 65534"
 	chown 0:0 "$T/pending"
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+t_pending_store_full_503() {
+	local n=0
+	mkdir -m 700 "$T/pending"
+	ab_start "cfg['pending']['dir'] = t + '/pending'
+cfg['pending']['max_per_identity'] = 2
+cfg['pending']['max_records'] = 10"
+	HOSTPORT=$AB_HOST
+	for n in 1 2; do
+		mk_csr "f$n" "/CN=full$n.example" ec
+		post_csr "$EST_PATH/t-h-wait/simpleenroll" "$T/f$n.b64" \
+		    -u "$CRED"
+		assert_status 202
+	done
+	# A third request of the same identity would be a third record.
+	mk_csr f3 "/CN=full3.example" ec
+	post_csr "$EST_PATH/t-h-wait/simpleenroll" "$T/f3.b64" -u "$CRED"
+	assert_error 503
+	[[ $(get_header Retry-After) =~ ^[1-9][0-9]*$ ]] ||
+	    fail "503 without Retry-After" "$T/headers"
+	assert_file_matches "$T/body" 'too many pending requests'
+	log_has_rid "$RID" 'max_per_identity' error >/dev/null ||
+	    fail "the error line does not name the bound" "$T/.log_tail"
+	assert_eq 1 "$(grep -F "rid=$RID" "$T/logs/error.log" |
+	    grep -cF '[error]')" \
+	    "[error] lines of the refused request" "$T/logs/error.log"
+	# The retry of a request already recorded is no new record.
+	post_csr "$EST_PATH/t-h-wait/simpleenroll" "$T/f1.b64" -u "$CRED"
+	assert_status 202
+	assert_eq 2 "$(find "$T/pending" -name '*.json' | wc -l)" \
+	    "pending records"
 	ab_cleanup
 	ab_sanitizer_check
 }
