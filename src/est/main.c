@@ -22,6 +22,7 @@
 #include "ra/config.h"
 #include "ra/log.h"
 #include "ra/offload.h"
+#include "ra/safedir.h"
 
 #define ESTRAD_VERSION "0.1.0"
 
@@ -126,6 +127,7 @@ main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	ra_log_set_dir_owner(ra_safedir_uid(config->user));
 	if (ra_log_open(config->logs.error, config->logs.access,
 	                config->logs.audit, config->logs.level, err,
 	                sizeof(err)) != 0) {

@@ -30,6 +30,7 @@
 #include <openssl/x509.h>
 
 #include "ra/config.h"
+#include "ra/safedir.h"
 
 /* The configuration file is small; anything larger is a mistake. */
 #define CFG_FILE_MAX (4 * 1024 * 1024)
@@ -81,9 +82,7 @@ static const char *const cfg_metrics_keys[] = {
 };
 
 static const char *const cfg_pending_keys[] = {
-    "dir",
-    "lifetime",
-    NULL,
+    "dir", "lifetime", "max_records", "max_per_identity", NULL,
 };
 
 static const char *const cfg_tls_keys[] = {
@@ -1510,9 +1509,11 @@ static int
 cfg_load_pending(struct cfg *c, const json_t *root)
 {
 	struct ra_config *config = c->config;
+	struct ra_pending_params params;
 	const json_t *obj = NULL;
-	char msg[512];
-	long long n = 7 * 86400;
+	char msg[1024];
+	long long n = 7 * 86400, records = RA_PENDING_MAX_RECORDS,
+	          per_identity = RA_PENDING_MAX_PER_IDENTITY;
 	int rc = -1;
 
 	if (cfg_get_object(c, root, "", "pending", 0, cfg_pending_keys, &obj) !=
@@ -1524,11 +1525,28 @@ cfg_load_pending(struct cfg *c, const json_t *root)
 	}
 	if (cfg_get_path(c, obj, "pending", "dir", 1, &config->pending_dir) !=
 	        0 ||
-	    cfg_get_int(c, obj, "pending", "lifetime", 60, 90 * 86400, &n) != 0)
+	    cfg_get_int(c, obj, "pending", "lifetime", 60, 90 * 86400, &n) !=
+	        0 ||
+	    cfg_get_int(c, obj, "pending", "max_records", 1, 1000000,
+	                &records) != 0 ||
+	    cfg_get_int(c, obj, "pending", "max_per_identity", 1, 1000000,
+	                &per_identity) != 0)
 		goto out;
+	if (per_identity > records) {
+		cfg_error(c, "pending.max_per_identity", 0, NULL,
+		          "%lld is more than pending.max_records (%lld)",
+		          per_identity, records);
+		goto out;
+	}
 	config->pending_lifetime = (unsigned int)n;
-	if ((config->pending = ra_pending_open_dir(config->pending_dir,
-	                                           config->pending_lifetime,
+	memset(&params, 0, sizeof(params));
+	params.lifetime = config->pending_lifetime;
+	params.max_records = (unsigned int)records;
+	params.max_per_identity = (unsigned int)per_identity;
+	/* The directory is checked for the user estrad writes as after the
+	 * drop, at start and at every reload alike. */
+	params.uid = ra_safedir_uid(config->user);
+	if ((config->pending = ra_pending_open_dir(config->pending_dir, &params,
 	                                           msg, sizeof(msg))) == NULL) {
 		cfg_error(c, "pending.dir", 0, NULL, "%s", msg);
 		goto out;

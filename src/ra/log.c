@@ -19,6 +19,7 @@
 
 #include "ra/log.h"
 #include "ra/offload.h"
+#include "ra/safedir.h"
 
 /* One error-log line at most; CA text is cut first so context survives. */
 #define RA_LOG_LINE_MAX 4096
@@ -82,10 +83,31 @@ ra_log_write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* The user estrad writes as after the drop, whose log directories are
+ * safe to open files in; -1 until set: the effective user. */
+static uid_t ra_log_dir_owner = (uid_t)-1;
+
+void
+ra_log_set_dir_owner(uid_t uid)
+{
+	ra_log_dir_owner = uid;
+}
+
+/* Checks the directory of the log file path (ra_safedir_check_parent);
+ * 0, or -1 with the reason in why. */
+static int
+ra_log_dir_check(const char *path, char *why, size_t len)
+{
+	return ra_safedir_check_parent(
+	    path, ra_log_dir_owner != (uid_t)-1 ? ra_log_dir_owner : geteuid(),
+	    why, len);
+}
+
 static int
 ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
                 char *err, size_t errlen)
 {
+	char why[512];
 	int fd;
 
 	free(file->path);
@@ -93,6 +115,10 @@ ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
 	file->fd = fallback;
 	if (path == NULL || strcmp(path, "-") == 0)
 		return 0;
+	if (ra_log_dir_check(path, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "cannot open log %s: %s", path, why);
+		return -1;
+	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open log %s: %s", path,
@@ -137,10 +163,18 @@ ra_log_open(const char *error_path, const char *access_path,
 static int
 ra_log_reopen_one(struct ra_log_file *file)
 {
+	char why[512];
 	int fd, rc = -1;
 
 	if (file->path == NULL)
 		return 0;
+	if (ra_log_dir_check(file->path, why, sizeof(why)) != 0) {
+		ra_log(CA_LOG_ERROR, "ra.log", NULL,
+		       "the old file stays open; make the directory safe and "
+		       "send SIGUSR1",
+		       "cannot reopen log %s: %s", file->path, why);
+		goto out;
+	}
 	fd = open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		ra_log(CA_LOG_ERROR, "ra.log", NULL,

@@ -7,6 +7,8 @@
 #ifndef ESTRAD_RA_LOG_H
 #define ESTRAD_RA_LOG_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 #include <jansson.h>
@@ -31,9 +33,18 @@ struct ra_log_context {
 };
 
 /*
+ * Names the user estrad writes as after dropping privileges
+ * (ra_safedir_uid()): a log is opened only in a directory owned by root or
+ * that user and writable by no group or other user (ra/safedir.h).  Until
+ * set, the effective user.  Main thread, before ra_log_open().
+ */
+void ra_log_set_dir_owner(uid_t uid);
+
+/*
  * Opens the log files (NULL or "-" paths: the error log and access log go
- * to stderr; no audit log).  Returns 0, or -1 with the path and errno text
- * in err.  Main thread, before workers start.
+ * to stderr; no audit log).  Returns 0, or -1 with the path and errno text,
+ * or why its directory is unsafe, in err.  Main thread, before workers
+ * start.
  */
 int ra_log_open(const char *error_path, const char *access_path,
                 const char *audit_path, int level, char *err, size_t errlen);

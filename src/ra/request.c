@@ -1139,7 +1139,14 @@ ra_request_deliver(evutil_socket_t fd, short what, void *arg)
  * the store, and the answer comes from it or from polling the CA.
  */
 
-/* Expires old records at most once a minute, from whichever worker. */
+/* What to check when the store refuses a record for its bounds. */
+#define RA_REQUEST_PENDING_FULL_HINT                                           \
+	"clients that do not come back keep their records until "              \
+	"pending.lifetime ends; raise pending.max_records or "                 \
+	"pending.max_per_identity if this load is legitimate"
+
+/* Expires old records, at most once a second, from whichever worker:
+ * each call does a bounded step of the work (ra_pending_ops.expire). */
 static void
 ra_request_pending_expire(struct ra_pending *store)
 {
@@ -1148,7 +1155,7 @@ ra_request_pending_expire(struct ra_pending *store)
 	       seen = __atomic_load_n(&last, __ATOMIC_RELAXED);
 	char err[512];
 
-	if (now - seen < 60 ||
+	if (now - seen < 1 ||
 	    !__atomic_compare_exchange_n(&last, &seen, now, 0, __ATOMIC_RELAXED,
 	                                 __ATOMIC_RELAXED))
 		return;
@@ -1336,12 +1343,16 @@ ra_request_pending_update(struct ra_request *req, int detached)
 		req->outcome_name = "UNREACHABLE";
 		req->retry_after = req->label->retry_after;
 		req->log.answer = 503;
-		snprintf(req->cause, sizeof(req->cause),
-		         "%s failed: the pending request cannot be recorded",
-		         req->op_name);
+		snprintf(req->cause, sizeof(req->cause), "%s failed: %s",
+		         req->op_name,
+		         rc == RA_PENDING_FULL
+		             ? "too many pending requests"
+		             : "the pending request cannot be recorded");
 	}
 	ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
-	       "check free space and permissions of pending.dir",
+	       rc == RA_PENDING_FULL ? RA_REQUEST_PENDING_FULL_HINT
+	                             : "check free space and permissions of "
+	                               "pending.dir",
 	       "cannot update pending record: %s", err);
 }
 
@@ -1357,6 +1368,7 @@ ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
 	struct ra_pending *store = req->config->pending;
 	struct ra_pending_record record;
 	char err[512];
+	int rc;
 
 	(void)fd;
 	(void)what;
@@ -1372,18 +1384,24 @@ ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
 	         req->op_name, req->label->ca_wait);
 	if (store != NULL && req->pending_key[0] != '\0') {
 		ra_request_pending_record(req, &record, RA_PENDING_IN_FLIGHT);
-		if (store->ops->put(store, &record, err, sizeof(err)) != 0) {
+		if ((rc = store->ops->put(store, &record, err, sizeof(err))) !=
+		    0) {
 			ra_log(CA_LOG_ERROR, "ra.pending", &req->log,
-			       "check free space and permissions of "
-			       "pending.dir",
+			       rc == RA_PENDING_FULL
+			           ? RA_REQUEST_PENDING_FULL_HINT
+			           : "check free space and permissions of "
+			             "pending.dir",
 			       "cannot record pending request: %s", err);
 			req->status = 503;
 			req->outcome_name = "UNREACHABLE";
 			req->log.answer = 503;
 			snprintf(req->cause, sizeof(req->cause),
-			         "%s failed: the CA is slow and the pending "
-			         "request cannot be recorded",
-			         req->op_name);
+			         "%s failed: the CA is slow and %s",
+			         req->op_name,
+			         rc == RA_PENDING_FULL
+			             ? "there are too many pending requests"
+			             : "the pending request cannot be "
+			               "recorded");
 		}
 	}
 	ra_log(CA_LOG_NOTICE, "ra.request", &req->log,

@@ -1259,6 +1259,40 @@ START_TEST(test_config_logs)
 }
 END_TEST
 
+/* The pending store's bounds: defaults, ranges, and one within the other;
+ * its directory is refused when others may write into it. */
+START_TEST(test_config_pending_bounds)
+{
+	struct ra_config *config;
+	char path[PATH_MAX + 16];
+
+	config = load_ok(config_with("  \"pending\": {\"dir\": \"p\"},\n", ""));
+	ck_assert_ptr_nonnull(config->pending);
+	ra_config_free(config);
+	config = load_ok(config_with("  \"pending\": {\"dir\": \"p\", "
+	                             "\"max_records\": 5, "
+	                             "\"max_per_identity\": 5},\n",
+	                             ""));
+	ra_config_free(config);
+	expect_error_has(
+	    config_with(
+	        "  \"pending\": {\"dir\": \"p\", \"max_records\": 0},\n", ""),
+	    ":3:", "pending.max_records: must be an integer from 1 to 1000000");
+	expect_error_has(config_with("  \"pending\": {\"dir\": \"p\", "
+	                             "\"max_records\": 5, "
+	                             "\"max_per_identity\": 6},\n",
+	                             ""),
+	                 ":3:",
+	                 "pending.max_per_identity: 6 is more than "
+	                 "pending.max_records (5)");
+	FMT(path, "%s/p", realdir);
+	ck_assert_int_eq(chmod(path, 0777), 0);
+	expect_error_has(config_with("  \"pending\": {\"dir\": \"p\"},\n", ""),
+	                 ":3:", "is group- or world-writable (mode 0777)");
+	ck_assert_int_eq(chmod(path, 0700), 0);
+}
+END_TEST
+
 START_TEST(test_config_json_syntax_error)
 {
 	static const char text[] = "{\n"
@@ -1572,6 +1606,7 @@ ra_config_suite(void)
 	tcase_add_test(tc, test_config_csrattrs);
 	tcase_add_test(tc, test_config_users_file_errors);
 	tcase_add_test(tc, test_config_logs);
+	tcase_add_test(tc, test_config_pending_bounds);
 	tcase_add_test(tc, test_config_json_syntax_error);
 	tcase_add_test(tc, test_config_missing_file);
 	tcase_add_test(tc, test_config_relative_config_path);
