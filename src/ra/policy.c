@@ -741,6 +741,21 @@ pol_check_cn(const struct ra_policy *p, const struct ra_policy_input *in,
 			           shown);
 			goto out;
 		}
+		/*
+		 * A TLS client that finds no dNSName matches the host name
+		 * against the CN, wildcards included: a '*' there is a
+		 * wildcard as much as in the subjectAltName.
+		 */
+		if (!p->san_wildcard && memchr(utf8, '*', (size_t)n) != NULL) {
+			pol_refuse(v, "san.wildcard",
+			           "set san.wildcard to true if the label may "
+			           "issue wildcard names",
+			           "CSR refused: subject CN \"%s\" holds a "
+			           "wildcard, which rule san.wildcard does not "
+			           "allow",
+			           shown);
+			goto out;
+		}
 		if (p->cn.set && !pol_patterns_match(&p->cn, (char *)utf8)) {
 			pol_patterns_text(&p->cn, hint, sizeof(hint));
 			pol_refuse(v, "cn", hint,

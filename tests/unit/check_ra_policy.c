@@ -581,6 +581,8 @@ START_TEST(test_policy_dns_wildcard_only_when_allowed)
 	struct ra_policy *narrow =
 	    policy_of("{\"san\": {\"wildcard\": true, \"dns\": "
 	              "[\"[a-z0-9-]+\\\\.example\\\\.com\"]}}");
+	struct ra_policy_verdict v;
+	X509_REQ *cn_wild;
 
 	expect_san(dflt, GEN_DNS, "*.example.com", "san.wildcard",
 	           "is a wildcard");
@@ -600,6 +602,15 @@ START_TEST(test_policy_dns_wildcard_only_when_allowed)
 	/* Allowed wildcards still match the label's patterns. */
 	expect_san(narrow, GEN_DNS, "*.example.com", "san.dns",
 	           "not allowed by rule san.dns");
+	/* A TLS client that finds no dNSName matches the CN instead, wildcard
+	 * and all: a CN with a '*' is a wildcard name too. */
+	cn_wild =
+	    make_csr(key_p256, EVP_sha256(), "*.example.com", NULL, NULL, NULL);
+	ck_assert_int_eq(check(dflt, cn_wild, NULL, NULL, 0, &v), -1);
+	ck_assert_str_eq(v.rule, "san.wildcard");
+	ck_assert_ptr_nonnull(strstr(v.reason, "subject CN"));
+	ck_assert_int_eq(check(wild, cn_wild, NULL, NULL, 0, &v), 0);
+	X509_REQ_free(cn_wild);
 	ra_policy_free(dflt);
 	ra_policy_free(pattern);
 	ra_policy_free(wild);
