@@ -64,6 +64,14 @@ const char *ca_operation_name(enum ca_operation op);
 #define CA_CAP_POLL     0x04u
 #define CA_CAP_CACERTS  0x08u
 #define CA_CAP_HEALTH   0x10u
+/*
+ * Not an operation: the backend hands the CSR to its CA as the client sent
+ * it (certsrv, dogtag, helper), so the CA may honour any extension it
+ * requests and the RA cannot drop one; the policy refuses those it does
+ * not allow instead.  A backend that builds the certificate itself (local)
+ * leaves it unset.
+ */
+#define CA_CAP_FORWARDS_CSR 0x20u
 
 /*
  * Log levels, in nginx's words (STYLE.md): emerg cannot start, alert an

@@ -64,7 +64,7 @@
 
 #define HELPER_CAPS                                                            \
 	(CA_CAP_ENROLL | CA_CAP_REENROLL | CA_CAP_POLL | CA_CAP_CACERTS |      \
-	 CA_CAP_HEALTH)
+	 CA_CAP_HEALTH | CA_CAP_FORWARDS_CSR)
 
 /* Limits of the configuration keys. */
 #define HELPER_ARGS_MAX          64

@@ -866,6 +866,7 @@ ra_request_authorize(struct ra_request *req, enum ca_operation op,
 	in.user = req->user[0] != '\0' ? req->user : NULL;
 	in.cert_cn = req->cert_cn[0] != '\0' ? req->cert_cn : NULL;
 	in.is_ra = req->is_ra;
+	in.forwards_csr = (label->ca->backend->caps & CA_CAP_FORWARDS_CSR) != 0;
 	if (ra_policy_check(policy, &in, &verdict) != 0) {
 		ra_request_refuse(req, 403, CA_LOG_NOTICE, "ra.policy",
 		                  verdict.hint[0] != '\0' ? verdict.hint : NULL,

@@ -32,6 +32,12 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_certsrv.sh
 . "$HERE/t_certsrv.sh"
 
+# What a CSR may ask for: name syntax, curve encoding, extensions on labels
+# whose CA receives the CSR as sent (t_policy_*), with its labels
+# (policy_config).
+# shellcheck source=tests/integration/t_policy.sh
+. "$HERE/t_policy.sh"
+
 # Pending requests through the certsrv fake (t_pending_*).
 # shellcheck source=tests/integration/t_pending.sh
 . "$HERE/t_pending.sh"
@@ -833,7 +839,8 @@ with open(dst, "w") as f:
     f.write("\n")
 EOF
 	auth_config "$WORK/conf/estrad.json" &&
-	    helper_config "$WORK/conf/estrad.json"
+	    helper_config "$WORK/conf/estrad.json" &&
+	    policy_config "$WORK/conf/estrad.json"
 }
 
 # start_daemon: starts estrad and waits (<= 10 s) until it answers over TLS.

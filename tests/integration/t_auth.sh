@@ -583,10 +583,11 @@ t_auth_ra_client_enrolls_for_others() {
 # --- policy -------------------------------------------------------------------
 
 t_auth_extension_smuggling() {
-	# Default label: unlisted extensions are dropped, the profile rules.
+	# Default label: unlisted extensions are dropped, the profile rules
+	# (a CA:TRUE request is refused: t_policy_ca_request_refused_*).
 	est_req "$EST_PATH/simpleenroll" --basic "$CRED" \
 	    --subject /CN=smuggler.example \
-	    --ext "basicConstraints=critical,CA:TRUE" \
+	    --ext "basicConstraints=critical,CA:FALSE" \
 	    --ext "extendedKeyUsage=codeSigning" \
 	    --ext "certificatePolicies=1.2.3.4"
 	auth_issued
@@ -602,7 +603,7 @@ t_auth_extension_smuggling() {
 	# A label that refuses them.
 	est_req "$EST_PATH/phones/simpleenroll" --cert "$CERTS/client.pem" \
 	    --key "$CERTS/client.key" --subject /CN=SEP0011223344AA \
-	    --ext "basicConstraints=critical,CA:TRUE"
+	    --ext "basicConstraints=critical,CA:FALSE"
 	auth_refused 403 'extension basicConstraints not allowed by rule extensions'
 }
 
