@@ -17,11 +17,13 @@
 #     after 2 s, when tests/fakes/fake_certsrv.py and estrad's certsrv
 #     backend exist;
 #   - hostile handshakes: estrad's CPU per connection that presents a
-#     client-certificate list of RSA keys with 3071-bit public exponents
-#     (made by $TOOLS/hostile_chain: the 72-certificate list of the report,
-#     and the longest list the default limits let through to the
-#     certificate checks), next to a connection with a normal client
-#     certificate; each asks GET /cacerts once.
+#     client-certificate list of RSA keys whose public exponents are as
+#     long as their moduli (made by $TOOLS/hostile_chain: the report's
+#     72 certificates and the longest list the default limits let through
+#     to the key checks), and a list of the smallest certificates filling
+#     tls.max_cert_list, which OpenSSL parses whole before estrad can
+#     count it; each next to a connection with a normal client
+#     certificate, each asking GET /cacerts once.
 # Prints a table and the target verdicts, writes bench/results.json.
 #
 # Environment: ESTRAD, TOOLS, BENCH_DURATION (seconds per load run, 6),
@@ -356,8 +358,9 @@ print(json.dumps({"csrs": [l.strip() for l in open(sys.argv[1]) if l.strip()]}))
 }
 
 # The hostile handshakes (rsa2048 key set): a normal client certificate
-# (leaf from the bench issuing CA) against lists of RSA keys with 3071-bit
-# public exponents, each connection asking GET /cacerts once.
+# (leaf from the bench issuing CA) against lists of RSA keys with public
+# exponents as long as their moduli, each connection asking GET /cacerts
+# once.
 hostile() {
 	local d=$WORK/hostile
 	if [[ ! -x $TOOLS/hostile_chain ]]; then
@@ -379,10 +382,15 @@ hostile() {
 	    -k "$d/h72.key" || die "hostile_chain failed"
 	"$TOOLS/hostile_chain" -n 6 -b 3072 -e 3071 -o "$d/h6.pem" \
 	    -k "$d/h6.key" || die "hostile_chain failed"
+	# As many Ed25519 certificates without extensions (about 210 bytes
+	# each with their framing) as tls.max_cert_list (16 KiB) holds:
+	# OpenSSL parses them all before the count is checked.
+	"$TOOLS/hostile_chain" -m -s h -n 75 -o "$d/m75.pem" \
+	    -k "$d/m75.key" || die "hostile_chain failed"
 	write_config "$WORK/conf/hostile.json" "$K" "$WORK/logs-hostile" 0
 	start_estrad "$WORK/conf/hostile.json" "$K/chain.pem"
 	local name
-	for name in client h72 h6; do
+	for name in client h72 h6 m75; do
 		"$BENCH" handshake -p "$PORT" -P "$DAEMON_PID" -a "$K/chain.pem" \
 		    -e "$d/$name.pem" -y "$d/$name.key" -c 8 -d "$DURATION" \
 		    -N "handshake-$name" -S rsa2048 -j "$JSONL" ||

@@ -3,7 +3,7 @@
  * and the benchmark send to estrad to see what verifying them costs it.
  *
  *   hostile_chain -n COUNT -o CHAIN.pem -k KEY.pem [-b BITS] [-e EBITS]
- *                 [-x CABITS] [-s CN]
+ *                 [-x CABITS] [-s CN] [-m]
  *
  * Makes one RSA key pair of BITS bits (3072) whose public exponent is a
  * random odd number of EBITS bits (0, the default, means 65537), writes
@@ -14,7 +14,10 @@
  * signed with its private key, so each signature verifies with its
  * issuer's key; with -x, the CA certificates carry instead a made-up RSA
  * public key of CABITS bits (a random odd modulus, no private key) with
- * the same exponent, and their links no longer verify.
+ * the same exponent, and their links no longer verify.  With -m the key
+ * pair is Ed25519 instead and the certificates carry no extension: the
+ * smallest certificates OpenSSL parses, which show what parsing a list
+ * costs a server (-b, -e and -x do not apply).
  *
  * A public exponent as large as the modulus makes one signature
  * verification cost about as much as an RSA private-key operation without
@@ -230,10 +233,11 @@ hostile_ext(X509 *cert, int nid, const char *text)
 	X509_EXTENSION_free(ext);
 }
 
-/* Returns certificate i of count: subject i, issuer i+1, key pub. */
+/* Returns certificate i of count: subject i, issuer i+1, key pub,
+ * extensions unless minimal is set. */
 static X509 *
 hostile_cert(const char *cn, long i, long count, EVP_PKEY *pub,
-             EVP_PKEY *signer)
+             EVP_PKEY *signer, int minimal)
 {
 	X509_NAME *subject = hostile_name(cn, i);
 	X509_NAME *issuer = hostile_name(cn, i + 1 < count ? i + 1 : i);
@@ -247,7 +251,9 @@ hostile_cert(const char *cn, long i, long count, EVP_PKEY *pub,
 	    X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 30) == NULL ||
 	    !X509_set_pubkey(cert, pub))
 		hostile_die("cannot fill certificate %ld", i);
-	if (i == 0) {
+	if (minimal)
+		;
+	else if (i == 0) {
 		hostile_ext(cert, NID_basic_constraints, "critical,CA:FALSE");
 		hostile_ext(cert, NID_key_usage,
 		            "critical,digitalSignature,keyEncipherment");
@@ -257,7 +263,8 @@ hostile_cert(const char *cn, long i, long count, EVP_PKEY *pub,
 		hostile_ext(cert, NID_key_usage,
 		            "critical,keyCertSign,cRLSign");
 	}
-	if (X509_sign(cert, signer, EVP_sha256()) <= 0)
+	/* Ed25519 takes no separate digest. */
+	if (X509_sign(cert, signer, minimal ? NULL : EVP_sha256()) <= 0)
 		hostile_die("cannot sign certificate %ld", i);
 	X509_NAME_free(subject);
 	X509_NAME_free(issuer);
@@ -268,7 +275,7 @@ static void
 hostile_usage(void)
 {
 	fputs("usage: hostile_chain -n COUNT -o CHAIN.pem -k KEY.pem "
-	      "[-b BITS] [-e EBITS] [-x CABITS] [-s CN]\n",
+	      "[-b BITS] [-e EBITS] [-x CABITS] [-s CN] [-m]\n",
 	      stderr);
 	exit(2);
 }
@@ -282,9 +289,9 @@ main(int argc, char **argv)
 	BIGNUM *e = NULL;
 	FILE *fp;
 	X509 *cert;
-	int opt;
+	int opt, minimal = 0;
 
-	while ((opt = getopt(argc, argv, "n:o:k:b:e:x:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:o:k:b:e:x:s:m")) != -1) {
 		switch (opt) {
 		case 'n':
 			count = hostile_long("-n", optarg, 1, 10000);
@@ -308,6 +315,9 @@ main(int argc, char **argv)
 		case 's':
 			cn = optarg;
 			break;
+		case 'm':
+			minimal = 1;
+			break;
 		default:
 			hostile_usage();
 		}
@@ -320,8 +330,12 @@ main(int argc, char **argv)
 		hostile_die("-e %ld: the exponent must be shorter than the "
 		            "modulus",
 		            ebits);
-	key = hostile_keypair((int)bits, (int)ebits, &e);
-	if (cabits != 0)
+	if (minimal) {
+		if ((key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) == NULL)
+			hostile_die("cannot generate an Ed25519 key");
+	} else
+		key = hostile_keypair((int)bits, (int)ebits, &e);
+	if (cabits != 0 && !minimal)
 		capub = hostile_public((int)cabits, e);
 	if ((fp = fopen(keyout, "w")) == NULL ||
 	    !PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL) ||
@@ -331,7 +345,8 @@ main(int argc, char **argv)
 		hostile_die("cannot write %s", out);
 	for (i = 0; i < count; i++) {
 		cert = hostile_cert(cn, i, count,
-		                    i > 0 && capub != NULL ? capub : key, key);
+		                    i > 0 && capub != NULL ? capub : key, key,
+		                    minimal);
 		if (!PEM_write_X509(fp, cert))
 			hostile_die("cannot write %s", out);
 		X509_free(cert);
