@@ -1,6 +1,7 @@
 /*
  * listener.c: TLS listener, worker threads and signal handling.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/thread.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 
 #include "ca_plugins/ca.h"
@@ -69,18 +71,201 @@ static int est_listener_ssl_index = -1;
 #define EST_SSL_ESTABLISHED ((void *)2)
 #define EST_SSL_FAILED      ((void *)3)
 
+/* SSL_CTX ex_data slot holding the context's est_listener_peer_limits. */
+static int est_listener_ctx_index = -1;
+
+/* The tls.* bounds on a client's certificate list, owned by its SSL_CTX
+ * (a connection may outlive the configuration it was accepted under). */
+struct est_listener_peer_limits {
+	unsigned int verify_depth;
+	unsigned int max_key_bits;
+};
+
+/* Frees a context's peer limits with the context. */
+static void
+est_listener_ctx_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                       long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	free(ptr);
+}
+
+/* Writes the peer address of ssl's socket as "ip:port" (or "-"). */
+static void
+est_listener_peer_name(SSL *ssl, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	int fd = ssl != NULL ? SSL_get_fd(ssl) : -1;
+
+	snprintf(buf, len, "-");
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sslen) != 0)
+		return;
+	if (ss.ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
+	              sizeof(host)) != NULL)
+		snprintf(buf, len, "%s:%u", host,
+		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	else if (ss.ss_family == AF_INET6 &&
+	         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+	                   host, sizeof(host)) != NULL)
+		snprintf(buf, len, "[%s]:%u", host,
+		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+}
+
+/* Logs the one notice line of a handshake refused for its client's
+ * certificate list. */
+static void
+est_listener_refused(SSL *ssl, const char *hint, const char *why)
+{
+	struct ra_log_context ctx;
+	char client[INET6_ADDRSTRLEN + 16];
+
+	est_listener_peer_name(ssl, client, sizeof(client));
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.client = client;
+	ra_log(CA_LOG_NOTICE, "est.listener", &ctx, hint,
+	       "TLS handshake refused: %s", why);
+}
+
 /*
- * Accepts any client certificate at the TLS layer: the client still proves
- * it holds the key (CertificateVerify), and the RA then checks the chain
- * against the label's explicit and implicit stores, so that a refusal can
- * name the store and reason in the log instead of a bare handshake alert.
+ * Checks the public key of certificate i of the n a client sent: an RSA
+ * public exponent above 2^32 (a valid key never needs one; OpenSSL lets
+ * it be as large as the modulus, which makes each verification with it
+ * cost a hundred normal ones), and an RSA modulus or DSA prime above
+ * max_bits.  Returns 1 when the key is acceptable, else 0 with the reason
+ * in why.  A key OpenSSL cannot decode is left to the handshake (leaf)
+ * and to the RA's verification (CAs), which refuse it.
  */
 static int
-est_listener_verify_any(int preverify_ok, X509_STORE_CTX *ctx)
+est_listener_key_ok(X509 *cert, int i, int n, unsigned int max_bits, char *why,
+                    size_t whylen)
 {
-	(void)preverify_ok;
-	(void)ctx;
-	return 1;
+	const char *type = NULL;
+	EVP_PKEY *key;
+	BIGNUM *e = NULL;
+	int ok = 0, bits;
+
+	/* What fails here is said in why, not left in OpenSSL's queue. */
+	ERR_set_mark();
+	if ((key = X509_get0_pubkey(cert)) == NULL) {
+		ok = 1;
+		goto out;
+	}
+	if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS"))
+		type = "an RSA";
+	else if (EVP_PKEY_is_a(key, "DSA"))
+		type = "a DSA";
+	else {
+		ok = 1;
+		goto out;
+	}
+	if ((bits = EVP_PKEY_get_bits(key)) > (int)max_bits) {
+		snprintf(why, whylen,
+		         "certificate %d of the %d the client sent has %s "
+		         "key of %d bits, more than tls.max_key_bits %u",
+		         i, n, type, bits, max_bits);
+		goto out;
+	}
+	if (strcmp(type, "an RSA") == 0) {
+		if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) !=
+		    1) {
+			snprintf(why, whylen,
+			         "certificate %d of the %d the client sent has "
+			         "an RSA key without a readable exponent",
+			         i, n);
+			goto out;
+		}
+		if (BN_num_bits(e) > 32) {
+			snprintf(
+			    why, whylen,
+			    "certificate %d of the %d the client sent has "
+			    "an RSA public exponent of %d bits (at most 32 "
+			    "accepted)",
+			    i, n, BN_num_bits(e));
+			goto out;
+		}
+	}
+	ok = 1;
+out:
+	BN_free(e);
+	ERR_pop_to_mark();
+	return ok;
+}
+
+/*
+ * OpenSSL calls it instead of X509_verify_cert() when a client sends
+ * certificates.  The TLS layer verifies no chain: its context has no
+ * trust store, and the RA verifies the chain against the label's
+ * explicit and implicit stores for each request (ra/auth_cert.c), where
+ * a refusal names the store and reason and an anonymous operation still
+ * answers a client whose certificate chains to nothing.  Verifying here
+ * as well would only spend a signature check per link, which is what a
+ * client without credentials buys with a long list of keys that are
+ * expensive to verify with.  What is checked, before any signature work:
+ * no more certificates than the leaf, tls.verify_depth intermediates and
+ * the root, and no absurd RSA or DSA key in any of them, the leaf's
+ * included, whose key checks CertificateVerify.  A refusal ends the
+ * handshake with an alert and one notice line.
+ */
+static int
+est_listener_check_peer(X509_STORE_CTX *store, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+	    store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	const struct est_listener_peer_limits *lim = NULL;
+	STACK_OF(X509) *list = X509_STORE_CTX_get0_untrusted(store);
+	const char *hint = NULL;
+	char why[256];
+	int i, n = list != NULL ? sk_X509_num(list) : 0, max, ok = 0;
+
+	(void)arg;
+	if (ssl != NULL && est_listener_ctx_index >= 0)
+		lim = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
+		                          est_listener_ctx_index);
+	if (lim == NULL) {
+		snprintf(why, sizeof(why), "%s",
+		         "no certificate limits on this TLS context");
+		X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED);
+		goto out;
+	}
+	max = (int)lim->verify_depth + 2;
+	if (n > max) {
+		snprintf(why, sizeof(why),
+		         "the client sent %d certificates, more than "
+		         "tls.verify_depth %u allows (%d)",
+		         n, lim->verify_depth, max);
+		hint = "raise tls.verify_depth if real clients send chains "
+		       "this long";
+		X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_CHAIN_TOO_LONG);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (!est_listener_key_ok(sk_X509_value(list, i), i, n,
+		                         lim->max_key_bits, why, sizeof(why))) {
+			hint = "no CA issues such keys to clients; "
+			       "tls.max_key_bits bounds the key size";
+			/* These codes make OpenSSL send bad_certificate;
+			 * it has none for a key too large. */
+			X509_STORE_CTX_set_error(
+			    store, i == 0 ? X509_V_ERR_EE_KEY_TOO_SMALL
+			                  : X509_V_ERR_CA_KEY_TOO_SMALL);
+			goto out;
+		}
+	/* SSL_get_verify_result() must not claim a verification that did
+	 * not happen: this is what OpenSSL's own reached with no store. */
+	X509_STORE_CTX_set_error(store,
+	                         X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	ok = 1;
+out:
+	if (!ok)
+		est_listener_refused(ssl, hint, why);
+	return ok;
 }
 
 /*
@@ -119,6 +304,23 @@ est_listener_info(const SSL *cssl, int where, int ret)
 	    (state = SSL_get_ex_data(ssl, est_listener_ssl_index)) !=
 	        EST_SSL_HANDSHAKING)
 		return;
+	/* A client certificate list over tls.max_cert_list is refused by
+	 * OpenSSL from the length in its header, before a byte of it is
+	 * read; the alert it sends is the moment to say why. */
+	if ((where & SSL_CB_WRITE_ALERT) && (ret >> 8) == SSL3_AL_FATAL &&
+	    SSL_get_state(ssl) == TLS_ST_SR_CERT &&
+	    ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(ERR_peek_last_error()) ==
+	        SSL_R_EXCESSIVE_MESSAGE_SIZE) {
+		snprintf(reason, sizeof(reason),
+		         "client certificate list larger than "
+		         "tls.max_cert_list (%ld bytes)",
+		         (long)SSL_get_max_cert_list(ssl));
+		est_listener_refused(ssl,
+		                     "raise tls.max_cert_list if real clients "
+		                     "send lists this large",
+		                     reason);
+	}
 	if (where & SSL_CB_HANDSHAKE_DONE) {
 		SSL_set_ex_data(ssl, est_listener_ssl_index,
 		                EST_SSL_ESTABLISHED);
@@ -159,10 +361,18 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 {
 	static const unsigned char sid_ctx[] = "estrad";
 	STACK_OF(X509_NAME) *names = NULL;
+	struct est_listener_peer_limits *lim = NULL;
 	SSL_CTX *ctx = NULL, *rc = NULL;
 	size_t i;
 
 	ERR_clear_error();
+	if (est_listener_ctx_index < 0 &&
+	    (est_listener_ctx_index = SSL_CTX_get_ex_new_index(
+	         0, NULL, NULL, NULL, est_listener_ctx_freed)) < 0) {
+		ca_error_set(err, errlen, 1, "%s",
+		             "cannot register TLS context data");
+		goto out;
+	}
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		ca_error_set(err, errlen, 1, "%s", "cannot create TLS context");
 		goto out;
@@ -221,9 +431,24 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	 * time, and each ticket costs a session encoding, its encryption
 	 * and a record (about 2% of a full-handshake enrollment). */
 	SSL_CTX_set_num_tickets(ctx, 1);
+	/* A client's Certificate message longer than this is refused from
+	 * its header (OpenSSL's default lets 100 KiB through). */
+	SSL_CTX_set_max_cert_list(ctx, (long)config->tls.max_cert_list);
 	if (config->tls.request_client_cert) {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER,
-		                   est_listener_verify_any);
+		if ((lim = calloc(1, sizeof(*lim))) == NULL ||
+		    SSL_CTX_set_ex_data(ctx, est_listener_ctx_index, lim) !=
+		        1) {
+			ca_error_set(err, errlen, 1, "%s", "out of memory");
+			goto out;
+		}
+		/* The context owns it now, and frees it. */
+		lim->verify_depth = config->tls.verify_depth;
+		lim->max_key_bits = config->tls.max_key_bits;
+		lim = NULL;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify_depth(ctx, (int)config->tls.verify_depth);
+		SSL_CTX_set_cert_verify_callback(ctx, est_listener_check_peer,
+		                                 NULL);
 		/* The CertificateRequest names both stores' CAs so clients
 		 * pick a certificate we can use. */
 		if ((names = sk_X509_NAME_new_null()) == NULL ||
@@ -259,6 +484,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	rc = ctx;
 	ctx = NULL;
 out:
+	free(lim);
 	sk_X509_NAME_pop_free(names, X509_NAME_free);
 	SSL_CTX_free(ctx);
 	ERR_clear_error();

@@ -86,9 +86,10 @@ static const char *const cfg_pending_keys[] = {
 };
 
 static const char *const cfg_tls_keys[] = {
-    "cert",        "key",          "explicit_ca",
-    "implicit_ca", "min_version",  "request_client_cert",
-    "ciphers",     "ciphersuites", "session_timeout",
+    "cert",         "key",           "explicit_ca",
+    "implicit_ca",  "min_version",   "request_client_cert",
+    "ciphers",      "ciphersuites",  "session_timeout",
+    "verify_depth", "max_cert_list", "max_key_bits",
     NULL,
 };
 
@@ -1059,6 +1060,25 @@ cfg_load_tls(struct cfg *c, const json_t *root)
 	if (cfg_get_int(c, tls, "tls", "session_timeout", 1, 86400, &n) != 0)
 		goto out;
 	config->tls.session_timeout = (unsigned int)n;
+
+	/* Bounds on what a client's certificate list costs the handshake,
+	 * wide enough for real device chains: leaf, up to four intermediate
+	 * CAs and the root, RSA keys up to 8192 bits, 16 KiB in all (six
+	 * RSA-4096 certificates).  OpenSSL parses every certificate of the
+	 * list (3.0: about 0.1 ms each) before estrad can count them: the
+	 * byte bound is what bounds that work. */
+	n = 4;
+	if (cfg_get_int(c, tls, "tls", "verify_depth", 0, 32, &n) != 0)
+		goto out;
+	config->tls.verify_depth = (unsigned int)n;
+	n = 16384;
+	if (cfg_get_int(c, tls, "tls", "max_cert_list", 4096, 1048576, &n) != 0)
+		goto out;
+	config->tls.max_cert_list = (unsigned int)n;
+	n = 8192;
+	if (cfg_get_int(c, tls, "tls", "max_key_bits", 2048, 16384, &n) != 0)
+		goto out;
+	config->tls.max_key_bits = (unsigned int)n;
 	rc = 0;
 out:
 	sk_X509_pop_free(certs, X509_free);

@@ -49,6 +49,11 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_faults.sh
 . "$HERE/t_faults.sh"
 
+# What the TLS handshake may cost a client without credentials: hostile
+# client-certificate lists (t_tls_*), on the ab_* helpers of t_abuse.sh.
+# shellcheck source=tests/integration/t_tls.sh
+. "$HERE/t_tls.sh"
+
 # estrad --doctor against each failure mode, privileges, make install
 # (t_doctor_*).
 # shellcheck source=tests/integration/t_doctor.sh

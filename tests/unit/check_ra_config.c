@@ -685,6 +685,71 @@ START_TEST(test_config_min_version_refused)
 }
 END_TEST
 
+/* A configuration whose tls object has the given members after the
+ * required ones, all on line 2. */
+static const char *
+config_tls_with(const char *members)
+{
+	static char text[4096];
+
+	FMT(text,
+	    "{\n"
+	    "  \"tls\": {\"cert\": \"server.pem\", \"key\": \"server.key\", "
+	    "\"explicit_ca\": \"ca.pem\", %s},\n"
+	    "  \"labels\": {\"default\": {\"ca\": " CA_BLOCK "}}\n"
+	    "}\n",
+	    members);
+	return text;
+}
+
+/* The bounds on a client's certificate list: defaults that fit real
+ * device chains, the values given, and strict ranges and types. */
+START_TEST(test_config_tls_peer_limits)
+{
+	struct ra_config *config;
+
+	config = load_ok(config_with("", ""));
+	ck_assert_uint_eq(config->tls.verify_depth, 4);
+	ck_assert_uint_eq(config->tls.max_cert_list, 16384);
+	ck_assert_uint_eq(config->tls.max_key_bits, 8192);
+	ra_config_free(config);
+
+	config = load_ok(config_tls_with("\"verify_depth\": 0, "
+	                                 "\"max_cert_list\": 4096, "
+	                                 "\"max_key_bits\": 16384"));
+	ck_assert_uint_eq(config->tls.verify_depth, 0);
+	ck_assert_uint_eq(config->tls.max_cert_list, 4096);
+	ck_assert_uint_eq(config->tls.max_key_bits, 16384);
+	ra_config_free(config);
+
+	expect_error_has(config_tls_with("\"verify_depth\": 33"), ":2:",
+	                 "tls.verify_depth: must be an integer from 0 to 32, "
+	                 "got 33");
+	expect_error_has(config_tls_with("\"verify_depth\": -1"), ":2:",
+	                 "tls.verify_depth: must be an integer from 0 to 32, "
+	                 "got -1");
+	expect_error_has(config_tls_with("\"max_cert_list\": 4095"), ":2:",
+	                 "tls.max_cert_list: must be an integer from 4096 to "
+	                 "1048576, got 4095");
+	expect_error_has(config_tls_with("\"max_cert_list\": 1048577"), ":2:",
+	                 "tls.max_cert_list: must be an integer from 4096 to "
+	                 "1048576, got 1048577");
+	expect_error_has(config_tls_with("\"max_key_bits\": 2047"), ":2:",
+	                 "tls.max_key_bits: must be an integer from 2048 to "
+	                 "16384, got 2047");
+	expect_error_has(config_tls_with("\"max_key_bits\": 16385"), ":2:",
+	                 "tls.max_key_bits: must be an integer from 2048 to "
+	                 "16384, got 16385");
+	expect_error_has(config_tls_with("\"verify_depth\": \"4\""), ":2:",
+	                 "tls.verify_depth: must be an integer, got a string");
+	expect_error_has(config_tls_with("\"max_cert_list\": 32768.0"), ":2:",
+	                 "tls.max_cert_list: must be an integer, got a real "
+	                 "number");
+	expect_error_has(config_tls_with("\"max_key_size\": 8192"),
+	                 ":2:", "tls: unknown key \"max_key_size\"");
+}
+END_TEST
+
 START_TEST(test_config_label_names)
 {
 	static const char *const bad[] = {
@@ -1589,6 +1654,7 @@ ra_config_suite(void)
 	tcase_add_test(tc, test_config_ranges);
 	tcase_add_test(tc, test_config_limits_deadlines);
 	tcase_add_test(tc, test_config_min_version_refused);
+	tcase_add_test(tc, test_config_tls_peer_limits);
 	tcase_add_test(tc, test_config_label_names);
 	tcase_add_test(tc, test_config_label_operation_name_refused);
 	tcase_add_test(tc, test_config_missing_files);
