@@ -246,15 +246,27 @@ est_conn_read_csr(struct est_conn_request *creq)
 	unsigned char *der = NULL;
 	X509_REQ *csr = NULL;
 	size_t len, derlen = 0;
-	char err[512] = "";
+	char err[512] = "", shown[256];
 	char *text;
 
+	if (type == NULL) {
+		ra_request_refuse(
+		    req, 415, CA_LOG_NOTICE, "est.conn",
+		    "send the CSR as Content-Type: application/pkcs10",
+		    "%s refused: no Content-Type, application/pkcs10 expected",
+		    req->op_name);
+		goto out;
+	}
 	if (!est_wire_media_type_is(type, EST_TYPE_PKCS10)) {
+		/* The client's header goes to the answer, the error log and
+		 * the audit record: escaped, so it cannot end the quotes. */
 		ra_request_refuse(
 		    req, 415, CA_LOG_NOTICE, "est.conn",
 		    "send the CSR as Content-Type: application/pkcs10",
 		    "%s refused: Content-Type \"%s\" is not application/pkcs10",
-		    req->op_name, type != NULL ? type : "(none)");
+		    req->op_name,
+		    ra_log_escape(type, RA_LOG_ESC_INNER, shown,
+		                  sizeof(shown)));
 		goto out;
 	}
 	len = evbuffer_get_length(body);
@@ -319,6 +331,7 @@ est_conn_prefetched(void *arg)
 	struct est_conn_waiting *w = arg;
 	struct evhttp_request *evreq = w->evreq;
 	struct est_conn_worker *worker = w->worker;
+	char uri[512];
 
 	est_generation_release(w->gen);
 	free(w);
@@ -327,10 +340,11 @@ est_conn_prefetched(void *arg)
 	if (evhttp_request_get_connection(evreq) == NULL) {
 		ra_log(CA_LOG_INFO, "est.conn", NULL, NULL,
 		       "client left while its Basic credentials were checked, "
-		       "uri: %s",
-		       evhttp_request_get_uri(evreq) != NULL
-		           ? evhttp_request_get_uri(evreq)
-		           : "-");
+		       "uri: \"%s\"",
+		       ra_log_escape(evhttp_request_get_uri(evreq) != NULL
+		                         ? evhttp_request_get_uri(evreq)
+		                         : "-",
+		                     RA_LOG_ESC_INNER, uri, sizeof(uri)));
 		evhttp_send_error(evreq, 503, "Client gone");
 		return;
 	}
@@ -396,6 +410,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	const char *want,
 	    *uri = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
+	char shown[512];
 
 	gen = est_server_acquire(worker->server);
 	if ((creq = calloc(1, sizeof(*creq))) == NULL ||
@@ -407,10 +422,12 @@ est_conn_handle_now(struct evhttp_request *evreq,
 		 * still says what happened and to whom. */
 		ra_log(CA_LOG_ALERT, "est.conn", NULL,
 		       "estrad is out of memory; check its limits",
-		       "request refused: out of memory, answer: 500, uri: %s",
-		       evhttp_request_get_uri(evreq) != NULL
-		           ? evhttp_request_get_uri(evreq)
-		           : "-");
+		       "request refused: out of memory, answer: 500, uri: "
+		       "\"%s\"",
+		       ra_log_escape(evhttp_request_get_uri(evreq) != NULL
+		                         ? evhttp_request_get_uri(evreq)
+		                         : "-",
+		                     RA_LOG_ESC_INNER, shown, sizeof(shown)));
 		evhttp_send_error(evreq, 500, "Out of memory");
 		return;
 	}

@@ -331,6 +331,11 @@ ra_users_name_check(const char *name, char *why, size_t len)
 		snprintf(why, len, "empty user name");
 		goto out;
 	}
+	if (strlen(name) > RA_BASIC_USER_MAX) {
+		snprintf(why, len, "user name longer than %d bytes",
+		         RA_BASIC_USER_MAX);
+		goto out;
+	}
 	for (p = (const unsigned char *)name; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f) {
 			snprintf(why, len, "user name holds a control byte");
@@ -608,20 +613,19 @@ out:
 	return rc;
 }
 
-/* Copies the user name for logs, control bytes replaced by '?'. */
+/*
+ * Copies the user name as it came, for the logs, whose writer escapes
+ * every byte that needs it: a name is recorded whole or (too long for
+ * user, or holding a NUL, which ends it) not at all.
+ */
 static void
 ra_basic_copy_user(char *user, size_t userlen, const unsigned char *name,
                    size_t len)
 {
-	size_t i;
-
-	if (user == NULL || userlen == 0)
+	if (user == NULL || userlen == 0 || len > userlen - 1 ||
+	    memchr(name, '\0', len) != NULL)
 		return;
-	if (len > userlen - 1)
-		len = userlen - 1;
-	for (i = 0; i < len; i++)
-		user[i] =
-		    name[i] < 0x20 || name[i] == 0x7f ? '?' : (char)name[i];
+	memcpy(user, name, len);
 	user[len] = '\0';
 }
 
@@ -877,6 +881,9 @@ ra_basic_parse(const char *authorization, unsigned char *decoded, size_t cap,
 	/* No colon: the whole thing may be a password, so nothing of it is
 	 * copied out for the logs. */
 	if ((c = memchr(decoded, ':', (size_t)got)) == NULL)
+		return -1;
+	/* No users file holds a longer name (ra_users_name_check()). */
+	if ((size_t)(c - decoded) > RA_BASIC_USER_MAX)
 		return -1;
 	ra_basic_copy_user(user, userlen, decoded, (size_t)(c - decoded));
 	/* crypt_r sees C strings: a NUL would cut the password short and

@@ -9,12 +9,19 @@
 
 #include <stddef.h>
 
+/*
+ * Longest user name, in bytes: longer names are refused in the users file
+ * and as credentials, so that a name is never cut short in the logs.
+ */
+#define RA_BASIC_USER_MAX 255
+
 /* The loaded users file; opaque. */
 struct ra_users;
 
 /*
  * Loads an htpasswd file: one "user:hash" per line, blank lines and lines
- * starting with '#' ignored, user names unique and without ':'.  Returns
+ * starting with '#' ignored, user names unique, without ':' or control
+ * bytes and at most RA_BASIC_USER_MAX bytes long.  Returns
  * a new table (free with ra_users_free) or NULL with
  * "FILE:LINE: reason" in err.
  */
@@ -36,11 +43,12 @@ enum ra_basic_result {
 
 /*
  * Checks an Authorization header value.  Copies the user name (even on
- * failure, when it could be decoded; control bytes replaced by '?') into
- * user (size userlen).  The password is compared through crypt_r(3) and
- * CRYPTO_memcmp, and an unknown user costs a crypt_r against a dummy hash
- * of the same kind so timing does not reveal which users exist.  The
- * decoded password is wiped before returning.  Thread-safe.
+ * failure, when it could be decoded; raw bytes, for the log escaper) into
+ * user (size userlen; RA_BASIC_USER_MAX + 1 holds every name).  The
+ * password is compared through crypt_r(3) and CRYPTO_memcmp, and an
+ * unknown user costs a crypt_r against a dummy hash of the same kind so
+ * timing does not reveal which users exist.  The decoded password is
+ * wiped before returning.  Thread-safe.
  */
 enum ra_basic_result ra_auth_basic_check(const struct ra_users *users,
                                          const char *authorization, char *user,

@@ -405,22 +405,58 @@ START_TEST(test_basic_nul_in_password_refused)
 }
 END_TEST
 
+/* The name is copied as sent, for the log escaper, whole or not at all. */
 START_TEST(test_basic_user_name_copied_safely)
 {
 	struct ra_users *users = load_standard();
 	char header[256], user[64], tiny[4];
 
-	make_header(header, sizeof(header), "Basic", "a\001b\177c\nd:pw", 10);
+	make_header(header, sizeof(header), "Basic", "a\001b\177c\n\xff:pw",
+	            10);
 	ck_assert_int_eq(ra_auth_basic_check(users, header, user, sizeof(user)),
 	                 RA_BASIC_UNKNOWN_USER);
-	ck_assert_str_eq(user, "a?b?c?d");
-	/* A short buffer gets a truncated, terminated name. */
+	ck_assert_str_eq(user, "a\001b\177c\n\xff");
+	/* A short buffer gets no name rather than a cut one. */
 	ck_assert_int_eq(check_cred(users, "alice:secret", tiny, sizeof(tiny)),
 	                 RA_BASIC_OK);
-	ck_assert_str_eq(tiny, "ali");
+	ck_assert_str_eq(tiny, "");
 	/* No buffer at all is fine too. */
 	ck_assert_int_eq(check_cred(users, "alice:secret", NULL, 0),
 	                 RA_BASIC_OK);
+	ra_users_free(users);
+}
+END_TEST
+
+/* Names longer than RA_BASIC_USER_MAX: refused in the file, malformed as
+ * credentials, so that no log ever holds a cut name. */
+START_TEST(test_basic_long_user_name_refused)
+{
+	char name[RA_BASIC_USER_MAX + 2], text[1024], err[512], user[512];
+	char cred[RA_BASIC_USER_MAX + 16];
+	struct ra_users *users;
+	const char *path;
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	FMT(text, "%s:%s\n", name, hash_sha512);
+	path = write_file("long", text);
+	ck_assert_ptr_null(ra_users_load(path, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "user name longer than 255 bytes") != NULL,
+	              "%s", err);
+	/* One byte less is a name. */
+	name[sizeof(name) - 2] = '\0';
+	FMT(text, "%s:%s\n", name, hash_sha512);
+	path = write_file("long", text);
+	users = ra_users_load(path, err, sizeof(err));
+	ck_assert_msg(users != NULL, "%s", err);
+	FMT(cred, "%s:secret", name);
+	ck_assert_int_eq(check_cred(users, cred, user, sizeof(user)),
+	                 RA_BASIC_OK);
+	ck_assert_str_eq(user, name);
+	FMT(cred, "%sn:secret", name);
+	ck_assert_int_eq(check_cred(users, cred, user, sizeof(user)),
+	                 RA_BASIC_MALFORMED);
+	ck_assert_str_eq(user, "");
 	ra_users_free(users);
 }
 END_TEST
@@ -690,6 +726,7 @@ ra_auth_basic_suite(void)
 	tcase_add_test(tc, test_basic_malformed);
 	tcase_add_test(tc, test_basic_nul_in_password_refused);
 	tcase_add_test(tc, test_basic_user_name_copied_safely);
+	tcase_add_test(tc, test_basic_long_user_name_refused);
 	tcase_add_test(tc, test_basic_empty_table);
 	tcase_add_test(tc, test_basic_no_final_newline);
 	tcase_add_test(tc, test_basic_plain_text_refused);
