@@ -332,10 +332,16 @@ refused:
 		req->log.identity = req->identity;
 	}
 	if (basic_tried && !basic_ok) {
+		/* Whether the user exists is for the error log only: the
+		 * answer and the audit record say the same for every failed
+		 * check, so that they cannot be used to find user names. */
 		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth",
 		                  "check the user's password in the users file",
 		                  "authentication failed: %s",
 		                  ra_basic_result_text(basic));
+		snprintf(req->cause, sizeof(req->cause),
+		         "authentication failed: user name or password not "
+		         "accepted");
 		return -1;
 	}
 	/* The certificate was presented and judged: a credential retry

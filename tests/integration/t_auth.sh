@@ -246,12 +246,27 @@ t_auth_enroll_basic_preemptive_and_challenged() {
 	    fail "the 401 has no WWW-Authenticate" "$T/headers"
 }
 
+# auth_basic_refused DETAIL: a 401 for Basic credentials whose body and
+# audit reason say only that the user name or password was not accepted,
+# while the error-log line names DETAIL ("unknown user", "wrong password").
+auth_basic_refused() {
+	local generic='authentication failed: user name or password not accepted'
+	assert_error 401
+	assert_header WWW-Authenticate 'Basic realm="estrad"'
+	assert_file_matches "$T/body" "^$generic \\(request $RID\\)$" \
+	    "error body"
+	log_has_rid "$RID" "\"event\":\"refused\".*\"reason\":\"$generic\"" \
+	    audit >/dev/null ||
+	    fail "the audit reason is not '$generic'" "$T/.log_tail"
+	log_has_rid "$RID" "authentication failed: $1, " error >/dev/null ||
+	    fail "the error-log line does not say '$1'" "$T/.log_tail"
+}
+
 t_auth_wrong_password() {
 	local bad="bad-$RANDOM$RANDOM"
 	est_req "$EST_PATH/simpleenroll" --basic "estuser:$bad" --challenge \
 	    --subject /CN=wrong.example
-	auth_refused 401 'authentication failed: wrong password'
-	assert_header WWW-Authenticate 'Basic realm="estrad"'
+	auth_basic_refused 'wrong password'
 	local f
 	for f in "$LOGS"/*.log; do
 		! grep -qF -- "$bad" "$f" ||
@@ -262,8 +277,29 @@ t_auth_wrong_password() {
 t_auth_unknown_user() {
 	est_req "$EST_PATH/simpleenroll" --basic "nobody-$RANDOM:x" \
 	    --subject /CN=unknown.example
-	auth_refused 401 'authentication failed: unknown user'
-	assert_header WWW-Authenticate 'Basic realm="estrad"'
+	auth_basic_refused 'unknown user'
+}
+
+# Whether a user exists must not show in the answer: the 401 of an unknown
+# user and of a known user's wrong password are the same but for the rid.
+t_auth_401_same_for_unknown_user_and_wrong_password() {
+	est_req "$EST_PATH/simpleenroll" --basic "estuser:bad-$RANDOM" \
+	    --subject /CN=same.example
+	assert_error 401
+	sed "s/$RID/RID/" "$T/body" >"$T/wrong.body"
+	grep -v -i -e '^X-Request-ID:' -e '^Date:' "$T/headers" \
+	    >"$T/wrong.headers"
+	est_req "$EST_PATH/simpleenroll" --basic "nobody-$RANDOM:bad" \
+	    --subject /CN=same.example
+	assert_error 401
+	sed "s/$RID/RID/" "$T/body" >"$T/unknown.body"
+	grep -v -i -e '^X-Request-ID:' -e '^Date:' "$T/headers" \
+	    >"$T/unknown.headers"
+	cmp -s "$T/wrong.body" "$T/unknown.body" ||
+	    fail "the 401 bodies differ" "$T/wrong.body" "$T/unknown.body"
+	cmp -s "$T/wrong.headers" "$T/unknown.headers" ||
+	    fail "the 401 headers differ" "$T/wrong.headers" \
+	    "$T/unknown.headers"
 }
 
 t_auth_missing_auth() {
@@ -357,7 +393,7 @@ t_auth_users_reload_on_sighup() {
 	done
 	est_req "$EST_PATH/simpleenroll" --basic "newuser:new-secret" \
 	    --subject /CN=newuser3.example
-	auth_refused 401 'unknown user'
+	auth_basic_refused 'unknown user'
 }
 
 # --- re-enrollment ----------------------------------------------------------
