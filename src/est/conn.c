@@ -66,22 +66,33 @@ est_conn_raise(struct evhttp_request *evreq)
 		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_ONGOING);
 }
 
-/* Fills the peer address and TLS facts the RA needs. */
-static void
-est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
+/* Writes evreq's client as "ip:port" or "[ip]:port" into buf (size len);
+ * returns 0, or -1 when there is no connection (buf untouched). */
+static int
+est_conn_client(struct evhttp_request *evreq, char *buf, size_t len)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
 	char *addr = NULL;
 	ev_uint16_t port = 0;
-	SSL *ssl;
 
 	if (evcon == NULL)
-		return;
+		return -1;
 	evhttp_connection_get_peer(evcon, &addr, &port);
-	snprintf(peer->client, sizeof(peer->client),
+	snprintf(buf, len,
 	         addr != NULL && strchr(addr, ':') != NULL ? "[%s]:%u"
 	                                                   : "%s:%u",
 	         addr != NULL ? addr : "-", (unsigned int)port);
+	return 0;
+}
+
+/* Fills the peer address and TLS facts the RA needs. */
+static void
+est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
+{
+	SSL *ssl;
+
+	if (est_conn_client(evreq, peer->client, sizeof(peer->client)) != 0)
+		return;
 	if ((ssl = est_conn_ssl(evreq)) == NULL)
 		return;
 	peer->tls_version = SSL_get_version(ssl);
@@ -312,7 +323,7 @@ out:
 }
 
 static void est_conn_handle_now(struct evhttp_request *evreq,
-                                struct est_conn_worker *worker);
+                                struct est_conn_worker *worker, int basic_busy);
 
 /* A request waiting for its Basic credentials' crypt(3). */
 struct est_conn_waiting {
@@ -348,14 +359,16 @@ est_conn_prefetched(void *arg)
 		evhttp_send_error(evreq, 503, "Client gone");
 		return;
 	}
-	est_conn_handle_now(evreq, worker);
+	est_conn_handle_now(evreq, worker, 0);
 }
 
 /*
  * Hands the crypt(3) of the request's Basic credentials to a helper thread
  * when they are not in this worker's cache (ra/offload.h): a burst of new
  * or wrong credentials would otherwise hold the loop 3 ms each.  Returns 1
- * when the request goes on later (est_conn_prefetched()).
+ * when the request goes on later (est_conn_prefetched()), 0 when it goes
+ * on now, -1 when it goes on now but its credentials found no room among
+ * the queued checks (their check must not run crypt(3) on the loop).
  */
 static int
 est_conn_prefetch(struct evhttp_request *evreq, struct est_conn_worker *worker)
@@ -364,6 +377,7 @@ est_conn_prefetch(struct evhttp_request *evreq, struct est_conn_worker *worker)
 	    evhttp_request_get_input_headers(evreq), "Authorization");
 	struct est_generation *gen;
 	struct est_conn_waiting *w;
+	char client[64] = "";
 	int rc;
 
 	if (authz == NULL || (w = calloc(1, sizeof(*w))) == NULL)
@@ -371,10 +385,11 @@ est_conn_prefetch(struct evhttp_request *evreq, struct est_conn_worker *worker)
 	w->evreq = evreq;
 	w->worker = worker;
 	w->gen = gen = est_server_acquire(worker->server);
-	rc =
-	    ra_auth_basic_prefetch(ra_users_slot_get(gen->config->users_slot),
-	                           authz, worker->base, est_conn_prefetched, w);
-	if (rc == 0) {
+	(void)est_conn_client(evreq, client, sizeof(client));
+	rc = ra_auth_basic_prefetch(ra_users_slot_get(gen->config->users_slot),
+	                            authz, client, worker->base,
+	                            est_conn_prefetched, w);
+	if (rc != 1) {
 		est_generation_release(gen);
 		free(w);
 	}
@@ -390,14 +405,23 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	 * stops here, so that one waiting for a slow CA is never cut. */
 	est_limits_request_arrived(est_conn_ssl(evreq));
 	est_conn_raise(evreq);
-	if (est_conn_prefetch(evreq, worker))
+	switch (est_conn_prefetch(evreq, worker)) {
+	case 1:
 		return;
-	est_conn_handle_now(evreq, worker);
+	case -1:
+		est_conn_handle_now(evreq, worker, 1);
+		return;
+	default:
+		est_conn_handle_now(evreq, worker, 0);
+		return;
+	}
 }
 
+/* Handles the request at once; basic_busy: its Basic credentials found
+ * no room among the queued crypt(3) checks (est_conn_prefetch()). */
 static void
 est_conn_handle_now(struct evhttp_request *evreq,
-                    struct est_conn_worker *worker)
+                    struct est_conn_worker *worker, int basic_busy)
 {
 	struct est_conn_request *creq = NULL;
 	struct ra_request *req;
@@ -439,6 +463,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	creq->req->release_arg = gen;
 	creq->evreq = evreq;
 	req = creq->req;
+	req->basic_busy = basic_busy;
 	est_conn_peer(evreq, &req->peer);
 
 	rs = est_route_parse(uri != NULL ? uri : "", &route);

@@ -278,6 +278,63 @@ out:
 	return rc;
 }
 
+/*
+ * Refuses Basic credentials that did not pass.  Whether the user exists is
+ * for the error log only: the answer and the audit record say the same for
+ * every failed check, so that they cannot be used to find user names.
+ */
+static void
+ra_request_refuse_basic(struct ra_request *req, enum ra_basic_result basic,
+                        const struct ra_basic_attempt *attempt)
+{
+	switch (basic) {
+	case RA_BASIC_THROTTLED:
+		req->retry_after = attempt->retry_after;
+		ra_auth_throttle_refused(attempt->reason);
+		ra_request_refuse(
+		    req, 429, CA_LOG_NOTICE, "ra.auth",
+		    "failed password checks make a client address or user "
+		    "name wait, longer each time; check the client's "
+		    "credentials",
+		    "authentication throttled: too many failed attempts for "
+		    "this %s, retry after %u s",
+		    ra_auth_throttle_reason_name(attempt->reason),
+		    attempt->retry_after);
+		snprintf(req->cause, sizeof(req->cause),
+		         "authentication refused: too many failed attempts, "
+		         "retry after %u s",
+		         attempt->retry_after);
+		break;
+	case RA_BASIC_BUSY:
+		req->retry_after = attempt->retry_after;
+		req->outcome_name = "REFUSED";
+		ra_auth_throttle_refused(RA_THROTTLE_BUSY);
+		ra_request_refuse(
+		    req, 503, CA_LOG_WARN, "ra.auth",
+		    "a burst of new or wrong credentials filled the password "
+		    "checks that may wait; one client address may have 16 of "
+		    "them",
+		    "authentication busy: too many password checks waiting "
+		    "(at most %d, %d per client address), retry after %u s",
+		    RA_THROTTLE_QUEUE_MAX, RA_THROTTLE_QUEUE_PER_CLIENT,
+		    attempt->retry_after);
+		snprintf(req->cause, sizeof(req->cause),
+		         "authentication busy: too many password checks "
+		         "waiting, retry after %u s",
+		         attempt->retry_after);
+		break;
+	default:
+		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth",
+		                  "check the user's password in the users file",
+		                  "authentication failed: %s",
+		                  ra_basic_result_text(basic));
+		snprintf(req->cause, sizeof(req->cause),
+		         "authentication failed: user name or password not "
+		         "accepted");
+		break;
+	}
+}
+
 int
 ra_request_authenticate(struct ra_request *req, const char *authorization)
 {
@@ -286,6 +343,7 @@ ra_request_authenticate(struct ra_request *req, const char *authorization)
 	    ra_users_slot_get(req->config->users_slot);
 	unsigned int allowed = label->auth;
 	enum ra_basic_result basic = RA_BASIC_MALFORMED;
+	struct ra_basic_attempt attempt;
 	char why[256] = "", user[RA_BASIC_USER_MAX + 1] = "";
 	char subject[RA_REQUEST_IDENTITY_MAX];
 	int cert_ok, basic_tried = 0, basic_ok = 0;
@@ -294,11 +352,14 @@ ra_request_authenticate(struct ra_request *req, const char *authorization)
 	/* The certificate is judged on every label, anonymous ones too: a
 	 * re-enrollment needs the certificate being renewed. */
 	cert_ok = ra_request_judge_cert(req, subject, why, sizeof(why));
+	memset(&attempt, 0, sizeof(attempt));
+	attempt.client = req->peer.client;
+	attempt.busy = req->basic_busy;
 	if ((allowed & (RA_AUTH_BASIC | RA_AUTH_CERT_BASIC)) &&
 	    authorization != NULL && users != NULL) {
 		basic_tried = 1;
-		basic = ra_auth_basic_check(users, authorization, user,
-		                            sizeof(user));
+		basic = ra_auth_basic_attempt(users, authorization, &attempt,
+		                              user, sizeof(user));
 		basic_ok = basic == RA_BASIC_OK;
 	}
 	if (allowed == RA_AUTH_NONE)
@@ -332,16 +393,7 @@ refused:
 		req->log.identity = req->identity;
 	}
 	if (basic_tried && !basic_ok) {
-		/* Whether the user exists is for the error log only: the
-		 * answer and the audit record say the same for every failed
-		 * check, so that they cannot be used to find user names. */
-		ra_request_refuse(req, 401, CA_LOG_NOTICE, "ra.auth",
-		                  "check the user's password in the users file",
-		                  "authentication failed: %s",
-		                  ra_basic_result_text(basic));
-		snprintf(req->cause, sizeof(req->cause),
-		         "authentication failed: user name or password not "
-		         "accepted");
+		ra_request_refuse_basic(req, basic, &attempt);
 		return -1;
 	}
 	/* The certificate was presented and judged: a credential retry

@@ -81,6 +81,9 @@ struct ra_request {
 	/* Subject or user, raw; escaped when logged. */
 	char identity[RA_REQUEST_IDENTITY_MAX];
 	char user[RA_BASIC_USER_MAX + 1]; /* Basic user authenticated, or "" */
+	/* est/ found no room for the crypt(3) of the request's Basic
+	 * credentials (ra_auth_basic_prefetch() answered -1). */
+	int basic_busy;
 	char cert_cn[256]; /* CN of the accepted client certificate, or "" */
 	int is_ra;         /* an id-kp-cmcRA client on an RA-enabled label */
 	long cert_expired_days; /* reenroll inside the grace window, or -1 */
@@ -101,7 +104,7 @@ struct ra_request {
 	enum ca_outcome outcome;
 	const char *outcome_name; /* ISSUED, REFUSED, ... */
 	int status;               /* HTTP status to send */
-	unsigned int retry_after; /* seconds, for 202/503 */
+	unsigned int retry_after; /* seconds, for 202, 429 and 503 */
 	char cause[CA_CAUSE_MAX]; /* text/plain answer and log cause */
 	STACK_OF(X509) *certs;    /* owned: what to send on 200 */
 	long ca_ms;               /* CA call duration, -1 if none */
@@ -156,7 +159,11 @@ void ra_request_set_label(struct ra_request *req, const struct ra_label *label,
  * (authorization is the header value or NULL), as the label allows.
  * Returns 0 when allowed, else sets status (401 or 403), cause and
  * outcome REFUSED, logs one notice line, and returns -1.  A 401 means the
- * caller must send WWW-Authenticate.
+ * caller must send WWW-Authenticate.  Every failed Basic check gets the
+ * same 401 text (unknown user and wrong password are told apart in the
+ * error log only); Basic credentials held back by the throttle
+ * (ra/auth_throttle.h) get 429, or 503 when the crypt(3) queue is full,
+ * with retry_after set.
  */
 int ra_request_authenticate(struct ra_request *req, const char *authorization);
 

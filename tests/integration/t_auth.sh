@@ -396,6 +396,89 @@ t_auth_users_reload_on_sighup() {
 	auth_basic_refused 'unknown user'
 }
 
+# auth_guess CRED: one enrollment with Basic CRED through curl (quicker
+# than est_client, so that guesses come faster than the waits they earn),
+# with the CSR $T/g.b64 (made by the caller with mk_csr g ...).
+auth_guess() {
+	post_csr "$EST_PATH/simpleenroll" "$T/g.b64" -u "$1"
+}
+
+# auth_guess_until_throttled CRED-PREFIX N: Basic guesses "PREFIX$i"
+# (i = 1..N, the prefix ending in ':' for one user, or naming a new user
+# each time) until one is answered 429; fails when none is.  Leaves the
+# 429 in $T/headers and $T/body.
+auth_guess_until_throttled() {
+	local prefix=$1 n=$2 i
+	for ((i = 1; i <= n; i++)); do
+		auth_guess "$prefix$i"
+		[[ $STATUS == 429 ]] && return 0
+		[[ $STATUS == 401 ]] ||
+		    fail "guess $i: expected 401 or 429, got $STATUS" "$T/body"
+	done
+	fail "$n failed guesses ($prefix...) and no 429"
+}
+
+# auth_throttled SCOPE: the last answer is a throttling 429: Retry-After,
+# a text/plain body, and an error-log line naming SCOPE (client or user).
+auth_throttled() {
+	local retry
+	assert_error 429
+	retry=$(get_header Retry-After)
+	[[ $retry =~ ^[1-9][0-9]*$ ]] ||
+	    fail "Retry-After is '$retry', not a number of seconds" "$T/headers"
+	assert_file_matches "$T/body" 'too many failed attempts'
+	log_has_rid "$RID" "throttled: .*for this $1" error >/dev/null ||
+	    fail "no error-log line says the $1 is throttled" "$T/.log_tail"
+}
+
+# A burst of wrong passwords for one user, then of guessed user names, from
+# one client: failed checks are answered 429 with Retry-After once the
+# user, then the client, has used up its free failures, without running
+# crypt(3) (so a right password is refused too while the wait lasts), and
+# /metrics counts them.  No timing is assumed but that a guess may come
+# faster than a wait of several seconds.
+t_auth_throttle_failed_guesses() {
+	local mport t0 retry i
+	mport=$(free_port)
+	ab_start "cfg['metrics'] = {'listen': '127.0.0.1:$mport'}"
+	HOSTPORT=$AB_HOST
+	mk_csr g /CN=guess.example ec
+	auth_guess_until_throttled "estuser:wrong-" 30
+	auth_throttled user
+	# A failure once the wait is over doubles the wait; guesses while
+	# it lasts are not checked.  Until the wait is long enough to tell
+	# a checked password from one that is not:
+	retry=$(get_header Retry-After)
+	for ((i = 0; i < 6 && retry < 4; i++)); do
+		sleep "$retry"
+		auth_guess "estuser:late-$i"
+		assert_error 401
+		auth_guess "estuser:x"
+		auth_throttled user
+		retry=$(get_header Retry-After)
+	done
+	((retry >= 4)) || fail "the wait never grew to 4 s" "$T/headers"
+	t0=$(date +%s%N)
+	auth_guess "$CRED"
+	# Only a machine so loaded that the wait ran out meanwhile may
+	# check the right password.
+	if [[ $STATUS != 429 ]] &&
+	    (($(date +%s%N) - t0 < (retry - 1) * 1000000000)); then
+		fail "the right password was checked during the wait: $STATUS" \
+		    "$T/body"
+	fi
+	auth_guess_until_throttled "guess-$RANDOM-" 40
+	auth_throttled client
+	curl -s --max-time 10 "http://127.0.0.1:$mport/metrics" \
+	    >"$T/metrics.txt" || fail "cannot scrape /metrics"
+	assert_file_matches "$T/metrics.txt" \
+	    '^estrad_auth_throttled_total\{reason="user"\} [1-9][0-9]*$'
+	assert_file_matches "$T/metrics.txt" \
+	    '^estrad_auth_throttled_total\{reason="client"\} [1-9][0-9]*$'
+	ab_cleanup
+	ab_sanitizer_check
+}
+
 # --- re-enrollment ----------------------------------------------------------
 
 # auth_enrolled NAME CN SAN: enrolls with Basic on the default label and
