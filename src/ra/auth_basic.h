@@ -92,7 +92,8 @@ enum ra_basic_result ra_auth_basic_attempt(const struct ra_users *users,
  * thread answers without crypt(3), from the cache (success) or a one-time
  * note (failure).  The helper threads take at most RA_THROTTLE_QUEUE_MAX
  * checks, RA_THROTTLE_QUEUE_PER_CLIENT from one client: past that returns
- * -1, and the request's attempt must be made with busy set.  Returns 0
+ * -1 and runs nothing; the caller may offer again later, and an attempt
+ * made without room must have busy set.  Returns 0
  * when no crypt(3) is needed or it could not be handed over: call
  * ra_auth_basic_attempt() at once.  users must stay valid (tables are
  * kept until their slot is freed); the credentials are copied and wiped.

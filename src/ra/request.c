@@ -311,9 +311,9 @@ ra_request_refuse_basic(struct ra_request *req, enum ra_basic_result basic,
 		ra_auth_throttle_refused(RA_THROTTLE_BUSY);
 		ra_request_refuse(
 		    req, 503, CA_LOG_WARN, "ra.auth",
-		    "a burst of new or wrong credentials filled the password "
-		    "checks that may wait; one client address may have 16 of "
-		    "them",
+		    "a burst of new or wrong credentials kept the password "
+		    "checks that may wait full for 5 s; one client address "
+		    "may have 16 of them",
 		    "authentication busy: too many password checks waiting "
 		    "(at most %d, %d per client address), retry after %u s",
 		    RA_THROTTLE_QUEUE_MAX, RA_THROTTLE_QUEUE_PER_CLIENT,

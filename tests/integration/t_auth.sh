@@ -479,6 +479,37 @@ t_auth_throttle_failed_guesses() {
 	ab_sanitizer_check
 }
 
+# Many connections from one address at once with one new credential, of a
+# costly hash: more checks than one address may queue, yet every request
+# is served (those past the address's share wait for room, then pass from
+# the cache), none is answered 503.
+t_auth_burst_of_one_credential_served() {
+	local i pids=() code
+	python3 -W ignore -c 'import crypt
+print("burst:" + crypt.crypt("burst-secret",
+      crypt.mksalt(crypt.METHOD_SHA512, rounds=300000)))' \
+	    >"$T/users.htpasswd" || fail "cannot hash the test password"
+	chmod 600 "$T/users.htpasswd"
+	ab_start "cfg['users'] = '$T/users.htpasswd'"
+	mk_csr b /CN=burst.example ec
+	for ((i = 0; i < 40; i++)); do
+		curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 \
+		    --cacert "$CERTS/ca-chain.pem" -u burst:burst-secret \
+		    -H 'Content-Type: application/pkcs10' \
+		    --data-binary "@$T/b.b64" \
+		    "https://$AB_HOST$EST_PATH/simpleenroll" >"$T/code.$i" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for ((i = 0; i < 40; i++)); do
+		code=$(cat "$T/code.$i")
+		[[ $code == 200 ]] ||
+		    fail "request $i of the burst: $code" "$T/logs/error.log"
+	done
+	ab_cleanup
+	ab_sanitizer_check
+}
+
 # --- re-enrollment ----------------------------------------------------------
 
 # auth_enrolled NAME CN SAN: enrolls with Basic on the default label and
