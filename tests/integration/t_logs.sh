@@ -8,7 +8,6 @@
 # parsed back by tests/integration/log_integrity.py.
 t_logs_hostile_fields_parse_back() {
 	ab_start ''
-	HOSTPORT=$AB_HOST
 	python3 "$HERE/log_integrity.py" "$AB_HOST" "$CERTS/ca-chain.pem" \
 	    "$CRED" "$T/logs" >"$T/integrity.out" 2>&1 ||
 	    fail "the logs do not parse back" "$T/integrity.out" \
