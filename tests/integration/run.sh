@@ -68,6 +68,10 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_reload.sh
 . "$HERE/t_reload.sh"
 
+# Hostile client-supplied fields and the logs parsed back (t_logs_*).
+# shellcheck source=tests/integration/t_logs.sh
+. "$HERE/t_logs.sh"
+
 # === tests ==================================================================
 # Each t_* function is one test.  Globals: see lib.sh.
 
