@@ -545,6 +545,17 @@ t_http_framing() {
 	    fail "no 'Content-Length' header in canonical case" "$T/headers"
 }
 
+# Every answer tells browsers not to guess its type: a text/plain error
+# body that echoes what a client sent is never run as HTML.
+t_http_nosniff() {
+	http_req GET "$EST_PATH/cacerts"
+	assert_status 200
+	assert_header X-Content-Type-Options nosniff
+	http_req GET "$EST_PATH/foo"
+	assert_error 404
+	assert_header X-Content-Type-Options nosniff
+}
+
 # --- strongSwan pki 5.9.8 ---
 # strongSwan reads one certificate per --cacert file and must reach a
 # self-signed root, so it gets the root (the intermediate comes from the
