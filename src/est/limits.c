@@ -54,6 +54,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "ca_plugins/ca.h"
 #include "est/limits.h"
 #include "ra/log.h"
 
@@ -140,6 +141,7 @@ struct lim_conn {
 	double accepted, last_in, last_out; /* monotonic seconds */
 	double app_in, app_out;             /* last application data */
 	struct lim_addr addr;
+	int counted;     /* the limits were applied (at the accept) */
 	int have_addr;   /* counted in the client table */
 	int seen_record; /* the first record was looked at */
 	int refused;     /* shut down for a limit or a deadline */
@@ -156,6 +158,9 @@ struct lim_conn {
 	int tentative;
 	/* A record of the next request came in while answering. */
 	int next_pending;
+	/* Runs once, right after the accept, before the loop reads from
+	 * the socket: the limits apply then (lim_accepted()); owned. */
+	struct event *accept_ev;
 };
 
 /* The counter of one cause: a line when a window opens, a summary line
@@ -391,54 +396,66 @@ lim_bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
 	return ret;
 }
 
+/* Fills a from ss and writes "address:port" ("-:0" when ss is neither
+ * IPv4 nor IPv6) to client. */
+static void
+lim_addr_from(const struct sockaddr_storage *ss, struct lim_addr *a,
+              char *client, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "-";
+	unsigned int port = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		a->family = AF_INET;
+		memcpy(a->bytes, &in->sin_addr, 4);
+		port = ntohs(in->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)ss;
+
+		a->family = AF_INET6;
+		memcpy(a->bytes, &in6->sin6_addr, 16);
+		port = ntohs(in6->sin6_port);
+	}
+	if (a->family != 0)
+		inet_ntop(a->family, a->bytes, host, sizeof(host));
+	snprintf(client, len, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+	         port);
+}
+
 /* Reads the peer's address of fd into c->addr and c->client. */
 static void
 lim_peer(int fd, struct lim_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "-";
-	unsigned int port = 0;
 
-	memset(&c->addr, 0, sizeof(c->addr));
-	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-			c->addr.family = AF_INET;
-			memcpy(c->addr.bytes, &in->sin_addr, 4);
-			port = ntohs(in->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-			c->addr.family = AF_INET6;
-			memcpy(c->addr.bytes, &in6->sin6_addr, 16);
-			port = ntohs(in6->sin6_port);
-		}
-		if (c->addr.family != 0)
-			inet_ntop(c->addr.family, c->addr.bytes, host,
-			          sizeof(host));
-	}
-	snprintf(c->client, sizeof(c->client),
-	         c->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+	memset(&ss, 0, sizeof(ss));
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		ss.ss_family = AF_UNSPEC;
+	lim_addr_from(&ss, &c->addr, c->client, sizeof(c->client));
 }
 
-/* The first record of a connection: its address is known; the limits
- * apply, and the socket BIO is there to watch. */
+/*
+ * Applies the connection limits to c, whose socket is fd, once: counts it
+ * for its address and shuts it down when the address or the worker holds
+ * more than the limit.  The socket stays open (evhttp closes it): the
+ * next read sees the end and the connection is torn down before any
+ * handshake work is done for it.
+ */
 static void
-lim_first_record(SSL *ssl, struct lim_conn *c)
+lim_apply(struct lim_conn *c, int fd)
 {
 	unsigned int nclient = 0, nworker;
-	int fd = SSL_get_fd(ssl);
 	enum lim_cause cause = LIM_CAUSE__MAX;
 
+	if (c->counted || fd < 0)
+		return;
+	c->counted = 1;
 	lim_peer(fd, c);
-	if ((c->bio = SSL_get_rbio(ssl)) != NULL &&
-	    BIO_get_callback_ex(c->bio) == NULL) {
-		BIO_set_callback_arg(c->bio, (char *)c);
-		BIO_set_callback_ex(c->bio, lim_bio_cb);
-	} else
-		c->bio = NULL;
 	pthread_mutex_lock(&lim_lock);
 	if (c->addr.family != 0) {
 		nclient = lim_client_add(&c->addr, 1);
@@ -453,13 +470,39 @@ lim_first_record(SSL *ssl, struct lim_conn *c)
 	/* A connection a deadline shut already counts once. */
 	if (cause == LIM_CAUSE__MAX || c->refused)
 		return;
-	/* The socket stays open (evhttp closes it); the next read sees
-	 * the end and the connection is torn down before any handshake
-	 * work is done for it. */
 	c->refused = 1;
-	if (fd >= 0)
-		(void)shutdown(fd, SHUT_RDWR);
+	(void)shutdown(fd, SHUT_RDWR);
 	lim_report(cause, c);
+}
+
+/*
+ * Right after the accept, before the loop first reads from the socket
+ * (the event runs at the loop's highest priority): the limits apply to a
+ * connection that never sends a byte too.  evhttp hands the socket to the
+ * connection only after est_limits_conn_new() returns, hence the event.
+ */
+static void
+lim_accepted(evutil_socket_t fd, short what, void *arg)
+{
+	struct lim_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	lim_apply(c, SSL_get_fd(c->ssl));
+}
+
+/* The first record of a connection: the socket BIO is there to watch
+ * (and the limits apply, if lim_accepted() could not). */
+static void
+lim_first_record(SSL *ssl, struct lim_conn *c)
+{
+	if ((c->bio = SSL_get_rbio(ssl)) != NULL &&
+	    BIO_get_callback_ex(c->bio) == NULL) {
+		BIO_set_callback_arg(c->bio, (char *)c);
+		BIO_set_callback_ex(c->bio, lim_bio_cb);
+	} else
+		c->bio = NULL;
+	lim_apply(c, SSL_get_fd(ssl));
 }
 
 /*
@@ -515,9 +558,9 @@ lim_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	c->refused = 1;
 	if ((sfd = SSL_get_fd(c->ssl)) >= 0) {
-		/* A ClientHello trickled in may not have made a record
-		 * yet: the log still names the client. */
-		if (!c->seen_record)
+		/* Counted at the accept, the client is known; should that
+		 * have failed, the log still names it. */
+		if (!c->counted)
 			lim_peer(sfd, c);
 		(void)shutdown(sfd, SHUT_RDWR);
 	}
@@ -652,6 +695,8 @@ lim_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	 * frees evhttp before the base). */
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->accept_ev != NULL)
+		event_free(c->accept_ev);
 	if (c->bio != NULL && ssl != NULL && SSL_get_rbio(ssl) == c->bio) {
 		BIO_set_callback_ex(c->bio, NULL);
 		BIO_set_callback_arg(c->bio, NULL);
@@ -708,11 +753,15 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 	c->conf.max_per_worker = config->limits.max_conns_per_worker;
 	c->accepted = lim_now();
 	snprintf(c->client, sizeof(c->client), "-");
-	/* Without a timer the connection still has evhttp's timeout. */
+	/* Without a timer the connection still has evhttp's timeout;
+	 * without the accept event, the limits apply at its first record. */
 	c->deadline = event_new(base, -1, 0, lim_deadline_cb, c);
+	c->accept_ev = event_new(base, -1, 0, lim_accepted, c);
 	if (SSL_set_ex_data(ssl, lim_index, c) != 1) {
 		if (c->deadline != NULL)
 			event_free(c->deadline);
+		if (c->accept_ev != NULL)
+			event_free(c->accept_ev);
 		free(c);
 		return;
 	}
@@ -721,6 +770,13 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 	pthread_mutex_unlock(&lim_lock);
 	SSL_set_msg_callback(ssl, lim_msg);
 	lim_phase_set(c, LIM_PH_HANDSHAKE);
+	if (c->accept_ev != NULL) {
+		/* On a loop with one priority (unit tests) this fails and
+		 * the event runs at that one. */
+		(void)event_priority_set(c->accept_ev,
+		                         CA_LOOP_PRIORITY_ONGOING);
+		event_active(c->accept_ev, EV_TIMEOUT, 1);
+	}
 }
 
 void

@@ -6,8 +6,9 @@
  * loop.  From them:
  *
  *  - limits.max_conns_per_client and limits.max_conns_per_worker: a
- *    connection over either limit is shut down at its first TLS record
- *    (the peer's address is known only then), before any handshake work;
+ *    connection over either limit is shut down right after its accept,
+ *    before the first read from it, so that connections that never send
+ *    a byte count too;
  *  - limits.handshake_timeout: the TLS handshake must be complete that
  *    long after the accept, however the client's bytes trickle in;
  *  - limits.request_timeout: a request (head and body) must have fully

@@ -21,6 +21,7 @@
 # a run with ABUSE_CONNS=1000.
 
 AB_PID="" AB_HOST="" AB_CONF=""
+AB_WRAP=()
 
 # ab_cleanup: stops the second estrad (EXIT trap of a test).
 ab_cleanup() {
@@ -46,21 +47,11 @@ ab_sanitizer_check() {
 	fi
 }
 
-# ab_start PYTHON: starts a second estrad whose configuration is the test
-# configuration changed by PYTHON (statements on the dict cfg; t is the
-# test directory), logging to $T/logs; sets AB_HOST and AB_PID, and points
-# LOGS there for assert_error.
-ab_start() {
-	local code=$1 i j port
-	trap 'ab_cleanup' EXIT
-	AB_CONF=$WORK/conf/abuse-${T##*/}.json
-	LOGS=$T/logs
-	mkdir -p "$T/logs"
-	for ((i = 0; i < 3; i++)); do
-		port=$(free_port)
-		AB_HOST=127.0.0.1:$port
-		python3 - "$WORK/conf/estrad.json" "$AB_CONF" "$port" "$T" \
-		    "$code" <<'EOF' || fail "cannot write the abuse configuration"
+# ab_write_conf PORT PYTHON: writes $AB_CONF, the test configuration
+# listening on 127.0.0.1:PORT with 2 workers and logs in $T/logs, changed
+# by PYTHON (statements on the dict cfg; t is the test directory).
+ab_write_conf() {
+	python3 - "$WORK/conf/estrad.json" "$AB_CONF" "$1" "$T" "$2" <<'PYEOF'
 import json, sys
 src, dst, port, t, code = sys.argv[1:]
 cfg = json.load(open(src))
@@ -71,8 +62,26 @@ for k in ("error", "access", "audit"):
 exec(code)
 with open(dst, "w") as f:
     json.dump(cfg, f, indent=2)
-EOF
-		(cd "$T" && exec "$ESTRAD" -c "$AB_CONF" \
+PYEOF
+}
+
+# ab_start PYTHON: starts a second estrad whose configuration is the test
+# configuration changed by PYTHON (ab_write_conf), logging to $T/logs; sets
+# AB_HOST and AB_PID, and points LOGS there for assert_error.  The command
+# words in the array AB_WRAP, when set, run estrad (prlimit, setpriv).
+ab_start() {
+	local code=$1 i j port
+	local -a wrap=("${AB_WRAP[@]}")
+	trap 'ab_cleanup' EXIT
+	AB_CONF=$WORK/conf/abuse-${T##*/}.json
+	LOGS=$T/logs
+	mkdir -p "$T/logs"
+	for ((i = 0; i < 3; i++)); do
+		port=$(free_port)
+		AB_HOST=127.0.0.1:$port
+		ab_write_conf "$port" "$code" ||
+		    fail "cannot write the abuse configuration"
+		(cd "$T" && exec "${wrap[@]}" "$ESTRAD" -c "$AB_CONF" \
 		    >"$T/estrad.stdout" 2>>"$T/estrad.stderr" </dev/null) &
 		AB_PID=$!
 		for ((j = 0; j < 100; j++)); do
@@ -220,6 +229,32 @@ cfg['limits']['max_conns_per_client'] = $max"
 	    "connections closed" "$T/limit.json"
 	assert_eq $((n - max)) "$(ab_json_get "$T/limit.json" closed_early)" \
 	    "connections shut at once for the limit" "$T/limit.json"
+	assert_file_matches "$T/logs/error.log" \
+	    'est.limits: connection closed: over limits.max_conns_per_client, client: 127\.0\.0\.1:[0-9]+, total: 1;'
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+# t_abuse_fd_silent_per_client: connections that never send a byte count
+# against limits.max_conns_per_client from their accept on: one address
+# holds at most that many, the others are closed at once (a client that
+# waited for its first TLS record to be counted could take every
+# descriptor without sending anything).
+t_abuse_fd_silent_per_client() {
+	local n=60 max=20
+	ab_start "cfg['limits']['timeout'] = 30
+cfg['limits']['handshake_timeout'] = 30
+cfg['limits']['max_conns_per_client'] = $max"
+	python3 "$HERE/slow_clients.py" --port "${AB_HOST##*:}" \
+	    --silent "$n" --sources 1 --hold 4 >"$T/silent.json" \
+	    2>"$T/silent.err" || fail "slow_clients.py failed" "$T/silent.err"
+	cp "$T/silent.json" "$T/figures"
+	assert_eq "$n" "$(ab_json_get "$T/silent.json" silent_connected)" \
+	    "silent connections made" "$T/silent.json"
+	assert_eq "$max" "$(ab_json_get "$T/silent.json" silent_held)" \
+	    "silent connections estrad holds" "$T/silent.json"
+	assert_eq $((n - max)) "$(ab_json_get "$T/silent.json" silent_closed)" \
+	    "silent connections closed for the limit" "$T/silent.json"
 	assert_file_matches "$T/logs/error.log" \
 	    'est.limits: connection closed: over limits.max_conns_per_client, client: 127\.0\.0\.1:[0-9]+, total: 1;'
 	ab_cleanup
