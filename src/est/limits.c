@@ -40,8 +40,11 @@
  * run on its worker's thread, so the phase needs no lock; the tables and
  * windows shared by the workers are under lim_lock.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -49,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -73,6 +77,8 @@ enum lim_cause {
 	LIM_PER_WORKER,     /* over limits.max_conns_per_worker */
 	LIM_HANDSHAKE_LATE, /* past limits.handshake_timeout */
 	LIM_REQUEST_LATE,   /* past limits.request_timeout */
+	LIM_NOFILE,         /* accept(2): out of descriptors */
+	LIM_ACCEPT,         /* accept(2) failed for another reason */
 	LIM_CAUSE__MAX
 };
 
@@ -86,6 +92,8 @@ static const char *const lim_cause_text[LIM_CAUSE__MAX] = {
     "over limits.max_conns_per_worker",
     "TLS handshake not completed within limits.handshake_timeout",
     "request not completed within limits.request_timeout",
+    "out of descriptors at accept",
+    "accept failed",
 };
 
 static const char *const lim_cause_hint[LIM_CAUSE__MAX] = {
@@ -101,6 +109,17 @@ static const char *const lim_cause_hint[LIM_CAUSE__MAX] = {
     "legitimate clients need this long to connect",
     "slow or stalled clients; raise limits.request_timeout only if "
     "legitimate clients need this long to send a request",
+    "accepting pauses " EST_LIMITS_PAUSE_TEXT " each time; raise the "
+    "descriptor limit (LimitNOFILE=) or lower limits.max_conns_per_worker",
+    "accepting pauses " EST_LIMITS_PAUSE_TEXT " each time; check the "
+    "system's memory and socket buffers",
+};
+
+/* The level of each cause's lines: a client refused, or the operator's
+ * business. */
+static const enum ca_log_level lim_cause_level[LIM_CAUSE__MAX] = {
+    CA_LOG_NOTICE, CA_LOG_NOTICE, CA_LOG_NOTICE, CA_LOG_NOTICE, CA_LOG_NOTICE,
+    CA_LOG_NOTICE, CA_LOG_NOTICE, CA_LOG_WARN,   CA_LOG_ERROR,
 };
 
 /* The limits a connection is held to, copied when it is accepted. */
@@ -167,9 +186,9 @@ struct lim_conn {
  * with the count when it closes. */
 struct lim_window {
 	int open;
-	unsigned long count;  /* in the current window, after the first */
-	unsigned long total;  /* since start */
-	unsigned int seconds; /* the limit, for the causes that are times */
+	unsigned long count; /* in the current window, after the first */
+	unsigned long total; /* since start */
+	char detail[96];     /* " (30 s)", " (24: Too many open files)" */
 	char last_client[64];
 	struct event_base *base; /* the loop the summary runs on */
 };
@@ -182,6 +201,9 @@ static struct {
 } lim_workers[LIM_WORKERS];
 static struct lim_window lim_windows[LIM_CAUSE__MAX];
 static int lim_index = -1;
+/* The spare descriptor (est_limits_accept_failed()), -1 while not held;
+ * under lim_lock. */
+static int lim_spare = -1;
 
 static double
 lim_now(void)
@@ -308,15 +330,14 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	struct lim_window *w = arg;
 	enum lim_cause cause = (enum lim_cause)(w - lim_windows);
 	unsigned long count, total;
-	unsigned int seconds;
-	char client[64], limit[32];
+	char client[64], detail[sizeof(w->detail)];
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&lim_lock);
 	count = w->count;
 	total = w->total;
-	seconds = w->seconds;
+	snprintf(detail, sizeof(detail), "%s", w->detail);
 	snprintf(client, sizeof(client), "%s", w->last_client);
 	w->count = 0;
 	if (count == 0)
@@ -324,47 +345,58 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&lim_lock);
 	if (count == 0)
 		return;
-	lim_limit_text(seconds, limit, sizeof(limit));
-	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	ra_log(lim_cause_level[cause], LIM_COMPONENT, NULL,
+	       lim_cause_hint[cause],
 	       "connections closed: %s%s, count: %lu in the last %d s, "
 	       "total: %lu, last client: %s",
-	       lim_cause_text[cause], limit, count, EST_LIMITS_WINDOW, total,
+	       lim_cause_text[cause], detail, count, EST_LIMITS_WINDOW, total,
 	       client);
 	lim_arm(w);
 }
 
-/* Counts one closure for cause; the first of a window is logged now. */
+/* Counts one closure for cause, with detail after its text and client;
+ * the first of a window is logged now, the others in its summary, on the
+ * loop base. */
 static void
-lim_report(enum lim_cause cause, const struct lim_conn *c)
+lim_report_at(enum lim_cause cause, const char *detail, const char *client,
+              struct event_base *base)
 {
 	struct lim_window *w = &lim_windows[cause];
-	unsigned int seconds = lim_cause_seconds(cause, &c->conf);
 	unsigned long total;
-	char limit[32];
 	int first = 0;
 
 	pthread_mutex_lock(&lim_lock);
 	w->total++;
 	total = w->total;
-	w->seconds = seconds;
-	snprintf(w->last_client, sizeof(w->last_client), "%s", c->client);
+	snprintf(w->detail, sizeof(w->detail), "%s", detail);
+	snprintf(w->last_client, sizeof(w->last_client), "%s", client);
 	if (!w->open) {
 		w->open = 1;
 		w->count = 0;
-		w->base = c->base;
+		w->base = base;
 		first = 1;
 	} else
 		w->count++;
 	pthread_mutex_unlock(&lim_lock);
 	if (!first)
 		return;
-	lim_limit_text(seconds, limit, sizeof(limit));
-	ra_log(CA_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	ra_log(lim_cause_level[cause], LIM_COMPONENT, NULL,
+	       lim_cause_hint[cause],
 	       "connection closed: %s%s, client: %s, total: %lu; further "
 	       "ones are counted for %d s",
-	       lim_cause_text[cause], limit, c->client, total,
-	       EST_LIMITS_WINDOW);
+	       lim_cause_text[cause], detail, client, total, EST_LIMITS_WINDOW);
 	lim_arm(w);
+}
+
+/* Counts one closure of connection c for cause. */
+static void
+lim_report(enum lim_cause cause, const struct lim_conn *c)
+{
+	char detail[32];
+
+	lim_limit_text(lim_cause_seconds(cause, &c->conf), detail,
+	               sizeof(detail));
+	lim_report_at(cause, detail, c->client, c->base);
 }
 
 static void lim_request_start(struct lim_conn *c, int tentative);
@@ -790,4 +822,171 @@ est_limits_request_arrived(SSL *ssl)
 	c->next_pending = 0;
 	c->tentative = 0;
 	lim_phase_set(c, LIM_PH_ANSWERING);
+}
+
+/* Takes the spare descriptor if it is not held; lim_lock held. */
+static void
+lim_spare_take_locked(void)
+{
+	if (lim_spare < 0)
+		lim_spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+void
+est_limits_spare_take(void)
+{
+	pthread_mutex_lock(&lim_lock);
+	lim_spare_take_locked();
+	pthread_mutex_unlock(&lim_lock);
+}
+
+void
+est_limits_accept_failed(int fd, struct event_base *base, int err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct lim_addr addr;
+	char client[64] = "-", detail[96];
+	enum lim_cause cause = LIM_ACCEPT;
+	int nfd;
+
+	if (err == EMFILE || err == ENFILE) {
+		cause = LIM_NOFILE;
+		/* The spare makes room for one accept: the oldest waiting
+		 * client is closed now rather than left to its timeout.
+		 * Another thread may take the room first; the spare is then
+		 * taken again when a listener resumes. */
+		pthread_mutex_lock(&lim_lock);
+		if (lim_spare >= 0) {
+			(void)close(lim_spare);
+			lim_spare = -1;
+			memset(&ss, 0, sizeof(ss));
+			if ((nfd = accept4(fd, (struct sockaddr *)&ss, &len,
+			                   SOCK_CLOEXEC)) >= 0) {
+				lim_addr_from(&ss, &addr, client,
+				              sizeof(client));
+				(void)close(nfd);
+			}
+			lim_spare_take_locked();
+		}
+		pthread_mutex_unlock(&lim_lock);
+	}
+	snprintf(detail, sizeof(detail), " (%d: %s)", err, strerror(err));
+	lim_report_at(cause, detail, client, base);
+}
+
+/* Reads the descriptor limits; RLIM_INFINITY reads as nr_open's default,
+ * the most setrlimit(2) grants. */
+static void
+lim_nofile_get(rlim_t *cur, rlim_t *max)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		rl.rlim_cur = rl.rlim_max = 1024;
+	if (rl.rlim_max == RLIM_INFINITY)
+		rl.rlim_max = EST_LIMITS_NOFILE_CEILING;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > rl.rlim_max)
+		rl.rlim_cur = rl.rlim_max;
+	*cur = rl.rlim_cur;
+	*max = rl.rlim_max;
+}
+
+/* Raises the soft descriptor limit to want, and the hard one with it
+ * when estrad may (CAP_SYS_RESOURCE); as far as the hard one otherwise.
+ * Returns the soft limit now. */
+static rlim_t
+lim_nofile_raise(rlim_t want)
+{
+	struct rlimit rl;
+	rlim_t cur, max;
+
+	lim_nofile_get(&cur, &max);
+	if (want <= cur)
+		return cur;
+	rl.rlim_cur = want;
+	rl.rlim_max = want > max ? want : max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && want > max) {
+		rl.rlim_cur = rl.rlim_max = max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	lim_nofile_get(&cur, &max);
+	return cur;
+}
+
+int
+est_limits_nofile(struct ra_config *config, int workers, char *err,
+                  size_t errlen)
+{
+	unsigned int per = config->limits.max_conns_per_worker, fit;
+	unsigned long long need;
+	rlim_t before, max, now;
+	int rc = -1;
+
+	if (workers < 1)
+		workers = 1;
+	lim_nofile_get(&before, &max);
+	need = per == 0 ? (unsigned long long)max
+	                : (unsigned long long)workers * per +
+	                      EST_LIMITS_NOFILE_RESERVE;
+	now = lim_nofile_raise(need > EST_LIMITS_NOFILE_CEILING
+	                           ? (rlim_t)EST_LIMITS_NOFILE_CEILING
+	                           : (rlim_t)need);
+	if (now > before)
+		ra_log(CA_LOG_INFO, LIM_COMPONENT, NULL, NULL,
+		       "descriptor limit raised from %llu to %llu",
+		       (unsigned long long)before, (unsigned long long)now);
+	if (per == 0) {
+		/* No per-worker limit: the descriptor limit is the only
+		 * one, and accepting pauses when it is reached. */
+		ra_log(CA_LOG_INFO, LIM_COMPONENT, NULL, NULL,
+		       "limits.max_conns_per_worker is 0: connections are "
+		       "bounded by the descriptor limit %llu alone",
+		       (unsigned long long)now);
+		rc = 0;
+		goto out;
+	}
+	if ((unsigned long long)now >= need) {
+		rc = 0;
+		goto out;
+	}
+	fit = now > EST_LIMITS_NOFILE_RESERVE
+	          ? (unsigned int)((now - EST_LIMITS_NOFILE_RESERVE) /
+	                           (rlim_t)workers)
+	          : 0;
+	if (config->limits.per_worker_default &&
+	    fit >= EST_LIMITS_MIN_PER_WORKER) {
+		config->limits.max_conns_per_worker = fit;
+		ra_log(CA_LOG_WARN, LIM_COMPONENT, NULL,
+		       "raise the hard descriptor limit (LimitNOFILE= in the "
+		       "systemd unit, ulimit -Hn) for more connections",
+		       "descriptor limit %llu (hard %llu): "
+		       "limits.max_conns_per_worker lowered to %u from its "
+		       "default %u for %d workers",
+		       (unsigned long long)now, (unsigned long long)max, fit,
+		       per, workers);
+		rc = 0;
+		goto out;
+	}
+	if (config->limits.per_worker_default)
+		snprintf(err, errlen,
+		         "descriptor limit %llu (hard %llu) leaves fewer than "
+		         "%d connections to each of %d workers once %d are "
+		         "kept for estrad itself; raise the hard limit "
+		         "(LimitNOFILE= in the systemd unit, ulimit -Hn) or "
+		         "lower workers",
+		         (unsigned long long)now, (unsigned long long)max,
+		         EST_LIMITS_MIN_PER_WORKER, workers,
+		         EST_LIMITS_NOFILE_RESERVE);
+	else
+		snprintf(err, errlen,
+		         "descriptor limit %llu (hard %llu) is below the %llu "
+		         "that %d workers x limits.max_conns_per_worker %u + "
+		         "%d need; raise the hard limit (LimitNOFILE= in the "
+		         "systemd unit, ulimit -Hn) or lower "
+		         "limits.max_conns_per_worker or workers",
+		         (unsigned long long)now, (unsigned long long)max, need,
+		         workers, per, EST_LIMITS_NOFILE_RESERVE);
+out:
+	return rc;
 }

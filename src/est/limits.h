@@ -38,6 +38,29 @@
 #define EST_LIMITS_WINDOW 10
 
 /*
+ * How long a listening socket stops accepting after accept(2) failed for
+ * a reason other than a retry (out of descriptors, mostly).  libevent
+ * would otherwise call accept(2) again at once, and fail again, for as
+ * long as the condition lasts, with one warning line each time.
+ */
+#define EST_LIMITS_PAUSE_MS   250
+#define EST_LIMITS_PAUSE_TEXT "250 ms"
+
+/*
+ * Descriptors kept beyond the client connections for estrad itself: log
+ * files, listening sockets, each loop's own, the spare descriptor,
+ * connections to CAs and helper processes' pipes.
+ */
+#define EST_LIMITS_NOFILE_RESERVE 256
+
+/* The fewest connections per worker that the default may be lowered to. */
+#define EST_LIMITS_MIN_PER_WORKER 16
+
+/* The most descriptors asked for when the hard limit is unlimited: the
+ * kernel's default fs.nr_open. */
+#define EST_LIMITS_NOFILE_CEILING 1048576
+
+/*
  * Attaches the accounting to ssl, a server connection the worker whose
  * loop is base has just accepted (evhttp's bevcb, worker thread), with
  * the limits of config (read now; borrowed for the call only), and starts
@@ -59,5 +82,35 @@ void est_limits_conn_new(SSL *ssl, struct event_base *base,
  * ignored.
  */
 void est_limits_request_arrived(SSL *ssl);
+
+/*
+ * accept(2) on the listening socket fd, whose loop is base, failed with
+ * err, which is no reason to retry (est/listener.c pauses the listener
+ * for EST_LIMITS_PAUSE_MS).  When the process or the system is out of
+ * descriptors (EMFILE, ENFILE), the spare descriptor is given up for one
+ * accept that takes the oldest waiting connection and closes it, so that
+ * its client learns at once, and is taken again.  Counted and logged like
+ * the closures above: one line when it first happens, then one per
+ * window.  Thread-safe.
+ */
+void est_limits_accept_failed(int fd, struct event_base *base, int err);
+
+/* Takes the spare descriptor unless it is held: at start, and when a
+ * paused listener resumes.  Thread-safe. */
+void est_limits_spare_take(void);
+
+/*
+ * Fits the process's descriptor limit (RLIMIT_NOFILE) to config's
+ * connection limits for workers threads: it needs workers x
+ * limits.max_conns_per_worker + EST_LIMITS_NOFILE_RESERVE.  Raises the
+ * soft limit to that (the hard one too when estrad may); when the hard
+ * limit is too low, lowers a default max_conns_per_worker to what fits
+ * (down to EST_LIMITS_MIN_PER_WORKER), writing config, or fails.  With
+ * max_conns_per_worker 0 the soft limit is raised to the hard one.  Logs
+ * what it changed.  Returns 0, or -1 with the reason in err.  Main
+ * thread, at start and at each reload (config is the new one).
+ */
+int est_limits_nofile(struct ra_config *config, int workers, char *err,
+                      size_t errlen);
 
 #endif
