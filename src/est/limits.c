@@ -55,10 +55,12 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "ca_plugins/ca.h"
+#include "est/head.h"
 #include "est/limits.h"
 #include "ra/log.h"
 
@@ -180,6 +182,15 @@ struct lim_conn {
 	/* Runs once, right after the accept, before the loop reads from
 	 * the socket: the limits apply then (lim_accepted()); owned. */
 	struct event *accept_ev;
+	/* The connection's plaintext input (borrowed from its bufferevent,
+	 * which outlives the SSL), the callback that scans each request
+	 * head in it (owned by input), and the bytes it has had in all. */
+	struct evbuffer *input;
+	struct evbuffer_cb_entry *input_cb;
+	uint64_t in_total;
+	struct est_head head;
+	/* Why the request handed to est/conn.c last is refused, or "". */
+	char refusal[EST_HEAD_WHY_MAX];
 };
 
 /* The counter of one cause: a line when a window opens, a summary line
@@ -707,6 +718,96 @@ lim_msg(int write_p, int version, int content_type, const void *buf, size_t len,
 		lim_answer_out(c);
 }
 
+/*
+ * The head scanner's spans (est/head.h): writes fill over the bytes at
+ * stream offsets [start, end) that are still in the input buffer, before
+ * evhttp parses them.  evhttp reads whole lines only, and a span ends a
+ * line that came in with the bytes being scanned, so a span of the line
+ * just ended is always there; one of a line evhttp has already taken is
+ * left as it was (evhttp then answers the head itself).
+ */
+static void
+lim_fill(void *arg, uint64_t start, uint64_t end, int fill)
+{
+	struct lim_conn *c = arg;
+	uint64_t first = c->in_total - evbuffer_get_length(c->input);
+	struct evbuffer_iovec vec[4];
+	struct evbuffer_ptr ptr;
+	size_t k;
+	int i, n;
+
+	if (start < first)
+		start = first;
+	if (end > c->in_total)
+		end = c->in_total;
+	while (start < end) {
+		if (evbuffer_ptr_set(c->input, &ptr, (size_t)(start - first),
+		                     EVBUFFER_PTR_SET) != 0 ||
+		    (n = evbuffer_peek(c->input, (ev_ssize_t)(end - start),
+		                       &ptr, vec, 4)) <= 0)
+			return;
+		for (i = 0; i < n && i < 4 && start < end; i++) {
+			k = vec[i].iov_len;
+			if (k > end - start)
+				k = (size_t)(end - start);
+			memset(vec[i].iov_base, fill, k);
+			start += k;
+		}
+	}
+}
+
+/* Feeds the head scanner the input buffer from byte pos to its end; a
+ * scanner waiting for the request to be taken only counts them. */
+static void
+lim_input_scan(struct lim_conn *c, size_t pos)
+{
+	struct evbuffer_iovec vec[8];
+	struct evbuffer_ptr ptr;
+	int i, n;
+
+	if (c->head.body) {
+		c->head.offset = c->in_total;
+		return;
+	}
+	while (pos < evbuffer_get_length(c->input)) {
+		if (evbuffer_ptr_set(c->input, &ptr, pos, EVBUFFER_PTR_SET) !=
+		        0 ||
+		    (n = evbuffer_peek(c->input, -1, &ptr, vec, 8)) <= 0)
+			return;
+		for (i = 0; i < n && i < 8; i++) {
+			if (c->head.body) {
+				/* The rest belongs to evhttp's body. */
+				c->head.offset = c->in_total;
+				return;
+			}
+			est_head_feed(&c->head, vec[i].iov_base,
+			              vec[i].iov_len);
+			pos += vec[i].iov_len;
+		}
+	}
+}
+
+/*
+ * The input buffer changed.  Bytes come in at its end (the TLS layer
+ * adds what it decrypted) and leave at its start (evhttp takes lines and
+ * bodies), so the bytes added are its last n_added, scanned now, before
+ * evhttp's read callback runs.
+ */
+static void
+lim_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+             void *arg)
+{
+	struct lim_conn *c = arg;
+	size_t len = evbuffer_get_length(buf), n = info->n_added;
+
+	if (n == 0)
+		return;
+	c->in_total += n;
+	if (n > len)
+		n = len;
+	lim_input_scan(c, len - n);
+}
+
 /* OpenSSL frees the SSL: the connection is over, for whatever reason. */
 static void
 lim_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -729,6 +830,9 @@ lim_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 		event_free(c->deadline);
 	if (c->accept_ev != NULL)
 		event_free(c->accept_ev);
+	/* The bufferevent frees its SSL before its buffers. */
+	if (c->input_cb != NULL)
+		(void)evbuffer_remove_cb_entry(c->input, c->input_cb);
 	if (c->bio != NULL && ssl != NULL && SSL_get_rbio(ssl) == c->bio) {
 		BIO_set_callback_ex(c->bio, NULL);
 		BIO_set_callback_arg(c->bio, NULL);
@@ -785,6 +889,7 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 	c->conf.max_per_worker = config->limits.max_conns_per_worker;
 	c->accepted = lim_now();
 	snprintf(c->client, sizeof(c->client), "-");
+	est_head_init(&c->head, lim_fill, c);
 	/* Without a timer the connection still has evhttp's timeout;
 	 * without the accept event, the limits apply at its first record. */
 	c->deadline = event_new(base, -1, 0, lim_deadline_cb, c);
@@ -812,9 +917,24 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 }
 
 void
+est_limits_conn_input(SSL *ssl, struct evbuffer *input)
+{
+	struct lim_conn *c;
+
+	if (ssl == NULL || input == NULL || lim_index < 0 ||
+	    (c = SSL_get_ex_data(ssl, lim_index)) == NULL || c->input != NULL)
+		return;
+	c->input = input;
+	c->in_total = evbuffer_get_length(input);
+	c->head.offset = c->in_total;
+	c->input_cb = evbuffer_add_cb(input, lim_input_cb, c);
+}
+
+void
 est_limits_request_arrived(SSL *ssl)
 {
 	struct lim_conn *c;
+	const char *why;
 
 	if (ssl == NULL || lim_index < 0 ||
 	    (c = SSL_get_ex_data(ssl, lim_index)) == NULL)
@@ -822,6 +942,26 @@ est_limits_request_arrived(SSL *ssl)
 	c->next_pending = 0;
 	c->tentative = 0;
 	lim_phase_set(c, LIM_PH_ANSWERING);
+	why = est_head_refusal(&c->head);
+	snprintf(c->refusal, sizeof(c->refusal), "%s", why != NULL ? why : "");
+	/* What is left in the input begins the next request's head. */
+	if (c->input_cb != NULL) {
+		est_head_next(&c->head,
+		              c->in_total - evbuffer_get_length(c->input));
+		lim_input_scan(c, 0);
+	}
+}
+
+const char *
+est_limits_request_refusal(SSL *ssl)
+{
+	struct lim_conn *c;
+
+	if (ssl == NULL || lim_index < 0 ||
+	    (c = SSL_get_ex_data(ssl, lim_index)) == NULL ||
+	    c->refusal[0] == '\0')
+		return NULL;
+	return c->refusal;
 }
 
 /* Takes the spare descriptor if it is not held; lim_lock held. */

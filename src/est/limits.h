@@ -20,6 +20,10 @@
  *    counted as closed for its phase: TLS handshake not completed,
  *    request incomplete (head or body), or idle keep-alive.
  *
+ * The bytes of each request head are checked as they come in, before
+ * evhttp parses them (est/head.h), and est/conn.c refuses a request whose
+ * head is ambiguous.
+ *
  * A deadline that runs out shuts the socket down (evhttp then tears the
  * connection down) and names its limit.  Each cause is logged once when
  * it first happens (with the client) and then as one line with a counter
@@ -29,6 +33,7 @@
 #ifndef ESTRAD_EST_LIMITS_H
 #define ESTRAD_EST_LIMITS_H
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
@@ -82,6 +87,23 @@ void est_limits_conn_new(SSL *ssl, struct event_base *base,
  * ignored.
  */
 void est_limits_request_arrived(SSL *ssl);
+
+/*
+ * Starts the head checks (est/head.h) on input, the plaintext input
+ * buffer of the bufferevent that owns ssl (evhttp's bevcb, right after
+ * creating it, on the worker thread).  Borrows input, which must outlive
+ * ssl (a bufferevent frees its SSL before its buffers).  Without the
+ * accounting (a failed est_limits_conn_new()) it does nothing.
+ */
+void est_limits_conn_input(SSL *ssl, struct evbuffer *input);
+
+/*
+ * Returns why the head of the request est_limits_request_arrived() last
+ * saw on ssl is refused (borrowed; valid until the next request arrives
+ * or the connection ends), or NULL when it is not.  The connection's
+ * framing is then in doubt: the answer must close it.
+ */
+const char *est_limits_request_refusal(SSL *ssl);
 
 /*
  * accept(2) on the listening socket fd, whose loop is base, failed with

@@ -372,9 +372,12 @@ est_listener_bevcb(struct event_base *base, void *arg)
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	/* New handshakes wait behind requests under way (est/conn.c raises
-	 * a connection once it has sent a request). */
-	if (bev != NULL)
+	 * a connection once it has sent a request); each request head is
+	 * checked as it comes in (est/limits.c). */
+	if (bev != NULL) {
 		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_NEW);
+		est_limits_conn_input(ssl, bufferevent_get_input(bev));
+	}
 	return bev;
 }
 
