@@ -481,6 +481,11 @@ est_conn_handle(struct evhttp_request *evreq, void *arg)
 	 * stops here, so that one waiting for a slow CA is never cut. */
 	est_limits_request_arrived(est_conn_ssl(evreq));
 	est_conn_raise(evreq);
+	/* A request refused for its head gets no crypt(3) either. */
+	if (est_limits_request_refusal(est_conn_ssl(evreq)) != NULL) {
+		est_conn_handle_now(evreq, worker, 0);
+		return;
+	}
 	if ((rc = est_conn_prefetch(evreq, worker)) != 1)
 		est_conn_handle_now(evreq, worker, rc < 0);
 }
@@ -499,7 +504,7 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	struct est_generation *gen;
 	enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
 	const struct evhttp_uri *parsed = evhttp_request_get_evhttp_uri(evreq);
-	const char *want,
+	const char *want, *why,
 	    *uri = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
 	char shown[512];
@@ -533,6 +538,21 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	req = creq->req;
 	req->basic_busy = basic_busy;
 	est_conn_peer(evreq, &req->peer);
+
+	/* A head that a proxy in front could frame otherwise than evhttp
+	 * did (est/head.h): what follows on the connection is in doubt, so
+	 * the connection ends with the answer. */
+	if ((why = est_limits_request_refusal(est_conn_ssl(evreq))) != NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(evreq),
+		                  "Connection", "close");
+		ra_request_refuse(req, 400, CA_LOG_NOTICE, "est.conn",
+		                  "estrad refuses request heads that a proxy "
+		                  "could frame differently; fix the client or "
+		                  "the proxy in front of estrad",
+		                  "request refused: %s", why);
+		est_conn_fail(creq, NULL);
+		return;
+	}
 
 	rs = est_route_parse(uri != NULL ? uri : "", &route);
 	if (rs != EST_ROUTE_OK) {

@@ -18,6 +18,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -33,6 +34,15 @@
 /* Pending connections per listening socket. */
 #define EST_LISTEN_BACKLOG 1024
 
+/*
+ * One listening socket's evconnlistener (evhttp's) and the timer that
+ * resumes it after a pause (est_listener_accept_error()).
+ */
+struct est_accept {
+	struct evconnlistener *lev; /* borrowed from evhttp */
+	struct event *resume;       /* owned, on the listener's loop */
+};
+
 struct est_worker {
 	struct est_server *server;
 	pthread_t thread;
@@ -41,6 +51,7 @@ struct est_worker {
 	struct evhttp *http;
 	struct est_conn_worker conn;
 	int *fds; /* one listening socket per listen address */
+	struct est_accept *accepts; /* one per listen address */
 };
 
 struct est_server {
@@ -61,7 +72,16 @@ struct est_server {
 
 	int metrics_fd;              /* bound at start, or -1 */
 	struct evhttp *metrics_http; /* on the main thread's loop */
+	struct est_accept metrics_accept;
 };
+
+/*
+ * The listeners whose loop runs on this thread: libevent tells a
+ * listener's error callback only the listener and evhttp's argument, and
+ * a listener runs on its loop's thread alone.
+ */
+static _Thread_local struct est_accept *est_accepts_here;
+static _Thread_local size_t est_naccepts_here;
 
 /* SSL ex_data slot marking estrad's own connections (see bevcb). */
 static int est_listener_ssl_index = -1;
@@ -578,10 +598,78 @@ est_listener_bevcb(struct event_base *base, void *arg)
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	/* New handshakes wait behind requests under way (est/conn.c raises
-	 * a connection once it has sent a request). */
-	if (bev != NULL)
+	 * a connection once it has sent a request); each request head is
+	 * checked as it comes in (est/limits.c). */
+	if (bev != NULL) {
 		(void)bufferevent_priority_set(bev, CA_LOOP_PRIORITY_NEW);
+		est_limits_conn_input(ssl, bufferevent_get_input(bev));
+	}
 	return bev;
+}
+
+/* A paused listener resumes accepting, with its spare descriptor back. */
+static void
+est_listener_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct est_accept *a = arg;
+
+	(void)fd;
+	(void)what;
+	est_limits_spare_take();
+	(void)evconnlistener_enable(a->lev);
+}
+
+/*
+ * libevent's listener calls it when accept(2) failed for a reason other
+ * than a retry (EMFILE or ENFILE, mostly).  Without it the listener would
+ * log a warning and stay enabled, and the loop would call accept(2) again
+ * at once: hundreds of thousands of failed calls and log lines a second
+ * while the descriptors last.  The listener pauses for
+ * EST_LIMITS_PAUSE_MS instead; est/limits.c closes the oldest waiting
+ * connection with the spare descriptor and logs.
+ */
+static void
+est_listener_accept_error(struct evconnlistener *lev, void *arg)
+{
+	static const struct timeval pause_tv = {0, EST_LIMITS_PAUSE_MS * 1000};
+	int err = EVUTIL_SOCKET_ERROR();
+	size_t i;
+
+	(void)arg;
+	for (i = 0; i < est_naccepts_here; i++)
+		if (est_accepts_here[i].lev == lev)
+			break;
+	/* Without its timer (out of memory) a listener stays enabled. */
+	if (i < est_naccepts_here && est_accepts_here[i].resume != NULL &&
+	    event_add(est_accepts_here[i].resume, &pause_tv) == 0)
+		(void)evconnlistener_disable(lev);
+	est_limits_accept_failed(evconnlistener_get_fd(lev),
+	                         evconnlistener_get_base(lev), err);
+}
+
+/*
+ * Hands the listening socket fd to http, whose loop is base, and watches
+ * its accept errors; fills a (its timer is the caller's to free).
+ * Returns 0 (evhttp owns fd), or -1 when out of memory or evhttp refused
+ * the socket (fd is still the caller's).
+ */
+static int
+est_listener_accept_on(struct evhttp *http, struct event_base *base, int fd,
+                       struct est_accept *a)
+{
+	struct evhttp_bound_socket *bound;
+
+	if ((a->resume = evtimer_new(base, est_listener_accept_resume, a)) ==
+	    NULL)
+		return -1;
+	if ((bound = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
+		event_free(a->resume);
+		a->resume = NULL;
+		return -1;
+	}
+	a->lev = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(a->lev, est_listener_accept_error);
+	return 0;
 }
 
 /*
@@ -677,7 +765,9 @@ est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
 	/* HTTP/1.1 keep-alive is fine, but evhttp must not add a
 	 * Content-Type of its own. */
 	evhttp_set_default_content_type(worker->http, NULL);
-	if ((worker->fds = calloc(config->nlisten, sizeof(int))) == NULL) {
+	if ((worker->fds = calloc(config->nlisten, sizeof(int))) == NULL ||
+	    (worker->accepts =
+	         calloc(config->nlisten, sizeof(*worker->accepts))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -688,7 +778,9 @@ est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
 		    est_listener_bind(config->listen[i], err, errlen);
 		if (worker->fds[i] < 0)
 			return -1;
-		if (evhttp_accept_socket(worker->http, worker->fds[i]) != 0) {
+		if (est_listener_accept_on(worker->http, worker->base,
+		                           worker->fds[i],
+		                           &worker->accepts[i]) != 0) {
 			snprintf(err, errlen,
 			         "listen %s: evhttp refused the "
 			         "socket",
@@ -853,6 +945,8 @@ est_server_new(const struct ra_config *config, const struct ra_trust *trust,
 	pthread_mutex_init(&server->lock, NULL);
 	server->metrics_fd = -1;
 	server->config = config;
+	/* Taken before privileges are dropped, like the sockets. */
+	est_limits_spare_take();
 	if ((ssl_ctx = est_listener_tls_context(config, err, errlen)) == NULL)
 		goto out;
 	if ((server->current =
@@ -891,6 +985,8 @@ est_worker_main(void *arg)
 	struct est_server *server = worker->server;
 	struct est_generation *gen;
 
+	est_accepts_here = worker->accepts;
+	est_naccepts_here = server->config->nlisten;
 	if (worker == &server->workers[0]) {
 		gen = est_server_acquire(server);
 		est_generation_backends(gen, worker->base, 1);
@@ -1100,6 +1196,14 @@ est_server_reload(struct est_server *server)
 		       err);
 		goto fail;
 	}
+	/* The threads stay those estrad started with. */
+	if (est_limits_nofile(config, server->nworkers, err, sizeof(err)) !=
+	    0) {
+		ra_log(CA_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: %s: limits: %s", path,
+		       err);
+		goto fail;
+	}
 	if ((trust = ra_trust_new(config->tls.explicit_ca,
 	                          config->tls.implicit_ca, err, sizeof(err))) ==
 	    NULL) {
@@ -1287,8 +1391,9 @@ est_server_run(struct est_server *server)
 	}
 	if (server->metrics_fd >= 0) {
 		if ((server->metrics_http = evhttp_new(state.base)) == NULL ||
-		    evhttp_accept_socket(server->metrics_http,
-		                         server->metrics_fd) != 0) {
+		    est_listener_accept_on(server->metrics_http, state.base,
+		                           server->metrics_fd,
+		                           &server->metrics_accept) != 0) {
 			ra_log(CA_LOG_EMERG, "est.listener", NULL, NULL,
 			       "cannot serve metrics on %s",
 			       config->metrics_listen);
@@ -1296,6 +1401,8 @@ est_server_run(struct est_server *server)
 		}
 		/* evhttp's listener owns and closes the socket now. */
 		server->metrics_fd = -1;
+		est_accepts_here = &server->metrics_accept;
+		est_naccepts_here = 1;
 		evhttp_set_gencb(server->metrics_http, est_server_metrics_cb,
 		                 server);
 		evhttp_set_timeout(server->metrics_http, 10);
@@ -1331,6 +1438,12 @@ out:
 		evhttp_free(server->metrics_http);
 		server->metrics_http = NULL;
 	}
+	est_accepts_here = NULL;
+	est_naccepts_here = 0;
+	if (server->metrics_accept.resume != NULL) {
+		event_free(server->metrics_accept.resume);
+		server->metrics_accept.resume = NULL;
+	}
 	for (s = 0; s < sizeof(signals) / sizeof(signals[0]); s++)
 		if (events[s] != NULL)
 			event_free(events[s]);
@@ -1343,6 +1456,7 @@ void
 est_server_free(struct est_server *server)
 {
 	struct est_generation *gen;
+	size_t k;
 	int i;
 
 	if (server == NULL)
@@ -1359,6 +1473,11 @@ est_server_free(struct est_server *server)
 				if (w->fds[j] >= 0)
 					close(w->fds[j]);
 		}
+		for (k = 0; w->accepts != NULL && k < server->config->nlisten;
+		     k++)
+			if (w->accepts[k].resume != NULL)
+				event_free(w->accepts[k].resume);
+		free(w->accepts);
 		free(w->fds);
 		if (w->base != NULL)
 			event_base_free(w->base);

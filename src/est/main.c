@@ -16,6 +16,7 @@
 
 #include "ca_plugins/ca.h"
 #include "est/doctor.h"
+#include "est/limits.h"
 #include "est/listener.h"
 #include "est/privilege.h"
 #include "ra/auth_cert.h"
@@ -137,6 +138,13 @@ main(int argc, char **argv)
 	ra_log_capture_libevent();
 	if (est_privilege_check(config, err, sizeof(err)) != 0) {
 		ra_log(CA_LOG_EMERG, "est.privilege", NULL, NULL,
+		       "refusing to start: %s", err);
+		fprintf(stderr, "estrad: refusing to start: %s\n", err);
+		goto out;
+	}
+	/* Before privileges are dropped: root may raise the hard limit. */
+	if (est_limits_nofile(config, config->workers, err, sizeof(err)) != 0) {
+		ra_log(CA_LOG_EMERG, "est.limits", NULL, NULL,
 		       "refusing to start: %s", err);
 		fprintf(stderr, "estrad: refusing to start: %s\n", err);
 		goto out;

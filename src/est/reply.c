@@ -84,6 +84,10 @@ est_reply_send(struct evhttp_request *evreq, struct ra_request *req, int status,
 	char retry[16];
 
 	evhttp_add_header(out, EST_REQUEST_ID_HEADER, req->rid);
+	/* A browser that reaches estrad must not guess a type for what it
+	 * gets: an error body quotes what the client sent, and a guess of
+	 * HTML would run it. */
+	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
 	if (content_type != NULL)
 		evhttp_add_header(out, "Content-Type", content_type);
 	if (base64)

@@ -1129,6 +1129,12 @@ cfg_load_limits(struct cfg *c, const json_t *root)
 	config->limits.request_timeout = (unsigned int)request;
 	config->limits.max_conns_per_client = (unsigned int)per_client;
 	config->limits.max_conns_per_worker = (unsigned int)per_worker;
+	/* Left out, the per-worker limit may be lowered to fit the
+	 * descriptor limit (est/limits.c); given, it is kept or estrad
+	 * refuses to start. */
+	config->limits.per_worker_default =
+	    limits == NULL ||
+	    json_object_get(limits, "max_conns_per_worker") == NULL;
 	rc = 0;
 out:
 	return rc;

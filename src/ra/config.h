@@ -122,6 +122,9 @@ struct ra_config {
 		 * hold; 0 = no limit (est/limits.c). */
 		unsigned int max_conns_per_client;
 		unsigned int max_conns_per_worker;
+		/* max_conns_per_worker is the default, which est/limits.c
+		 * lowers when the descriptor limit cannot hold it. */
+		int per_worker_default;
 	} limits;
 
 	struct {
