@@ -42,12 +42,20 @@ for spec in "/CN=SEP0011223344AA|subjectAltName=DNS:a.example.com" \
     "/CN=seed1|subjectAltName=email:a@example.com,URI:urn:x,IP:192.0.2.7" \
     "/CN=x|extendedKeyUsage=clientAuth,serverAuth" \
     "/CN=ca|basicConstraints=critical,CA:TRUE" \
-    "/CN=ku|keyUsage=digitalSignature,keyCertSign"; do
+    "/CN=ku|keyUsage=digitalSignature,keyCertSign" \
+    "/CN=w|subjectAltName=DNS:*.example.com,URI:javascript:x,IP:0.0.0.0" \
+    "/CN=np|nameConstraints=permitted;DNS:example.com"; do
 	n=$((n + 1))
 	openssl req -new -newkey rsa:3072 -nodes \
 	    -keyout "$tmp/k$n" -subj "${spec%%|*}" -addext "${spec#*|}" \
 	    -outform DER -out "$out/fuzz_policy/csr$n.der" 2>/dev/null
 done
+
+# An EC key whose curve is given by explicit parameters, not named.
+openssl ecparam -name prime256v1 -param_enc explicit -out "$tmp/explicit"
+openssl req -new -newkey "ec:$tmp/explicit" -nodes -keyout "$tmp/kx" \
+    -subj /CN=explicit -outform DER -out "$out/fuzz_csr/explicit.der" \
+    2>/dev/null
 
 # A certmonger helper's stdout: a certificate and chain as PEM, DER,
 # PKCS#7 and JSON; FETCH-ROOTS groups in text and JSON; cookies.

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/proc.h"
 
 /* Every backend estrad is built with, in the order error messages list them. */
 static const struct ca_backend *const ca_backends[] = {
@@ -170,6 +171,7 @@ void
 ca_loop_shutdown(struct event_base *base)
 {
 	ca_http_shutdown(base);
+	core_proc_shutdown(base);
 }
 
 const struct ca_backend *

@@ -55,6 +55,14 @@ const char *ca_operation_name(enum ca_operation op);
 #define CA_CAP_POLL     0x04u
 #define CA_CAP_CACERTS  0x08u
 #define CA_CAP_HEALTH   0x10u
+/*
+ * Not an operation: the backend hands the CSR to its CA as the client sent
+ * it (certsrv, dogtag, helper), so the CA may honour any extension it
+ * requests and the RA cannot drop one; the policy refuses those it does
+ * not allow instead.  A backend that builds the certificate itself (local)
+ * leaves it unset.
+ */
+#define CA_CAP_FORWARDS_CSR 0x20u
 
 /* Sizes of the fixed text fields of a result. */
 #define CA_CAUSE_MAX  1024
@@ -278,7 +286,9 @@ struct ca_backend {
  * worker's loop ended (and after the backends' stop hooks), before the
  * loop is freed:
  * releases what the shared CA I/O keeps per loop (libcurl multi handles
- * and their cached connections).
+ * and their cached connections), and kills and reaps the child processes
+ * still running on it (CA helpers, the authorizer) with their process
+ * groups, so none outlives estrad.
  */
 void ca_loop_shutdown(struct event_base *base);
 

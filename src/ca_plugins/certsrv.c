@@ -45,7 +45,7 @@
 
 #define CS_CAPS                                                                \
 	(CA_CAP_ENROLL | CA_CAP_REENROLL | CA_CAP_POLL | CA_CAP_CACERTS |      \
-	 CA_CAP_HEALTH)
+	 CA_CAP_HEALTH | CA_CAP_FORWARDS_CSR)
 
 /* Most base URLs of one label (a CA and its fail-over partners). */
 #define CS_URLS_MAX 8

@@ -54,7 +54,7 @@
 
 #define DT_CAPS                                                                \
 	(CA_CAP_ENROLL | CA_CAP_REENROLL | CA_CAP_POLL | CA_CAP_CACERTS |      \
-	 CA_CAP_HEALTH)
+	 CA_CAP_HEALTH | CA_CAP_FORWARDS_CSR)
 
 /* Most URLs of one label: a master CA and its clones. */
 #define DT_URLS_MAX 8

@@ -17,10 +17,20 @@
  *	anything else, a signal, the timeout                  500
  *
  * Configuration is read once on the main thread and is read-only after.
- * What changes while workers run, the CA certificates of FETCH-ROOTS and
- * the list of running operations, sits behind one mutex.  The roots are
- * fetched and refreshed in the background on worker 0's loop (start/stop
- * hooks), and on demand when a cacerts call finds none.
+ * What changes while workers run, the CA certificates of FETCH-ROOTS, the
+ * list of running operations and the calls waiting, sits behind one mutex.
+ *
+ * A helper is a process per run, and cacerts needs no credentials, so the
+ * runs are bounded per label.  At most max_processes SUBMIT, POLL and
+ * IDENTIFY runs exist at once; further calls wait in a queue of at most
+ * max_queued, first come first served, and beyond it are answered 503
+ * with Retry-After at once.  FETCH-ROOTS runs once at a time: the roots
+ * are fetched and refreshed in the background on worker 0's loop
+ * (start/stop hooks), and a cacerts call that finds none waits for the
+ * run under way or starts one that every later call waits for.  A failed
+ * run is remembered for roots_retry seconds and answered from memory, and
+ * the last good roots are served while a refresh runs or after it
+ * failed.  A call waiting on another worker is woken on its own loop.
  */
 #include <sys/stat.h>
 
@@ -34,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -56,7 +67,7 @@
 
 #define HELPER_CAPS                                                            \
 	(CA_CAP_ENROLL | CA_CAP_REENROLL | CA_CAP_POLL | CA_CAP_CACERTS |      \
-	 CA_CAP_HEALTH)
+	 CA_CAP_HEALTH | CA_CAP_FORWARDS_CSR)
 
 /* Limits of the configuration keys. */
 #define HELPER_ARGS_MAX          64
@@ -70,6 +81,12 @@
 #define HELPER_ROOTS_REFRESH     3600
 #define HELPER_ROOTS_REFRESH_MIN 60
 #define HELPER_ROOTS_REFRESH_MAX (7 * 24 * 3600)
+#define HELPER_PROCESSES_DEFAULT 8
+#define HELPER_PROCESSES_MAX     1024
+#define HELPER_QUEUED_DEFAULT    256
+#define HELPER_QUEUED_MAX        10000
+#define HELPER_ROOTS_RETRY       10
+#define HELPER_ROOTS_RETRY_MAX   3600
 #define HELPER_NICKNAME_DEFAULT  "estrad"
 #define HELPER_PATH_DEFAULT      "PATH=/usr/bin:/bin:/usr/sbin:/sbin"
 
@@ -128,33 +145,76 @@ struct helper {
 	unsigned int retry_after;   /* 0: the label's default */
 	size_t max_output;          /* stdout bytes accepted */
 	unsigned int roots_refresh; /* seconds between background fetches */
+	unsigned int max_processes; /* SUBMIT, POLL, IDENTIFY runs at once */
+	unsigned int max_queued;    /* calls waiting, per queue */
+	unsigned int roots_retry;   /* seconds a failed fetch is remembered */
 
 	/* Shared by the workers, under lock. */
 	pthread_mutex_t lock;
 	int lock_init;
 	STACK_OF(X509) *roots; /* FETCH-ROOTS cache: chain, roots, others */
-	struct helper_op *ops; /* every run in progress */
+	long long roots_ms;    /* when it was fetched (monotonic) */
+	struct helper_answer *fail; /* the last failed fetch, or NULL */
+	long long fail_until_ms;    /* answered from memory until then */
+	struct helper_op *ops;      /* every run in progress */
+	unsigned int running;       /* runs holding a process slot */
+	struct helper_wait *waits, *waits_tail; /* oldest first */
+	unsigned int slot_waiting;  /* not yet woken, waiting for a slot */
+	unsigned int roots_waiting; /* not yet woken, waiting for roots */
+	int fetching;               /* a FETCH-ROOTS run is under way */
+	struct helper_op *fetch;    /* that run, once started */
 
 	/* Background work, on worker 0's loop only. */
 	struct event_base *bg_base;
 	struct event *bg_timer;
-	struct helper_op *bg_op;
 	unsigned int bg_backoff;
 };
 
-/* One run of the helper for a call, or for the background (call NULL). */
+/*
+ * One run of the helper: SUBMIT, POLL or IDENTIFY for a call (holding a
+ * process slot), or the label's one FETCH-ROOTS (call NULL), for the
+ * background or for the cacerts calls waiting.
+ */
 struct helper_op {
 	struct helper *h;
-	struct ca_call *call; /* borrowed until completed; NULL: background */
+	struct ca_call *call; /* borrowed until completed; NULL: FETCH-ROOTS */
 	struct event_base *base;
 	enum helper_verb verb;
+	int bg;                        /* the background's fetch */
 	struct core_proc *proc;        /* owned by the loop; NULL once done */
 	struct helper_op *prev, *next; /* h->ops */
 };
 
+/* How a call ends that did not run the helper itself: a failed FETCH-ROOTS
+ * it waited for or that is remembered, or success (the cached roots). */
+struct helper_answer {
+	enum ca_outcome outcome;
+	unsigned int retry_after;
+	char cause[CA_CAUSE_MAX];
+	char hint[CA_HINT_MAX];
+	char detail[CA_DETAIL_MAX];
+};
+
+/*
+ * A call waiting: for a process slot to run verb (SUBMIT, POLL, IDENTIFY),
+ * or (verb FETCH-ROOTS) for the roots.  Linked in h->waits until its wake
+ * runs on the call's loop; woken, a slot waiter holds the slot handed to
+ * it, a roots waiter holds its answer.
+ */
+struct helper_wait {
+	struct helper *h;
+	struct ca_call *call; /* borrowed until completed */
+	enum helper_verb verb;
+	int woken;     /* its wake is scheduled on call->base */
+	int cancelled; /* cancelled once woken: the wake only frees it */
+	struct helper_answer answer; /* roots waiter, once woken */
+	struct helper_wait *prev, *next;
+};
+
 static const char *const helper_conf_keys[] = {
-    "backend",  "command",     "env",        "timeout",       "profile",
-    "nickname", "retry_after", "max_output", "roots_refresh", NULL,
+    "backend",    "command",     "env",        "timeout",       "profile",
+    "nickname",   "retry_after", "max_output", "roots_refresh", "max_processes",
+    "max_queued", "roots_retry", NULL,
 };
 
 /*
@@ -372,11 +432,25 @@ static void
 helper_unconfigure(void *p)
 {
 	struct helper *h = p;
+	struct helper_wait *w;
+	struct helper_op *op;
 
+	/* After the last call: what is left belongs to loops that ended
+	 * (estrad stopping), whose children were killed with them and
+	 * whose wakes will never run. */
+	while ((w = h->waits) != NULL) {
+		h->waits = w->next;
+		free(w);
+	}
+	while ((op = h->ops) != NULL) {
+		h->ops = op->next;
+		free(op);
+	}
 	helper_strv_free(h->argv);
 	helper_strv_free(h->env);
 	free(h->profile);
 	free(h->nickname);
+	free(h->fail);
 	sk_X509_pop_free(h->roots, X509_free);
 	if (h->lock_init)
 		pthread_mutex_destroy(&h->lock);
@@ -398,6 +472,9 @@ helper_configure(void *p, const json_t *conf, const char *conf_dir,
 	h->lock_init = 1;
 	h->timeout = HELPER_TIMEOUT_DEFAULT;
 	h->roots_refresh = HELPER_ROOTS_REFRESH;
+	h->max_processes = HELPER_PROCESSES_DEFAULT;
+	h->max_queued = HELPER_QUEUED_DEFAULT;
+	h->roots_retry = HELPER_ROOTS_RETRY;
 	if (core_conf_check_keys(conf, "", helper_conf_keys, err) != 0 ||
 	    helper_conf_command(h, conf, conf_dir, err) != 0 ||
 	    helper_conf_env(h, conf, err) != 0 ||
@@ -410,6 +487,12 @@ helper_configure(void *p, const json_t *conf, const char *conf_dir,
 	    helper_conf_uint(conf, "roots_refresh", HELPER_ROOTS_REFRESH_MIN,
 	                     HELPER_ROOTS_REFRESH_MAX, &h->roots_refresh,
 	                     err) != 0 ||
+	    helper_conf_uint(conf, "max_processes", 1, HELPER_PROCESSES_MAX,
+	                     &h->max_processes, err) != 0 ||
+	    helper_conf_uint(conf, "max_queued", 0, HELPER_QUEUED_MAX,
+	                     &h->max_queued, err) != 0 ||
+	    helper_conf_uint(conf, "roots_retry", 0, HELPER_ROOTS_RETRY_MAX,
+	                     &h->roots_retry, err) != 0 ||
 	    core_conf_string(conf, "profile", 1024, &h->profile, err) != 0 ||
 	    core_conf_string(conf, "nickname", 1024, &h->nickname, err) != 0)
 		goto out;
@@ -1159,16 +1242,245 @@ helper_roots_copy(struct helper *h)
 	return rc;
 }
 
-/* FETCH-ROOTS ended, for a cacerts call or for the background. */
+/* Returns milliseconds of the monotonic clock. */
+static long long
+helper_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fills a (failure) from end and the run's detail. */
+static void
+helper_answer_set(struct helper_answer *a, const struct helper_end *end,
+                  const char *detail)
+{
+	memset(a, 0, sizeof(*a));
+	a->outcome = end->outcome;
+	a->retry_after = end->retry_after;
+	snprintf(a->cause, sizeof(a->cause), "%s", end->cause);
+	snprintf(a->hint, sizeof(a->hint), "%s",
+	         end->hint != NULL ? end->hint : "");
+	snprintf(a->detail, sizeof(a->detail), "%s",
+	         detail != NULL ? detail : "");
+}
+
+/* Completes call with the failure a. */
+static void
+helper_answer_call(struct ca_call *call, const struct helper_answer *a)
+{
+	call->result.outcome = a->outcome;
+	if (a->outcome == CA_UNREACHABLE)
+		call->result.retry_after = a->retry_after;
+	snprintf(call->result.cause, sizeof(call->result.cause), "%s",
+	         a->cause);
+	snprintf(call->result.hint, sizeof(call->result.hint), "%s", a->hint);
+	snprintf(call->result.detail, sizeof(call->result.detail), "%s",
+	         a->detail);
+	ca_call_done(call);
+}
+
+/* Answers call 503 at once: running runs and waiting calls fill the
+ * label's share. */
+static void
+helper_busy(struct helper *h, struct ca_call *call, unsigned int running,
+            unsigned int waiting)
+{
+	snprintf(call->result.detail, sizeof(call->result.detail),
+	         "max_processes: %u, max_queued: %u", h->max_processes,
+	         h->max_queued);
+	call->result.retry_after = h->retry_after;
+	ca_call_fail(call, CA_UNREACHABLE,
+	             "raise max_processes or max_queued of the label's ca, "
+	             "or find out why the helper is slow",
+	             "%s failed: helper busy: %u running, %u waiting",
+	             ca_operation_name(call->op), running, waiting);
+}
+
+/* --- waiting calls -------------------------------------------------------- */
+
+/* Appends w to h->waits; the caller holds h->lock. */
+static void
+helper_wait_link(struct helper *h, struct helper_wait *w)
+{
+	w->prev = h->waits_tail;
+	w->next = NULL;
+	if (h->waits_tail != NULL)
+		h->waits_tail->next = w;
+	else
+		h->waits = w;
+	h->waits_tail = w;
+}
+
+/* Takes w off h->waits; the caller holds h->lock. */
+static void
+helper_wait_unlink(struct helper *h, struct helper_wait *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else if (h->waits == w)
+		h->waits = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	else if (h->waits_tail == w)
+		h->waits_tail = w->prev;
+	w->prev = w->next = NULL;
+}
+
+static void helper_run_call(struct helper *h, struct ca_call *call,
+                            enum helper_verb verb);
+static void helper_slot_release(struct helper *h);
+
+/*
+ * w's wake, on its call's loop: a slot waiter starts its run with the slot
+ * handed to it, a roots waiter completes with its answer.  A wait
+ * cancelled after it was woken is only freed: its call is complete and
+ * h may be gone.
+ */
+static void
+helper_wait_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct helper_wait *w = arg;
+	struct helper *h = w->h;
+	struct ca_call *call = w->call;
+
+	(void)fd;
+	(void)what;
+	if (w->cancelled) {
+		free(w);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	helper_wait_unlink(h, w);
+	pthread_mutex_unlock(&h->lock);
+	if (w->verb != HELPER_FETCH_ROOTS)
+		helper_run_call(h, call, w->verb);
+	else if (w->answer.outcome != CA_ISSUED)
+		helper_answer_call(call, &w->answer);
+	else if ((call->result.chain = helper_roots_copy(h)) == NULL)
+		ca_call_fail(call, CA_MISCONFIGURED, NULL,
+		             "cacerts failed: out of memory");
+	else {
+		call->result.outcome = CA_ISSUED;
+		ca_call_done(call);
+	}
+	free(w);
+}
+
+/*
+ * Schedules w's wake on its call's loop (thread-safe); the caller holds
+ * h->lock.  Returns 0, or -1 when out of memory (w stays as it was).
+ */
+static int
+helper_wait_schedule(struct helper_wait *w)
+{
+	static const struct timeval now = {0, 0};
+
+	if (event_base_once(w->call->base, -1, EV_TIMEOUT, helper_wait_wake, w,
+	                    &now) != 0)
+		return -1;
+	w->woken = 1;
+	return 0;
+}
+
+/*
+ * A run holding a slot ended: the slot goes to the oldest call waiting for
+ * one, on that call's loop, or is freed.
+ */
+static void
+helper_slot_release(struct helper *h)
+{
+	struct helper_wait *w;
+	int lost = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (w = h->waits; w != NULL; w = w->next)
+		if (!w->woken && w->verb != HELPER_FETCH_ROOTS)
+			break;
+	if (w != NULL && helper_wait_schedule(w) == 0)
+		h->slot_waiting--;
+	else {
+		lost = w != NULL;
+		h->running--;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (lost)
+		ca_log(NULL, CORE_LOG_ALERT, HELPER_COMPONENT, NULL,
+		       "cannot wake a call waiting for the helper: out of "
+		       "memory; it waits for the next run to end, backend: "
+		       "helper");
+}
+
+/* --- FETCH-ROOTS ---------------------------------------------------------- */
+
+/*
+ * The label's fetch ended: roots (taken; NULL when it failed) or the
+ * failure a (NULL when it succeeded or was cancelled: nothing is
+ * remembered then).  Updates the cache and answers every call waiting for
+ * it.  Once this returns, h may be gone unless the caller holds it
+ * otherwise (the background, until stop): the calls it wakes were all
+ * that kept the label's configuration alive.
+ */
+static void
+helper_roots_settle(struct helper *h, STACK_OF(X509) *roots,
+                    const struct helper_answer *a,
+                    const struct helper_answer *cancelled)
+{
+	STACK_OF(X509) *old = NULL;
+	struct helper_wait *w;
+	int lost = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (roots != NULL) {
+		old = h->roots;
+		h->roots = roots;
+		h->roots_ms = helper_now_ms();
+		h->fail_until_ms = 0;
+	} else if (a != NULL) {
+		if (h->fail == NULL)
+			h->fail = malloc(sizeof(*h->fail));
+		if (h->fail != NULL) {
+			*h->fail = *a;
+			h->fail_until_ms =
+			    helper_now_ms() + (long long)h->roots_retry * 1000;
+		}
+	}
+	h->fetching = 0;
+	h->fetch = NULL;
+	for (w = h->waits; w != NULL; w = w->next) {
+		if (w->woken || w->verb != HELPER_FETCH_ROOTS)
+			continue;
+		if (roots != NULL)
+			w->answer.outcome = CA_ISSUED;
+		else
+			w->answer = a != NULL ? *a : *cancelled;
+		if (helper_wait_schedule(w) == 0)
+			h->roots_waiting--;
+		else
+			lost = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+	sk_X509_pop_free(old, X509_free);
+	if (lost)
+		ca_log(NULL, CORE_LOG_ALERT, HELPER_COMPONENT, NULL,
+		       "cannot wake a call waiting for the CA certificates: "
+		       "out of memory; it waits for the next fetch, backend: "
+		       "helper");
+}
+
+/* FETCH-ROOTS ended, for the background or for the calls waiting. */
 static void
 helper_roots_done(struct helper_op *op, const struct core_proc_result *res)
 {
 	struct helper *h = op->h;
-	struct ca_call *call = op->call;
-	STACK_OF(X509) *roots = NULL, *old;
+	STACK_OF(X509) *roots = NULL;
+	char names[512], detail[CA_DETAIL_MAX];
+	struct helper_answer *a = NULL;
 	struct helper_end end;
-	char names[512];
-	unsigned int next;
+	unsigned int next = 0;
+	int bg = op->bg;
 
 	if (helper_end_judge(op, res, "cacerts", &end))
 		goto failed;
@@ -1181,52 +1493,96 @@ helper_roots_done(struct helper_op *op, const struct core_proc_result *res)
 		               "cacerts failed: helper exit 0 ISSUED but "
 		               "FETCH-ROOTS gave no certificate");
 		sk_X509_pop_free(roots, X509_free);
+		roots = NULL;
 		goto failed;
-	}
-	pthread_mutex_lock(&h->lock);
-	old = h->roots;
-	h->roots = roots;
-	pthread_mutex_unlock(&h->lock);
-	sk_X509_pop_free(old, X509_free);
-	if (call != NULL) {
-		if ((call->result.chain = helper_roots_copy(h)) == NULL)
-			helper_end_set(&end, CA_MISCONFIGURED, NULL,
-			               "cacerts failed: out of memory");
-		else
-			end.outcome = CA_ISSUED;
-		helper_finish(op, res, &end);
-		return;
 	}
 	ca_log(NULL, CORE_LOG_INFO, HELPER_COMPONENT, NULL,
 	       "CA certificates fetched: %d (%s), helper: %s, operation: "
 	       "FETCH-ROOTS, ms: %ld, backend: helper",
 	       sk_X509_num(roots), names[0] != '\0' ? names : "no nicknames",
 	       h->argv[0], res->ms);
-	h->bg_op = NULL;
-	h->bg_backoff = HELPER_BACKOFF_MIN;
-	helper_op_free(op);
-	helper_bg_schedule(h, h->roots_refresh);
-	return;
-failed:
-	if (call != NULL) {
-		helper_finish(op, res, &end);
-		return;
-	}
-	/* In the background: log, and try again sooner while it fails. */
-	helper_log_run(
-	    op, end.outcome == CA_UNSUPPORTED ? CORE_LOG_INFO : CORE_LOG_ERROR,
-	    end.outcome == CA_UNSUPPORTED
-	        ? "cacerts answers 501 with this helper"
-	        : end.hint,
-	    end.cause, res);
-	h->bg_op = NULL;
-	helper_op_free(op);
-	next = end.outcome == CA_UNSUPPORTED ? h->roots_refresh : h->bg_backoff;
-	if (h->bg_backoff < HELPER_BACKOFF_MAX)
-		h->bg_backoff *= 2;
-	if (next > h->roots_refresh)
+	if (bg) {
+		h->bg_backoff = HELPER_BACKOFF_MIN;
 		next = h->roots_refresh;
-	helper_bg_schedule(h, next);
+	}
+	goto settle;
+failed:
+	helper_run_detail(op, res, detail, sizeof(detail));
+	if ((a = malloc(sizeof(*a))) != NULL)
+		helper_answer_set(a, &end, detail);
+	if (bg) {
+		/* The calls waiting each get a line of their own; the
+		 * background's failure is the operator's to see. */
+		helper_log_run(op,
+		               end.outcome == CA_UNSUPPORTED ? CORE_LOG_INFO
+		                                             : CORE_LOG_ERROR,
+		               end.outcome == CA_UNSUPPORTED
+		                   ? "cacerts answers 501 with this helper"
+		                   : end.hint,
+		               end.cause, res);
+		/* Try again sooner while it fails. */
+		next = end.outcome == CA_UNSUPPORTED ? h->roots_refresh
+		                                     : h->bg_backoff;
+		if (h->bg_backoff < HELPER_BACKOFF_MAX)
+			h->bg_backoff *= 2;
+		if (next > h->roots_refresh)
+			next = h->roots_refresh;
+	}
+settle:
+	/* op is freed after h->fetch no longer points to it. */
+	if (a == NULL && roots == NULL) {
+		/* Out of memory for the answer: the waiting calls still
+		 * get one. */
+		struct helper_answer oom;
+
+		memset(&oom, 0, sizeof(oom));
+		oom.outcome = CA_MISCONFIGURED;
+		snprintf(oom.cause, sizeof(oom.cause),
+		         "cacerts failed: out of memory");
+		helper_roots_settle(h, NULL, NULL, &oom);
+	} else
+		helper_roots_settle(h, roots, a, NULL);
+	helper_op_free(op);
+	free(a);
+	/* The background's h lives until stop, on this thread. */
+	if (bg)
+		helper_bg_schedule(h, next);
+}
+
+/*
+ * Starts the label's FETCH-ROOTS on base; the caller set h->fetching.  A
+ * run that cannot start ends like a failed one (answering the calls
+ * waiting).  Returns 0, or -1 when it could not start.
+ */
+static int
+helper_fetch_start(struct helper *h, struct event_base *base, int bg)
+{
+	struct helper_answer a;
+	struct helper_op *op;
+	char err[512];
+
+	if ((op = helper_run(h, NULL, base, HELPER_FETCH_ROOTS, err,
+	                     sizeof(err))) != NULL) {
+		op->bg = bg;
+		pthread_mutex_lock(&h->lock);
+		h->fetch = op;
+		pthread_mutex_unlock(&h->lock);
+		return 0;
+	}
+	if (bg)
+		ca_log(NULL, CORE_LOG_ERROR, HELPER_COMPONENT,
+		       "check the command of the label's ca",
+		       "CA certificate refresh failed: %s, backend: helper",
+		       err);
+	memset(&a, 0, sizeof(a));
+	a.outcome = CA_MISCONFIGURED;
+	snprintf(a.cause, sizeof(a.cause),
+	         "cacerts failed: cannot start the CA helper");
+	snprintf(a.hint, sizeof(a.hint), "check the command of the label's ca");
+	snprintf(a.detail, sizeof(a.detail),
+	         "operation: FETCH-ROOTS, error: \"%s\"", err);
+	helper_roots_settle(h, NULL, &a, NULL);
+	return -1;
 }
 
 /* IDENTIFY ended: healthy when it exits 0 (--doctor). */
@@ -1255,34 +1611,35 @@ helper_proc_done(struct core_proc *proc, const struct core_proc_result *res,
                  void *arg)
 {
 	struct helper_op *op = arg;
+	struct helper *h = op->h;
 
 	(void)proc;
 	op->proc = NULL;
 	helper_op_unlink(op);
-	switch (op->verb) {
-	case HELPER_SUBMIT:
-	case HELPER_POLL:
-		helper_enroll_done(op, res);
-		break;
-	case HELPER_FETCH_ROOTS:
+	if (op->verb == HELPER_FETCH_ROOTS) {
 		helper_roots_done(op, res);
-		break;
-	default:
-		helper_identify_done(op, res);
-		break;
+		return;
 	}
+	/* The slot goes on before the call completes: h stays until then. */
+	helper_slot_release(h);
+	if (op->verb == HELPER_IDENTIFY)
+		helper_identify_done(op, res);
+	else
+		helper_enroll_done(op, res);
 }
 
 /* --- backend operations --------------------------------------------------- */
 
-/* Starts verb for call, or fails the call (deferred by ca_call_done). */
+/* Runs verb for call with the process slot it holds, or fails the call
+ * (deferred by ca_call_done) and gives the slot on. */
 static void
-helper_start_call(struct helper *h, struct ca_call *call, enum helper_verb verb)
+helper_run_call(struct helper *h, struct ca_call *call, enum helper_verb verb)
 {
 	char err[512];
 
 	if (helper_run(h, call, call->base, verb, err, sizeof(err)) != NULL)
 		return;
+	helper_slot_release(h);
 	/* The reason names the command: the detail, for the log only. */
 	snprintf(call->result.detail, sizeof(call->result.detail),
 	         "operation: %s, error: \"%s\"", helper_verbs[verb], err);
@@ -1290,6 +1647,45 @@ helper_start_call(struct helper *h, struct ca_call *call, enum helper_verb verb)
 	             "check the command of the label's ca",
 	             "%s failed: cannot start the CA helper",
 	             ca_operation_name(call->op));
+}
+
+/*
+ * Starts verb for call when a process slot is free; else queues the call
+ * for the next slot, or answers 503 when the queue is full.
+ */
+static void
+helper_start_call(struct helper *h, struct ca_call *call, enum helper_verb verb)
+{
+	struct helper_wait *w = calloc(1, sizeof(*w));
+	unsigned int running, waiting;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->running < h->max_processes) {
+		h->running++;
+		pthread_mutex_unlock(&h->lock);
+		free(w);
+		helper_run_call(h, call, verb);
+		return;
+	}
+	running = h->running;
+	waiting = h->slot_waiting;
+	if (w == NULL || waiting >= h->max_queued) {
+		pthread_mutex_unlock(&h->lock);
+		free(w);
+		if (waiting < h->max_queued)
+			ca_call_fail(call, CA_MISCONFIGURED, NULL,
+			             "%s failed: out of memory",
+			             ca_operation_name(call->op));
+		else
+			helper_busy(h, call, running, waiting);
+		return;
+	}
+	w->h = h;
+	w->call = call;
+	w->verb = verb;
+	helper_wait_link(h, w);
+	h->slot_waiting++;
+	pthread_mutex_unlock(&h->lock);
 }
 
 static void
@@ -1312,19 +1708,63 @@ helper_poll(void *p, struct ca_call *call)
 	                      : HELPER_SUBMIT);
 }
 
+/*
+ * Answers from the cached roots (however old: the background refreshes
+ * them), or from a failure remembered; else waits for the label's
+ * FETCH-ROOTS, starting it when none is under way.
+ */
 static void
 helper_cacerts(void *p, struct ca_call *call)
 {
 	struct helper *h = p;
+	struct helper_wait *w = calloc(1, sizeof(*w));
+	struct helper_answer fail;
+	unsigned int waiting;
+	int start;
 
-	if ((call->result.chain = helper_roots_copy(h)) != NULL) {
-		call->result.outcome = CA_ISSUED;
-		ca_call_done(call);
+	pthread_mutex_lock(&h->lock);
+	if (h->roots != NULL) {
+		call->result.chain = X509_chain_up_ref(h->roots);
+		pthread_mutex_unlock(&h->lock);
+		free(w);
+		if (call->result.chain == NULL)
+			ca_call_fail(call, CA_MISCONFIGURED, NULL,
+			             "cacerts failed: out of memory");
+		else {
+			call->result.outcome = CA_ISSUED;
+			ca_call_done(call);
+		}
 		return;
 	}
-	/* Nothing cached yet (no background, or its first run failed):
-	 * ask the helper for this call; its answer fills the cache. */
-	helper_start_call(h, call, HELPER_FETCH_ROOTS);
+	if (h->fail != NULL && !h->fetching &&
+	    helper_now_ms() < h->fail_until_ms) {
+		fail = *h->fail;
+		pthread_mutex_unlock(&h->lock);
+		free(w);
+		helper_answer_call(call, &fail);
+		return;
+	}
+	waiting = h->roots_waiting;
+	if (w == NULL || waiting >= h->max_queued) {
+		pthread_mutex_unlock(&h->lock);
+		free(w);
+		if (waiting < h->max_queued)
+			ca_call_fail(call, CA_MISCONFIGURED, NULL,
+			             "cacerts failed: out of memory");
+		else
+			helper_busy(h, call, 1, waiting);
+		return;
+	}
+	w->h = h;
+	w->call = call;
+	w->verb = HELPER_FETCH_ROOTS;
+	helper_wait_link(h, w);
+	h->roots_waiting++;
+	start = !h->fetching;
+	h->fetching = 1;
+	pthread_mutex_unlock(&h->lock);
+	if (start)
+		(void)helper_fetch_start(h, call->base, 0);
 }
 
 static void
@@ -1347,12 +1787,18 @@ helper_op_of(struct helper *h, const struct ca_call *call)
 	return op;
 }
 
-/* Kills the run of op (killed and reaped now when reap is set, else from
- * the loop) and completes its call as CANCELLED. */
+/*
+ * Kills the run of op (killed and reaped now when reap is set, else from
+ * the loop; its process group with it) and ends what waits for it: its
+ * call completes as CANCELLED and its slot goes on, or, for FETCH-ROOTS,
+ * the calls waiting are answered CANCELLED.
+ */
 static void
 helper_op_cancel(struct helper_op *op, int reap, const char *why)
 {
+	struct helper *h = op->h;
 	struct ca_call *call = op->call;
+	struct helper_answer a;
 
 	helper_op_unlink(op);
 	if (reap)
@@ -1360,19 +1806,72 @@ helper_op_cancel(struct helper_op *op, int reap, const char *why)
 	else
 		core_proc_cancel(op->proc);
 	op->proc = NULL;
+	if (call == NULL) {
+		memset(&a, 0, sizeof(a));
+		a.outcome = CA_CANCELLED;
+		snprintf(a.cause, sizeof(a.cause), "cacerts cancelled: %s",
+		         why);
+		helper_roots_settle(h, NULL, NULL, &a);
+		/* Freed once h->fetch no longer points to it. */
+		helper_op_free(op);
+		return;
+	}
 	helper_op_free(op);
-	if (call != NULL)
-		ca_call_fail(call, CA_CANCELLED, NULL, "%s cancelled: %s",
-		             ca_operation_name(call->op), why);
+	helper_slot_release(h);
+	ca_call_fail(call, CA_CANCELLED, NULL, "%s cancelled: %s",
+	             ca_operation_name(call->op), why);
 }
 
+/*
+ * Cancels call, running or waiting.  A FETCH-ROOTS left without a call to
+ * answer, on this loop and not the background's, is killed too: nothing
+ * started for a call outlives it.
+ */
 static void
 helper_cancel(void *p, struct ca_call *call)
 {
-	struct helper_op *op = helper_op_of(p, call);
+	struct helper *h = p;
+	struct helper_op *op = helper_op_of(h, call), *fetch = NULL;
+	struct helper_wait *w;
+	int release = 0;
 
-	if (op != NULL)
+	if (op != NULL) {
 		helper_op_cancel(op, 0, "the request was cancelled");
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	for (w = h->waits; w != NULL; w = w->next)
+		if (w->call == call && !w->cancelled)
+			break;
+	if (w == NULL) {
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
+	helper_wait_unlink(h, w);
+	if (w->verb != HELPER_FETCH_ROOTS) {
+		/* Woken, it holds the slot handed to it. */
+		if (w->woken)
+			release = 1;
+		else
+			h->slot_waiting--;
+	} else if (!w->woken) {
+		h->roots_waiting--;
+		if (h->roots_waiting == 0 && h->fetch != NULL &&
+		    !h->fetch->bg && h->fetch->base == call->base)
+			fetch = h->fetch;
+	}
+	if (w->woken)
+		w->cancelled = 1;
+	pthread_mutex_unlock(&h->lock);
+	if (!w->cancelled)
+		free(w);
+	if (release)
+		helper_slot_release(h);
+	if (fetch != NULL)
+		helper_op_cancel(fetch, 0, "no request waits for it");
+	ca_call_fail(call, CA_CANCELLED, NULL,
+	             "%s cancelled: the request was cancelled",
+	             ca_operation_name(call->op));
 }
 
 /* The background timer: fetch the roots (again). */
@@ -1380,20 +1879,31 @@ static void
 helper_bg_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct helper *h = arg;
-	char err[512];
+	long long left = 0; /* ms until the cached roots are due */
+	int busy;
 
 	(void)fd;
 	(void)what;
-	if (h->bg_op != NULL)
+	pthread_mutex_lock(&h->lock);
+	busy = h->fetching;
+	if (h->roots != NULL)
+		left = h->roots_ms + (long long)h->roots_refresh * 1000 -
+		       helper_now_ms();
+	if (!busy && left < 1000)
+		h->fetching = 1;
+	pthread_mutex_unlock(&h->lock);
+	if (busy) {
+		/* A call's fetch is under way: see how it went soon. */
+		helper_bg_schedule(h, HELPER_BACKOFF_MIN);
 		return;
-	if ((h->bg_op = helper_run(h, NULL, h->bg_base, HELPER_FETCH_ROOTS, err,
-	                           sizeof(err))) == NULL) {
-		ca_log(NULL, CORE_LOG_ERROR, HELPER_COMPONENT,
-		       "check the command of the label's ca",
-		       "CA certificate refresh failed: %s, backend: helper",
-		       err);
-		helper_bg_schedule(h, h->bg_backoff);
 	}
+	if (left >= 1000) {
+		/* A call's fetch got the roots lately. */
+		helper_bg_schedule(h, (unsigned int)(left / 1000));
+		return;
+	}
+	if (helper_fetch_start(h, h->bg_base, 1) != 0)
+		helper_bg_schedule(h, h->bg_backoff);
 }
 
 static void
@@ -1433,10 +1943,6 @@ helper_stop(void *p)
 	}
 	/* The loop will not run again: children are killed and reaped
 	 * here, so none is left behind as a zombie. */
-	if (h->bg_op != NULL) {
-		helper_op_cancel(h->bg_op, 1, "estrad is stopping");
-		h->bg_op = NULL;
-	}
 	for (;;) {
 		pthread_mutex_lock(&h->lock);
 		for (op = h->ops; op != NULL; op = op->next)

@@ -35,6 +35,7 @@
 #include "est/listener.h"
 #include "est/privilege.h"
 #include "ra/config.h"
+#include "ra/policy.h"
 
 /* Seconds all CA checks together may take; then they are cancelled. */
 #define DOC_DEADLINE 120
@@ -419,6 +420,40 @@ doc_server(struct doctor *d)
 		    "no \"user\": started as root, estrad keeps running as "
 		    "root",
 		    "set \"user\" (e.g. estrad) in the configuration");
+}
+
+/*
+ * Labels whose policy says extensions.unlisted "drop" while their CA
+ * receives the CSR as the client sent it: nothing can be dropped there, so
+ * such a request is refused instead, which the configuration does not say.
+ */
+static void
+doc_policies(struct doctor *d)
+{
+	char subject[DOC_TEXT_MAX], cause[DOC_TEXT_MAX];
+	const struct ra_label *label;
+	size_t i;
+	int own;
+
+	for (i = 0; i < d->config->nlabels; i++) {
+		label = d->config->labels[i];
+		if ((ca_instance_caps(label->ca) & CA_CAP_FORWARDS_CSR) == 0)
+			continue;
+		own = ra_policy_says_drop(label->policy);
+		if (!own && !ra_policy_says_drop(label->ra_policy))
+			continue;
+		snprintf(subject, sizeof(subject), "label %s", label->name);
+		snprintf(cause, sizeof(cause),
+		         "%s.extensions.unlisted is \"drop\", but backend %s "
+		         "sends the CSR to its CA as received: a requested "
+		         "extension extensions.allow does not list is refused "
+		         "(403), not dropped",
+		         own ? "policy" : "ra_clients.policy",
+		         ca_instance_backend_name(label->ca));
+		doc_line(d, DOC_WARN, subject, "policy", cause,
+		         "set extensions.unlisted to \"refuse\" and list in "
+		         "extensions.allow what the CA may honour");
+	}
 }
 
 /* --- CA checks ------------------------------------------------------------
@@ -960,6 +995,7 @@ est_doctor_run(const char *config_path, int json, FILE *out)
 		doc_line(&d, DOC_FAIL, subject, "files", err, NULL);
 	doc_server(&d);
 	doc_server_cert(&d);
+	doc_policies(&d);
 	doc_backends(&d);
 report:
 	if (d.lines != NULL) {

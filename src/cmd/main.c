@@ -17,12 +17,14 @@
 #include "cmd/doctor.h"
 #include "core/log.h"
 #include "core/offload.h"
+#include "est/limits.h"
 #include "est/listener.h"
 #include "est/privilege.h"
 #include "ra/auth_cert.h"
 #include "ra/backends.h"
 #include "ra/config.h"
 #include "ra/log.h"
+#include "ra/safedir.h"
 
 #define ESTRAD_VERSION "0.1.0"
 
@@ -116,6 +118,7 @@ main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	ra_log_set_dir_owner(ra_safedir_uid(config->user));
 	if (ra_log_open(config->logs.error, config->logs.access,
 	                config->logs.audit, config->logs.level, err,
 	                sizeof(err)) != 0) {
@@ -125,6 +128,13 @@ main(int argc, char **argv)
 	ra_log_capture_libevent();
 	if (est_privilege_check(config, err, sizeof(err)) != 0) {
 		ra_log(CORE_LOG_EMERG, "est.privilege", NULL, NULL,
+		       "refusing to start: %s", err);
+		fprintf(stderr, "estrad: refusing to start: %s\n", err);
+		goto out;
+	}
+	/* Before privileges are dropped: root may raise the hard limit. */
+	if (est_limits_nofile(config, config->workers, err, sizeof(err)) != 0) {
+		ra_log(CORE_LOG_EMERG, "est.limits", NULL, NULL,
 		       "refusing to start: %s", err);
 		fprintf(stderr, "estrad: refusing to start: %s\n", err);
 		goto out;

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "core/conf.h"
+#include "core/error.h"
 
 const char *
 core_conf_type_name(const json_t *v)

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -55,7 +56,46 @@ struct core_proc {
 	struct timeval started;
 	core_proc_done_fn done_fn;
 	void *arg;
+	struct core_proc *prev, *next; /* core_proc_all, under core_proc_lock */
+	int listed;
 };
+
+/*
+ * Every process started and not yet freed, of every loop, so that a loop
+ * that ends (estrad stops) can kill and reap its own: nothing started for
+ * a request outlives estrad.
+ */
+static pthread_mutex_t core_proc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct core_proc *core_proc_all;
+
+static void
+core_proc_list(struct core_proc *proc)
+{
+	pthread_mutex_lock(&core_proc_lock);
+	proc->prev = NULL;
+	proc->next = core_proc_all;
+	if (core_proc_all != NULL)
+		core_proc_all->prev = proc;
+	core_proc_all = proc;
+	proc->listed = 1;
+	pthread_mutex_unlock(&core_proc_lock);
+}
+
+/* Takes proc off the list; the caller holds core_proc_lock. */
+static void
+core_proc_unlist_locked(struct core_proc *proc)
+{
+	if (!proc->listed)
+		return;
+	if (proc->prev != NULL)
+		proc->prev->next = proc->next;
+	else
+		core_proc_all = proc->next;
+	if (proc->next != NULL)
+		proc->next->prev = proc->prev;
+	proc->prev = proc->next = NULL;
+	proc->listed = 0;
+}
 
 long
 core_proc_pid(const struct core_proc *proc)
@@ -94,6 +134,11 @@ core_proc_free(struct core_proc *proc)
 {
 	if (proc == NULL)
 		return;
+	if (proc->listed) {
+		pthread_mutex_lock(&core_proc_lock);
+		core_proc_unlist_locked(proc);
+		pthread_mutex_unlock(&core_proc_lock);
+	}
 	core_proc_close_input(proc);
 	core_proc_close_stream(&proc->out);
 	core_proc_close_stream(&proc->err);
@@ -209,6 +254,11 @@ core_proc_on_exit(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* The child has exited but is not reaped yet, so its pid, and with
+	 * it the process group id, cannot have been reused: what it left
+	 * running in its group (a script's background job) is killed now,
+	 * since estrad ran it for one call only. */
+	(void)kill(-proc->pid, SIGKILL);
 	do
 		r = waitpid(proc->pid, &proc->wstatus, WNOHANG);
 	while (r < 0 && errno == EINTR);
@@ -279,6 +329,25 @@ core_proc_kill(struct core_proc *proc)
 			;
 	}
 	core_proc_free(proc);
+}
+
+void
+core_proc_shutdown(struct event_base *base)
+{
+	struct core_proc *proc;
+
+	for (;;) {
+		pthread_mutex_lock(&core_proc_lock);
+		for (proc = core_proc_all; proc != NULL; proc = proc->next)
+			if (proc->base == base)
+				break;
+		if (proc != NULL)
+			core_proc_unlist_locked(proc);
+		pthread_mutex_unlock(&core_proc_lock);
+		if (proc == NULL)
+			break;
+		core_proc_kill(proc);
+	}
 }
 
 /* Sets O_NONBLOCK on fd. */
@@ -389,6 +458,7 @@ core_proc_start(struct event_base *base, const struct core_proc_spec *spec,
 			goto out;
 		}
 		event_active(proc->done_ev, EV_TIMEOUT, 0);
+		core_proc_list(proc);
 		rc = proc;
 		proc = NULL;
 		goto out;
@@ -438,6 +508,7 @@ core_proc_start(struct event_base *base, const struct core_proc_spec *spec,
 		event_add(proc->in_ev, NULL);
 	else
 		core_proc_close_input(proc);
+	core_proc_list(proc);
 	rc = proc;
 	proc = NULL;
 out:

@@ -5,8 +5,11 @@
  * stdout and stderr read through pipes up to a cap, and a timeout after
  * which it is SIGKILLed.  It is reaped through a pidfd event, never by a
  * blocking wait, so no zombie outlives it.  The child leads its own process
- * group, so a timeout also kills what a shell-script child started.  Only
- * ca.h-level dependencies: plugins may include it.
+ * group, so a timeout also kills what a shell-script child started, and so
+ * does its exit: what it left running in its group is killed when it is
+ * reaped.  A loop that ends kills and reaps its children
+ * (core_proc_shutdown).  Only ca.h-level dependencies: plugins may include
+ * it.
  */
 #ifndef ESTRAD_CORE_PROC_H
 #define ESTRAD_CORE_PROC_H
@@ -78,6 +81,14 @@ void core_proc_cancel(struct core_proc *proc);
  * child through its pidfd.  Loop thread only.
  */
 void core_proc_kill(struct core_proc *proc);
+
+/*
+ * Kills (with their process groups) and reaps every child started on base
+ * and not yet reaped, and frees them; their done_fn is never called.  For
+ * the end of a loop (ca_loop_shutdown), on its thread, once it no longer
+ * runs: no helper outlives the worker that started it.
+ */
+void core_proc_shutdown(struct event_base *base);
 
 /* Returns the child's pid, for logs. */
 long core_proc_pid(const struct core_proc *proc);

@@ -68,22 +68,33 @@ est_conn_raise(struct evhttp_request *evreq)
 		(void)bufferevent_priority_set(bev, CORE_LOOP_PRIORITY_ONGOING);
 }
 
-/* Fills the peer address and TLS facts the RA needs. */
-static void
-est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
+/* Writes evreq's client as "ip:port" or "[ip]:port" into buf (size len);
+ * returns 0, or -1 when there is no connection (buf untouched). */
+static int
+est_conn_client(struct evhttp_request *evreq, char *buf, size_t len)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
 	char *addr = NULL;
 	ev_uint16_t port = 0;
-	SSL *ssl;
 
 	if (evcon == NULL)
-		return;
+		return -1;
 	evhttp_connection_get_peer(evcon, &addr, &port);
-	snprintf(peer->client, sizeof(peer->client),
+	snprintf(buf, len,
 	         addr != NULL && strchr(addr, ':') != NULL ? "[%s]:%u"
 	                                                   : "%s:%u",
 	         addr != NULL ? addr : "-", (unsigned int)port);
+	return 0;
+}
+
+/* Fills the peer address and TLS facts the RA needs. */
+static void
+est_conn_peer(struct evhttp_request *evreq, struct ra_peer *peer)
+{
+	SSL *ssl;
+
+	if (est_conn_client(evreq, peer->client, sizeof(peer->client)) != 0)
+		return;
 	if ((ssl = est_conn_ssl(evreq)) == NULL)
 		return;
 	peer->tls_version = SSL_get_version(ssl);
@@ -248,15 +259,27 @@ est_conn_read_csr(struct est_conn_request *creq)
 	unsigned char *der = NULL;
 	X509_REQ *csr = NULL;
 	size_t len, derlen = 0;
-	char err[512] = "";
+	char err[512] = "", shown[256];
 	char *text;
 
+	if (type == NULL) {
+		ra_request_refuse(
+		    req, 415, CORE_LOG_NOTICE, "est.conn",
+		    "send the CSR as Content-Type: application/pkcs10",
+		    "%s refused: no Content-Type, application/pkcs10 expected",
+		    req->op_name);
+		goto out;
+	}
 	if (!est_wire_media_type_is(type, EST_TYPE_PKCS10)) {
+		/* The client's header goes to the answer, the error log and
+		 * the audit record: escaped, so it cannot end the quotes. */
 		ra_request_refuse(
 		    req, 415, CORE_LOG_NOTICE, "est.conn",
 		    "send the CSR as Content-Type: application/pkcs10",
 		    "%s refused: Content-Type \"%s\" is not application/pkcs10",
-		    req->op_name, type != NULL ? type : "(none)");
+		    req->op_name,
+		    ra_log_escape(type, RA_LOG_ESC_INNER, shown,
+		                  sizeof(shown)));
 		goto out;
 	}
 	len = evbuffer_get_length(body);
@@ -302,16 +325,54 @@ out:
 }
 
 static void est_conn_handle_now(struct evhttp_request *evreq,
-                                struct est_conn_worker *worker);
+                                struct est_conn_worker *worker, int basic_busy);
 
-/* A request waiting for its Basic credentials' crypt(3). */
+/*
+ * How long a request whose Basic credentials find no room among the
+ * queued crypt(3) checks (ra_auth_basic_prefetch() answers -1) asks again
+ * before it is answered 503: the first wait, the longest, and in all, in
+ * milliseconds.  A provisioning service that opens many connections at
+ * once with one new credential waits a moment: once one check of it is
+ * done, the others pass from the cache.
+ */
+#define EST_CONN_OFFER_FIRST_MS 10
+#define EST_CONN_OFFER_STEP_MS  200
+#define EST_CONN_OFFER_TOTAL_MS 5000
+
+/* A request waiting for its Basic credentials' crypt(3), or for room to
+ * queue it. */
 struct est_conn_waiting {
 	struct evhttp_request *evreq;
 	struct est_conn_worker *worker;
 	/* Held while the helper thread reads the generation's users table
 	 * (a reload may free an older generation's). */
 	struct est_generation *gen;
+	unsigned int delay_ms;  /* before the next offer */
+	unsigned int waited_ms; /* for room so far */
 };
+
+/*
+ * Answers nothing to a client that left while its request waited (an
+ * evhttp request whose connection is gone is freed by the answer).
+ * Returns 1 when it had left.
+ */
+static int
+est_conn_gone(struct evhttp_request *evreq)
+{
+	char uri[512];
+
+	if (evhttp_request_get_connection(evreq) != NULL)
+		return 0;
+	ra_log(CORE_LOG_INFO, "est.conn", NULL, NULL,
+	       "client left while its Basic credentials were checked, "
+	       "uri: \"%s\"",
+	       ra_log_escape(evhttp_request_get_uri(evreq) != NULL
+	                         ? evhttp_request_get_uri(evreq)
+	                         : "-",
+	                     RA_LOG_ESC_INNER, uri, sizeof(uri)));
+	evhttp_send_error(evreq, 503, "Client gone");
+	return 1;
+}
 
 /* The helper thread is done: the request is handled now, and its check
  * finds the verdict without crypt(3) (ra_auth_basic_prefetch()). */
@@ -324,68 +385,118 @@ est_conn_prefetched(void *arg)
 
 	est_generation_release(w->gen);
 	free(w);
-	/* A client that left meanwhile gets nothing; answering an evhttp
-	 * request without a connection frees it. */
-	if (evhttp_request_get_connection(evreq) == NULL) {
-		ra_log(CORE_LOG_INFO, "est.conn", NULL, NULL,
-		       "client left while its Basic credentials were checked, "
-		       "uri: %s",
-		       evhttp_request_get_uri(evreq) != NULL
-		           ? evhttp_request_get_uri(evreq)
-		           : "-");
-		evhttp_send_error(evreq, 503, "Client gone");
+	if (!est_conn_gone(evreq))
+		est_conn_handle_now(evreq, worker, 0);
+}
+
+static void est_conn_offer_again(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Offers the crypt(3) of w's credentials to a helper thread (see
+ * est_conn_prefetch()); when there is no room for it, asks again after a
+ * while, up to EST_CONN_OFFER_TOTAL_MS.  Returns 1 when the request goes
+ * on later, else 0 (now) or -1 (now, no room), and w is freed.
+ */
+static int
+est_conn_offer(struct est_conn_waiting *w)
+{
+	const char *authz = evhttp_find_header(
+	    evhttp_request_get_input_headers(w->evreq), "Authorization");
+	struct timeval tv;
+	char client[64] = "";
+	int rc;
+
+	(void)est_conn_client(w->evreq, client, sizeof(client));
+	rc = ra_auth_basic_prefetch(
+	    ra_users_slot_get(w->gen->config->users_slot), authz, client,
+	    w->worker->base, est_conn_prefetched, w);
+	if (rc == 1)
+		return 1;
+	if (rc < 0 && w->waited_ms < EST_CONN_OFFER_TOTAL_MS) {
+		w->delay_ms = w->delay_ms == 0 ? EST_CONN_OFFER_FIRST_MS
+		              : w->delay_ms * 2 > EST_CONN_OFFER_STEP_MS
+		                  ? EST_CONN_OFFER_STEP_MS
+		                  : w->delay_ms * 2;
+		w->waited_ms += w->delay_ms;
+		tv.tv_sec = 0;
+		tv.tv_usec = (suseconds_t)w->delay_ms * 1000;
+		if (event_base_once(w->worker->base, -1, EV_TIMEOUT,
+		                    est_conn_offer_again, w, &tv) == 0)
+			return 1;
+	}
+	est_generation_release(w->gen);
+	free(w);
+	return rc < 0 ? -1 : 0;
+}
+
+/* The wait for room is over: the request asks again. */
+static void
+est_conn_offer_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct est_conn_waiting *w = arg;
+	struct evhttp_request *evreq = w->evreq;
+	struct est_conn_worker *worker = w->worker;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	if (est_conn_gone(evreq)) {
+		est_generation_release(w->gen);
+		free(w);
 		return;
 	}
-	est_conn_handle_now(evreq, worker);
+	if ((rc = est_conn_offer(w)) != 1)
+		est_conn_handle_now(evreq, worker, rc < 0);
 }
 
 /*
  * Hands the crypt(3) of the request's Basic credentials to a helper thread
  * when they are not in this worker's cache (ra/offload.h): a burst of new
  * or wrong credentials would otherwise hold the loop 3 ms each.  Returns 1
- * when the request goes on later (est_conn_prefetched()).
+ * when the request goes on later (est_conn_prefetched(), or after waiting
+ * for room among the queued checks), 0 when it goes on now, -1 when it
+ * goes on now but its credentials found no room in time (their check must
+ * not run crypt(3) on the loop).
  */
 static int
 est_conn_prefetch(struct evhttp_request *evreq, struct est_conn_worker *worker)
 {
-	const char *authz = evhttp_find_header(
-	    evhttp_request_get_input_headers(evreq), "Authorization");
-	struct est_generation *gen;
 	struct est_conn_waiting *w;
-	int rc;
 
-	if (authz == NULL || (w = calloc(1, sizeof(*w))) == NULL)
+	if (evhttp_find_header(evhttp_request_get_input_headers(evreq),
+	                       "Authorization") == NULL ||
+	    (w = calloc(1, sizeof(*w))) == NULL)
 		return 0;
 	w->evreq = evreq;
 	w->worker = worker;
-	w->gen = gen = est_server_acquire(worker->server);
-	rc =
-	    ra_auth_basic_prefetch(ra_users_slot_get(gen->config->users_slot),
-	                           authz, worker->base, est_conn_prefetched, w);
-	if (rc == 0) {
-		est_generation_release(gen);
-		free(w);
-	}
-	return rc;
+	w->gen = est_server_acquire(worker->server);
+	return est_conn_offer(w);
 }
 
 void
 est_conn_handle(struct evhttp_request *evreq, void *arg)
 {
 	struct est_conn_worker *worker = arg;
+	int rc;
 
 	/* The whole request is in: its deadline (limits.request_timeout)
 	 * stops here, so that one waiting for a slow CA is never cut. */
 	est_limits_request_arrived(est_conn_ssl(evreq));
 	est_conn_raise(evreq);
-	if (est_conn_prefetch(evreq, worker))
+	/* A request refused for its head gets no crypt(3) either. */
+	if (est_limits_request_refusal(est_conn_ssl(evreq)) != NULL) {
+		est_conn_handle_now(evreq, worker, 0);
 		return;
-	est_conn_handle_now(evreq, worker);
+	}
+	if ((rc = est_conn_prefetch(evreq, worker)) != 1)
+		est_conn_handle_now(evreq, worker, rc < 0);
 }
 
+/* Handles the request at once; basic_busy: its Basic credentials found
+ * no room among the queued crypt(3) checks (est_conn_prefetch()). */
 static void
 est_conn_handle_now(struct evhttp_request *evreq,
-                    struct est_conn_worker *worker)
+                    struct est_conn_worker *worker, int basic_busy)
 {
 	struct est_conn_request *creq = NULL;
 	struct ra_request *req;
@@ -395,9 +506,10 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	struct est_generation *gen;
 	enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
 	const struct evhttp_uri *parsed = evhttp_request_get_evhttp_uri(evreq);
-	const char *want,
+	const char *want, *why,
 	    *uri = parsed != NULL ? evhttp_uri_get_path(parsed) : NULL;
 	X509_REQ *csr;
+	char shown[512];
 
 	gen = est_server_acquire(worker->server);
 	if ((creq = calloc(1, sizeof(*creq))) == NULL ||
@@ -409,10 +521,12 @@ est_conn_handle_now(struct evhttp_request *evreq,
 		 * still says what happened and to whom. */
 		ra_log(CORE_LOG_ALERT, "est.conn", NULL,
 		       "estrad is out of memory; check its limits",
-		       "request refused: out of memory, answer: 500, uri: %s",
-		       evhttp_request_get_uri(evreq) != NULL
-		           ? evhttp_request_get_uri(evreq)
-		           : "-");
+		       "request refused: out of memory, answer: 500, uri: "
+		       "\"%s\"",
+		       ra_log_escape(evhttp_request_get_uri(evreq) != NULL
+		                         ? evhttp_request_get_uri(evreq)
+		                         : "-",
+		                     RA_LOG_ESC_INNER, shown, sizeof(shown)));
 		evhttp_send_error(evreq, 500, "Out of memory");
 		return;
 	}
@@ -424,7 +538,23 @@ est_conn_handle_now(struct evhttp_request *evreq,
 	creq->req->release_arg = gen;
 	creq->evreq = evreq;
 	req = creq->req;
+	req->basic_busy = basic_busy;
 	est_conn_peer(evreq, &req->peer);
+
+	/* A head that a proxy in front could frame otherwise than evhttp
+	 * did (est/head.h): what follows on the connection is in doubt, so
+	 * the connection ends with the answer. */
+	if ((why = est_limits_request_refusal(est_conn_ssl(evreq))) != NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(evreq),
+		                  "Connection", "close");
+		ra_request_refuse(req, 400, CORE_LOG_NOTICE, "est.conn",
+		                  "estrad refuses request heads that a proxy "
+		                  "could frame differently; fix the client or "
+		                  "the proxy in front of estrad",
+		                  "request refused: %s", why);
+		est_conn_fail(creq, NULL);
+		return;
+	}
 
 	rs = est_route_parse(uri != NULL ? uri : "", &route);
 	if (rs != EST_ROUTE_OK) {

@@ -569,10 +569,113 @@ out:
 	return rc;
 }
 
+/*
+ * Returns 1 when the request's key is EC with its curve spelled out as
+ * explicit parameters (or implicitly CA's) instead of named by OID.  RFC
+ * 5480 allows only namedCurve in certificates, verifiers such as
+ * "openssl verify -x509_strict" refuse the certificate, and a CA copying
+ * the SubjectPublicKeyInfo would issue one.  OpenSSL recognises the
+ * parameters of a known curve and names the group all the same, so the
+ * encoding itself is looked at.
+ */
+static int
+csr_ec_not_named(X509_REQ *req)
+{
+	ASN1_OBJECT *alg = NULL;
+	X509_ALGOR *palg = NULL;
+	int ptype = V_ASN1_UNDEF;
+
+	if (!X509_PUBKEY_get0_param(&alg, NULL, NULL, &palg,
+	                            X509_REQ_get_X509_PUBKEY(req)) ||
+	    OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey)
+		return 0;
+	if (palg != NULL)
+		X509_ALGOR_get0(NULL, &ptype, NULL, palg);
+	return ptype != V_ASN1_OBJECT;
+}
+
+/*
+ * Checks the extension request attributes: at most one extensionRequest
+ * or msExtReq attribute, holding exactly one value, that decodes, with no
+ * extension requested twice.  OpenSSL, and so the policy, read the first
+ * such attribute and its first value, and X.509 allows one instance of
+ * an extension; a CA that reads another attribute, value or instance
+ * would honour what the policy never saw.  Returns 0, or -1 with err set.
+ */
+static int
+csr_check_ext_request(X509_REQ *req, char *err, size_t errlen)
+{
+	static const int nids[] = {NID_ext_req, NID_ms_ext_req};
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	const X509_ATTRIBUTE *attr = NULL;
+	const ASN1_OBJECT *obj;
+	char name[CSR_NAME_MAX];
+	int i, j, n = 0, values, rc = -1;
+	size_t k;
+
+	for (k = 0; k < sizeof(nids) / sizeof(nids[0]); k++)
+		for (i = -1;
+		     (i = X509_REQ_get_attr_by_NID(req, nids[k], i)) >= 0;) {
+			attr = X509_REQ_get_attr(req, i);
+			n++;
+		}
+	if (n == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (n > 1) {
+		core_error_set(err, errlen, 0,
+		               "CSR has %d extension request attributes "
+		               "(extensionRequest or msExtReq), one is allowed",
+		               n);
+		goto out;
+	}
+	if ((values = X509_ATTRIBUTE_count(attr)) != 1) {
+		core_error_set(
+		    err, errlen, 0,
+		    "CSR extensionRequest attribute holds %d values, "
+		    "one is allowed",
+		    values);
+		goto out;
+	}
+	/*
+	 * An extension request that does not decode would later look like
+	 * no extensions at all (est_csr_extensions() returns NULL); refuse
+	 * it here so that NULL there always means "none asked for".
+	 */
+	if ((exts = X509_REQ_get_extensions(req)) == NULL) {
+		core_error_set(err, errlen, 1,
+		               "CSR extensionRequest attribute is malformed");
+		goto out;
+	}
+	for (i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+		obj =
+		    X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts, i));
+		for (j = 0; j < i; j++)
+			if (OBJ_cmp(obj,
+			            X509_EXTENSION_get_object(
+			                sk_X509_EXTENSION_value(exts, j))) == 0)
+				break;
+		if (j < i) {
+			if (OBJ_obj2nid(obj) != NID_undef)
+				snprintf(name, sizeof(name), "%s",
+				         OBJ_nid2sn(OBJ_obj2nid(obj)));
+			else
+				OBJ_obj2txt(name, sizeof(name), obj, 1);
+			core_error_set(err, errlen, 0,
+			               "CSR requests extension %s twice", name);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return rc;
+}
+
 X509_REQ *
 est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 {
-	STACK_OF(X509_EXTENSION) *exts = NULL;
 	X509_REQ *req = NULL;
 	const unsigned char *p, *tbs = NULL;
 	EVP_PKEY *pkey;
@@ -637,6 +740,15 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 	}
 	switch (csr_key_judge(pkey, key, sizeof(key))) {
 	case CSR_KEY_OK:
+		if (csr_ec_not_named(req)) {
+			core_error_set(
+			    err, errlen, 0,
+			    "CSR key %s is not accepted: its curve is "
+			    "given by explicit parameters, not named "
+			    "(RFC 5480 requires a named curve)",
+			    key);
+			goto out;
+		}
 		break;
 	case CSR_KEY_WEAK_RSA:
 		core_error_set(
@@ -683,23 +795,10 @@ est_csr_parse(const unsigned char *der, size_t len, char *err, size_t errlen)
 		goto out;
 	}
 
-	/*
-	 * An extension request that does not decode would later look like
-	 * no extensions at all (est_csr_extensions() returns NULL); refuse
-	 * it here so that NULL there always means "none asked for".
-	 */
-	if (X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
-	    X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1) >= 0) {
-		if ((exts = X509_REQ_get_extensions(req)) == NULL) {
-			core_error_set(
-			    err, errlen, 1,
-			    "CSR extensionRequest attribute is malformed");
-			goto out;
-		}
-	}
+	if (csr_check_ext_request(req, err, errlen) != 0)
+		goto out;
 	rc = 0;
 out:
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	if (rc != 0) {
 		X509_REQ_free(req);
 		req = NULL;

@@ -14,8 +14,11 @@
  * Parses der as a PKCS#10 request and checks it: the whole buffer is one
  * request (no trailing bytes), version 1, the signature verifies with the
  * request's own key (proof of possession), the signature algorithm is not
- * MD5 or SHA-1 based, and the key is RSA of at least 2048 bits, EC on
- * P-256 or P-384, or Ed25519.  Returns a new request (free with
+ * MD5 or SHA-1 based, the key is RSA of at least 2048 bits, EC on
+ * P-256 or P-384 named by OID (not explicit parameters), or Ed25519, and
+ * the request has at most one extension request attribute
+ * (extensionRequest or msExtReq) with one value that decodes and asks for
+ * no extension twice.  Returns a new request (free with
  * X509_REQ_free) or NULL with a one-line reason in err such as
  * "CSR signature does not verify (SSL: ...)" or
  * "CSR key RSA-1024 is too weak: at least 2048 bits needed".

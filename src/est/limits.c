@@ -40,8 +40,11 @@
  * run on its worker's thread, so the phase needs no lock; the tables and
  * windows shared by the workers are under lim_lock.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -49,12 +52,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "core/log.h"
+#include "core/loop.h"
+#include "est/head.h"
 #include "est/limits.h"
 #include "ra/log.h"
 
@@ -73,6 +80,8 @@ enum lim_cause {
 	LIM_PER_WORKER,     /* over limits.max_conns_per_worker */
 	LIM_HANDSHAKE_LATE, /* past limits.handshake_timeout */
 	LIM_REQUEST_LATE,   /* past limits.request_timeout */
+	LIM_NOFILE,         /* accept(2): out of descriptors */
+	LIM_ACCEPT,         /* accept(2) failed for another reason */
 	LIM_CAUSE__MAX
 };
 
@@ -86,6 +95,8 @@ static const char *const lim_cause_text[LIM_CAUSE__MAX] = {
     "over limits.max_conns_per_worker",
     "TLS handshake not completed within limits.handshake_timeout",
     "request not completed within limits.request_timeout",
+    "out of descriptors at accept",
+    "accept failed",
 };
 
 static const char *const lim_cause_hint[LIM_CAUSE__MAX] = {
@@ -101,6 +112,18 @@ static const char *const lim_cause_hint[LIM_CAUSE__MAX] = {
     "legitimate clients need this long to connect",
     "slow or stalled clients; raise limits.request_timeout only if "
     "legitimate clients need this long to send a request",
+    "accepting pauses " EST_LIMITS_PAUSE_TEXT " each time; raise the "
+    "descriptor limit (LimitNOFILE=) or lower limits.max_conns_per_worker",
+    "accepting pauses " EST_LIMITS_PAUSE_TEXT " each time; check the "
+    "system's memory and socket buffers",
+};
+
+/* The level of each cause's lines: a client refused, or the operator's
+ * business. */
+static const enum core_log_level lim_cause_level[LIM_CAUSE__MAX] = {
+    CORE_LOG_NOTICE, CORE_LOG_NOTICE, CORE_LOG_NOTICE,
+    CORE_LOG_NOTICE, CORE_LOG_NOTICE, CORE_LOG_NOTICE,
+    CORE_LOG_NOTICE, CORE_LOG_WARN,   CORE_LOG_ERROR,
 };
 
 /* The limits a connection is held to, copied when it is accepted. */
@@ -141,6 +164,7 @@ struct lim_conn {
 	double accepted, last_in, last_out; /* monotonic seconds */
 	double app_in, app_out;             /* last application data */
 	struct lim_addr addr;
+	int counted;     /* the limits were applied (at the accept) */
 	int have_addr;   /* counted in the client table */
 	int seen_record; /* the first record was looked at */
 	int refused;     /* shut down for a limit or a deadline */
@@ -157,15 +181,27 @@ struct lim_conn {
 	int tentative;
 	/* A record of the next request came in while answering. */
 	int next_pending;
+	/* Runs once, right after the accept, before the loop reads from
+	 * the socket: the limits apply then (lim_accepted()); owned. */
+	struct event *accept_ev;
+	/* The connection's plaintext input (borrowed from its bufferevent,
+	 * which outlives the SSL), the callback that scans each request
+	 * head in it (owned by input), and the bytes it has had in all. */
+	struct evbuffer *input;
+	struct evbuffer_cb_entry *input_cb;
+	uint64_t in_total;
+	struct est_head head;
+	/* Why the request handed to est/conn.c last is refused, or "". */
+	char refusal[EST_HEAD_WHY_MAX];
 };
 
 /* The counter of one cause: a line when a window opens, a summary line
  * with the count when it closes. */
 struct lim_window {
 	int open;
-	unsigned long count;  /* in the current window, after the first */
-	unsigned long total;  /* since start */
-	unsigned int seconds; /* the limit, for the causes that are times */
+	unsigned long count; /* in the current window, after the first */
+	unsigned long total; /* since start */
+	char detail[96];     /* " (30 s)", " (24: Too many open files)" */
 	char last_client[64];
 	struct event_base *base; /* the loop the summary runs on */
 };
@@ -178,6 +214,9 @@ static struct {
 } lim_workers[LIM_WORKERS];
 static struct lim_window lim_windows[LIM_CAUSE__MAX];
 static int lim_index = -1;
+/* The spare descriptor (est_limits_accept_failed()), -1 while not held;
+ * under lim_lock. */
+static int lim_spare = -1;
 
 static double
 lim_now(void)
@@ -304,15 +343,14 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	struct lim_window *w = arg;
 	enum lim_cause cause = (enum lim_cause)(w - lim_windows);
 	unsigned long count, total;
-	unsigned int seconds;
-	char client[64], limit[32];
+	char client[64], detail[sizeof(w->detail)];
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&lim_lock);
 	count = w->count;
 	total = w->total;
-	seconds = w->seconds;
+	snprintf(detail, sizeof(detail), "%s", w->detail);
 	snprintf(client, sizeof(client), "%s", w->last_client);
 	w->count = 0;
 	if (count == 0)
@@ -320,47 +358,58 @@ lim_summary(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&lim_lock);
 	if (count == 0)
 		return;
-	lim_limit_text(seconds, limit, sizeof(limit));
-	ra_log(CORE_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	ra_log(lim_cause_level[cause], LIM_COMPONENT, NULL,
+	       lim_cause_hint[cause],
 	       "connections closed: %s%s, count: %lu in the last %d s, "
 	       "total: %lu, last client: %s",
-	       lim_cause_text[cause], limit, count, EST_LIMITS_WINDOW, total,
+	       lim_cause_text[cause], detail, count, EST_LIMITS_WINDOW, total,
 	       client);
 	lim_arm(w);
 }
 
-/* Counts one closure for cause; the first of a window is logged now. */
+/* Counts one closure for cause, with detail after its text and client;
+ * the first of a window is logged now, the others in its summary, on the
+ * loop base. */
 static void
-lim_report(enum lim_cause cause, const struct lim_conn *c)
+lim_report_at(enum lim_cause cause, const char *detail, const char *client,
+              struct event_base *base)
 {
 	struct lim_window *w = &lim_windows[cause];
-	unsigned int seconds = lim_cause_seconds(cause, &c->conf);
 	unsigned long total;
-	char limit[32];
 	int first = 0;
 
 	pthread_mutex_lock(&lim_lock);
 	w->total++;
 	total = w->total;
-	w->seconds = seconds;
-	snprintf(w->last_client, sizeof(w->last_client), "%s", c->client);
+	snprintf(w->detail, sizeof(w->detail), "%s", detail);
+	snprintf(w->last_client, sizeof(w->last_client), "%s", client);
 	if (!w->open) {
 		w->open = 1;
 		w->count = 0;
-		w->base = c->base;
+		w->base = base;
 		first = 1;
 	} else
 		w->count++;
 	pthread_mutex_unlock(&lim_lock);
 	if (!first)
 		return;
-	lim_limit_text(seconds, limit, sizeof(limit));
-	ra_log(CORE_LOG_NOTICE, LIM_COMPONENT, NULL, lim_cause_hint[cause],
+	ra_log(lim_cause_level[cause], LIM_COMPONENT, NULL,
+	       lim_cause_hint[cause],
 	       "connection closed: %s%s, client: %s, total: %lu; further "
 	       "ones are counted for %d s",
-	       lim_cause_text[cause], limit, c->client, total,
-	       EST_LIMITS_WINDOW);
+	       lim_cause_text[cause], detail, client, total, EST_LIMITS_WINDOW);
 	lim_arm(w);
+}
+
+/* Counts one closure of connection c for cause. */
+static void
+lim_report(enum lim_cause cause, const struct lim_conn *c)
+{
+	char detail[32];
+
+	lim_limit_text(lim_cause_seconds(cause, &c->conf), detail,
+	               sizeof(detail));
+	lim_report_at(cause, detail, c->client, c->base);
 }
 
 static void lim_request_start(struct lim_conn *c, int tentative);
@@ -392,54 +441,66 @@ lim_bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
 	return ret;
 }
 
+/* Fills a from ss and writes "address:port" ("-:0" when ss is neither
+ * IPv4 nor IPv6) to client. */
+static void
+lim_addr_from(const struct sockaddr_storage *ss, struct lim_addr *a,
+              char *client, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "-";
+	unsigned int port = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		a->family = AF_INET;
+		memcpy(a->bytes, &in->sin_addr, 4);
+		port = ntohs(in->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)ss;
+
+		a->family = AF_INET6;
+		memcpy(a->bytes, &in6->sin6_addr, 16);
+		port = ntohs(in6->sin6_port);
+	}
+	if (a->family != 0)
+		inet_ntop(a->family, a->bytes, host, sizeof(host));
+	snprintf(client, len, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+	         port);
+}
+
 /* Reads the peer's address of fd into c->addr and c->client. */
 static void
 lim_peer(int fd, struct lim_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "-";
-	unsigned int port = 0;
 
-	memset(&c->addr, 0, sizeof(c->addr));
-	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-			c->addr.family = AF_INET;
-			memcpy(c->addr.bytes, &in->sin_addr, 4);
-			port = ntohs(in->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-			c->addr.family = AF_INET6;
-			memcpy(c->addr.bytes, &in6->sin6_addr, 16);
-			port = ntohs(in6->sin6_port);
-		}
-		if (c->addr.family != 0)
-			inet_ntop(c->addr.family, c->addr.bytes, host,
-			          sizeof(host));
-	}
-	snprintf(c->client, sizeof(c->client),
-	         c->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+	memset(&ss, 0, sizeof(ss));
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		ss.ss_family = AF_UNSPEC;
+	lim_addr_from(&ss, &c->addr, c->client, sizeof(c->client));
 }
 
-/* The first record of a connection: its address is known; the limits
- * apply, and the socket BIO is there to watch. */
+/*
+ * Applies the connection limits to c, whose socket is fd, once: counts it
+ * for its address and shuts it down when the address or the worker holds
+ * more than the limit.  The socket stays open (evhttp closes it): the
+ * next read sees the end and the connection is torn down before any
+ * handshake work is done for it.
+ */
 static void
-lim_first_record(SSL *ssl, struct lim_conn *c)
+lim_apply(struct lim_conn *c, int fd)
 {
 	unsigned int nclient = 0, nworker;
-	int fd = SSL_get_fd(ssl);
 	enum lim_cause cause = LIM_CAUSE__MAX;
 
+	if (c->counted || fd < 0)
+		return;
+	c->counted = 1;
 	lim_peer(fd, c);
-	if ((c->bio = SSL_get_rbio(ssl)) != NULL &&
-	    BIO_get_callback_ex(c->bio) == NULL) {
-		BIO_set_callback_arg(c->bio, (char *)c);
-		BIO_set_callback_ex(c->bio, lim_bio_cb);
-	} else
-		c->bio = NULL;
 	pthread_mutex_lock(&lim_lock);
 	if (c->addr.family != 0) {
 		nclient = lim_client_add(&c->addr, 1);
@@ -454,13 +515,39 @@ lim_first_record(SSL *ssl, struct lim_conn *c)
 	/* A connection a deadline shut already counts once. */
 	if (cause == LIM_CAUSE__MAX || c->refused)
 		return;
-	/* The socket stays open (evhttp closes it); the next read sees
-	 * the end and the connection is torn down before any handshake
-	 * work is done for it. */
 	c->refused = 1;
-	if (fd >= 0)
-		(void)shutdown(fd, SHUT_RDWR);
+	(void)shutdown(fd, SHUT_RDWR);
 	lim_report(cause, c);
+}
+
+/*
+ * Right after the accept, before the loop first reads from the socket
+ * (the event runs at the loop's highest priority): the limits apply to a
+ * connection that never sends a byte too.  evhttp hands the socket to the
+ * connection only after est_limits_conn_new() returns, hence the event.
+ */
+static void
+lim_accepted(evutil_socket_t fd, short what, void *arg)
+{
+	struct lim_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	lim_apply(c, SSL_get_fd(c->ssl));
+}
+
+/* The first record of a connection: the socket BIO is there to watch
+ * (and the limits apply, if lim_accepted() could not). */
+static void
+lim_first_record(SSL *ssl, struct lim_conn *c)
+{
+	if ((c->bio = SSL_get_rbio(ssl)) != NULL &&
+	    BIO_get_callback_ex(c->bio) == NULL) {
+		BIO_set_callback_arg(c->bio, (char *)c);
+		BIO_set_callback_ex(c->bio, lim_bio_cb);
+	} else
+		c->bio = NULL;
+	lim_apply(c, SSL_get_fd(ssl));
 }
 
 /*
@@ -516,9 +603,9 @@ lim_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	c->refused = 1;
 	if ((sfd = SSL_get_fd(c->ssl)) >= 0) {
-		/* A ClientHello trickled in may not have made a record
-		 * yet: the log still names the client. */
-		if (!c->seen_record)
+		/* Counted at the accept, the client is known; should that
+		 * have failed, the log still names it. */
+		if (!c->counted)
 			lim_peer(sfd, c);
 		(void)shutdown(sfd, SHUT_RDWR);
 	}
@@ -633,6 +720,96 @@ lim_msg(int write_p, int version, int content_type, const void *buf, size_t len,
 		lim_answer_out(c);
 }
 
+/*
+ * The head scanner's spans (est/head.h): writes fill over the bytes at
+ * stream offsets [start, end) that are still in the input buffer, before
+ * evhttp parses them.  evhttp reads whole lines only, and a span ends a
+ * line that came in with the bytes being scanned, so a span of the line
+ * just ended is always there; one of a line evhttp has already taken is
+ * left as it was (evhttp then answers the head itself).
+ */
+static void
+lim_fill(void *arg, uint64_t start, uint64_t end, int fill)
+{
+	struct lim_conn *c = arg;
+	uint64_t first = c->in_total - evbuffer_get_length(c->input);
+	struct evbuffer_iovec vec[4];
+	struct evbuffer_ptr ptr;
+	size_t k;
+	int i, n;
+
+	if (start < first)
+		start = first;
+	if (end > c->in_total)
+		end = c->in_total;
+	while (start < end) {
+		if (evbuffer_ptr_set(c->input, &ptr, (size_t)(start - first),
+		                     EVBUFFER_PTR_SET) != 0 ||
+		    (n = evbuffer_peek(c->input, (ev_ssize_t)(end - start),
+		                       &ptr, vec, 4)) <= 0)
+			return;
+		for (i = 0; i < n && i < 4 && start < end; i++) {
+			k = vec[i].iov_len;
+			if (k > end - start)
+				k = (size_t)(end - start);
+			memset(vec[i].iov_base, fill, k);
+			start += k;
+		}
+	}
+}
+
+/* Feeds the head scanner the input buffer from byte pos to its end; a
+ * scanner waiting for the request to be taken only counts them. */
+static void
+lim_input_scan(struct lim_conn *c, size_t pos)
+{
+	struct evbuffer_iovec vec[8];
+	struct evbuffer_ptr ptr;
+	int i, n;
+
+	if (c->head.body) {
+		c->head.offset = c->in_total;
+		return;
+	}
+	while (pos < evbuffer_get_length(c->input)) {
+		if (evbuffer_ptr_set(c->input, &ptr, pos, EVBUFFER_PTR_SET) !=
+		        0 ||
+		    (n = evbuffer_peek(c->input, -1, &ptr, vec, 8)) <= 0)
+			return;
+		for (i = 0; i < n && i < 8; i++) {
+			if (c->head.body) {
+				/* The rest belongs to evhttp's body. */
+				c->head.offset = c->in_total;
+				return;
+			}
+			est_head_feed(&c->head, vec[i].iov_base,
+			              vec[i].iov_len);
+			pos += vec[i].iov_len;
+		}
+	}
+}
+
+/*
+ * The input buffer changed.  Bytes come in at its end (the TLS layer
+ * adds what it decrypted) and leave at its start (evhttp takes lines and
+ * bodies), so the bytes added are its last n_added, scanned now, before
+ * evhttp's read callback runs.
+ */
+static void
+lim_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+             void *arg)
+{
+	struct lim_conn *c = arg;
+	size_t len = evbuffer_get_length(buf), n = info->n_added;
+
+	if (n == 0)
+		return;
+	c->in_total += n;
+	if (n > len)
+		n = len;
+	lim_input_scan(c, len - n);
+}
+
 /* OpenSSL frees the SSL: the connection is over, for whatever reason. */
 static void
 lim_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -653,6 +830,11 @@ lim_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	 * frees evhttp before the base). */
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->accept_ev != NULL)
+		event_free(c->accept_ev);
+	/* The bufferevent frees its SSL before its buffers. */
+	if (c->input_cb != NULL)
+		(void)evbuffer_remove_cb_entry(c->input, c->input_cb);
 	if (c->bio != NULL && ssl != NULL && SSL_get_rbio(ssl) == c->bio) {
 		BIO_set_callback_ex(c->bio, NULL);
 		BIO_set_callback_arg(c->bio, NULL);
@@ -709,11 +891,16 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 	c->conf.max_per_worker = config->limits.max_conns_per_worker;
 	c->accepted = lim_now();
 	snprintf(c->client, sizeof(c->client), "-");
-	/* Without a timer the connection still has evhttp's timeout. */
+	est_head_init(&c->head, lim_fill, c);
+	/* Without a timer the connection still has evhttp's timeout;
+	 * without the accept event, the limits apply at its first record. */
 	c->deadline = event_new(base, -1, 0, lim_deadline_cb, c);
+	c->accept_ev = event_new(base, -1, 0, lim_accepted, c);
 	if (SSL_set_ex_data(ssl, lim_index, c) != 1) {
 		if (c->deadline != NULL)
 			event_free(c->deadline);
+		if (c->accept_ev != NULL)
+			event_free(c->accept_ev);
 		free(c);
 		return;
 	}
@@ -722,12 +909,34 @@ est_limits_conn_new(SSL *ssl, struct event_base *base,
 	pthread_mutex_unlock(&lim_lock);
 	SSL_set_msg_callback(ssl, lim_msg);
 	lim_phase_set(c, LIM_PH_HANDSHAKE);
+	if (c->accept_ev != NULL) {
+		/* On a loop with one priority (unit tests) this fails and
+		 * the event runs at that one. */
+		(void)event_priority_set(c->accept_ev,
+		                         CORE_LOOP_PRIORITY_ONGOING);
+		event_active(c->accept_ev, EV_TIMEOUT, 1);
+	}
+}
+
+void
+est_limits_conn_input(SSL *ssl, struct evbuffer *input)
+{
+	struct lim_conn *c;
+
+	if (ssl == NULL || input == NULL || lim_index < 0 ||
+	    (c = SSL_get_ex_data(ssl, lim_index)) == NULL || c->input != NULL)
+		return;
+	c->input = input;
+	c->in_total = evbuffer_get_length(input);
+	c->head.offset = c->in_total;
+	c->input_cb = evbuffer_add_cb(input, lim_input_cb, c);
 }
 
 void
 est_limits_request_arrived(SSL *ssl)
 {
 	struct lim_conn *c;
+	const char *why;
 
 	if (ssl == NULL || lim_index < 0 ||
 	    (c = SSL_get_ex_data(ssl, lim_index)) == NULL)
@@ -735,4 +944,191 @@ est_limits_request_arrived(SSL *ssl)
 	c->next_pending = 0;
 	c->tentative = 0;
 	lim_phase_set(c, LIM_PH_ANSWERING);
+	why = est_head_refusal(&c->head);
+	snprintf(c->refusal, sizeof(c->refusal), "%s", why != NULL ? why : "");
+	/* What is left in the input begins the next request's head. */
+	if (c->input_cb != NULL) {
+		est_head_next(&c->head,
+		              c->in_total - evbuffer_get_length(c->input));
+		lim_input_scan(c, 0);
+	}
+}
+
+const char *
+est_limits_request_refusal(SSL *ssl)
+{
+	struct lim_conn *c;
+
+	if (ssl == NULL || lim_index < 0 ||
+	    (c = SSL_get_ex_data(ssl, lim_index)) == NULL ||
+	    c->refusal[0] == '\0')
+		return NULL;
+	return c->refusal;
+}
+
+/* Takes the spare descriptor if it is not held; lim_lock held. */
+static void
+lim_spare_take_locked(void)
+{
+	if (lim_spare < 0)
+		lim_spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+void
+est_limits_spare_take(void)
+{
+	pthread_mutex_lock(&lim_lock);
+	lim_spare_take_locked();
+	pthread_mutex_unlock(&lim_lock);
+}
+
+void
+est_limits_accept_failed(int fd, struct event_base *base, int err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct lim_addr addr;
+	char client[64] = "-", detail[96];
+	enum lim_cause cause = LIM_ACCEPT;
+	int nfd;
+
+	if (err == EMFILE || err == ENFILE) {
+		cause = LIM_NOFILE;
+		/* The spare makes room for one accept: the oldest waiting
+		 * client is closed now rather than left to its timeout.
+		 * Another thread may take the room first; the spare is then
+		 * taken again when a listener resumes. */
+		pthread_mutex_lock(&lim_lock);
+		if (lim_spare >= 0) {
+			(void)close(lim_spare);
+			lim_spare = -1;
+			memset(&ss, 0, sizeof(ss));
+			if ((nfd = accept4(fd, (struct sockaddr *)&ss, &len,
+			                   SOCK_CLOEXEC)) >= 0) {
+				lim_addr_from(&ss, &addr, client,
+				              sizeof(client));
+				(void)close(nfd);
+			}
+			lim_spare_take_locked();
+		}
+		pthread_mutex_unlock(&lim_lock);
+	}
+	snprintf(detail, sizeof(detail), " (%d: %s)", err, strerror(err));
+	lim_report_at(cause, detail, client, base);
+}
+
+/* Reads the descriptor limits; RLIM_INFINITY reads as nr_open's default,
+ * the most setrlimit(2) grants. */
+static void
+lim_nofile_get(rlim_t *cur, rlim_t *max)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		rl.rlim_cur = rl.rlim_max = 1024;
+	if (rl.rlim_max == RLIM_INFINITY)
+		rl.rlim_max = EST_LIMITS_NOFILE_CEILING;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > rl.rlim_max)
+		rl.rlim_cur = rl.rlim_max;
+	*cur = rl.rlim_cur;
+	*max = rl.rlim_max;
+}
+
+/* Raises the soft descriptor limit to want, and the hard one with it
+ * when estrad may (CAP_SYS_RESOURCE); as far as the hard one otherwise.
+ * Returns the soft limit now. */
+static rlim_t
+lim_nofile_raise(rlim_t want)
+{
+	struct rlimit rl;
+	rlim_t cur, max;
+
+	lim_nofile_get(&cur, &max);
+	if (want <= cur)
+		return cur;
+	rl.rlim_cur = want;
+	rl.rlim_max = want > max ? want : max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && want > max) {
+		rl.rlim_cur = rl.rlim_max = max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	lim_nofile_get(&cur, &max);
+	return cur;
+}
+
+int
+est_limits_nofile(struct ra_config *config, int workers, char *err,
+                  size_t errlen)
+{
+	unsigned int per = config->limits.max_conns_per_worker, fit;
+	unsigned long long need;
+	rlim_t before, max, now;
+	int rc = -1;
+
+	if (workers < 1)
+		workers = 1;
+	lim_nofile_get(&before, &max);
+	need = per == 0 ? (unsigned long long)max
+	                : (unsigned long long)workers * per +
+	                      EST_LIMITS_NOFILE_RESERVE;
+	now = lim_nofile_raise(need > EST_LIMITS_NOFILE_CEILING
+	                           ? (rlim_t)EST_LIMITS_NOFILE_CEILING
+	                           : (rlim_t)need);
+	if (now > before)
+		ra_log(CORE_LOG_INFO, LIM_COMPONENT, NULL, NULL,
+		       "descriptor limit raised from %llu to %llu",
+		       (unsigned long long)before, (unsigned long long)now);
+	if (per == 0) {
+		/* No per-worker limit: the descriptor limit is the only
+		 * one, and accepting pauses when it is reached. */
+		ra_log(CORE_LOG_INFO, LIM_COMPONENT, NULL, NULL,
+		       "limits.max_conns_per_worker is 0: connections are "
+		       "bounded by the descriptor limit %llu alone",
+		       (unsigned long long)now);
+		rc = 0;
+		goto out;
+	}
+	if ((unsigned long long)now >= need) {
+		rc = 0;
+		goto out;
+	}
+	fit = now > EST_LIMITS_NOFILE_RESERVE
+	          ? (unsigned int)((now - EST_LIMITS_NOFILE_RESERVE) /
+	                           (rlim_t)workers)
+	          : 0;
+	if (config->limits.per_worker_default &&
+	    fit >= EST_LIMITS_MIN_PER_WORKER) {
+		config->limits.max_conns_per_worker = fit;
+		ra_log(CORE_LOG_WARN, LIM_COMPONENT, NULL,
+		       "raise the hard descriptor limit (LimitNOFILE= in the "
+		       "systemd unit, ulimit -Hn) for more connections",
+		       "descriptor limit %llu (hard %llu): "
+		       "limits.max_conns_per_worker lowered to %u from its "
+		       "default %u for %d workers",
+		       (unsigned long long)now, (unsigned long long)max, fit,
+		       per, workers);
+		rc = 0;
+		goto out;
+	}
+	if (config->limits.per_worker_default)
+		snprintf(err, errlen,
+		         "descriptor limit %llu (hard %llu) leaves fewer than "
+		         "%d connections to each of %d workers once %d are "
+		         "kept for estrad itself; raise the hard limit "
+		         "(LimitNOFILE= in the systemd unit, ulimit -Hn) or "
+		         "lower workers",
+		         (unsigned long long)now, (unsigned long long)max,
+		         EST_LIMITS_MIN_PER_WORKER, workers,
+		         EST_LIMITS_NOFILE_RESERVE);
+	else
+		snprintf(err, errlen,
+		         "descriptor limit %llu (hard %llu) is below the %llu "
+		         "that %d workers x limits.max_conns_per_worker %u + "
+		         "%d need; raise the hard limit (LimitNOFILE= in the "
+		         "systemd unit, ulimit -Hn) or lower "
+		         "limits.max_conns_per_worker or workers",
+		         (unsigned long long)now, (unsigned long long)max, need,
+		         workers, per, EST_LIMITS_NOFILE_RESERVE);
+out:
+	return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * listener.c: TLS listener, worker threads and signal handling.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -17,7 +18,9 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 
 #include "core/error.h"
@@ -34,6 +37,15 @@
 /* Pending connections per listening socket. */
 #define EST_LISTEN_BACKLOG 1024
 
+/*
+ * One listening socket's evconnlistener (evhttp's) and the timer that
+ * resumes it after a pause (est_listener_accept_error()).
+ */
+struct est_accept {
+	struct evconnlistener *lev; /* borrowed from evhttp */
+	struct event *resume;       /* owned, on the listener's loop */
+};
+
 struct est_worker {
 	struct est_server *server;
 	pthread_t thread;
@@ -42,6 +54,7 @@ struct est_worker {
 	struct evhttp *http;
 	struct est_conn_worker conn;
 	int *fds; /* one listening socket per listen address */
+	struct est_accept *accepts; /* one per listen address */
 };
 
 struct est_server {
@@ -62,7 +75,16 @@ struct est_server {
 
 	int metrics_fd;              /* bound at start, or -1 */
 	struct evhttp *metrics_http; /* on the main thread's loop */
+	struct est_accept metrics_accept;
 };
+
+/*
+ * The listeners whose loop runs on this thread: libevent tells a
+ * listener's error callback only the listener and evhttp's argument, and
+ * a listener runs on its loop's thread alone.
+ */
+static _Thread_local struct est_accept *est_accepts_here;
+static _Thread_local size_t est_naccepts_here;
 
 /* SSL ex_data slot marking estrad's own connections (see bevcb). */
 static int est_listener_ssl_index = -1;
@@ -72,18 +94,201 @@ static int est_listener_ssl_index = -1;
 #define EST_SSL_ESTABLISHED ((void *)2)
 #define EST_SSL_FAILED      ((void *)3)
 
+/* SSL_CTX ex_data slot holding the context's est_listener_peer_limits. */
+static int est_listener_ctx_index = -1;
+
+/* The tls.* bounds on a client's certificate list, owned by its SSL_CTX
+ * (a connection may outlive the configuration it was accepted under). */
+struct est_listener_peer_limits {
+	unsigned int verify_depth;
+	unsigned int max_key_bits;
+};
+
+/* Frees a context's peer limits with the context. */
+static void
+est_listener_ctx_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                       long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	free(ptr);
+}
+
+/* Writes the peer address of ssl's socket as "ip:port" (or "-"). */
+static void
+est_listener_peer_name(SSL *ssl, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	int fd = ssl != NULL ? SSL_get_fd(ssl) : -1;
+
+	snprintf(buf, len, "-");
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sslen) != 0)
+		return;
+	if (ss.ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
+	              sizeof(host)) != NULL)
+		snprintf(buf, len, "%s:%u", host,
+		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	else if (ss.ss_family == AF_INET6 &&
+	         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+	                   host, sizeof(host)) != NULL)
+		snprintf(buf, len, "[%s]:%u", host,
+		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+}
+
+/* Logs the one notice line of a handshake refused for its client's
+ * certificate list. */
+static void
+est_listener_refused(SSL *ssl, const char *hint, const char *why)
+{
+	struct ra_log_context ctx;
+	char client[INET6_ADDRSTRLEN + 16];
+
+	est_listener_peer_name(ssl, client, sizeof(client));
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.client = client;
+	ra_log(CORE_LOG_NOTICE, "est.listener", &ctx, hint,
+	       "TLS handshake refused: %s", why);
+}
+
 /*
- * Accepts any client certificate at the TLS layer: the client still proves
- * it holds the key (CertificateVerify), and the RA then checks the chain
- * against the label's explicit and implicit stores, so that a refusal can
- * name the store and reason in the log instead of a bare handshake alert.
+ * Checks the public key of certificate i of the n a client sent: an RSA
+ * public exponent above 2^32 (a valid key never needs one; OpenSSL lets
+ * it be as large as the modulus, which makes each verification with it
+ * cost a hundred normal ones), and an RSA modulus or DSA prime above
+ * max_bits.  Returns 1 when the key is acceptable, else 0 with the reason
+ * in why.  A key OpenSSL cannot decode is left to the handshake (leaf)
+ * and to the RA's verification (CAs), which refuse it.
  */
 static int
-est_listener_verify_any(int preverify_ok, X509_STORE_CTX *ctx)
+est_listener_key_ok(X509 *cert, int i, int n, unsigned int max_bits, char *why,
+                    size_t whylen)
 {
-	(void)preverify_ok;
-	(void)ctx;
-	return 1;
+	const char *type = NULL;
+	EVP_PKEY *key;
+	BIGNUM *e = NULL;
+	int ok = 0, bits;
+
+	/* What fails here is said in why, not left in OpenSSL's queue. */
+	ERR_set_mark();
+	if ((key = X509_get0_pubkey(cert)) == NULL) {
+		ok = 1;
+		goto out;
+	}
+	if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS"))
+		type = "an RSA";
+	else if (EVP_PKEY_is_a(key, "DSA"))
+		type = "a DSA";
+	else {
+		ok = 1;
+		goto out;
+	}
+	if ((bits = EVP_PKEY_get_bits(key)) > (int)max_bits) {
+		snprintf(why, whylen,
+		         "certificate %d of the %d the client sent has %s "
+		         "key of %d bits, more than tls.max_key_bits %u",
+		         i, n, type, bits, max_bits);
+		goto out;
+	}
+	if (strcmp(type, "an RSA") == 0) {
+		if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) !=
+		    1) {
+			snprintf(why, whylen,
+			         "certificate %d of the %d the client sent has "
+			         "an RSA key without a readable exponent",
+			         i, n);
+			goto out;
+		}
+		if (BN_num_bits(e) > 32) {
+			snprintf(
+			    why, whylen,
+			    "certificate %d of the %d the client sent has "
+			    "an RSA public exponent of %d bits (at most 32 "
+			    "accepted)",
+			    i, n, BN_num_bits(e));
+			goto out;
+		}
+	}
+	ok = 1;
+out:
+	BN_free(e);
+	ERR_pop_to_mark();
+	return ok;
+}
+
+/*
+ * OpenSSL calls it instead of X509_verify_cert() when a client sends
+ * certificates.  The TLS layer verifies no chain: its context has no
+ * trust store, and the RA verifies the chain against the label's
+ * explicit and implicit stores for each request (ra/auth_cert.c), where
+ * a refusal names the store and reason and an anonymous operation still
+ * answers a client whose certificate chains to nothing.  Verifying here
+ * as well would only spend a signature check per link, which is what a
+ * client without credentials buys with a long list of keys that are
+ * expensive to verify with.  What is checked, before any signature work:
+ * no more certificates than the leaf, tls.verify_depth intermediates and
+ * the root, and no absurd RSA or DSA key in any of them, the leaf's
+ * included, whose key checks CertificateVerify.  A refusal ends the
+ * handshake with an alert and one notice line.
+ */
+static int
+est_listener_check_peer(X509_STORE_CTX *store, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+	    store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	const struct est_listener_peer_limits *lim = NULL;
+	STACK_OF(X509) *list = X509_STORE_CTX_get0_untrusted(store);
+	const char *hint = NULL;
+	char why[256];
+	int i, n = list != NULL ? sk_X509_num(list) : 0, max, ok = 0;
+
+	(void)arg;
+	if (ssl != NULL && est_listener_ctx_index >= 0)
+		lim = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
+		                          est_listener_ctx_index);
+	if (lim == NULL) {
+		snprintf(why, sizeof(why), "%s",
+		         "no certificate limits on this TLS context");
+		X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED);
+		goto out;
+	}
+	max = (int)lim->verify_depth + 2;
+	if (n > max) {
+		snprintf(why, sizeof(why),
+		         "the client sent %d certificates, more than "
+		         "tls.verify_depth %u allows (%d)",
+		         n, lim->verify_depth, max);
+		hint = "raise tls.verify_depth if real clients send chains "
+		       "this long";
+		X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_CHAIN_TOO_LONG);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (!est_listener_key_ok(sk_X509_value(list, i), i, n,
+		                         lim->max_key_bits, why, sizeof(why))) {
+			hint = "no CA issues such keys to clients; "
+			       "tls.max_key_bits bounds the key size";
+			/* These codes make OpenSSL send bad_certificate;
+			 * it has none for a key too large. */
+			X509_STORE_CTX_set_error(
+			    store, i == 0 ? X509_V_ERR_EE_KEY_TOO_SMALL
+			                  : X509_V_ERR_CA_KEY_TOO_SMALL);
+			goto out;
+		}
+	/* SSL_get_verify_result() must not claim a verification that did
+	 * not happen: this is what OpenSSL's own reached with no store. */
+	X509_STORE_CTX_set_error(store,
+	                         X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	ok = 1;
+out:
+	if (!ok)
+		est_listener_refused(ssl, hint, why);
+	return ok;
 }
 
 /*
@@ -122,6 +327,23 @@ est_listener_info(const SSL *cssl, int where, int ret)
 	    (state = SSL_get_ex_data(ssl, est_listener_ssl_index)) !=
 	        EST_SSL_HANDSHAKING)
 		return;
+	/* A client certificate list over tls.max_cert_list is refused by
+	 * OpenSSL from the length in its header, before a byte of it is
+	 * read; the alert it sends is the moment to say why. */
+	if ((where & SSL_CB_WRITE_ALERT) && (ret >> 8) == SSL3_AL_FATAL &&
+	    SSL_get_state(ssl) == TLS_ST_SR_CERT &&
+	    ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(ERR_peek_last_error()) ==
+	        SSL_R_EXCESSIVE_MESSAGE_SIZE) {
+		snprintf(reason, sizeof(reason),
+		         "client certificate list larger than "
+		         "tls.max_cert_list (%ld bytes)",
+		         (long)SSL_get_max_cert_list(ssl));
+		est_listener_refused(ssl,
+		                     "raise tls.max_cert_list if real clients "
+		                     "send lists this large",
+		                     reason);
+	}
 	if (where & SSL_CB_HANDSHAKE_DONE) {
 		SSL_set_ex_data(ssl, est_listener_ssl_index,
 		                EST_SSL_ESTABLISHED);
@@ -162,10 +384,18 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 {
 	static const unsigned char sid_ctx[] = "estrad";
 	STACK_OF(X509_NAME) *names = NULL;
+	struct est_listener_peer_limits *lim = NULL;
 	SSL_CTX *ctx = NULL, *rc = NULL;
 	size_t i;
 
 	ERR_clear_error();
+	if (est_listener_ctx_index < 0 &&
+	    (est_listener_ctx_index = SSL_CTX_get_ex_new_index(
+	         0, NULL, NULL, NULL, est_listener_ctx_freed)) < 0) {
+		core_error_set(err, errlen, 1, "%s",
+		               "cannot register TLS context data");
+		goto out;
+	}
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		core_error_set(err, errlen, 1, "%s",
 		               "cannot create TLS context");
@@ -225,9 +455,24 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	 * time, and each ticket costs a session encoding, its encryption
 	 * and a record (about 2% of a full-handshake enrollment). */
 	SSL_CTX_set_num_tickets(ctx, 1);
+	/* A client's Certificate message longer than this is refused from
+	 * its header (OpenSSL's default lets 100 KiB through). */
+	SSL_CTX_set_max_cert_list(ctx, (long)config->tls.max_cert_list);
 	if (config->tls.request_client_cert) {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER,
-		                   est_listener_verify_any);
+		if ((lim = calloc(1, sizeof(*lim))) == NULL ||
+		    SSL_CTX_set_ex_data(ctx, est_listener_ctx_index, lim) !=
+		        1) {
+			core_error_set(err, errlen, 1, "%s", "out of memory");
+			goto out;
+		}
+		/* The context owns it now, and frees it. */
+		lim->verify_depth = config->tls.verify_depth;
+		lim->max_key_bits = config->tls.max_key_bits;
+		lim = NULL;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify_depth(ctx, (int)config->tls.verify_depth);
+		SSL_CTX_set_cert_verify_callback(ctx, est_listener_check_peer,
+		                                 NULL);
 		/* The CertificateRequest names both stores' CAs so clients
 		 * pick a certificate we can use. */
 		if ((names = sk_X509_NAME_new_null()) == NULL ||
@@ -264,6 +509,7 @@ est_listener_tls_context(const struct ra_config *config, char *err,
 	rc = ctx;
 	ctx = NULL;
 out:
+	free(lim);
 	sk_X509_NAME_pop_free(names, X509_NAME_free);
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
@@ -357,10 +603,78 @@ est_listener_bevcb(struct event_base *base, void *arg)
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	/* New handshakes wait behind requests under way (est/conn.c raises
-	 * a connection once it has sent a request). */
-	if (bev != NULL)
+	 * a connection once it has sent a request); each request head is
+	 * checked as it comes in (est/limits.c). */
+	if (bev != NULL) {
 		(void)bufferevent_priority_set(bev, CORE_LOOP_PRIORITY_NEW);
+		est_limits_conn_input(ssl, bufferevent_get_input(bev));
+	}
 	return bev;
+}
+
+/* A paused listener resumes accepting, with its spare descriptor back. */
+static void
+est_listener_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct est_accept *a = arg;
+
+	(void)fd;
+	(void)what;
+	est_limits_spare_take();
+	(void)evconnlistener_enable(a->lev);
+}
+
+/*
+ * libevent's listener calls it when accept(2) failed for a reason other
+ * than a retry (EMFILE or ENFILE, mostly).  Without it the listener would
+ * log a warning and stay enabled, and the loop would call accept(2) again
+ * at once: hundreds of thousands of failed calls and log lines a second
+ * while the descriptors last.  The listener pauses for
+ * EST_LIMITS_PAUSE_MS instead; est/limits.c closes the oldest waiting
+ * connection with the spare descriptor and logs.
+ */
+static void
+est_listener_accept_error(struct evconnlistener *lev, void *arg)
+{
+	static const struct timeval pause_tv = {0, EST_LIMITS_PAUSE_MS * 1000};
+	int err = EVUTIL_SOCKET_ERROR();
+	size_t i;
+
+	(void)arg;
+	for (i = 0; i < est_naccepts_here; i++)
+		if (est_accepts_here[i].lev == lev)
+			break;
+	/* Without its timer (out of memory) a listener stays enabled. */
+	if (i < est_naccepts_here && est_accepts_here[i].resume != NULL &&
+	    event_add(est_accepts_here[i].resume, &pause_tv) == 0)
+		(void)evconnlistener_disable(lev);
+	est_limits_accept_failed(evconnlistener_get_fd(lev),
+	                         evconnlistener_get_base(lev), err);
+}
+
+/*
+ * Hands the listening socket fd to http, whose loop is base, and watches
+ * its accept errors; fills a (its timer is the caller's to free).
+ * Returns 0 (evhttp owns fd), or -1 when out of memory or evhttp refused
+ * the socket (fd is still the caller's).
+ */
+static int
+est_listener_accept_on(struct evhttp *http, struct event_base *base, int fd,
+                       struct est_accept *a)
+{
+	struct evhttp_bound_socket *bound;
+
+	if ((a->resume = evtimer_new(base, est_listener_accept_resume, a)) ==
+	    NULL)
+		return -1;
+	if ((bound = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
+		event_free(a->resume);
+		a->resume = NULL;
+		return -1;
+	}
+	a->lev = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(a->lev, est_listener_accept_error);
+	return 0;
 }
 
 /*
@@ -456,7 +770,9 @@ est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
 	/* HTTP/1.1 keep-alive is fine, but evhttp must not add a
 	 * Content-Type of its own. */
 	evhttp_set_default_content_type(worker->http, NULL);
-	if ((worker->fds = calloc(config->nlisten, sizeof(int))) == NULL) {
+	if ((worker->fds = calloc(config->nlisten, sizeof(int))) == NULL ||
+	    (worker->accepts =
+	         calloc(config->nlisten, sizeof(*worker->accepts))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -467,7 +783,9 @@ est_worker_init(struct est_server *server, struct est_worker *worker, char *err,
 		    est_listener_bind(config->listen[i], err, errlen);
 		if (worker->fds[i] < 0)
 			return -1;
-		if (evhttp_accept_socket(worker->http, worker->fds[i]) != 0) {
+		if (est_listener_accept_on(worker->http, worker->base,
+		                           worker->fds[i],
+		                           &worker->accepts[i]) != 0) {
 			snprintf(err, errlen,
 			         "listen %s: evhttp refused the "
 			         "socket",
@@ -627,6 +945,8 @@ est_server_new(const struct ra_config *config, const struct ra_trust *trust,
 	pthread_mutex_init(&server->lock, NULL);
 	server->metrics_fd = -1;
 	server->config = config;
+	/* Taken before privileges are dropped, like the sockets. */
+	est_limits_spare_take();
 	if ((ssl_ctx = est_listener_tls_context(config, err, errlen)) == NULL)
 		goto out;
 	if ((server->current =
@@ -665,6 +985,8 @@ est_worker_main(void *arg)
 	struct est_server *server = worker->server;
 	struct est_generation *gen;
 
+	est_accepts_here = worker->accepts;
+	est_naccepts_here = server->config->nlisten;
 	if (worker == &server->workers[0]) {
 		gen = est_server_acquire(server);
 		est_generation_backends(gen, worker->base, 1);
@@ -874,6 +1196,14 @@ est_server_reload(struct est_server *server)
 		       err);
 		goto fail;
 	}
+	/* The threads stay those estrad started with. */
+	if (est_limits_nofile(config, server->nworkers, err, sizeof(err)) !=
+	    0) {
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: %s: limits: %s", path,
+		       err);
+		goto fail;
+	}
 	if ((trust = ra_trust_new(config->tls.explicit_ca,
 	                          config->tls.implicit_ca, err, sizeof(err))) ==
 	    NULL) {
@@ -1061,8 +1391,9 @@ est_server_run(struct est_server *server)
 	}
 	if (server->metrics_fd >= 0) {
 		if ((server->metrics_http = evhttp_new(state.base)) == NULL ||
-		    evhttp_accept_socket(server->metrics_http,
-		                         server->metrics_fd) != 0) {
+		    est_listener_accept_on(server->metrics_http, state.base,
+		                           server->metrics_fd,
+		                           &server->metrics_accept) != 0) {
 			ra_log(CORE_LOG_EMERG, "est.listener", NULL, NULL,
 			       "cannot serve metrics on %s",
 			       config->metrics_listen);
@@ -1070,6 +1401,8 @@ est_server_run(struct est_server *server)
 		}
 		/* evhttp's listener owns and closes the socket now. */
 		server->metrics_fd = -1;
+		est_accepts_here = &server->metrics_accept;
+		est_naccepts_here = 1;
 		evhttp_set_gencb(server->metrics_http, est_server_metrics_cb,
 		                 server);
 		evhttp_set_timeout(server->metrics_http, 10);
@@ -1105,6 +1438,12 @@ out:
 		evhttp_free(server->metrics_http);
 		server->metrics_http = NULL;
 	}
+	est_accepts_here = NULL;
+	est_naccepts_here = 0;
+	if (server->metrics_accept.resume != NULL) {
+		event_free(server->metrics_accept.resume);
+		server->metrics_accept.resume = NULL;
+	}
 	for (s = 0; s < sizeof(signals) / sizeof(signals[0]); s++)
 		if (events[s] != NULL)
 			event_free(events[s]);
@@ -1117,6 +1456,7 @@ void
 est_server_free(struct est_server *server)
 {
 	struct est_generation *gen;
+	size_t k;
 	int i;
 
 	if (server == NULL)
@@ -1133,6 +1473,11 @@ est_server_free(struct est_server *server)
 				if (w->fds[j] >= 0)
 					close(w->fds[j]);
 		}
+		for (k = 0; w->accepts != NULL && k < server->config->nlisten;
+		     k++)
+			if (w->accepts[k].resume != NULL)
+				event_free(w->accepts[k].resume);
+		free(w->accepts);
 		free(w->fds);
 		if (w->base != NULL)
 			event_base_free(w->base);

@@ -20,6 +20,7 @@
 
 #include "core/time.h"
 #include "est/metrics.h"
+#include "ra/auth_throttle.h"
 #include "ra/backends.h"
 
 /* Upper bound of series of every labelled counter family together. */
@@ -530,6 +531,17 @@ est_metrics_render(struct evbuffer *out, const struct ra_config *config,
 	evbuffer_add_printf(
 	    out, "estrad_tls_handshakes_total %llu\n",
 	    __atomic_load_n(&est_metrics_handshakes, __ATOMIC_RELAXED));
+	est_metrics_head(out, "estrad_auth_throttled_total", "counter",
+	                 "Basic credentials answered without a password check: "
+	                 "the client address or the user name failed too "
+	                 "often lately (429), or the password checks waiting "
+	                 "were too many (busy, 503).");
+	for (f = RA_THROTTLE_NONE + 1; f < RA_THROTTLE__MAX; f++)
+		evbuffer_add_printf(
+		    out, "estrad_auth_throttled_total{reason=\"%s\"} %llu\n",
+		    ra_auth_throttle_reason_name(
+		        (enum ra_auth_throttle_reason)f),
+		    ra_auth_throttle_refusals((enum ra_auth_throttle_reason)f));
 	est_metrics_head(out, "estrad_connections_open", "gauge",
 	                 "Client connections open now.");
 	evbuffer_add_printf(

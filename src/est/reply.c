@@ -37,6 +37,8 @@ est_reply_reason(int status)
 		return "Payload Too Large";
 	case 415:
 		return "Unsupported Media Type";
+	case 429:
+		return "Too Many Requests";
 	case 500:
 		return "Internal Server Error";
 	case 501:
@@ -82,11 +84,16 @@ est_reply_send(struct evhttp_request *evreq, struct ra_request *req, int status,
 	char retry[16];
 
 	evhttp_add_header(out, EST_REQUEST_ID_HEADER, req->rid);
+	/* A browser that reaches estrad must not guess a type for what it
+	 * gets: an error body quotes what the client sent, and a guess of
+	 * HTML would run it. */
+	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
 	if (content_type != NULL)
 		evhttp_add_header(out, "Content-Type", content_type);
 	if (base64)
 		evhttp_add_header(out, "Content-Transfer-Encoding", "base64");
-	if ((status == 202 || status == 503) && req->retry_after > 0) {
+	if ((status == 202 || status == 429 || status == 503) &&
+	    req->retry_after > 0) {
 		snprintf(retry, sizeof(retry), "%u", req->retry_after);
 		evhttp_add_header(out, "Retry-After", retry);
 	}

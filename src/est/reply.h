@@ -18,10 +18,10 @@
 /*
  * Sends status with body (len bytes, may be 0) of content_type (NULL: no
  * Content-Type).  base64 set adds Content-Transfer-Encoding: base64.
- * Adds X-Request-ID, Retry-After when req->retry_after is set on 202/503,
- * WWW-Authenticate on 401, and Allow when allow is not NULL.  Writes the
- * access-log line.  Borrows everything; evreq is answered and must not be
- * used afterwards.
+ * Adds X-Request-ID, X-Content-Type-Options: nosniff, Retry-After when
+ * req->retry_after is set on 202/503, WWW-Authenticate on 401, and Allow
+ * when allow is not NULL.  Writes the access-log line.  Borrows everything;
+ * evreq is answered and must not be used afterwards.
  */
 void est_reply_send(struct evhttp_request *evreq, struct ra_request *req,
                     int status, const char *content_type, int base64,

@@ -332,6 +332,11 @@ ra_users_name_check(const char *name, char *why, size_t len)
 		snprintf(why, len, "empty user name");
 		goto out;
 	}
+	if (strlen(name) > RA_BASIC_USER_MAX) {
+		snprintf(why, len, "user name longer than %d bytes",
+		         RA_BASIC_USER_MAX);
+		goto out;
+	}
 	for (p = (const unsigned char *)name; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f) {
 			snprintf(why, len, "user name holds a control byte");
@@ -609,20 +614,19 @@ out:
 	return rc;
 }
 
-/* Copies the user name for logs, control bytes replaced by '?'. */
+/*
+ * Copies the user name as it came, for the logs, whose writer escapes
+ * every byte that needs it: a name is recorded whole or (too long for
+ * user, or holding a NUL, which ends it) not at all.
+ */
 static void
 ra_basic_copy_user(char *user, size_t userlen, const unsigned char *name,
                    size_t len)
 {
-	size_t i;
-
-	if (user == NULL || userlen == 0)
+	if (user == NULL || userlen == 0 || len > userlen - 1 ||
+	    memchr(name, '\0', len) != NULL)
 		return;
-	if (len > userlen - 1)
-		len = userlen - 1;
-	for (i = 0; i < len; i++)
-		user[i] =
-		    name[i] < 0x20 || name[i] == 0x7f ? '?' : (char)name[i];
+	memcpy(user, name, len);
 	user[len] = '\0';
 }
 
@@ -879,6 +883,9 @@ ra_basic_parse(const char *authorization, unsigned char *decoded, size_t cap,
 	 * copied out for the logs. */
 	if ((c = memchr(decoded, ':', (size_t)got)) == NULL)
 		return -1;
+	/* No users file holds a longer name (ra_users_name_check()). */
+	if ((size_t)(c - decoded) > RA_BASIC_USER_MAX)
+		return -1;
 	ra_basic_copy_user(user, userlen, decoded, (size_t)(c - decoded));
 	/* crypt_r sees C strings: a NUL would cut the password short and
 	 * let a prefix of it through. */
@@ -905,15 +912,47 @@ ra_basic_find(const struct ra_users *users, unsigned char *decoded,
 	return found;
 }
 
-enum ra_basic_result
-ra_auth_basic_check(const struct ra_users *users, const char *authorization,
-                    char *user, size_t userlen)
+/*
+ * Says whether credentials of user name from attempt (NULL: not
+ * throttled) may have crypt(3) run now; if not, sets *rc and attempt's
+ * retry_after and reason.
+ */
+static int
+ra_basic_may_crypt(struct ra_basic_attempt *attempt, const char *name,
+                   enum ra_basic_result *rc)
+{
+	enum ra_auth_throttle_reason reason;
+	unsigned int wait;
+
+	if (attempt == NULL)
+		return 1;
+	if ((wait = ra_auth_throttle_wait(attempt->client, name, &reason)) >
+	    0) {
+		*rc = RA_BASIC_THROTTLED;
+		attempt->retry_after = wait;
+		attempt->reason = reason;
+		return 0;
+	}
+	if (attempt->busy) {
+		*rc = RA_BASIC_BUSY;
+		attempt->retry_after = 1;
+		attempt->reason = RA_THROTTLE_BUSY;
+		return 0;
+	}
+	return 1;
+}
+
+/* ra_auth_basic_check(), throttled when attempt is not NULL. */
+static enum ra_basic_result
+ra_basic_check(const struct ra_users *users, const char *authorization,
+               struct ra_basic_attempt *attempt, char *user, size_t userlen)
 {
 	unsigned char decoded[RA_BASIC_B64_MAX / 4 * 3 + 1];
 	unsigned char mac_buf[RA_BASIC_MAC_LEN];
 	enum ra_basic_result rc = RA_BASIC_MALFORMED;
 	const struct ra_user *found;
 	const unsigned char *mac = NULL;
+	const char *name = (const char *)decoded;
 	size_t n, colon;
 
 	if (ra_basic_parse(authorization, decoded, sizeof(decoded), &n, &colon,
@@ -921,34 +960,58 @@ ra_auth_basic_check(const struct ra_users *users, const char *authorization,
 		goto out;
 	if (users != NULL)
 		mac = ra_basic_cache_mac(users, decoded, n, mac_buf);
-	/* A helper thread checked these credentials for this request. */
+	/* A helper thread checked these credentials for this request, and
+	 * counted a failure. */
 	if (users != NULL && ra_basic_note_find(users, mac, 1, &rc))
 		goto out;
-	if ((found = ra_basic_find(users, decoded, colon)) == NULL) {
+	found = ra_basic_find(users, decoded, colon);
+	if (found != NULL && ra_basic_cache_hit(users, mac)) {
+		rc = RA_BASIC_OK;
+		goto out;
+	}
+	/* From here on the name is a C string and the password follows. */
+	decoded[colon] = '\0';
+	if (!ra_basic_may_crypt(attempt, name, &rc))
+		goto out;
+	if (found == NULL) {
 		/* Spend the time a known user costs before answering. */
 		if (users != NULL && users->dummy_hash != NULL)
 			(void)ra_basic_crypt_matches((const char *)decoded +
 			                                 colon + 1,
 			                             users->dummy_hash);
 		rc = RA_BASIC_UNKNOWN_USER;
-		goto out;
-	}
-	if (ra_basic_cache_hit(users, mac)) {
-		rc = RA_BASIC_OK;
-		goto out;
-	}
-	decoded[colon] = '\0';
-	if (ra_basic_crypt_matches((const char *)decoded + colon + 1,
-	                           found->hash)) {
+	} else if (ra_basic_crypt_matches((const char *)decoded + colon + 1,
+	                                  found->hash)) {
 		rc = RA_BASIC_OK;
 		ra_basic_cache_put(users, mac);
 	} else {
 		rc = RA_BASIC_BAD_PASSWORD;
 	}
+	if (attempt != NULL && rc == RA_BASIC_OK)
+		ra_auth_throttle_passed(name);
+	else if (attempt != NULL)
+		ra_auth_throttle_failed(attempt->client, name);
 out:
 	OPENSSL_cleanse(decoded, sizeof(decoded));
 	OPENSSL_cleanse(mac_buf, sizeof(mac_buf));
 	return rc;
+}
+
+enum ra_basic_result
+ra_auth_basic_check(const struct ra_users *users, const char *authorization,
+                    char *user, size_t userlen)
+{
+	return ra_basic_check(users, authorization, NULL, user, userlen);
+}
+
+enum ra_basic_result
+ra_auth_basic_attempt(const struct ra_users *users, const char *authorization,
+                      struct ra_basic_attempt *attempt, char *user,
+                      size_t userlen)
+{
+	attempt->retry_after = 0;
+	attempt->reason = RA_THROTTLE_NONE;
+	return ra_basic_check(users, authorization, attempt, user, userlen);
 }
 
 /* A check running on a helper thread (ra_auth_basic_prefetch()). */
@@ -959,6 +1022,8 @@ struct ra_basic_job {
 	unsigned char decoded[RA_BASIC_B64_MAX / 4 * 3 + 1];
 	size_t n, colon;
 	int ok; /* set by the helper thread */
+	char client[64];
+	int place; /* among the queued checks (ra_auth_throttle_enter()) */
 	void (*done)(void *arg);
 	void *arg;
 };
@@ -986,13 +1051,19 @@ ra_basic_job_done(void *arg)
 	unsigned char mac_buf[RA_BASIC_MAC_LEN];
 	const unsigned char *mac;
 
+	ra_auth_throttle_leave(job->place);
 	mac = ra_basic_cache_mac(job->users, job->decoded, job->n, mac_buf);
-	if (job->ok)
+	job->decoded[job->colon] = '\0';
+	if (job->ok) {
 		ra_basic_cache_put(job->users, mac);
-	else
+		ra_auth_throttle_passed((const char *)job->decoded);
+	} else {
 		ra_basic_note_put(job->users, mac,
 		                  job->known ? RA_BASIC_BAD_PASSWORD
 		                             : RA_BASIC_UNKNOWN_USER);
+		ra_auth_throttle_failed(job->client,
+		                        (const char *)job->decoded);
+	}
 	OPENSSL_cleanse(mac_buf, sizeof(mac_buf));
 	OPENSSL_cleanse(job, sizeof(*job));
 	free(job);
@@ -1001,41 +1072,61 @@ ra_basic_job_done(void *arg)
 
 int
 ra_auth_basic_prefetch(const struct ra_users *users, const char *authorization,
-                       struct event_base *base, void (*done)(void *arg),
-                       void *arg)
+                       const char *client, struct event_base *base,
+                       void (*done)(void *arg), void *arg)
 {
 	unsigned char mac_buf[RA_BASIC_MAC_LEN];
 	const unsigned char *mac;
 	struct ra_basic_job *job;
 	const struct ra_user *found;
 	enum ra_basic_result noted;
+	int rc = 0, waits;
 
 	if (users == NULL || authorization == NULL ||
 	    (job = calloc(1, sizeof(*job))) == NULL)
 		return 0;
+	job->place = -1;
 	if (ra_basic_parse(authorization, job->decoded, sizeof(job->decoded),
 	                   &job->n, &job->colon, NULL, 0) != 0)
-		goto inline_check;
+		goto out;
 	found = ra_basic_find(users, job->decoded, job->colon);
 	mac = ra_basic_cache_mac(users, job->decoded, job->n, mac_buf);
 	if ((found != NULL && ra_basic_cache_hit(users, mac)) ||
 	    ra_basic_note_find(users, mac, 0, &noted))
-		goto inline_check;
+		goto out;
+	/* A client or user that has to wait is answered on the loop,
+	 * without crypt(3). */
+	job->decoded[job->colon] = '\0';
+	waits =
+	    ra_auth_throttle_wait(client, (const char *)job->decoded, NULL) > 0;
+	job->decoded[job->colon] = ':';
+	if (waits)
+		goto out;
 	job->users = users;
 	job->known = found != NULL;
 	job->hash = found != NULL ? found->hash : users->dummy_hash;
 	job->done = done;
 	job->arg = arg;
-	if (job->hash == NULL || core_offload_run(base, ra_basic_job_work,
-	                                          ra_basic_job_done, job) != 0)
-		goto inline_check;
+	snprintf(job->client, sizeof(job->client), "%s",
+	         client != NULL ? client : "");
+	if (job->hash == NULL)
+		goto out;
+	if ((job->place = ra_auth_throttle_enter(client)) < 0) {
+		rc = -1;
+		goto out;
+	}
+	if (core_offload_run(base, ra_basic_job_work, ra_basic_job_done, job) !=
+	    0) {
+		ra_auth_throttle_leave(job->place);
+		goto out;
+	}
 	OPENSSL_cleanse(mac_buf, sizeof(mac_buf));
 	return 1;
-inline_check:
+out:
 	OPENSSL_cleanse(mac_buf, sizeof(mac_buf));
 	OPENSSL_cleanse(job, sizeof(*job));
 	free(job);
-	return 0;
+	return rc;
 }
 
 const char *
@@ -1050,6 +1141,10 @@ ra_basic_result_text(enum ra_basic_result result)
 		return "unknown user";
 	case RA_BASIC_BAD_PASSWORD:
 		return "wrong password";
+	case RA_BASIC_THROTTLED:
+		return "too many failed attempts";
+	case RA_BASIC_BUSY:
+		return "too many password checks waiting";
 	}
 	return "unknown result";
 }

@@ -9,12 +9,21 @@
 
 #include <stddef.h>
 
+#include "ra/auth_throttle.h"
+
+/*
+ * Longest user name, in bytes: longer names are refused in the users file
+ * and as credentials, so that a name is never cut short in the logs.
+ */
+#define RA_BASIC_USER_MAX 255
+
 /* The loaded users file; opaque. */
 struct ra_users;
 
 /*
  * Loads an htpasswd file: one "user:hash" per line, blank lines and lines
- * starting with '#' ignored, user names unique and without ':'.  Returns
+ * starting with '#' ignored, user names unique, without ':' or control
+ * bytes and at most RA_BASIC_USER_MAX bytes long.  Returns
  * a new table (free with ra_users_free) or NULL with
  * "FILE:LINE: reason" in err.
  */
@@ -31,36 +40,69 @@ enum ra_basic_result {
 	RA_BASIC_OK,           /* user and password match */
 	RA_BASIC_MALFORMED,    /* not "Basic <base64 of user:password>" */
 	RA_BASIC_UNKNOWN_USER, /* no such user */
-	RA_BASIC_BAD_PASSWORD  /* user known, password wrong */
+	RA_BASIC_BAD_PASSWORD, /* user known, password wrong */
+	RA_BASIC_THROTTLED,    /* not checked: too many failures lately */
+	RA_BASIC_BUSY          /* not checked: no room for a crypt(3) check */
 };
 
 /*
  * Checks an Authorization header value.  Copies the user name (even on
- * failure, when it could be decoded; control bytes replaced by '?') into
- * user (size userlen).  The password is compared through crypt_r(3) and
- * CRYPTO_memcmp, and an unknown user costs a crypt_r against a dummy hash
- * of the same kind so timing does not reveal which users exist.  The
- * decoded password is wiped before returning.  Thread-safe.
+ * failure, when it could be decoded; raw bytes, for the log escaper) into
+ * user (size userlen; RA_BASIC_USER_MAX + 1 holds every name).  The
+ * password is compared through crypt_r(3) and CRYPTO_memcmp, and an
+ * unknown user costs a crypt_r against a dummy hash of the same kind so
+ * timing does not reveal which users exist.  The decoded password is
+ * wiped before returning.  Nothing is throttled (see below).
+ * Thread-safe.
  */
 enum ra_basic_result ra_auth_basic_check(const struct ra_users *users,
                                          const char *authorization, char *user,
                                          size_t userlen);
 
+/* Where credentials come from, and why they were not checked. */
+struct ra_basic_attempt {
+	const char *client; /* "ip:port" (borrowed) */
+	/* ra_auth_basic_prefetch() found no room for their crypt(3): they
+	 * are answered RA_BASIC_BUSY unless no crypt(3) is needed. */
+	int busy;
+	unsigned int retry_after; /* out: seconds, with THROTTLED/BUSY */
+	enum ra_auth_throttle_reason reason; /* out: with THROTTLED/BUSY */
+};
+
 /*
- * Takes crypt(3) off the caller's loop.  When checking authorization
- * against users would run crypt(3) (the credentials are neither in this
- * thread's cache of successes nor noted), runs it on a helper thread
- * (ra/offload.h) and returns 1: done(arg) then runs on base's loop, and the
- * next ra_auth_basic_check() of the same credentials on that thread answers
- * without crypt(3), from the cache (success) or a one-time note (failure).
- * Returns 0 when no crypt(3) is needed or it could not be handed over: call
- * ra_auth_basic_check() at once.  users must stay valid (tables are kept
- * until their slot is freed); the credentials are copied and wiped.
+ * ra_auth_basic_check() for credentials from attempt->client, throttled
+ * (ra/auth_throttle.h): credentials verified lately on this thread pass
+ * at once; otherwise, while the client or the user name has to wait, they
+ * are answered RA_BASIC_THROTTLED without crypt(3).  A failure is counted
+ * against the client and the user name, a right password clears the
+ * user's failures.
+ */
+enum ra_basic_result ra_auth_basic_attempt(const struct ra_users *users,
+                                           const char *authorization,
+                                           struct ra_basic_attempt *attempt,
+                                           char *user, size_t userlen);
+
+/*
+ * Takes crypt(3) off the caller's loop.  When checking authorization from
+ * client ("ip:port", borrowed) against users would run crypt(3) (the
+ * credentials are neither in this thread's cache of successes nor noted,
+ * and neither client nor user name has to wait), runs it on a helper
+ * thread (ra/offload.h) and returns 1: done(arg) then runs on base's loop,
+ * and the next ra_auth_basic_attempt() of the same credentials on that
+ * thread answers without crypt(3), from the cache (success) or a one-time
+ * note (failure).  The helper threads take at most RA_THROTTLE_QUEUE_MAX
+ * checks, RA_THROTTLE_QUEUE_PER_CLIENT from one client: past that returns
+ * -1 and runs nothing; the caller may offer again later, and an attempt
+ * made without room must have busy set.  Returns 0
+ * when no crypt(3) is needed or it could not be handed over: call
+ * ra_auth_basic_attempt() at once.  users must stay valid (tables are
+ * kept until their slot is freed); the credentials are copied and wiped.
  */
 struct event_base;
 int ra_auth_basic_prefetch(const struct ra_users *users,
-                           const char *authorization, struct event_base *base,
-                           void (*done)(void *arg), void *arg);
+                           const char *authorization, const char *client,
+                           struct event_base *base, void (*done)(void *arg),
+                           void *arg);
 
 /* Returns a static phrase for a result, for logs ("unknown user"). */
 const char *ra_basic_result_text(enum ra_basic_result result);

@@ -2,9 +2,10 @@
  * auth_cert.h: TLS client certificate authentication against two distinct
  * trust stores (RFC 7030 §3.3.2): the explicit store (the EST CA chain,
  * certificates estrad issued) and the optional implicit store (third-party
- * CAs such as device manufacturers).  The TLS layer accepts any
- * certificate whose key the client proves it holds; the chain is judged
- * here so that the answer can name the store and the verify reason.
+ * CAs such as device manufacturers).  The TLS layer verifies no chain:
+ * it accepts any certificate list within the tls.* bounds whose leaf key
+ * the client proves it holds (est/listener.c); the chain is judged here
+ * so that the answer can name the store and the verify reason.
  */
 #ifndef ESTRAD_RA_AUTH_CERT_H
 #define ESTRAD_RA_AUTH_CERT_H

@@ -3,6 +3,7 @@
  * a configuration, so that nothing above ra touches a backend instance.
  */
 #include "ra/backends.h"
+#include "core/log.h"
 #include "ra/log.h"
 
 void

@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "ra/config.h"
+#include "ra/safedir.h"
 
 /* The configuration file is small; anything larger is a mistake. */
 #define CFG_FILE_MAX (4 * 1024 * 1024)
@@ -83,15 +84,14 @@ static const char *const cfg_metrics_keys[] = {
 };
 
 static const char *const cfg_pending_keys[] = {
-    "dir",
-    "lifetime",
-    NULL,
+    "dir", "lifetime", "max_records", "max_per_identity", NULL,
 };
 
 static const char *const cfg_tls_keys[] = {
-    "cert",        "key",          "explicit_ca",
-    "implicit_ca", "min_version",  "request_client_cert",
-    "ciphers",     "ciphersuites", "session_timeout",
+    "cert",         "key",           "explicit_ca",
+    "implicit_ca",  "min_version",   "request_client_cert",
+    "ciphers",      "ciphersuites",  "session_timeout",
+    "verify_depth", "max_cert_list", "max_key_bits",
     NULL,
 };
 
@@ -1059,6 +1059,25 @@ cfg_load_tls(struct cfg *c, const json_t *root)
 	if (cfg_get_int(c, tls, "tls", "session_timeout", 1, 86400, &n) != 0)
 		goto out;
 	config->tls.session_timeout = (unsigned int)n;
+
+	/* Bounds on what a client's certificate list costs the handshake,
+	 * wide enough for real device chains: leaf, up to four intermediate
+	 * CAs and the root, RSA keys up to 8192 bits, 16 KiB in all (six
+	 * RSA-4096 certificates).  OpenSSL parses every certificate of the
+	 * list (3.0: about 0.1 ms each) before estrad can count them: the
+	 * byte bound is what bounds that work. */
+	n = 4;
+	if (cfg_get_int(c, tls, "tls", "verify_depth", 0, 32, &n) != 0)
+		goto out;
+	config->tls.verify_depth = (unsigned int)n;
+	n = 16384;
+	if (cfg_get_int(c, tls, "tls", "max_cert_list", 4096, 1048576, &n) != 0)
+		goto out;
+	config->tls.max_cert_list = (unsigned int)n;
+	n = 8192;
+	if (cfg_get_int(c, tls, "tls", "max_key_bits", 2048, 16384, &n) != 0)
+		goto out;
+	config->tls.max_key_bits = (unsigned int)n;
 	rc = 0;
 out:
 	sk_X509_pop_free(certs, X509_free);
@@ -1109,6 +1128,12 @@ cfg_load_limits(struct cfg *c, const json_t *root)
 	config->limits.request_timeout = (unsigned int)request;
 	config->limits.max_conns_per_client = (unsigned int)per_client;
 	config->limits.max_conns_per_worker = (unsigned int)per_worker;
+	/* Left out, the per-worker limit may be lowered to fit the
+	 * descriptor limit (est/limits.c); given, it is kept or estrad
+	 * refuses to start. */
+	config->limits.per_worker_default =
+	    limits == NULL ||
+	    json_object_get(limits, "max_conns_per_worker") == NULL;
 	rc = 0;
 out:
 	return rc;
@@ -1507,9 +1532,11 @@ static int
 cfg_load_pending(struct cfg *c, const json_t *root)
 {
 	struct ra_config *config = c->config;
+	struct ra_pending_params params;
 	const json_t *obj = NULL;
-	char msg[512];
-	long long n = 7 * 86400;
+	char msg[1024];
+	long long n = 7 * 86400, records = RA_PENDING_MAX_RECORDS,
+	          per_identity = RA_PENDING_MAX_PER_IDENTITY;
 	int rc = -1;
 
 	if (cfg_get_object(c, root, "", "pending", 0, cfg_pending_keys, &obj) !=
@@ -1521,11 +1548,28 @@ cfg_load_pending(struct cfg *c, const json_t *root)
 	}
 	if (cfg_get_path(c, obj, "pending", "dir", 1, &config->pending_dir) !=
 	        0 ||
-	    cfg_get_int(c, obj, "pending", "lifetime", 60, 90 * 86400, &n) != 0)
+	    cfg_get_int(c, obj, "pending", "lifetime", 60, 90 * 86400, &n) !=
+	        0 ||
+	    cfg_get_int(c, obj, "pending", "max_records", 1, 1000000,
+	                &records) != 0 ||
+	    cfg_get_int(c, obj, "pending", "max_per_identity", 1, 1000000,
+	                &per_identity) != 0)
 		goto out;
+	if (per_identity > records) {
+		cfg_error(c, "pending.max_per_identity", 0, NULL,
+		          "%lld is more than pending.max_records (%lld)",
+		          per_identity, records);
+		goto out;
+	}
 	config->pending_lifetime = (unsigned int)n;
-	if ((config->pending = ra_pending_open_dir(config->pending_dir,
-	                                           config->pending_lifetime,
+	memset(&params, 0, sizeof(params));
+	params.lifetime = config->pending_lifetime;
+	params.max_records = (unsigned int)records;
+	params.max_per_identity = (unsigned int)per_identity;
+	/* The directory is checked for the user estrad writes as after the
+	 * drop, at start and at every reload alike. */
+	params.uid = ra_safedir_uid(config->user);
+	if ((config->pending = ra_pending_open_dir(config->pending_dir, &params,
 	                                           msg, sizeof(msg))) == NULL) {
 		cfg_error(c, "pending.dir", 0, NULL, "%s", msg);
 		goto out;

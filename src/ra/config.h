@@ -101,6 +101,13 @@ struct ra_config {
 		int min_version;    /* TLS1_2_VERSION or TLS1_3_VERSION */
 		int request_client_cert; /* ask for (never require) a cert */
 		unsigned int session_timeout; /* seconds */
+		/* What a client's certificate list may cost the handshake
+		 * (est/listener.c): intermediates between leaf and trust
+		 * anchor, bytes of the Certificate message, bits of an RSA
+		 * modulus or DSA prime in any of its certificates. */
+		unsigned int verify_depth;
+		unsigned int max_cert_list;
+		unsigned int max_key_bits;
 	} tls; /* all paths absolute after load; owned */
 
 	struct {
@@ -116,6 +123,9 @@ struct ra_config {
 		 * hold; 0 = no limit (est/limits.c). */
 		unsigned int max_conns_per_client;
 		unsigned int max_conns_per_worker;
+		/* max_conns_per_worker is the default, which est/limits.c
+		 * lowers when the descriptor limit cannot hold it. */
+		int per_worker_default;
 	} limits;
 
 	struct {

@@ -21,6 +21,7 @@
 #include "core/loop.h"
 #include "core/offload.h"
 #include "ra/log.h"
+#include "ra/safedir.h"
 
 /* One error-log line at most; CA text is cut first so context survives. */
 #define RA_LOG_LINE_MAX 4096
@@ -80,10 +81,31 @@ ra_log_write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* The user estrad writes as after the drop, whose log directories are
+ * safe to open files in; -1 until set: the effective user. */
+static uid_t ra_log_dir_owner = (uid_t)-1;
+
+void
+ra_log_set_dir_owner(uid_t uid)
+{
+	ra_log_dir_owner = uid;
+}
+
+/* Checks the directory of the log file path (ra_safedir_check_parent);
+ * 0, or -1 with the reason in why. */
+static int
+ra_log_dir_check(const char *path, char *why, size_t len)
+{
+	return ra_safedir_check_parent(
+	    path, ra_log_dir_owner != (uid_t)-1 ? ra_log_dir_owner : geteuid(),
+	    why, len);
+}
+
 static int
 ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
                 char *err, size_t errlen)
 {
+	char why[512];
 	int fd;
 
 	free(file->path);
@@ -91,6 +113,10 @@ ra_log_open_one(struct ra_log_file *file, const char *path, int fallback,
 	file->fd = fallback;
 	if (path == NULL || strcmp(path, "-") == 0)
 		return 0;
+	if (ra_log_dir_check(path, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "cannot open log %s: %s", path, why);
+		return -1;
+	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open log %s: %s", path,
@@ -135,10 +161,18 @@ ra_log_open(const char *error_path, const char *access_path,
 static int
 ra_log_reopen_one(struct ra_log_file *file)
 {
+	char why[512];
 	int fd, rc = -1;
 
 	if (file->path == NULL)
 		return 0;
+	if (ra_log_dir_check(file->path, why, sizeof(why)) != 0) {
+		ra_log(CORE_LOG_ERROR, "ra.log", NULL,
+		       "the old file stays open; make the directory safe and "
+		       "send SIGUSR1",
+		       "cannot reopen log %s: %s", file->path, why);
+		goto out;
+	}
 	fd = open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		ra_log(CORE_LOG_ERROR, "ra.log", NULL,
@@ -211,64 +245,128 @@ ra_log_set_level(int level)
 	__atomic_store_n(&ra_log_level, level, __ATOMIC_RELAXED);
 }
 
-const char *
-ra_log_escape(const char *s, int quote, char *buf, size_t len)
+/*
+ * Writes the escaped form of byte c in mode to out (room for 4 bytes);
+ * returns its length.
+ */
+static size_t
+ra_log_escape_byte(unsigned char c, int mode, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	int need_quotes = 0;
+
+	if (c < 0x20 || c >= 0x7f) {
+		out[0] = '\\';
+		out[1] = 'x';
+		out[2] = hex[c >> 4];
+		out[3] = hex[c & 0xf];
+		return 4;
+	}
+	if (mode != RA_LOG_ESC_TEXT && (c == '"' || c == '\\')) {
+		out[0] = '\\';
+		out[1] = (char)c;
+		return 2;
+	}
+	out[0] = (char)c;
+	return 1;
+}
+
+/* Whether mode wraps the n bytes at s in double quotes. */
+static int
+ra_log_escape_quoted(const unsigned char *s, size_t n, int mode)
+{
+	return mode == RA_LOG_ESC_QUOTE &&
+	       (n == 0 || memchr(s, ' ', n) != NULL ||
+	        memchr(s, ',', n) != NULL || memchr(s, '"', n) != NULL);
+}
+
+const char *
+ra_log_escape(const char *s, int mode, char *buf, size_t len)
+{
 	const unsigned char *p;
+	size_t o = 0, n, limit;
+	char piece[4];
+	int quoted;
 
 	if (len == 0)
 		return buf;
 	if (s == NULL)
 		s = "";
-	if (quote) {
-		need_quotes = *s == '\0' || strpbrk(s, " ,\"") != NULL;
+	quoted =
+	    ra_log_escape_quoted((const unsigned char *)s, strlen(s), mode);
+	/* Room for the closing quote and the NUL; an escape is never cut
+	 * in two. */
+	if (len < (quoted ? 3u : 1u)) {
+		buf[0] = '\0';
+		return buf;
 	}
-	/* Leave room for the closing quote and the NUL. */
-#define RA_LOG_PUT(c)                                                          \
-	do {                                                                   \
-		if (o + 2 < len)                                               \
-			buf[o++] = (c);                                        \
-	} while (0)
-	if (need_quotes)
-		RA_LOG_PUT('"');
-	for (p = (const unsigned char *)s; *p != '\0' && o + 2 < len; p++) {
-		if (*p < 0x20 || *p >= 0x7f) {
-			if (o + 6 >= len)
-				break;
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[*p >> 4];
-			buf[o++] = hex[*p & 0xf];
-		} else if (need_quotes && (*p == '"' || *p == '\\')) {
-			if (o + 4 >= len)
-				break;
-			buf[o++] = '\\';
-			buf[o++] = (char)*p;
-		} else {
-			buf[o++] = (char)*p;
-		}
+	limit = len - 1 - (quoted ? 1 : 0);
+	if (quoted)
+		buf[o++] = '"';
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		n = ra_log_escape_byte(*p, mode, piece);
+		if (o + n > limit)
+			break;
+		memcpy(buf + o, piece, n);
+		o += n;
 	}
-	if (need_quotes)
+	if (quoted)
 		buf[o++] = '"';
 	buf[o] = '\0';
-#undef RA_LOG_PUT
 	return buf;
+}
+
+char *
+ra_log_escape_new(const void *s, size_t n, int mode)
+{
+	const unsigned char *p = s;
+	size_t i, len = 0, o = 0;
+	char piece[4], *out;
+	int quoted;
+
+	if (p == NULL)
+		n = 0;
+	quoted = ra_log_escape_quoted(p, n, mode);
+	for (i = 0; i < n; i++)
+		len += ra_log_escape_byte(p[i], mode, piece);
+	if ((out = malloc(len + (quoted ? 2 : 0) + 1)) == NULL)
+		return NULL;
+	if (quoted)
+		out[o++] = '"';
+	for (i = 0; i < n; i++)
+		o += ra_log_escape_byte(p[i], mode, out + o);
+	if (quoted)
+		out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
+json_t *
+ra_log_json_string(const char *s, int mode)
+{
+	json_t *j = NULL;
+	char *text;
+
+	if (s == NULL)
+		s = "";
+	/* The escaped text is printable ASCII, so jansson takes it. */
+	if ((text = ra_log_escape_new(s, strlen(s), mode)) != NULL) {
+		j = json_string(text);
+		free(text);
+	}
+	return j != NULL ? j : json_null();
 }
 
 /* Appends ", key: value" with value escaped (quoted when needed). */
 static void
 ra_log_append_field(char *line, size_t *used, size_t len, const char *key,
-                    const char *value, int quote)
+                    const char *value, int mode)
 {
 	char escaped[1024];
 	int n;
 
 	if (value == NULL || *used >= len)
 		return;
-	ra_log_escape(value, quote, escaped, sizeof(escaped));
+	ra_log_escape(value, mode, escaped, sizeof(escaped));
 	n = snprintf(line + *used, len - *used, ", %s: %s", key, escaped);
 	if (n > 0)
 		*used = (size_t)n >= len - *used ? len - 1 : *used + (size_t)n;
@@ -289,7 +387,7 @@ ra_log(enum core_log_level level, const char *component,
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	ra_log_escape(message, 0, escaped, sizeof(escaped));
+	ra_log_escape(message, RA_LOG_ESC_TEXT, escaped, sizeof(escaped));
 	ra_log_timestamp(ts, sizeof(ts));
 
 	n = snprintf(line, sizeof(line), "%s [%s] %ld#%ld: %s%s%s%s: %s", ts,
@@ -308,17 +406,17 @@ ra_log(enum core_log_level level, const char *component,
 	line[used] = '\0';
 	if (ctx != NULL) {
 		ra_log_append_field(line, &used, sizeof(line) - 2, "client",
-		                    ctx->client, 0);
+		                    ctx->client, RA_LOG_ESC_TEXT);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "identity",
-		                    ctx->identity, 1);
+		                    ctx->identity, RA_LOG_ESC_QUOTE);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "label",
-		                    ctx->label, 1);
+		                    ctx->label, RA_LOG_ESC_QUOTE);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "op",
-		                    ctx->op, 0);
+		                    ctx->op, RA_LOG_ESC_TEXT);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "backend",
-		                    ctx->backend, 0);
+		                    ctx->backend, RA_LOG_ESC_TEXT);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "url",
-		                    ctx->url, 0);
+		                    ctx->url, RA_LOG_ESC_TEXT);
 		if (ctx->extra != NULL && used < sizeof(line) - 2) {
 			n = snprintf(line + used, sizeof(line) - 2 - used,
 			             ", %s", ctx->extra);
@@ -330,7 +428,7 @@ ra_log(enum core_log_level level, const char *component,
 		if (ctx->answer != 0) {
 			snprintf(answer, sizeof(answer), "%d", ctx->answer);
 			ra_log_append_field(line, &used, sizeof(line) - 2,
-			                    "answer", answer, 0);
+			                    "answer", answer, RA_LOG_ESC_TEXT);
 		}
 	}
 	if (hint != NULL && *hint != '\0') {
@@ -338,7 +436,7 @@ ra_log(enum core_log_level level, const char *component,
 		char tmp[512];
 
 		/* The hint is always quoted, even without spaces. */
-		ra_log_escape(hint, 1, tmp, sizeof(tmp));
+		ra_log_escape(hint, RA_LOG_ESC_QUOTE, tmp, sizeof(tmp));
 		if (tmp[0] != '"')
 			snprintf(quoted, sizeof(quoted), "\"%s\"", tmp);
 		else
@@ -354,29 +452,18 @@ ra_log(enum core_log_level level, const char *component,
 	ra_log_write_all(ra_log_error_file.fd, line, used);
 }
 
-void
-ra_log_access(const struct ra_access_entry *e)
+/* Formats the access line of e with its escaped fields into buf (size
+ * len), as snprintf does. */
+static int
+ra_log_access_format(char *buf, size_t len, const struct ra_access_entry *e,
+                     const char *ts, const char *path, const char *identity,
+                     const char *label, const char *ua)
 {
-	char line[RA_LOG_LINE_MAX], ts[32];
-	char path[1024], identity[512], ua[512], label[128];
-	size_t used;
-	int n;
-
-	if (ra_log_access_file.fd < 0)
-		return;
-	ra_log_timestamp(ts, sizeof(ts));
-	ra_log_escape(e->path != NULL ? e->path : "-", 0, path, sizeof(path));
-	ra_log_escape(e->identity != NULL ? e->identity : "-", 0, identity,
-	              sizeof(identity));
-	ra_log_escape(e->user_agent != NULL ? e->user_agent : "-", 0, ua,
-	              sizeof(ua));
-	ra_log_escape(e->label != NULL ? e->label : "-", 0, label,
-	              sizeof(label));
-	n = snprintf(
-	    line, sizeof(line) - 1,
+	return snprintf(
+	    buf, len,
 	    "%s %s rid=%s \"%s %s HTTP/1.1\" %d %zu tls=%s auth=%s "
 	    "id=\"%s\" label=%s op=%s backend=%s outcome=%s ca_ms=%ld ms=%ld "
-	    "retry_after=%u ua=\"%s\"",
+	    "retry_after=%u ua=\"%s\"\n",
 	    ts, e->client != NULL ? e->client : "-",
 	    e->rid != NULL ? e->rid : "-", e->method != NULL ? e->method : "-",
 	    path, e->status, e->bytes, e->tls != NULL ? e->tls : "-",
@@ -384,11 +471,40 @@ ra_log_access(const struct ra_access_entry *e)
 	    e->op != NULL ? e->op : "-", e->backend != NULL ? e->backend : "-",
 	    e->outcome != NULL ? e->outcome : "-", e->ca_ms, e->ms,
 	    e->retry_after, ua);
-	used = n < 0                           ? 0
-	       : (size_t)n >= sizeof(line) - 1 ? sizeof(line) - 2
-	                                       : (size_t)n;
-	line[used++] = '\n';
-	ra_log_write_all(ra_log_access_file.fd, line, used);
+}
+
+void
+ra_log_access(const struct ra_access_entry *e)
+{
+	char ts[32], path[1024], ua[512], label[128], cut[512];
+	const char *id = e->identity != NULL ? e->identity : "-";
+	char *identity, *line = NULL;
+	int n;
+
+	if (ra_log_access_file.fd < 0)
+		return;
+	ra_log_timestamp(ts, sizeof(ts));
+	/* The request target and the User-Agent are cut when long; the
+	 * identity, which the line is kept for, is not (its length is
+	 * bounded where it is made). */
+	ra_log_escape(e->path != NULL ? e->path : "-", RA_LOG_ESC_INNER, path,
+	              sizeof(path));
+	ra_log_escape(e->user_agent != NULL ? e->user_agent : "-",
+	              RA_LOG_ESC_INNER, ua, sizeof(ua));
+	ra_log_escape(e->label != NULL ? e->label : "-", RA_LOG_ESC_TEXT, label,
+	              sizeof(label));
+	if ((identity = ra_log_escape_new(id, strlen(id), RA_LOG_ESC_INNER)) ==
+	    NULL)
+		ra_log_escape(id, RA_LOG_ESC_INNER, cut, sizeof(cut));
+	n = ra_log_access_format(NULL, 0, e, ts, path,
+	                         identity != NULL ? identity : cut, label, ua);
+	if (n > 0 && (line = malloc((size_t)n + 1)) != NULL &&
+	    ra_log_access_format(line, (size_t)n + 1, e, ts, path,
+	                         identity != NULL ? identity : cut, label,
+	                         ua) == n)
+		ra_log_write_all(ra_log_access_file.fd, line, (size_t)n);
+	free(line);
+	free(identity);
 }
 
 int

@@ -7,6 +7,8 @@
 #ifndef ESTRAD_RA_LOG_H
 #define ESTRAD_RA_LOG_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 #include <event2/event.h>
@@ -32,9 +34,18 @@ struct ra_log_context {
 };
 
 /*
+ * Names the user estrad writes as after dropping privileges
+ * (ra_safedir_uid()): a log is opened only in a directory owned by root or
+ * that user and writable by no group or other user (ra/safedir.h).  Until
+ * set, the effective user.  Main thread, before ra_log_open().
+ */
+void ra_log_set_dir_owner(uid_t uid);
+
+/*
  * Opens the log files (NULL or "-" paths: the error log and access log go
- * to stderr; no audit log).  Returns 0, or -1 with the path and errno text
- * in err.  Main thread, before workers start.
+ * to stderr; no audit log).  Returns 0, or -1 with the path and errno text,
+ * or why its directory is unsafe, in err.  Main thread, before workers
+ * start.
  */
 int ra_log_open(const char *error_path, const char *access_path,
                 const char *audit_path, int level, char *err, size_t errlen);
@@ -129,12 +140,43 @@ int ra_log_audit_nowait(json_t *entry);
 int ra_log_audit_enabled(void);
 
 /*
- * Escapes s for a log value into buf (size len): control bytes and bytes
- * >= 0x7f become \xHH; when quote is set the result is wrapped in double
- * quotes if it contains a space, comma, quote or is empty, and inner
- * quotes and backslashes are escaped.  Returns buf.
+ * The one escaper of every log: every client-supplied string (user name,
+ * certificate or CSR subject, SAN, User-Agent, request target, header
+ * values quoted in messages) reaches the error, access and audit logs
+ * through it, so a value reads the same in all three and cannot forge a
+ * field.  Control bytes and bytes >= 0x7f become \xHH; in the value modes
+ * a backslash and a double quote are preceded by a backslash, so the
+ * escaped text stands for exactly one byte string.
  */
-const char *ra_log_escape(const char *s, int quote, char *buf, size_t len);
+enum ra_log_escape_mode {
+	/* estrad's own text (a message, which quotes values it escaped
+	 * with RA_LOG_ESC_INNER): \xHH only. */
+	RA_LOG_ESC_TEXT = 0,
+	/* A value standing alone: in double quotes when it holds a space,
+	 * comma or double quote or is empty. */
+	RA_LOG_ESC_QUOTE = 1,
+	/* A value the caller puts between double quotes itself. */
+	RA_LOG_ESC_INNER = 2
+};
+
+/*
+ * Escapes s (NULL: "") as mode says into buf (size len), cutting it at an
+ * escape boundary if it does not fit.  Returns buf.
+ */
+const char *ra_log_escape(const char *s, int mode, char *buf, size_t len);
+
+/*
+ * Escapes the n bytes at s (NUL bytes too) as mode says, whole.  Returns
+ * a new string (free with free()), or NULL when memory is short.
+ */
+char *ra_log_escape_new(const void *s, size_t n, int mode);
+
+/*
+ * Returns a new JSON string of s (NULL: "") escaped as mode says, for the
+ * audit log: always valid UTF-8, so a key is never lost to a byte that is
+ * not.  Never NULL: JSON null when memory is short.
+ */
+json_t *ra_log_json_string(const char *s, int mode);
 
 /* Routes libevent's own warnings and errors into the error log. */
 void ra_log_capture_libevent(void);

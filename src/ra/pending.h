@@ -9,10 +9,14 @@
  * shared by several estrad nodes behind one load balancer can replace the
  * default one, which keeps one JSON file per record in a state directory
  * and makes every write durable (temporary file, fsync, rename, fsync of
- * the directory) before the client hears 202.
+ * the directory) before the client hears 202.  The default store bounds
+ * its records, in all and per identity, so that clients who never come
+ * back cannot fill the disk or slow down expiry without end.
  */
 #ifndef ESTRAD_RA_PENDING_H
 #define ESTRAD_RA_PENDING_H
+
+#include <sys/types.h>
 
 #include <stddef.h>
 #include <time.h>
@@ -87,18 +91,24 @@ struct ra_pending;
  */
 struct ra_pending_ops {
 	const char *name;
-	/* Writes record, replacing any with the same key, durably. */
+	/* Writes record, replacing any with the same key, durably.
+	 * RA_PENDING_FULL when a bound of the store refuses a new record
+	 * (err names the bound), -1 on other failures. */
 	int (*put)(struct ra_pending *store,
 	           const struct ra_pending_record *record, char *err,
 	           size_t errlen);
-	/* 1 and *record filled (caller cleans it up), 0 when absent, -1. */
+	/* 1 and *record filled (caller cleans it up), 0 when absent or
+	 * expired (an expired record is removed), -1. */
 	int (*get)(struct ra_pending *store, const char *key,
 	           struct ra_pending_record *record, char *err, size_t errlen);
 	/* 0 when removed or absent, -1. */
 	int (*remove)(struct ra_pending *store, const char *key, char *err,
 	              size_t errlen);
 	/* Removes records whose expires is before now; returns how many, or
-	 * -1.  Each removed record is reported through the error log. */
+	 * -1.  Each removed record is reported through the error log.  It
+	 * may do part of the work per call (the default store looks at
+	 * RA_PENDING_EXPIRE_SCAN records at most and resumes where it
+	 * stopped), so call it regularly. */
 	int (*expire)(struct ra_pending *store, time_t now, char *err,
 	              size_t errlen);
 	/* Frees the store. */
@@ -111,13 +121,47 @@ struct ra_pending {
 	unsigned int lifetime; /* seconds a record lives */
 };
 
+/* put: a bound of the store refuses a new record. */
+#define RA_PENDING_FULL (-2)
+
+/* Default bounds of the default store (pending.max_records and
+ * pending.max_per_identity). */
+#define RA_PENDING_MAX_RECORDS      10000
+#define RA_PENDING_MAX_PER_IDENTITY 1000
+
+/* What one expire call of the default store does at most: records looked
+ * at, and expired records read, removed and logged. */
+#define RA_PENDING_EXPIRE_SCAN   1024
+#define RA_PENDING_EXPIRE_REMOVE 64
+
+/* How the default store is opened. */
+struct ra_pending_params {
+	unsigned int lifetime;         /* seconds a record lives */
+	unsigned int max_records;      /* records in the store, at most */
+	unsigned int max_per_identity; /* records of one identity, at most */
+	uid_t uid; /* the user estrad writes as (ra_safedir_uid()) */
+};
+
 /*
- * Opens the default store on dir (created with mode 0700 if missing; it
- * must be writable).  Returns a new store (free with ra_pending_close)
- * or NULL with the directory and errno text in err.
+ * Opens the default store on dir, created with mode 0700 if missing (and
+ * given to params->uid when estrad, as root, will drop to that user).
+ * The directory must be writable by params->uid, owned by it or root, and
+ * neither group- nor world-writable.  Borrows dir and params.  Returns a
+ * new store (free with ra_pending_close) or NULL with the directory and
+ * the reason in err.  The first store opened on a directory reads every
+ * record into an index in memory, which later stores on the same
+ * directory (a reload) share.
  */
-struct ra_pending *ra_pending_open_dir(const char *dir, unsigned int lifetime,
+struct ra_pending *ra_pending_open_dir(const char *dir,
+                                       const struct ra_pending_params *params,
                                        char *err, size_t errlen);
+
+/*
+ * How many records the last expire call on store's directory looked at
+ * (for tests: the work of one call is bounded).  store must be a default
+ * store.
+ */
+size_t ra_pending_dir_examined(const struct ra_pending *store);
 
 /* Closes store.  NULL is a no-op. */
 void ra_pending_close(struct ra_pending *store);

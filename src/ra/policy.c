@@ -28,12 +28,34 @@
 /* Most entries of one list (patterns, curves, digests, extensions). */
 #define POL_LIST_MAX 64
 
+/*
+ * Bounds that hold when the label sets none: most subjectAltName entries,
+ * most subject attributes and most bytes of the subject's DER.  Real
+ * device and server requests stay far below them; thousands of names or
+ * attributes only cost the RA, the CA and every relying party.
+ */
+#define POL_SAN_MAX_DEFAULT       100
+#define POL_SUBJECT_ATTRS_DEFAULT 32
+#define POL_SUBJECT_BYTES_DEFAULT 2048
+
+/* Longest DNS name and label (RFC 1035 §2.3.4, as text without the
+ * trailing dot). */
+#define POL_DNS_NAME_MAX  253
+#define POL_DNS_LABEL_MAX 63
+
 /* A list of anchored patterns; unset means "no rule". */
 struct pol_patterns {
 	int set;
 	regex_t *re; /* owned, n of them */
 	char **src;  /* the patterns as written, for hints; owned */
 	size_t n;
+};
+
+/* What happens to a requested extension the allow-list does not name. */
+enum pol_unlisted {
+	POL_UNLISTED_DEFAULT, /* not set: dropped where the CA allows it */
+	POL_UNLISTED_DROP,    /* "drop", as written */
+	POL_UNLISTED_REFUSE   /* "refuse" */
 };
 
 /* What the CSR's CN must equal. */
@@ -48,8 +70,11 @@ struct ra_policy {
 	struct pol_patterns cn;
 	enum pol_cn_equals cn_equals;
 	struct pol_patterns san_dns, san_ip, san_email, san_uri;
-	int san_other; /* otherName, dirName, RID, x400, ediParty */
-	long san_max;  /* most SAN entries; -1 for no limit */
+	int san_other;    /* otherName, dirName, RID, x400, ediParty */
+	int san_wildcard; /* a dNSName may be a "*." wildcard */
+	long san_max;     /* most SAN entries */
+	int subject_max_attrs;
+	int subject_max_bytes;
 
 	int keys_set; /* "keys" given: unlisted types refused */
 	int rsa_min;  /* least RSA bits; 0: RSA refused */
@@ -63,16 +88,22 @@ struct ra_policy {
 
 	ASN1_OBJECT *ext_allow[POL_LIST_MAX]; /* owned */
 	size_t n_ext_allow;
-	int ext_refuse; /* unlisted extensions refused, not dropped */
+	enum pol_unlisted ext_unlisted;
 	ASN1_OBJECT *eku[POL_LIST_MAX]; /* owned */
 	size_t n_eku;
 };
 
 static const char *const pol_keys[] = {
-    "cn", "cn_equals", "san", "keys", "signature", "extensions", NULL,
+    "cn",   "cn_equals", "san",        "subject",
+    "keys", "signature", "extensions", NULL,
 };
 static const char *const pol_san_keys[] = {
-    "dns", "ip", "email", "uri", "other", "max", NULL,
+    "dns", "ip", "email", "uri", "other", "wildcard", "max", NULL,
+};
+static const char *const pol_subject_keys[] = {
+    "max_attributes",
+    "max_bytes",
+    NULL,
 };
 static const char *const pol_key_keys[] = {
     "rsa", "ec", "ed25519", "ed448", NULL,
@@ -394,9 +425,9 @@ pol_load_extensions(struct ra_policy *p, const json_t *obj,
 	if ((v = json_object_get(ext, "unlisted")) != NULL) {
 		s = json_string_value(v);
 		if (s != NULL && strcmp(s, "drop") == 0)
-			p->ext_refuse = 0;
+			p->ext_unlisted = POL_UNLISTED_DROP;
 		else if (s != NULL && strcmp(s, "refuse") == 0)
-			p->ext_refuse = 1;
+			p->ext_unlisted = POL_UNLISTED_REFUSE;
 		else
 			return core_err_set(err, "extensions.unlisted",
 			                    "must be \"drop\" or \"refuse\"");
@@ -439,7 +470,9 @@ pol_load_san(struct ra_policy *p, const json_t *obj, struct core_err *err)
 	                      err) != 0 ||
 	    pol_patterns_load(san, "uri", "san.uri", 0, &p->san_uri, err) !=
 	        0 ||
-	    pol_get_bool(san, "other", "san.other", &p->san_other, err) != 0)
+	    pol_get_bool(san, "other", "san.other", &p->san_other, err) != 0 ||
+	    pol_get_bool(san, "wildcard", "san.wildcard", &p->san_wildcard,
+	                 err) != 0)
 		return -1;
 	if ((v = json_object_get(san, "max")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
@@ -449,6 +482,41 @@ pol_load_san(struct ra_policy *p, const json_t *obj, struct core_err *err)
 			    "must be an integer from 0 to 1000");
 		p->san_max = (long)json_integer_value(v);
 	}
+	return 0;
+}
+
+/* Reads an integer from min to max at key of obj (path for messages). */
+static int
+pol_get_int(const json_t *obj, const char *key, const char *path, int min,
+            int max, int *out, struct core_err *err)
+{
+	const json_t *v;
+
+	if ((v = json_object_get(obj, key)) == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max)
+		return core_err_set(
+		    err, path, "must be an integer from %d to %d", min, max);
+	*out = (int)json_integer_value(v);
+	return 0;
+}
+
+static int
+pol_load_subject(struct ra_policy *p, const json_t *obj, struct core_err *err)
+{
+	const json_t *subject;
+
+	if ((subject = json_object_get(obj, "subject")) == NULL)
+		return 0;
+	if (!json_is_object(subject))
+		return core_err_set(err, "subject", "must be an object");
+	if (pol_check_keys(subject, "subject.", pol_subject_keys, err) != 0 ||
+	    pol_get_int(subject, "max_attributes", "subject.max_attributes", 1,
+	                256, &p->subject_max_attrs, err) != 0 ||
+	    pol_get_int(subject, "max_bytes", "subject.max_bytes", 256, 65536,
+	                &p->subject_max_bytes, err) != 0)
+		return -1;
 	return 0;
 }
 
@@ -463,7 +531,9 @@ ra_policy_new(const json_t *conf, struct core_err *err)
 		core_err_set(err, "", "out of memory");
 		goto out;
 	}
-	p->san_max = -1;
+	p->san_max = POL_SAN_MAX_DEFAULT;
+	p->subject_max_attrs = POL_SUBJECT_ATTRS_DEFAULT;
+	p->subject_max_bytes = POL_SUBJECT_BYTES_DEFAULT;
 	p->rsa_min = 2048;
 	if (conf == NULL) {
 		if (pol_load_extensions(p, NULL, err) != 0)
@@ -497,6 +567,7 @@ ra_policy_new(const json_t *conf, struct core_err *err)
 		}
 	}
 	if (pol_load_san(p, conf, err) != 0 ||
+	    pol_load_subject(p, conf, err) != 0 ||
 	    pol_load_keys(p, conf, err) != 0 ||
 	    pol_load_signature(p, conf, err) != 0 ||
 	    pol_load_extensions(p, conf, err) != 0)
@@ -602,6 +673,47 @@ ra_policy_name_cn(const X509_NAME *name, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * The size of the subject: its attributes (each RDN holds one or more)
+ * and the bytes of its DER, both bounded whatever the other rules say.
+ */
+static int
+pol_check_subject(const struct ra_policy *p, X509_REQ *csr,
+                  struct ra_policy_verdict *v)
+{
+	const X509_NAME *name = X509_REQ_get_subject_name(csr);
+	const unsigned char *der = NULL;
+	char hint[96];
+	size_t derlen = 0;
+	int n;
+
+	if (name == NULL || X509_NAME_get0_der(name, &der, &derlen) != 1) {
+		ERR_clear_error();
+		return pol_refuse(v, "subject", NULL,
+		                  "CSR refused: subject does not encode");
+	}
+	if ((n = X509_NAME_entry_count(name)) > p->subject_max_attrs) {
+		snprintf(hint, sizeof(hint),
+		         "rule subject.max_attributes allows %d",
+		         p->subject_max_attrs);
+		return pol_refuse(
+		    v, "subject.max_attributes", hint,
+		    "CSR refused: subject has %d attributes, more "
+		    "than rule subject.max_attributes %d",
+		    n, p->subject_max_attrs);
+	}
+	if (derlen > (size_t)p->subject_max_bytes) {
+		snprintf(hint, sizeof(hint), "rule subject.max_bytes allows %d",
+		         p->subject_max_bytes);
+		return pol_refuse(
+		    v, "subject.max_bytes", hint,
+		    "CSR refused: subject is %zu bytes, more than "
+		    "rule subject.max_bytes %d",
+		    derlen, p->subject_max_bytes);
+	}
+	return 0;
+}
+
 /* The CN rules: patterns, then the identity template. */
 static int
 pol_check_cn(const struct ra_policy *p, const struct ra_policy_input *in,
@@ -631,6 +743,21 @@ pol_check_cn(const struct ra_policy *p, const struct ra_policy_input *in,
 			pol_refuse(v, "cn", NULL,
 			           "CSR refused: subject CN \"%s\" holds a NUL "
 			           "byte",
+			           shown);
+			goto out;
+		}
+		/*
+		 * A TLS client that finds no dNSName matches the host name
+		 * against the CN, wildcards included: a '*' there is a
+		 * wildcard as much as in the subjectAltName.
+		 */
+		if (!p->san_wildcard && memchr(utf8, '*', (size_t)n) != NULL) {
+			pol_refuse(v, "san.wildcard",
+			           "set san.wildcard to true if the label may "
+			           "issue wildcard names",
+			           "CSR refused: subject CN \"%s\" holds a "
+			           "wildcard, which rule san.wildcard does not "
+			           "allow",
 			           shown);
 			goto out;
 		}
@@ -729,6 +856,318 @@ pol_check_san_string(const struct pol_patterns *rule, const char *rule_name,
 	return rc;
 }
 
+/* Names byte c for a message: 'c' when printable, else \xHH. */
+static const char *
+pol_byte_text(unsigned char c, char *buf, size_t len)
+{
+	if (c > 0x20 && c < 0x7f && c != '\'' && c != '\\')
+		snprintf(buf, len, "'%c'", c);
+	else
+		snprintf(buf, len, "\\x%02x", c);
+	return buf;
+}
+
+/*
+ * Checks that s (len bytes) is a host name in the preferred name syntax
+ * RFC 5280 asks of a dNSName (RFC 1034 §3.5, with RFC 1123's leading
+ * digits): labels of ASCII letters, digits and hyphens, neither starting
+ * nor ending with a hyphen, 1 to 63 bytes each, 253 bytes in all, no
+ * trailing dot (IDNs come as xn-- A-labels).  A leftmost label that is
+ * "*" alone makes a wildcard (*wildcard set) over the two or more labels
+ * that must follow it; a '*' anywhere else, "*" alone and "*.com" are no
+ * names.  Returns 0, or -1 with the fault in why.
+ */
+static int
+pol_dns_syntax(const unsigned char *s, size_t len, int *wildcard, char *why,
+               size_t whylen)
+{
+	size_t i, start = 0, labels = 0;
+	char byte[8];
+
+	*wildcard = 0;
+	if (len == 0) {
+		snprintf(why, whylen, "it is empty");
+		return -1;
+	}
+	if (len > POL_DNS_NAME_MAX) {
+		snprintf(why, whylen, "it is longer than %d bytes",
+		         POL_DNS_NAME_MAX);
+		return -1;
+	}
+	if (len == 1 && s[0] == '*') {
+		snprintf(why, whylen,
+		         "a wildcard must stand over two or more labels");
+		return -1;
+	}
+	if (len >= 2 && s[0] == '*' && s[1] == '.') {
+		*wildcard = 1;
+		start = 2;
+	}
+	for (i = start; i <= len; i++) {
+		if (i < len && s[i] != '.') {
+			if ((s[i] >= 'a' && s[i] <= 'z') ||
+			    (s[i] >= 'A' && s[i] <= 'Z') ||
+			    (s[i] >= '0' && s[i] <= '9') || s[i] == '-')
+				continue;
+			if (s[i] == '*')
+				snprintf(why, whylen,
+				         "a wildcard '*' may only be the whole "
+				         "leftmost label");
+			else
+				snprintf(
+				    why, whylen,
+				    "byte %s is not a letter, digit or "
+				    "hyphen",
+				    pol_byte_text(s[i], byte, sizeof(byte)));
+			return -1;
+		}
+		if (i == start) {
+			snprintf(why, whylen, "it has an empty label");
+			return -1;
+		}
+		if (i - start > POL_DNS_LABEL_MAX) {
+			snprintf(why, whylen, "a label is longer than %d bytes",
+			         POL_DNS_LABEL_MAX);
+			return -1;
+		}
+		if (s[start] == '-' || s[i - 1] == '-') {
+			snprintf(why, whylen,
+			         "a label starts or ends with a hyphen");
+			return -1;
+		}
+		labels++;
+		start = i + 1;
+	}
+	if (*wildcard && labels < 2) {
+		snprintf(why, whylen,
+		         "a wildcard must stand over two or more labels");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Checks that s (len bytes) is an rfc822Name: a mailbox local@domain of
+ * printable ASCII without spaces, one '@', a local part of 1 to 64 bytes
+ * and a domain that is a host name (no wildcard).  Quoted local parts
+ * holding '@' or spaces are refused with the rest.  Returns 0, or -1
+ * with the fault in why.
+ */
+static int
+pol_email_syntax(const unsigned char *s, size_t len, char *why, size_t whylen)
+{
+	const unsigned char *at = NULL;
+	char byte[8], dwhy[128];
+	size_t i;
+	int wildcard;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] <= 0x20 || s[i] >= 0x7f) {
+			snprintf(why, whylen, "byte %s is not printable ASCII",
+			         pol_byte_text(s[i], byte, sizeof(byte)));
+			return -1;
+		}
+		if (s[i] == '@') {
+			if (at != NULL) {
+				snprintf(why, whylen, "it has two '@'");
+				return -1;
+			}
+			at = s + i;
+		}
+	}
+	if (at == NULL) {
+		snprintf(why, whylen, "it has no '@'");
+		return -1;
+	}
+	if (at == s || at - s > 64) {
+		snprintf(why, whylen,
+		         "its local part is empty or longer than "
+		         "64 bytes");
+		return -1;
+	}
+	if (pol_dns_syntax(at + 1, len - (size_t)(at + 1 - s), &wildcard, dwhy,
+	                   sizeof(dwhy)) != 0 ||
+	    wildcard) {
+		snprintf(why, whylen, "its domain is no host name%s%s",
+		         wildcard ? "" : ": ", wildcard ? "" : dwhy);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * URI schemes never put in a certificate: a viewer that makes the name a
+ * link would run or open what it says.
+ */
+static const char *const pol_uri_refused[] = {
+    "javascript", "vbscript", "data", "file", NULL,
+};
+
+/*
+ * Checks that s (len bytes) is a URI as far as a certificate needs: printable
+ * ASCII without spaces (RFC 3986 has none; an IRI must be converted to a
+ * URI), a scheme (a letter, then letters, digits, '+', '-' or '.') and a
+ * ':', and a scheme not in pol_uri_refused.  Returns 0, or -1 with the
+ * fault in why; *scheme_refused is set when only the scheme is at fault.
+ */
+static int
+pol_uri_syntax(const unsigned char *s, size_t len, char *why, size_t whylen,
+               int *scheme_refused)
+{
+	char byte[8], scheme[16];
+	size_t i, colon = 0;
+
+	*scheme_refused = 0;
+	for (i = 0; i < len; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f) {
+			snprintf(why, whylen, "byte %s is not printable ASCII",
+			         pol_byte_text(s[i], byte, sizeof(byte)));
+			return -1;
+		}
+	for (i = 0; i < len && s[i] != ':'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '+' ||
+		                 s[i] == '-' || s[i] == '.'))))
+			break;
+	colon = i;
+	if (colon == 0 || colon == len || s[colon] != ':') {
+		snprintf(why, whylen,
+		         "it does not start with a scheme and ':'");
+		return -1;
+	}
+	if (colon < sizeof(scheme)) {
+		for (i = 0; i < colon; i++)
+			scheme[i] =
+			    (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a'
+			                                      : s[i]);
+		scheme[colon] = '\0';
+		for (i = 0; pol_uri_refused[i] != NULL; i++)
+			if (strcmp(scheme, pol_uri_refused[i]) == 0) {
+				*scheme_refused = 1;
+				snprintf(why, whylen,
+				         "URI scheme \"%s\" is never allowed",
+				         scheme);
+				return -1;
+			}
+	}
+	return 0;
+}
+
+/*
+ * Names what the iPAddress a (4 or 16 bytes) is when it names no single
+ * host: "an unspecified" (0.0.0.0, ::), "the broadcast"
+ * (255.255.255.255) or "a multicast" (224.0.0.0/4, ff00::/8) address.
+ * IPv4-mapped IPv6 addresses count as the IPv4 address.  NULL otherwise.
+ */
+static const char *
+pol_ip_special(const unsigned char *a, int len)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+	                                         0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char zero[16], ones[4] = {0xff, 0xff, 0xff, 0xff};
+
+	if (len == 16 && memcmp(a, mapped, sizeof(mapped)) == 0) {
+		a += sizeof(mapped);
+		len = 4;
+	}
+	if (memcmp(a, zero, (size_t)len) == 0)
+		return "an unspecified";
+	if (len == 4 && memcmp(a, ones, sizeof(ones)) == 0)
+		return "the broadcast";
+	if ((len == 4 && (a[0] & 0xf0) == 0xe0) || (len == 16 && a[0] == 0xff))
+		return "a multicast";
+	return NULL;
+}
+
+/*
+ * Checks a dNSName: its syntax, then whether a wildcard may be issued,
+ * then the label's patterns.
+ */
+static int
+pol_check_dns(const struct ra_policy *p, const ASN1_STRING *str,
+              struct ra_policy_verdict *v)
+{
+	const unsigned char *data = ASN1_STRING_get0_data(str);
+	size_t len = (size_t)ASN1_STRING_length(str);
+	char shown[300], why[128];
+	int wildcard;
+
+	if (pol_dns_syntax(data, len, &wildcard, why, sizeof(why)) != 0) {
+		pol_printable(data, len, shown, sizeof(shown));
+		return pol_refuse(
+		    v, "san.dns",
+		    "letters, digits and hyphens in labels of 1 to "
+		    "63 bytes; \"*.\" over two or more labels "
+		    "where san.wildcard allows it",
+		    "CSR refused: subjectAltName dNSName \"%s\" is "
+		    "not a valid DNS name: %s",
+		    shown, why);
+	}
+	if (wildcard && !p->san_wildcard) {
+		pol_printable(data, len, shown, sizeof(shown));
+		return pol_refuse(
+		    v, "san.wildcard",
+		    "set san.wildcard to true if the label may "
+		    "issue wildcard names",
+		    "CSR refused: subjectAltName dNSName \"%s\" is "
+		    "a wildcard, which rule san.wildcard does not "
+		    "allow",
+		    shown);
+	}
+	return pol_check_san_string(&p->san_dns, "san.dns", "dNSName", str, v);
+}
+
+/* Checks an rfc822Name: its syntax, then the label's patterns. */
+static int
+pol_check_email(const struct ra_policy *p, const ASN1_STRING *str,
+                struct ra_policy_verdict *v)
+{
+	const unsigned char *data = ASN1_STRING_get0_data(str);
+	size_t len = (size_t)ASN1_STRING_length(str);
+	char shown[300], why[160];
+
+	if (pol_email_syntax(data, len, why, sizeof(why)) != 0) {
+		pol_printable(data, len, shown, sizeof(shown));
+		return pol_refuse(
+		    v, "san.email", NULL,
+		    "CSR refused: subjectAltName rfc822Name \"%s\" "
+		    "is not a valid e-mail address: %s",
+		    shown, why);
+	}
+	return pol_check_san_string(&p->san_email, "san.email", "rfc822Name",
+	                            str, v);
+}
+
+/* Checks a uniformResourceIdentifier: its syntax and scheme, then the
+ * label's patterns. */
+static int
+pol_check_uri(const struct ra_policy *p, const ASN1_STRING *str,
+              struct ra_policy_verdict *v)
+{
+	const unsigned char *data = ASN1_STRING_get0_data(str);
+	size_t len = (size_t)ASN1_STRING_length(str);
+	char shown[300], why[128];
+	int scheme_refused;
+
+	if (pol_uri_syntax(data, len, why, sizeof(why), &scheme_refused) != 0) {
+		pol_printable(data, len, shown, sizeof(shown));
+		if (scheme_refused)
+			return pol_refuse(
+			    v, "san.uri", NULL,
+			    "CSR refused: subjectAltName "
+			    "uniformResourceIdentifier \"%s\": %s",
+			    shown, why);
+		return pol_refuse(v, "san.uri", NULL,
+		                  "CSR refused: subjectAltName "
+		                  "uniformResourceIdentifier \"%s\" is not a "
+		                  "valid URI: %s",
+		                  shown, why);
+	}
+	return pol_check_san_string(&p->san_uri, "san.uri",
+	                            "uniformResourceIdentifier", str, v);
+}
+
 static int
 pol_check_san(const struct ra_policy *p, const STACK_OF(X509_EXTENSION) *exts,
               struct ra_policy_verdict *v)
@@ -736,6 +1175,7 @@ pol_check_san(const struct ra_policy *p, const STACK_OF(X509_EXTENSION) *exts,
 	GENERAL_NAMES *names = NULL;
 	char ip[INET6_ADDRSTRLEN], hint[256];
 	const GENERAL_NAME *gn;
+	const char *what;
 	int i, n, rc = -1;
 
 	if ((i = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1)) < 0) {
@@ -755,7 +1195,7 @@ pol_check_san(const struct ra_policy *p, const STACK_OF(X509_EXTENSION) *exts,
 		goto out;
 	}
 	n = sk_GENERAL_NAME_num(names);
-	if (p->san_max >= 0 && n > p->san_max) {
+	if (n > p->san_max) {
 		snprintf(hint, sizeof(hint), "rule san.max allows %ld",
 		         p->san_max);
 		pol_refuse(v, "san.max", hint,
@@ -768,22 +1208,16 @@ pol_check_san(const struct ra_policy *p, const STACK_OF(X509_EXTENSION) *exts,
 		gn = sk_GENERAL_NAME_value(names, i);
 		switch (gn->type) {
 		case GEN_DNS:
-			if (pol_check_san_string(&p->san_dns, "san.dns",
-			                         "dNSName", gn->d.dNSName,
-			                         v) != 0)
+			if (pol_check_dns(p, gn->d.dNSName, v) != 0)
 				goto out;
 			break;
 		case GEN_EMAIL:
-			if (pol_check_san_string(&p->san_email, "san.email",
-			                         "rfc822Name", gn->d.rfc822Name,
-			                         v) != 0)
+			if (pol_check_email(p, gn->d.rfc822Name, v) != 0)
 				goto out;
 			break;
 		case GEN_URI:
-			if (pol_check_san_string(
-			        &p->san_uri, "san.uri",
-			        "uniformResourceIdentifier",
-			        gn->d.uniformResourceIdentifier, v) != 0)
+			if (pol_check_uri(p, gn->d.uniformResourceIdentifier,
+			                  v) != 0)
 				goto out;
 			break;
 		case GEN_IPADD: {
@@ -798,6 +1232,15 @@ pol_check_san(const struct ra_policy *p, const STACK_OF(X509_EXTENSION) *exts,
 				           "CSR refused: subjectAltName "
 				           "iPAddress of %d bytes",
 				           len);
+				goto out;
+			}
+			if ((what = pol_ip_special(ASN1_STRING_get0_data(a),
+			                           len)) != NULL) {
+				pol_refuse(v, "san.ip", NULL,
+				           "CSR refused: subjectAltName "
+				           "iPAddress %s is %s address, which "
+				           "names no host",
+				           ip, what);
 				goto out;
 			}
 			if (p->san_ip.set &&
@@ -951,9 +1394,70 @@ pol_list_add(char *buf, size_t len, const char *name)
 	snprintf(buf + used, len - used, "%s%s", used > 0 ? "," : "", name);
 }
 
+/*
+ * Refuses what no EST client gets, whatever the allow-list and
+ * extensions.unlisted say: basicConstraints CA:TRUE (or one that does not
+ * decode) and a keyUsage with keyCertSign or cRLSign (or one that does
+ * not decode).  Dropping them is not enough: a CA that takes the CSR as
+ * sent would honour them, and a request for a CA is worth a refusal
+ * anywhere.  Returns 0 for every other extension.
+ */
+static int
+pol_check_never(X509_EXTENSION *ext, struct ra_policy_verdict *v)
+{
+	BASIC_CONSTRAINTS *bc;
+	ASN1_BIT_STRING *ku;
+	char bits[32] = "";
+	int ca;
+
+	switch (OBJ_obj2nid(X509_EXTENSION_get_object(ext))) {
+	case NID_basic_constraints:
+		bc = X509V3_EXT_d2i(ext);
+		ca = bc == NULL || bc->ca;
+		BASIC_CONSTRAINTS_free(bc);
+		ERR_clear_error();
+		if (ca)
+			return pol_refuse(v, "extensions.basicConstraints",
+			                  NULL,
+			                  "CSR refused: requested "
+			                  "basicConstraints CA:TRUE is never "
+			                  "allowed (rule extensions)");
+		return 0;
+	case NID_key_usage:
+		if ((ku = X509V3_EXT_d2i(ext)) == NULL) {
+			ERR_clear_error();
+			return pol_refuse(
+			    v, "extensions.keyUsage", NULL,
+			    "CSR refused: requested keyUsage does "
+			    "not decode");
+		}
+		/* Bits 5 and 6 of KeyUsage (RFC 5280 §4.2.1.3). */
+		if (ASN1_BIT_STRING_get_bit(ku, 5))
+			pol_list_add(bits, sizeof(bits), "keyCertSign");
+		if (ASN1_BIT_STRING_get_bit(ku, 6))
+			pol_list_add(bits, sizeof(bits), "cRLSign");
+		ASN1_BIT_STRING_free(ku);
+		if (bits[0] != '\0')
+			return pol_refuse(
+			    v, "extensions.keyUsage", NULL,
+			    "CSR refused: requested keyUsage %s is "
+			    "never allowed (rule extensions)",
+			    bits);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The requested extensions: those never allowed, then the allow-list
+ * (an unlisted one is dropped or refused; refused when forwarded, the
+ * CSR going to the CA as sent), then the EKUs of an allowed
+ * extendedKeyUsage.
+ */
 static int
 pol_check_extensions(const struct ra_policy *p,
-                     const STACK_OF(X509_EXTENSION) *exts,
+                     const STACK_OF(X509_EXTENSION) *exts, int forwarded,
                      struct ra_policy_verdict *v)
 {
 	char name[80];
@@ -965,8 +1469,10 @@ pol_check_extensions(const struct ra_policy *p,
 		ext = sk_X509_EXTENSION_value(exts, i);
 		obj = X509_EXTENSION_get_object(ext);
 		pol_obj_name(obj, name, sizeof(name));
+		if (pol_check_never(ext, v) != 0)
+			goto out;
 		if (!pol_has_object(p->ext_allow, p->n_ext_allow, obj)) {
-			if (p->ext_refuse) {
+			if (p->ext_unlisted == POL_UNLISTED_REFUSE) {
 				pol_refuse(
 				    v, "extensions",
 				    "list it in extensions.allow if the "
@@ -976,25 +1482,20 @@ pol_check_extensions(const struct ra_policy *p,
 				    name);
 				goto out;
 			}
-			pol_list_add(v->dropped, sizeof(v->dropped), name);
-			continue;
-		}
-		if (OBJ_obj2nid(obj) == NID_basic_constraints) {
-			BASIC_CONSTRAINTS *bc = X509V3_EXT_d2i(ext);
-			int ca = bc == NULL || bc->ca;
-
-			BASIC_CONSTRAINTS_free(bc);
-			ERR_clear_error();
-			/* Whatever the list says, an EST client never gets
-			 * a CA certificate. */
-			if (ca) {
-				pol_refuse(v, "extensions.basicConstraints",
-				           NULL,
-				           "CSR refused: requested "
-				           "basicConstraints CA:TRUE is never "
-				           "allowed (rule extensions)");
+			if (forwarded) {
+				pol_refuse(
+				    v, "extensions",
+				    "list it in extensions.allow if the "
+				    "CA may honour it",
+				    "CSR refused: requested extension %s "
+				    "not allowed by rule extensions, and it "
+				    "cannot be dropped: the label's CA "
+				    "receives the CSR as sent",
+				    name);
 				goto out;
 			}
+			pol_list_add(v->dropped, sizeof(v->dropped), name);
+			continue;
 		}
 		if (OBJ_obj2nid(obj) == NID_ext_key_usage) {
 			EXTENDED_KEY_USAGE *eku = X509V3_EXT_d2i(ext);
@@ -1028,6 +1529,12 @@ out:
 }
 
 int
+ra_policy_says_drop(const struct ra_policy *policy)
+{
+	return policy != NULL && policy->ext_unlisted == POL_UNLISTED_DROP;
+}
+
+int
 ra_policy_check(const struct ra_policy *policy,
                 const struct ra_policy_input *in,
                 struct ra_policy_verdict *verdict)
@@ -1044,9 +1551,10 @@ ra_policy_check(const struct ra_policy *policy,
 	ERR_clear_error();
 	if (pol_check_key(policy, in->csr, verdict) != 0 ||
 	    pol_check_signature(policy, in->csr, verdict) != 0 ||
+	    pol_check_subject(policy, in->csr, verdict) != 0 ||
 	    pol_check_cn(policy, in, verdict) != 0 ||
 	    pol_check_san(policy, exts, verdict) != 0 ||
-	    pol_check_extensions(policy, exts, verdict) != 0)
+	    pol_check_extensions(policy, exts, in->forwards_csr, verdict) != 0)
 		goto out;
 	verdict->allowed = 1;
 	rc = 0;

@@ -39,6 +39,10 @@ struct ra_policy_input {
 	const char *user;    /* HTTP Basic user name, or NULL */
 	const char *cert_cn; /* CN of the client certificate, or NULL */
 	int is_ra;           /* the client is an id-kp-cmcRA RA (§3.7) */
+	/* The label's CA receives the CSR as the client sent it (certsrv,
+	 * dogtag, helper): a requested extension cannot be dropped there,
+	 * so one the allow-list does not name is refused. */
+	int forwards_csr;
 };
 
 /* The evaluator's answer. */
@@ -53,7 +57,7 @@ struct ra_policy_verdict {
 	char hint[256];
 	/* Allowed: the requested extensions the allow-list dropped, by short
 	 * name and comma separated ("" when none); the CA is not to honour
-	 * them, and the RA logs them. */
+	 * them, and the RA logs them.  Always "" when in->forwards_csr. */
 	char dropped[256];
 };
 
@@ -64,6 +68,14 @@ struct ra_policy_verdict {
 int ra_policy_check(const struct ra_policy *policy,
                     const struct ra_policy_input *in,
                     struct ra_policy_verdict *verdict);
+
+/*
+ * Returns 1 when policy's extensions.unlisted is "drop" as written in the
+ * configuration, 0 when it is "refuse" or not set.  On a label whose CA
+ * receives the CSR as sent, "drop" cannot be kept (unlisted extensions are
+ * refused there), which estrad --doctor points out.  Borrows policy.
+ */
+int ra_policy_says_drop(const struct ra_policy *policy);
 
 /*
  * Returns the CN of name (the last one, as TLS does) into buf (size len),

@@ -98,6 +98,7 @@ ra_request_free(struct ra_request *req)
 	if (req->wait_timer != NULL)
 		event_free(req->wait_timer);
 	X509_REQ_free(req->csr);
+	json_decref(req->audit_csr);
 	ca_call_free(req->call);
 	sk_X509_pop_free(req->certs, X509_free);
 	free(priv);
@@ -152,21 +153,38 @@ ra_request_refuse(struct ra_request *req, int status, enum core_log_level level,
 	va_end(ap);
 }
 
-/* Copies cert's subject as one RFC 2253 line into buf. */
-static void
-ra_request_subject(X509_NAME *name, char *buf, size_t len)
+/*
+ * Returns name as one RFC 2253 line, new (free with free()), or NULL when
+ * memory is short.  OpenSSL escapes RFC 2253's specials, control bytes
+ * and bytes past ASCII itself (as \HH); a value it cannot convert (bytes
+ * that are not what their string type says) is written as its bytes, so
+ * escaped, rather than lost.
+ */
+static char *
+ra_request_subject_new(const X509_NAME *name)
 {
-	BIO *bio;
-	int n;
+	const unsigned long raw = (XN_FLAG_RFC2253 | ASN1_STRFLGS_IGNORE_TYPE) &
+	                          ~(unsigned long)ASN1_STRFLGS_UTF8_CONVERT;
+	char *data = NULL, *rc = NULL;
+	BIO *bio = NULL;
+	long n;
 
-	buf[0] = '\0';
+	ERR_set_mark();
 	if ((bio = BIO_new(BIO_s_mem())) == NULL)
-		return;
-	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
-		n = BIO_read(bio, buf, (int)len - 1);
-		buf[n > 0 ? n : 0] = '\0';
-	}
+		goto out;
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0 &&
+	    (BIO_reset(bio) != 1 || X509_NAME_print_ex(bio, name, 0, raw) < 0))
+		goto out;
+	if ((n = BIO_get_mem_data(bio, &data)) < 0 ||
+	    (rc = malloc((size_t)n + 1)) == NULL)
+		goto out;
+	if (n > 0)
+		memcpy(rc, data, (size_t)n);
+	rc[n] = '\0';
+out:
 	BIO_free(bio);
+	ERR_pop_to_mark();
+	return rc;
 }
 
 /* The trust stores of the label: its own, or tls.*. */
@@ -185,18 +203,24 @@ ra_request_is_reenroll(const struct ra_request *req)
 
 /*
  * Judges the client certificate with the label's rules (stores per
- * operation, clientAuth EKU, grace window, CRL).  Returns 1 when it counts;
- * 0 when there is none, or when it does not count, with the reason in why
- * and one notice line naming the OpenSSL reason and the subject.
+ * operation, clientAuth EKU, grace window, CRL).  Returns 1 when it counts,
+ * with its subject in subject (size RA_REQUEST_IDENTITY_MAX); 0 when there
+ * is none, or when it does not count, with the reason in why and one
+ * notice line naming the OpenSSL reason and the subject.
  */
 static int
-ra_request_judge_cert(struct ra_request *req, char *why, size_t whylen)
+ra_request_judge_cert(struct ra_request *req, char *subject, char *why,
+                      size_t whylen)
 {
 	const struct ra_label *label = req->label;
 	int reenroll = ra_request_is_reenroll(req);
 	struct ra_trust_check check;
-	char subject[256];
+	enum ra_trust_store store;
+	char *text = NULL, shown[1024];
+	size_t len;
+	int rc = 0;
 
+	subject[0] = '\0';
 	if (req->peer.cert == NULL)
 		return 0;
 	memset(&check, 0, sizeof(check));
@@ -204,11 +228,27 @@ ra_request_judge_cert(struct ra_request *req, char *why, size_t whylen)
 	check.require_eku = label->require_client_auth_eku;
 	check.grace_days = reenroll ? label->grace_days : 0;
 	check.crl = label->crl;
-	ra_request_subject(X509_get_subject_name(req->peer.cert), subject,
-	                   sizeof(subject));
-	if (ra_trust_verify_check(ra_request_trust(req), req->peer.cert,
-	                          req->peer.chain, &check) != RA_TRUST_NONE) {
-		req->cert_store = check.store;
+	text = ra_request_subject_new(X509_get_subject_name(req->peer.cert));
+	ra_log_escape(text, RA_LOG_ESC_INNER, shown, sizeof(shown));
+	len = text != NULL ? strlen(text) : 0;
+	store = ra_trust_verify_check(ra_request_trust(req), req->peer.cert,
+	                              req->peer.chain, &check);
+	if (store != RA_TRUST_NONE && len >= RA_REQUEST_IDENTITY_MAX) {
+		/* The identity is never cut in the logs, so it must fit. */
+		req->cert_store = store;
+		snprintf(why, whylen,
+		         "its subject is longer than %d characters",
+		         RA_REQUEST_IDENTITY_MAX - 1);
+		ra_log(CORE_LOG_NOTICE, "ra.auth", &req->log,
+		       "such a certificate cannot be an identity here",
+		       "client certificate not accepted: %s, subject: "
+		       "\"%s\"",
+		       why, shown);
+		goto out;
+	}
+	if (store != RA_TRUST_NONE) {
+		memcpy(subject, text != NULL ? text : "", len + 1);
+		req->cert_store = store;
 		req->cert_expired_days = check.expired_days;
 		req->is_ra = check.is_ra && label->ra_enabled;
 		ra_policy_name_cn(X509_get_subject_name(req->peer.cert),
@@ -218,8 +258,9 @@ ra_request_judge_cert(struct ra_request *req, char *why, size_t whylen)
 			       "client certificate expired %ld days ago, "
 			       "accepted within reenroll.grace_days %u, "
 			       "subject: \"%s\"",
-			       check.expired_days, label->grace_days, subject);
-		return 1;
+			       check.expired_days, label->grace_days, shown);
+		rc = 1;
+		goto out;
 	}
 	req->cert_store = check.chained;
 	snprintf(why, whylen, "%s", check.why);
@@ -233,8 +274,68 @@ ra_request_judge_cert(struct ra_request *req, char *why, size_t whylen)
 	           : "the label's trust, require_client_auth_eku, reenroll "
 	             "and crl settings decide which certificates count",
 	       "client certificate not accepted: %s, subject: \"%s\"", why,
-	       subject);
-	return 0;
+	       shown);
+	subject[0] = '\0';
+out:
+	free(text);
+	return rc;
+}
+
+/*
+ * Refuses Basic credentials that did not pass.  Whether the user exists is
+ * for the error log only: the answer and the audit record say the same for
+ * every failed check, so that they cannot be used to find user names.
+ */
+static void
+ra_request_refuse_basic(struct ra_request *req, enum ra_basic_result basic,
+                        const struct ra_basic_attempt *attempt)
+{
+	switch (basic) {
+	case RA_BASIC_THROTTLED:
+		req->retry_after = attempt->retry_after;
+		ra_auth_throttle_refused(attempt->reason);
+		ra_request_refuse(
+		    req, 429, CORE_LOG_NOTICE, "ra.auth",
+		    "failed password checks make a client address or user "
+		    "name wait, longer each time; check the client's "
+		    "credentials",
+		    "authentication throttled: too many failed attempts for "
+		    "this %s, retry after %u s",
+		    ra_auth_throttle_reason_name(attempt->reason),
+		    attempt->retry_after);
+		snprintf(req->cause, sizeof(req->cause),
+		         "authentication refused: too many failed attempts, "
+		         "retry after %u s",
+		         attempt->retry_after);
+		break;
+	case RA_BASIC_BUSY:
+		req->retry_after = attempt->retry_after;
+		req->outcome_name = "REFUSED";
+		ra_auth_throttle_refused(RA_THROTTLE_BUSY);
+		ra_request_refuse(
+		    req, 503, CORE_LOG_WARN, "ra.auth",
+		    "a burst of new or wrong credentials kept the password "
+		    "checks that may wait full for 5 s; one client address "
+		    "may have 16 of them",
+		    "authentication busy: too many password checks waiting "
+		    "(at most %d, %d per client address), retry after %u s",
+		    RA_THROTTLE_QUEUE_MAX, RA_THROTTLE_QUEUE_PER_CLIENT,
+		    attempt->retry_after);
+		snprintf(req->cause, sizeof(req->cause),
+		         "authentication busy: too many password checks "
+		         "waiting, retry after %u s",
+		         attempt->retry_after);
+		break;
+	default:
+		ra_request_refuse(req, 401, CORE_LOG_NOTICE, "ra.auth",
+		                  "check the user's password in the users file",
+		                  "authentication failed: %s",
+		                  ra_basic_result_text(basic));
+		snprintf(req->cause, sizeof(req->cause),
+		         "authentication failed: user name or password not "
+		         "accepted");
+		break;
+	}
 }
 
 int
@@ -245,21 +346,23 @@ ra_request_authenticate(struct ra_request *req, const char *authorization)
 	    ra_users_slot_get(req->config->users_slot);
 	unsigned int allowed = label->auth;
 	enum ra_basic_result basic = RA_BASIC_MALFORMED;
-	char why[256] = "", user[128] = "", subject[256] = "";
+	struct ra_basic_attempt attempt;
+	char why[256] = "", user[RA_BASIC_USER_MAX + 1] = "";
+	char subject[RA_REQUEST_IDENTITY_MAX];
 	int cert_ok, basic_tried = 0, basic_ok = 0;
 
 	req->cert_expired_days = -1;
 	/* The certificate is judged on every label, anonymous ones too: a
 	 * re-enrollment needs the certificate being renewed. */
-	cert_ok = ra_request_judge_cert(req, why, sizeof(why));
-	if (cert_ok)
-		ra_request_subject(X509_get_subject_name(req->peer.cert),
-		                   subject, sizeof(subject));
+	cert_ok = ra_request_judge_cert(req, subject, why, sizeof(why));
+	memset(&attempt, 0, sizeof(attempt));
+	attempt.client = req->peer.client;
+	attempt.busy = req->basic_busy;
 	if ((allowed & (RA_AUTH_BASIC | RA_AUTH_CERT_BASIC)) &&
 	    authorization != NULL && users != NULL) {
 		basic_tried = 1;
-		basic = ra_auth_basic_check(users, authorization, user,
-		                            sizeof(user));
+		basic = ra_auth_basic_attempt(users, authorization, &attempt,
+		                              user, sizeof(user));
 		basic_ok = basic == RA_BASIC_OK;
 	}
 	if (allowed == RA_AUTH_NONE)
@@ -293,10 +396,7 @@ refused:
 		req->log.identity = req->identity;
 	}
 	if (basic_tried && !basic_ok) {
-		ra_request_refuse(req, 401, CORE_LOG_NOTICE, "ra.auth",
-		                  "check the user's password in the users file",
-		                  "authentication failed: %s",
-		                  ra_basic_result_text(basic));
+		ra_request_refuse_basic(req, basic, &attempt);
 		return -1;
 	}
 	/* The certificate was presented and judged: a credential retry
@@ -468,10 +568,107 @@ ra_request_sha256_hex(const unsigned char *der, int len, char *hex,
 	core_hex_encode(md, mdlen, hex, hexlen);
 }
 
+/* A JSON string of estrad's own text (or the configuration's): as it is
+ * when printable ASCII, escaped otherwise; never NULL but out of memory. */
 static json_t *
-ra_request_audit_csr(X509_REQ *csr)
+ra_request_json_text(const char *s)
 {
-	char subject[512], hex[2 * EVP_MAX_MD_SIZE + 1], key[64];
+	return ra_log_json_string(s, RA_LOG_ESC_TEXT);
+}
+
+/* A JSON string of a client-supplied value, escaped as in every log. */
+static json_t *
+ra_request_json_value(const char *s)
+{
+	return ra_log_json_string(s, RA_LOG_ESC_INNER);
+}
+
+/* A JSON string of s as it is when it is UTF-8, else escaped: for the
+ * external authorizer, which wants values unescaped but no key lost. */
+static json_t *
+ra_request_json_raw(const char *s)
+{
+	json_t *j = json_string(s != NULL ? s : "");
+
+	return j != NULL ? j : ra_request_json_text(s);
+}
+
+/*
+ * Returns one subjectAltName as text, new (free with free()), or NULL.
+ * With escape set, as the audit record keeps it: the bytes of a dNSName,
+ * rfc822Name or URI after its prefix, everything escaped as in every log,
+ * so that a byte outside printable ASCII is kept, not turned into a dot
+ * as OpenSSL prints it.  Without, as OpenSSL prints it.
+ */
+static char *
+ra_request_san_text(const GENERAL_NAME *gn, int escape)
+{
+	const ASN1_IA5STRING *ia5 = NULL;
+	const char *prefix = "";
+	char *printed = NULL, *value = NULL, *rc = NULL, *data;
+	BIO *bio = NULL;
+	size_t plen;
+	long n;
+
+	switch (gn->type) {
+	case GEN_DNS:
+		prefix = "DNS:";
+		ia5 = gn->d.dNSName;
+		break;
+	case GEN_EMAIL:
+		prefix = "email:";
+		ia5 = gn->d.rfc822Name;
+		break;
+	case GEN_URI:
+		prefix = "URI:";
+		ia5 = gn->d.uniformResourceIdentifier;
+		break;
+	default:
+		break;
+	}
+	if (escape && ia5 != NULL) {
+		value = ra_log_escape_new(ASN1_STRING_get0_data(ia5),
+		                          (size_t)ASN1_STRING_length(ia5),
+		                          RA_LOG_ESC_INNER);
+	} else {
+		if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+		    GENERAL_NAME_print(bio, (GENERAL_NAME *)gn) <= 0 ||
+		    (n = BIO_get_mem_data(bio, &data)) < 0 ||
+		    (printed = malloc((size_t)n + 1)) == NULL)
+			goto out;
+		memcpy(printed, data, (size_t)n);
+		printed[n] = '\0';
+		if (!escape) {
+			rc = printed;
+			printed = NULL;
+			goto out;
+		}
+		prefix = "";
+		value = ra_log_escape_new(printed, (size_t)n, RA_LOG_ESC_INNER);
+	}
+	if (value == NULL)
+		goto out;
+	plen = strlen(prefix);
+	if ((rc = malloc(plen + strlen(value) + 1)) == NULL)
+		goto out;
+	memcpy(rc, prefix, plen);
+	memcpy(rc + plen, value, strlen(value) + 1);
+out:
+	BIO_free(bio);
+	free(printed);
+	free(value);
+	return rc;
+}
+
+/*
+ * The "csr" object of the audit record (escape set: client-supplied
+ * subject and SANs escaped as in every log, whole) or of the external
+ * authorizer's input (as OpenSSL prints them).
+ */
+static json_t *
+ra_request_audit_csr(X509_REQ *csr, int escape)
+{
+	char hex[2 * EVP_MAX_MD_SIZE + 1], key[64], *text;
 	STACK_OF(X509_EXTENSION) *exts;
 	GENERAL_NAMES *names = NULL;
 	unsigned char *der = NULL;
@@ -481,26 +678,21 @@ ra_request_audit_csr(X509_REQ *csr)
 
 	obj = json_object();
 	sans = json_array();
-	ra_request_subject(X509_REQ_get_subject_name(csr), subject,
-	                   sizeof(subject));
-	json_object_set_new(obj, "subject", json_string(subject));
+	text = ra_request_subject_new(X509_REQ_get_subject_name(csr));
+	json_object_set_new(obj, "subject",
+	                    escape ? ra_request_json_value(text)
+	                           : ra_request_json_raw(text));
+	free(text);
 	exts = X509_REQ_get_extensions(csr);
 	i = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
 	if (i >= 0)
 		names = X509V3_EXT_d2i(X509v3_get_ext(exts, i));
 	for (i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
-		GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-		BIO *bio = BIO_new(BIO_s_mem());
-		char buf[512];
-		int n;
-
-		if (bio == NULL)
-			break;
-		GENERAL_NAME_print(bio, gn);
-		n = BIO_read(bio, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		json_array_append_new(sans, json_string(buf));
-		BIO_free(bio);
+		text = ra_request_san_text(sk_GENERAL_NAME_value(names, i),
+		                           escape);
+		json_array_append_new(sans, escape ? ra_request_json_text(text)
+		                                   : ra_request_json_raw(text));
+		free(text);
 	}
 	GENERAL_NAMES_free(names);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
@@ -510,7 +702,7 @@ ra_request_audit_csr(X509_REQ *csr)
 		snprintf(key, sizeof(key), "%s-%d",
 		         EVP_PKEY_get0_type_name(pkey),
 		         EVP_PKEY_get_bits(pkey));
-		json_object_set_new(obj, "key", json_string(key));
+		json_object_set_new(obj, "key", ra_request_json_text(key));
 		/* The CSR's own encoding: i2d_PUBKEY() would run the key
 		 * through OpenSSL 3's encoder for the same bytes. */
 		len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &der);
@@ -523,10 +715,41 @@ ra_request_audit_csr(X509_REQ *csr)
 	return obj;
 }
 
+/*
+ * Builds the audit record's "csr" of the request's CSR once.  Returns 0,
+ * or -1 after refusing a CSR whose subject and SANs would take more than
+ * RA_REQUEST_AUDIT_CSR_MAX bytes there: its record then has no "csr",
+ * like that of a body that is no CSR.
+ */
+static int
+ra_request_audit_csr_prepare(struct ra_request *req)
+{
+	size_t size;
+
+	if (req->csr == NULL || req->audit_csr != NULL ||
+	    !ra_log_audit_enabled())
+		return 0;
+	req->audit_csr = ra_request_audit_csr(req->csr, 1);
+	size = json_dumpb(req->audit_csr, NULL, 0, JSON_COMPACT);
+	if (size <= RA_REQUEST_AUDIT_CSR_MAX)
+		return 0;
+	json_decref(req->audit_csr);
+	req->audit_csr = NULL;
+	X509_REQ_free(req->csr);
+	req->csr = NULL;
+	ra_request_refuse(req, 400, CORE_LOG_NOTICE, "ra.request",
+	                  "the audit log keeps subject and subjectAltName "
+	                  "whole, so their size is bounded",
+	                  "%s refused: CSR subject and subjectAltName take "
+	                  "%zu bytes in the audit record, more than %d",
+	                  req->op_name, size, RA_REQUEST_AUDIT_CSR_MAX);
+	return -1;
+}
+
 static json_t *
 ra_request_audit_cert(X509 *cert)
 {
-	char issuer[512], hex[2 * EVP_MAX_MD_SIZE + 1], when[64];
+	char hex[2 * EVP_MAX_MD_SIZE + 1], when[64], *issuer;
 	const ASN1_INTEGER *serial = X509_get0_serialNumber(cert);
 	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
 	char *serial_hex = bn != NULL ? BN_bn2hex(bn) : NULL;
@@ -536,8 +759,9 @@ ra_request_audit_cert(X509 *cert)
 
 	json_object_set_new(obj, "serial",
 	                    json_string(serial_hex != NULL ? serial_hex : ""));
-	ra_request_subject(X509_get_issuer_name(cert), issuer, sizeof(issuer));
-	json_object_set_new(obj, "issuer", json_string(issuer));
+	issuer = ra_request_subject_new(X509_get_issuer_name(cert));
+	json_object_set_new(obj, "issuer", ra_request_json_text(issuer));
+	free(issuer);
 	if (core_time_asn1_seconds(X509_get0_notAfter(cert)) >= 0)
 		json_object_set_new(
 		    obj, "not_after",
@@ -567,17 +791,21 @@ ra_request_audit_entry(struct ra_request *req, const char *event)
 	entry = json_object();
 	auth = json_object();
 
-	json_object_set_new(entry, "rid", json_string(req->rid));
-	json_object_set_new(entry, "event", json_string(event));
+	/* Every string goes through the log escaper: a byte that is not
+	 * UTF-8 would make jansson refuse the string and lose its key. */
+	json_object_set_new(entry, "rid", ra_request_json_text(req->rid));
+	json_object_set_new(entry, "event", ra_request_json_text(event));
 	json_object_set_new(
 	    entry, "label",
-	    json_string(req->label != NULL ? req->label->name : ""));
+	    ra_request_json_text(req->label != NULL ? req->label->name : ""));
+	json_object_set_new(entry, "op", ra_request_json_text(req->op_name));
+	json_object_set_new(entry, "client",
+	                    ra_request_json_text(req->peer.client));
 	json_object_set_new(
-	    entry, "op", json_string(req->op_name != NULL ? req->op_name : ""));
-	json_object_set_new(entry, "client", json_string(req->peer.client));
-	json_object_set_new(auth, "method",
-	                    json_string(ra_auth_method_name(req->auth_method)));
-	json_object_set_new(auth, "identity", json_string(req->identity));
+	    auth, "method",
+	    ra_request_json_text(ra_auth_method_name(req->auth_method)));
+	json_object_set_new(auth, "identity",
+	                    ra_request_json_value(req->identity));
 	if ((req->auth_method == RA_AUTHED_CERT ||
 	     req->auth_method == RA_AUTHED_CERT_BASIC) &&
 	    req->peer.cert != NULL) {
@@ -590,7 +818,7 @@ ra_request_audit_entry(struct ra_request *req, const char *event)
 		json_object_set_new(auth, "cert_sha256", json_string(hex));
 		json_object_set_new(
 		    auth, "store",
-		    json_string(ra_trust_store_name(req->cert_store)));
+		    ra_request_json_text(ra_trust_store_name(req->cert_store)));
 	}
 	if (req->is_ra)
 		json_object_set_new(auth, "ra", json_true());
@@ -599,23 +827,28 @@ ra_request_audit_entry(struct ra_request *req, const char *event)
 		                    json_integer(req->cert_expired_days));
 	json_object_set_new(entry, "auth", auth);
 	if (req->pop_linked != NULL)
-		json_object_set_new(entry, "pop", json_string(req->pop_linked));
+		json_object_set_new(entry, "pop",
+		                    ra_request_json_text(req->pop_linked));
 	if (req->ext_dropped[0] != '\0')
 		json_object_set_new(entry, "dropped_extensions",
-		                    json_string(req->ext_dropped));
+		                    ra_request_json_text(req->ext_dropped));
 	if (req->csr != NULL)
 		json_object_set_new(entry, "csr",
-		                    ra_request_audit_csr(req->csr));
+		                    req->audit_csr != NULL
+		                        ? json_incref(req->audit_csr)
+		                        : ra_request_audit_csr(req->csr, 1));
 	if (req->label != NULL && req->label->ca != NULL)
 		json_object_set_new(
 		    entry, "backend",
-		    json_string(ca_instance_backend_name(req->label->ca)));
+		    ra_request_json_text(
+		        ca_instance_backend_name(req->label->ca)));
 	if (req->certs != NULL && sk_X509_num(req->certs) > 0)
 		json_object_set_new(
 		    entry, "cert",
 		    ra_request_audit_cert(sk_X509_value(req->certs, 0)));
 	else
-		json_object_set_new(entry, "reason", json_string(req->cause));
+		json_object_set_new(entry, "reason",
+		                    ra_request_json_text(req->cause));
 	json_object_set_new(entry, "http_status", json_integer(req->status));
 	return entry;
 }
@@ -740,9 +973,9 @@ ra_request_authz_input(struct ra_request *req)
 	json_object_set_new(root, "peer", peer);
 	json_object_set_new(id, "method",
 	                    json_string(ra_auth_method_name(req->auth_method)));
-	json_object_set_new(id, "name", json_string(req->identity));
-	json_object_set_new(id, "user", json_string(req->user));
-	json_object_set_new(id, "cert_cn", json_string(req->cert_cn));
+	json_object_set_new(id, "name", ra_request_json_raw(req->identity));
+	json_object_set_new(id, "user", ra_request_json_raw(req->user));
+	json_object_set_new(id, "cert_cn", ra_request_json_raw(req->cert_cn));
 	json_object_set_new(id, "store",
 	                    json_string(ra_trust_store_name(req->cert_store)));
 	json_object_set_new(id, "ra", json_boolean(req->is_ra));
@@ -759,7 +992,7 @@ ra_request_authz_input(struct ra_request *req)
 		ra_request_json_pem(chain, x);
 	}
 	json_object_set_new(root, "client_chain", chain);
-	csr = ra_request_audit_csr(req->csr);
+	csr = ra_request_audit_csr(req->csr, 0);
 	if ((bio = BIO_new(BIO_s_mem())) != NULL) {
 		if (PEM_write_bio_X509_REQ(bio, req->csr) == 1 &&
 		    (n = BIO_get_mem_data(bio, &data)) > 0)
@@ -873,6 +1106,8 @@ ra_request_authorize(struct ra_request *req, enum ca_operation op,
 	in.user = req->user[0] != '\0' ? req->user : NULL;
 	in.cert_cn = req->cert_cn[0] != '\0' ? req->cert_cn : NULL;
 	in.is_ra = req->is_ra;
+	in.forwards_csr =
+	    (ca_instance_caps(label->ca) & CA_CAP_FORWARDS_CSR) != 0;
 	if (ra_policy_check(policy, &in, &verdict) != 0) {
 		ra_request_refuse(req, 403, CORE_LOG_NOTICE, "ra.policy",
 		                  verdict.hint[0] != '\0' ? verdict.hint : NULL,
@@ -1146,7 +1381,14 @@ ra_request_deliver(evutil_socket_t fd, short what, void *arg)
  * the store, and the answer comes from it or from polling the CA.
  */
 
-/* Expires old records at most once a minute, from whichever worker. */
+/* What to check when the store refuses a record for its bounds. */
+#define RA_REQUEST_PENDING_FULL_HINT                                           \
+	"clients that do not come back keep their records until "              \
+	"pending.lifetime ends; raise pending.max_records or "                 \
+	"pending.max_per_identity if this load is legitimate"
+
+/* Expires old records, at most once a second, from whichever worker:
+ * each call does a bounded step of the work (ra_pending_ops.expire). */
 static void
 ra_request_pending_expire(struct ra_pending *store)
 {
@@ -1155,7 +1397,7 @@ ra_request_pending_expire(struct ra_pending *store)
 	       seen = __atomic_load_n(&last, __ATOMIC_RELAXED);
 	char err[512];
 
-	if (now - seen < 60 ||
+	if (now - seen < 1 ||
 	    !__atomic_compare_exchange_n(&last, &seen, now, 0, __ATOMIC_RELAXED,
 	                                 __ATOMIC_RELAXED))
 		return;
@@ -1177,8 +1419,10 @@ ra_request_pending_record(struct ra_request *req,
 	snprintf(record->key, sizeof(record->key), "%s", req->pending_key);
 	record->state = state;
 	snprintf(record->label, sizeof(record->label), "%s", req->label->name);
-	snprintf(record->identity, sizeof(record->identity), "%s",
-	         req->identity);
+	/* The record's copy only informs whoever reads the store; the key
+	 * above is made from the whole identity. */
+	snprintf(record->identity, sizeof(record->identity), "%.*s",
+	         (int)sizeof(record->identity) - 1, req->identity);
 	snprintf(record->first_rid, sizeof(record->first_rid), "%s",
 	         req->first_rid[0] != '\0' ? req->first_rid : req->rid);
 	snprintf(record->cookie, sizeof(record->cookie), "%s",
@@ -1343,12 +1587,16 @@ ra_request_pending_update(struct ra_request *req, int detached)
 		req->outcome_name = "UNREACHABLE";
 		req->retry_after = req->label->retry_after;
 		req->log.answer = 503;
-		snprintf(req->cause, sizeof(req->cause),
-		         "%s failed: the pending request cannot be recorded",
-		         req->op_name);
+		snprintf(req->cause, sizeof(req->cause), "%s failed: %s",
+		         req->op_name,
+		         rc == RA_PENDING_FULL
+		             ? "too many pending requests"
+		             : "the pending request cannot be recorded");
 	}
 	ra_log(CORE_LOG_ERROR, "ra.pending", &req->log,
-	       "check free space and permissions of pending.dir",
+	       rc == RA_PENDING_FULL ? RA_REQUEST_PENDING_FULL_HINT
+	                             : "check free space and permissions of "
+	                               "pending.dir",
 	       "cannot update pending record: %s", err);
 }
 
@@ -1364,6 +1612,7 @@ ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
 	struct ra_pending *store = req->config->pending;
 	struct ra_pending_record record;
 	char err[512];
+	int rc;
 
 	(void)fd;
 	(void)what;
@@ -1379,18 +1628,24 @@ ra_request_wait_expired(evutil_socket_t fd, short what, void *arg)
 	         req->op_name, req->label->ca_wait);
 	if (store != NULL && req->pending_key[0] != '\0') {
 		ra_request_pending_record(req, &record, RA_PENDING_IN_FLIGHT);
-		if (store->ops->put(store, &record, err, sizeof(err)) != 0) {
+		if ((rc = store->ops->put(store, &record, err, sizeof(err))) !=
+		    0) {
 			ra_log(CORE_LOG_ERROR, "ra.pending", &req->log,
-			       "check free space and permissions of "
-			       "pending.dir",
+			       rc == RA_PENDING_FULL
+			           ? RA_REQUEST_PENDING_FULL_HINT
+			           : "check free space and permissions of "
+			             "pending.dir",
 			       "cannot record pending request: %s", err);
 			req->status = 503;
 			req->outcome_name = "UNREACHABLE";
 			req->log.answer = 503;
 			snprintf(req->cause, sizeof(req->cause),
-			         "%s failed: the CA is slow and the pending "
-			         "request cannot be recorded",
-			         req->op_name);
+			         "%s failed: the CA is slow and %s",
+			         req->op_name,
+			         rc == RA_PENDING_FULL
+			             ? "there are too many pending requests"
+			             : "the pending request cannot be "
+			               "recorded");
 		}
 	}
 	ra_log(CORE_LOG_NOTICE, "ra.request", &req->log,
@@ -1442,6 +1697,9 @@ ra_request_start(struct ra_request *req, enum ca_operation op, X509_REQ *csr,
 	req->ca_op = op;
 	req->csr = csr;
 	priv->running = 1;
+	if ((op == CA_OP_ENROLL || op == CA_OP_REENROLL) && !req->authorized &&
+	    ra_request_audit_csr_prepare(req) != 0)
+		goto refused;
 	if ((op == CA_OP_ENROLL || op == CA_OP_REENROLL) && !req->authorized) {
 		switch (ra_request_authorize(req, op, csr)) {
 		case 0:

@@ -15,6 +15,7 @@
 
 #include "ca_plugins/ca.h"
 #include "core/log.h"
+#include "ra/auth_basic.h"
 #include "ra/auth_cert.h"
 #include "ra/config.h"
 #include "ra/log.h"
@@ -33,6 +34,21 @@ struct ra_peer {
 	unsigned char tls_exporter[32];
 	size_t tls_exporter_len;
 };
+
+/*
+ * Room for an identity: a client certificate's subject (RFC 2253) or a
+ * Basic user name.  It is kept whole, never cut: a certificate whose
+ * subject does not fit does not authenticate.
+ */
+#define RA_REQUEST_IDENTITY_MAX 2048
+
+/*
+ * Most bytes the subject and subjectAltNames of a CSR may take, escaped, in
+ * the audit record.  A larger CSR is refused before any check, so that its
+ * record, which never cuts them, stays bounded (with everything else it
+ * holds, about 80 KiB).
+ */
+#define RA_REQUEST_AUDIT_CSR_MAX 65536
 
 /* How the client authenticated. */
 enum ra_auth_method {
@@ -63,10 +79,14 @@ struct ra_request {
 	/* Authentication result. */
 	enum ra_auth_method auth_method;
 	enum ra_trust_store cert_store;
-	char identity[256]; /* subject or user, escaped later */
-	char user[128];     /* Basic user that authenticated, or "" */
-	char cert_cn[256];  /* CN of the accepted client certificate, or "" */
-	int is_ra;          /* an id-kp-cmcRA client on an RA-enabled label */
+	/* Subject or user, raw; escaped when logged. */
+	char identity[RA_REQUEST_IDENTITY_MAX];
+	char user[RA_BASIC_USER_MAX + 1]; /* Basic user authenticated, or "" */
+	/* est/ found no room for the crypt(3) of the request's Basic
+	 * credentials (ra_auth_basic_prefetch() answered -1). */
+	int basic_busy;
+	char cert_cn[256]; /* CN of the accepted client certificate, or "" */
+	int is_ra;         /* an id-kp-cmcRA client on an RA-enabled label */
 	long cert_expired_days; /* reenroll inside the grace window, or -1 */
 
 	/* Authorization: how PoP was linked ("tls-unique", ...), what the
@@ -79,12 +99,13 @@ struct ra_request {
 
 	/* CA call and answer. */
 	X509_REQ *csr;        /* owned; freed with the request */
+	json_t *audit_csr;    /* owned: the audit record's "csr", or NULL */
 	struct ca_call *call; /* owned while running */
 	enum ca_operation ca_op;
 	enum ca_outcome outcome;
 	const char *outcome_name; /* ISSUED, REFUSED, ... */
 	int status;               /* HTTP status to send */
-	unsigned int retry_after; /* seconds, for 202/503 */
+	unsigned int retry_after; /* seconds, for 202, 429 and 503 */
 	char cause[CA_CAUSE_MAX]; /* text/plain answer and log cause */
 	STACK_OF(X509) *certs;    /* owned: what to send on 200 */
 	long ca_ms;               /* CA call duration, -1 if none */
@@ -139,7 +160,11 @@ void ra_request_set_label(struct ra_request *req, const struct ra_label *label,
  * (authorization is the header value or NULL), as the label allows.
  * Returns 0 when allowed, else sets status (401 or 403), cause and
  * outcome REFUSED, logs one notice line, and returns -1.  A 401 means the
- * caller must send WWW-Authenticate.
+ * caller must send WWW-Authenticate.  Every failed Basic check gets the
+ * same 401 text (unknown user and wrong password are told apart in the
+ * error log only); Basic credentials held back by the throttle
+ * (ra/auth_throttle.h) get 429, or 503 when the crypt(3) queue is full,
+ * with retry_after set.
  */
 int ra_request_authenticate(struct ra_request *req, const char *authorization);
 

@@ -175,6 +175,26 @@ def main():
                    v is not None and v < 50, "ms", name,
                    "max %.0f ms" % p["max_ms"] if "max_ms" in p else "")
 
+    # A hostile client-certificate list against a normal client
+    # certificate, estrad's CPU per connection (handshake and one GET
+    # /cacerts, or the refusal).
+    normal = by.get("handshake-client")
+    for name, what in (
+            ("handshake-h72", "72 certificates, 97 KB, huge RSA exponents"),
+            ("handshake-h6", "6 certificates, huge RSA exponents"),
+            ("handshake-m75", "75 smallest certificates, 16 KB")):
+        r = by.get(name)
+        v = None
+        if r and normal and normal["cpu_per_attempt_ms"] > 0 and \
+                r["answered"] + r["refused"] > 0:
+            v = r["cpu_per_attempt_ms"] / normal["cpu_per_attempt_ms"]
+            print("%-16s %.3f ms per connection (%d answered, %d refused) "
+                  "= %.2f x a normal client certificate's %.3f ms" % (
+                      name, r["cpu_per_attempt_ms"], r["answered"],
+                      r["refused"], v, normal["cpu_per_attempt_ms"]))
+        target("hostile handshake (%s) <= 3 x a normal one" % what, v, 3.0,
+               v is not None and v <= 3.0, "x", name)
+
     print()
     for t in targets:
         val = "-" if t["value"] is None else "%.2f %s" % (t["value"],

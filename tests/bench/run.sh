@@ -15,13 +15,22 @@
 #     server that only does TLS and answers a fixed 200 (the yardstick);
 #   - slow CA: 256 concurrent enrollments against a certsrv fake answering
 #     after 2 s, when tests/fakes/fake_certsrv.py and estrad's certsrv
-#     backend exist.
+#     backend exist;
+#   - hostile handshakes: estrad's CPU per connection that presents a
+#     client-certificate list of RSA keys whose public exponents are as
+#     long as their moduli (made by $TOOLS/hostile_chain: the report's
+#     72 certificates and the longest list the default limits let through
+#     to the key checks), and a list of the smallest certificates filling
+#     tls.max_cert_list, which OpenSSL parses whole before estrad can
+#     count it; each next to a connection with a normal client
+#     certificate, each asking GET /cacerts once.
 # Prints a table and the target verdicts, writes bench/results.json.
 #
 # Environment: ESTRAD, TOOLS, BENCH_DURATION (seconds per load run, 6),
 # BENCH_COUNT (most enrollments per run, 100000), BENCH_KEYS ("rsa2048
 # p256"), BENCH_CONC ("1 8 64"), BENCH_MODES ("full resume keepalive"),
 # BENCH_IDLE ("1000 5000"), BENCH_SLOW (1: run the slow-CA scenarios),
+# BENCH_HOSTILE (1: run the hostile-handshake scenarios),
 # BENCH_OUT (bench/results.json), KEEP_WORK=1.
 set -uo pipefail
 
@@ -348,6 +357,48 @@ print(json.dumps({"csrs": [l.strip() for l in open(sys.argv[1]) if l.strip()]}))
 	stop_estrad
 }
 
+# The hostile handshakes (rsa2048 key set): a normal client certificate
+# (leaf from the bench issuing CA) against lists of RSA keys with public
+# exponents as long as their moduli, each connection asking GET /cacerts
+# once.
+hostile() {
+	local d=$WORK/hostile
+	if [[ ! -x $TOOLS/hostile_chain ]]; then
+		say "hostile handshakes: skipped ($TOOLS/hostile_chain not built)"
+		return 0
+	fi
+	mkdir -p "$d" "$WORK/logs-hostile"
+	printf '%s\n' "basicConstraints = critical, CA:FALSE" \
+	    "keyUsage = critical, digitalSignature" \
+	    "extendedKeyUsage = clientAuth" >"$d/client.ext"
+	genkey "$d/client.key" rsa2048
+	ossl req -new -key "$d/client.key" -subj "/O=estbench/CN=bench client" \
+	    -out "$d/client.csr"
+	ossl x509 -req -in "$d/client.csr" -CA "$K/issuing.pem" \
+	    -CAkey "$K/issuing.key" -CAcreateserial -days 365 -sha256 \
+	    -extfile "$d/client.ext" -out "$d/client.pem"
+	cat "$K/issuing.pem" >>"$d/client.pem"
+	"$TOOLS/hostile_chain" -n 72 -b 3072 -e 3071 -o "$d/h72.pem" \
+	    -k "$d/h72.key" || die "hostile_chain failed"
+	"$TOOLS/hostile_chain" -n 6 -b 3072 -e 3071 -o "$d/h6.pem" \
+	    -k "$d/h6.key" || die "hostile_chain failed"
+	# As many Ed25519 certificates without extensions (about 210 bytes
+	# each with their framing) as tls.max_cert_list (16 KiB) holds:
+	# OpenSSL parses them all before the count is checked.
+	"$TOOLS/hostile_chain" -m -s h -n 75 -o "$d/m75.pem" \
+	    -k "$d/m75.key" || die "hostile_chain failed"
+	write_config "$WORK/conf/hostile.json" "$K" "$WORK/logs-hostile" 0
+	start_estrad "$WORK/conf/hostile.json" "$K/chain.pem"
+	local name
+	for name in client h72 h6 m75; do
+		"$BENCH" handshake -p "$PORT" -P "$DAEMON_PID" -a "$K/chain.pem" \
+		    -e "$d/$name.pem" -y "$d/$name.key" -c 8 -d "$DURATION" \
+		    -N "handshake-$name" -S rsa2048 -j "$JSONL" ||
+		    say "# handshake-$name: estbench failed (exit $?)"
+	done
+	stop_estrad
+}
+
 # --- main ---------------------------------------------------------------
 
 # Thousands of idle connections need as many descriptors, in estrad and in
@@ -414,6 +465,9 @@ K=$WORK/pki-rsa2048
 if [[ ${BENCH_SLOW:-1} == 1 ]]; then
 	slow_ca_local
 	slow_ca
+fi
+if [[ ${BENCH_HOSTILE:-1} == 1 ]]; then
+	hostile
 fi
 
 mkdir -p "$(dirname "$OUT")"

@@ -6,7 +6,8 @@
  * mutation broke (ra_policy_check() reads fields only).  Each request goes
  * through three fixed policies built once with ra_policy_new(): the
  * defaults, a strict phones-like policy and one with identity templates
- * and an extension allow-list, as a plain client and as an RA.
+ * and an extension allow-list, as a plain client and as an RA, for a
+ * label whose CA builds the certificate and for one it is forwarded to.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -38,7 +39,8 @@ static const char *const fuzz_policy_json[FUZZ_POLICY_COUNT] = {
     " \"san\": {\"dns\": [\"[a-z0-9-]+\\\\.example\\\\.com\"],"
     " \"ip\": [\"192\\\\.0\\\\.2\\\\.[0-9]+\"],"
     " \"email\": [\".*@example\\\\.com\"], \"uri\": [\"urn:.*\"],"
-    " \"other\": true, \"max\": 8},"
+    " \"other\": true, \"wildcard\": true, \"max\": 8},"
+    " \"subject\": {\"max_attributes\": 8, \"max_bytes\": 512},"
     " \"keys\": {\"rsa\": 3072, \"ec\": [\"P-384\"], \"ed25519\": true},"
     " \"extensions\": {\"allow\": [\"subjectAltName\", \"keyUsage\","
     " \"extendedKeyUsage\"], \"eku\": [\"clientAuth\"],"
@@ -86,7 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const unsigned char *p = data;
 	char err[512];
 	X509_REQ *req;
-	int i, ra;
+	int i, mode;
 
 	fuzz_policy_init();
 	req = est_csr_parse(data, size, err, sizeof(err));
@@ -96,11 +98,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (req == NULL)
 		return 0;
 	for (i = 0; i < FUZZ_POLICY_COUNT; i++) {
-		for (ra = 0; ra < 2; ra++) {
+		for (mode = 0; mode < 4; mode++) {
 			in.csr = req;
 			in.user = i == 2 ? "seed1" : NULL;
-			in.cert_cn = ra ? "ra.example.com" : "SEP0011223344AA";
-			in.is_ra = ra;
+			in.cert_cn =
+			    mode & 1 ? "ra.example.com" : "SEP0011223344AA";
+			in.is_ra = mode & 1;
+			in.forwards_csr = mode >> 1;
 			(void)ra_policy_check(fuzz_policies[i], &in, &verdict);
 		}
 	}

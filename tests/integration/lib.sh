@@ -105,6 +105,30 @@ http_req() {
 	RID=$(get_header X-Request-ID)
 }
 
+# raw_req FILE: sends the bytes of FILE as they are (bare LF, NUL and all)
+# over TLS to $HOSTPORT with openssl s_client, waits at most 5 s for estrad
+# to close, and splits the first answer into $T/headers and $T/body (its
+# Content-Length bytes); the whole answer stays in $T/response.  Sets
+# STATUS (000 when there was none) and RID like http_req.
+raw_req() {
+	rm -f "$T/headers" "$T/body"
+	timeout -k 1 5 openssl s_client -quiet -connect "$HOSTPORT" \
+	    -CAfile "$CERTS/root-ca.pem" <"$1" >"$T/response" \
+	    2>"$T/s_client.err" || true
+	python3 - "$T/response" "$T/headers" "$T/body" <<'PYEOF'
+import re, sys
+data = open(sys.argv[1], "rb").read()
+head, _, rest = data.partition(b"\r\n\r\n")
+m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+open(sys.argv[2], "wb").write(head + b"\r\n" if head else b"")
+open(sys.argv[3], "wb").write(rest[: int(m.group(1))] if m else rest)
+PYEOF
+	STATUS=$(head -n1 "$T/headers" | awk '{ print $2 }')
+	[[ -n $STATUS ]] || STATUS=000
+	echo "$STATUS" >"$T/status"
+	RID=$(get_header X-Request-ID)
+}
+
 # get_header NAME [FILE]: the value of header NAME (any case) in the last
 # response of FILE (default $T/headers), without CR; empty if absent.
 get_header() {

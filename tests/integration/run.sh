@@ -32,6 +32,12 @@ EST_PATH=/.well-known/est
 # shellcheck source=tests/integration/t_certsrv.sh
 . "$HERE/t_certsrv.sh"
 
+# What a CSR may ask for: name syntax, curve encoding, extensions on labels
+# whose CA receives the CSR as sent (t_policy_*), with its labels
+# (policy_config).
+# shellcheck source=tests/integration/t_policy.sh
+. "$HERE/t_policy.sh"
+
 # Pending requests through the certsrv fake (t_pending_*).
 # shellcheck source=tests/integration/t_pending.sh
 . "$HERE/t_pending.sh"
@@ -42,6 +48,11 @@ EST_PATH=/.well-known/est
 . "$HERE/t_abuse.sh"
 # shellcheck source=tests/integration/t_faults.sh
 . "$HERE/t_faults.sh"
+
+# What the TLS handshake may cost a client without credentials: hostile
+# client-certificate lists (t_tls_*), on the ab_* helpers of t_abuse.sh.
+# shellcheck source=tests/integration/t_tls.sh
+. "$HERE/t_tls.sh"
 
 # estrad --doctor against each failure mode, privileges, make install
 # (t_doctor_*).
@@ -56,6 +67,10 @@ EST_PATH=/.well-known/est
 # (t_reload_*).
 # shellcheck source=tests/integration/t_reload.sh
 . "$HERE/t_reload.sh"
+
+# Hostile client-supplied fields and the logs parsed back (t_logs_*).
+# shellcheck source=tests/integration/t_logs.sh
+. "$HERE/t_logs.sh"
 
 # === tests ==================================================================
 # Each t_* function is one test.  Globals: see lib.sh.
@@ -545,6 +560,108 @@ t_http_framing() {
 	    fail "no 'Content-Length' header in canonical case" "$T/headers"
 }
 
+# Every answer tells browsers not to guess its type: a text/plain error
+# body that echoes what a client sent is never run as HTML.
+t_http_nosniff() {
+	http_req GET "$EST_PATH/cacerts"
+	assert_status 200
+	assert_header X-Content-Type-Options nosniff
+	http_req GET "$EST_PATH/foo"
+	assert_error 404
+	assert_header X-Content-Type-Options nosniff
+}
+
+# Request heads that an HTTP proxy in front of estrad and evhttp could
+# frame differently (request smuggling) are refused with 400 through the
+# normal error path (text/plain, request id, one error-log line naming the
+# cause, one access-log line), and the connection is closed after the
+# answer.  Each case: a name, the words the answer must name, the request.
+t_http_smuggling_refused() {
+	local auth name want req n
+	auth=$(printf '%s' "$CRED" | base64 -w0)
+	local P="POST $EST_PATH/simpleenroll HTTP/1.1"
+	local H="Host: 127.0.0.1\r\nAuthorization: Basic $auth\r\nContent-Type: application/pkcs10"
+	local -a cases=(
+	    "two-lengths|Content-Length|$P\r\n$H\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nMIIBx"
+	    "same-length-twice|Content-Length|$P\r\n$H\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nMIIBx"
+	    "plus-length|Content-Length|$P\r\n$H\r\nContent-Length: +5\r\n\r\nMIIBx"
+	    "minus-length|Content-Length|$P\r\n$H\r\nContent-Length: -1\r\n\r\nMIIBx"
+	    "junk-length|Content-Length|$P\r\n$H\r\nContent-Length:  5x\r\n\r\nMIIBx"
+	    "te-and-length|Transfer-Encoding|$P\r\n$H\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"
+	    "te-not-chunked|Transfer-Encoding|$P\r\n$H\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+	    "space-before-colon|space before the colon|$P\r\n$H\r\nContent-Length : 5\r\n\r\nMIIBx"
+	    "bare-lf|bare LF|GET $EST_PATH/cacerts HTTP/1.1\nHost: 127.0.0.1\n\n"
+	    "bare-lf-one-line|bare LF|GET $EST_PATH/cacerts HTTP/1.1\r\nHost: 127.0.0.1\nX-Other: 1\r\n\r\n"
+	    "bare-cr|bare CR|GET $EST_PATH/cacerts HTTP/1.1\r\nX-A: 1\rX-B: 2\r\nHost: 127.0.0.1\r\n\r\n"
+	    "nul|NUL|GET $EST_PATH/cacerts HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Note: a\0b\r\n\r\n"
+	    "folded|line folding|GET $EST_PATH/cacerts HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Note: a\r\n b\r\n\r\n"
+	    "get-with-body|a body on a GET request|GET $EST_PATH/cacerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 39\r\n\r\nGET $EST_PATH/csrattrs HTTP/1.1\r\n\r\n"
+	)
+	: >"$T/mismatch"
+	for req in "${cases[@]}"; do
+		IFS='|' read -r name want req <<<"$req"
+		printf '%b' "$req" >"$T/$name.req"
+		# Each case in a subshell, so that every one is tried and the
+		# report lists all that differ.
+		(
+			raw_req "$T/$name.req"
+			cp "$T/response" "$T/$name.response"
+			[[ $STATUS == 400 ]] ||
+			    fail "expected 400, got $STATUS"
+			assert_error 400
+			assert_file_has "$T/body" "$want" "body"
+			assert_header Connection close
+			assert_header X-Content-Type-Options nosniff
+			n=$(grep -cF "rid=$RID" "$LOGS/error.log")
+			assert_eq 1 "$n" "error-log lines with rid=$RID"
+			log_has_rid "$RID" \
+			    "\[notice\] .*request refused: .*$want" \
+			    error >/dev/null ||
+			    fail "the error-log line does not name '$want'"
+			# One answer, then the connection is closed.
+			n=$(grep -ao 'HTTP/1\.1 [0-9][0-9][0-9] ' \
+			    "$T/response" | wc -l)
+			assert_eq 1 "$n" "answers on the connection"
+		) || echo "$name: $(head -n1 "$T/.reason")" >>"$T/mismatch"
+	done
+	[[ ! -s $T/mismatch ]] ||
+	    fail "$(wc -l <"$T/mismatch") of ${#cases[@]} framing cases not refused as they should" \
+	    "$T/mismatch"
+}
+
+# Bodies may hold bare LFs (base64 wrapping) and chunked framing: a well
+# framed enrollment followed by a pipelined request on the same
+# connection is answered twice, with the Content-Length and chunked.
+t_http_pipelined_bodies_accepted() {
+	local auth body len n
+	auth=$(printf '%s' "$CRED" | base64 -w0)
+	mk_csr pipe /CN=pipelined.example ec
+	body=$(cat "$T/pipe.b64")
+	len=$(wc -c <"$T/pipe.b64")
+	{
+		printf 'POST %s/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\nContent-Type: application/pkcs10\r\nContent-Length: %d\r\n\r\n' \
+		    "$EST_PATH" "$auth" "$len"
+		cat "$T/pipe.b64"
+		printf 'GET %s/cacerts HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' \
+		    "$EST_PATH"
+	} >"$T/length.req"
+	raw_req "$T/length.req"
+	n=$(grep -ao 'HTTP/1\.1 200 ' "$T/response" | wc -l)
+	assert_eq 2 "$n" "200 answers on the Content-Length connection" \
+	    "$T/response"
+	{
+		printf 'POST %s/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\nContent-Type: application/pkcs10\r\nTransfer-Encoding: chunked\r\n\r\n' \
+		    "$EST_PATH" "$auth"
+		printf '%x\r\n%s\n\r\n0\r\n\r\n' $((${#body} + 1)) "$body"
+		printf 'GET %s/cacerts HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' \
+		    "$EST_PATH"
+	} >"$T/chunked.req"
+	raw_req "$T/chunked.req"
+	n=$(grep -ao 'HTTP/1\.1 200 ' "$T/response" | wc -l)
+	assert_eq 2 "$n" "200 answers on the chunked connection" \
+	    "$T/response"
+}
+
 # --- strongSwan pki 5.9.8 ---
 # strongSwan reads one certificate per --cacert file and must reach a
 # self-signed root, so it gets the root (the intermediate comes from the
@@ -833,7 +950,8 @@ with open(dst, "w") as f:
     f.write("\n")
 EOF
 	auth_config "$WORK/conf/estrad.json" &&
-	    helper_config "$WORK/conf/estrad.json"
+	    helper_config "$WORK/conf/estrad.json" &&
+	    policy_config "$WORK/conf/estrad.json"
 }
 
 # start_daemon: starts estrad and waits (<= 10 s) until it answers over TLS.

@@ -35,6 +35,12 @@ the others), the command's exit status and output.
 TLS handshake record) and closes them at once: a fuzzed ClientHello
 stream.
 
+--silent N --sources K --hold S instead opens N TCP connections that send
+nothing, spread over the addresses 127.0.0.1 to 127.0.0.K, holds them S
+seconds while counting those estrad closes (per address), runs the
+command while they are still held, and closes the rest: descriptor
+exhaustion and the per-client limit before any TLS record.
+
 --load N --path PATH --body FILE --user USER:PASSWORD [--concurrency C]
 instead sends N POSTs of FILE (application/pkcs10) to PATH over
 keep-alive connections and prints the count of each status: the fault
@@ -306,6 +312,59 @@ def random_streams(args):
     return sent
 
 
+def silent(args, result):
+    """Opens args.silent connections that never send a byte, from
+    args.sources loopback addresses in turn; fills result with how many
+    connected, how many estrad closed within args.hold seconds (in all
+    and per address) and how many were still open then (accepted or
+    still in estrad's listen queue); runs args.cmd, then closes them."""
+    sel = selectors.DefaultSelector()
+    socks = {}
+    connected = failed = 0
+    for i in range(args.silent):
+        src = "127.0.0.%d" % (1 + i % args.sources)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((src, 0))
+        # A paused listener leaves connections in its queue, where the
+        # kernel completes them; a full queue drops the SYN, hence the
+        # timeout.
+        s.settimeout(3)
+        try:
+            s.connect((args.host, args.port))
+        except OSError:
+            failed += 1
+            s.close()
+            continue
+        s.setblocking(False)
+        connected += 1
+        socks[s.fileno()] = (src, s)
+        sel.register(s, selectors.EVENT_READ)
+    closed = collections.Counter()
+    deadline = time.monotonic() + args.hold
+    while time.monotonic() < deadline:
+        for key, _ in sel.select(0.2):
+            s = key.fileobj
+            if is_closed(s):
+                closed[socks[s.fileno()][0]] += 1
+                sel.unregister(s)
+                del socks[s.fileno()]
+                s.close()
+    held = collections.Counter(src for src, _ in socks.values())
+    if args.cmd:
+        run = subprocess.run(args.cmd, capture_output=True, timeout=60)
+        result["cmd_rc"] = run.returncode
+        result["cmd_out"] = run.stdout.decode(errors="replace").strip()
+    for _, s in socks.values():
+        s.close()
+    sel.close()
+    result["silent_connected"] = connected
+    result["silent_failed"] = failed
+    result["silent_closed"] = sum(closed.values())
+    result["silent_closed_per_source"] = dict(closed)
+    result["silent_held"] = sum(held.values())
+    result["silent_held_per_source"] = dict(held)
+
+
 def load(args):
     """Sends args.load requests; returns {status: count}."""
     body = open(args.body_file, "rb").read()
@@ -372,6 +431,9 @@ def main():
     p.add_argument("--body-file")
     p.add_argument("--user")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--silent", type=int, default=0)
+    p.add_argument("--sources", type=int, default=1)
+    p.add_argument("--hold", type=float, default=3)
     p.add_argument("cmd", nargs="*")
     args = p.parse_args()
     result = {}
@@ -379,6 +441,11 @@ def main():
         t0 = time.monotonic()
         result["statuses"] = load(args)
         result["seconds"] = round(time.monotonic() - t0, 2)
+        json.dump(result, sys.stdout, sort_keys=True)
+        print()
+        return
+    if args.silent:
+        silent(args, result)
         json.dump(result, sys.stdout, sort_keys=True)
         print()
         return

@@ -21,6 +21,7 @@
 # a run with ABUSE_CONNS=1000.
 
 AB_PID="" AB_HOST="" AB_CONF=""
+AB_WRAP=()
 
 # ab_cleanup: stops the second estrad (EXIT trap of a test).
 ab_cleanup() {
@@ -46,21 +47,11 @@ ab_sanitizer_check() {
 	fi
 }
 
-# ab_start PYTHON: starts a second estrad whose configuration is the test
-# configuration changed by PYTHON (statements on the dict cfg; t is the
-# test directory), logging to $T/logs; sets AB_HOST and AB_PID, and points
-# LOGS there for assert_error.
-ab_start() {
-	local code=$1 i j port
-	trap 'ab_cleanup' EXIT
-	AB_CONF=$WORK/conf/abuse-${T##*/}.json
-	LOGS=$T/logs
-	mkdir -p "$T/logs"
-	for ((i = 0; i < 3; i++)); do
-		port=$(free_port)
-		AB_HOST=127.0.0.1:$port
-		python3 - "$WORK/conf/estrad.json" "$AB_CONF" "$port" "$T" \
-		    "$code" <<'EOF' || fail "cannot write the abuse configuration"
+# ab_write_conf PORT PYTHON: writes $AB_CONF, the test configuration
+# listening on 127.0.0.1:PORT with 2 workers and logs in $T/logs, changed
+# by PYTHON (statements on the dict cfg; t is the test directory).
+ab_write_conf() {
+	python3 - "$WORK/conf/estrad.json" "$AB_CONF" "$1" "$T" "$2" <<'PYEOF'
 import json, sys
 src, dst, port, t, code = sys.argv[1:]
 cfg = json.load(open(src))
@@ -71,8 +62,26 @@ for k in ("error", "access", "audit"):
 exec(code)
 with open(dst, "w") as f:
     json.dump(cfg, f, indent=2)
-EOF
-		(cd "$T" && exec "$ESTRAD" -c "$AB_CONF" \
+PYEOF
+}
+
+# ab_start PYTHON: starts a second estrad whose configuration is the test
+# configuration changed by PYTHON (ab_write_conf), logging to $T/logs; sets
+# AB_HOST and AB_PID, and points LOGS there for assert_error.  The command
+# words in the array AB_WRAP, when set, run estrad (prlimit, setpriv).
+ab_start() {
+	local code=$1 i j port
+	local -a wrap=("${AB_WRAP[@]}")
+	trap 'ab_cleanup' EXIT
+	AB_CONF=$WORK/conf/abuse-${T##*/}.json
+	LOGS=$T/logs
+	mkdir -p "$T/logs"
+	for ((i = 0; i < 3; i++)); do
+		port=$(free_port)
+		AB_HOST=127.0.0.1:$port
+		ab_write_conf "$port" "$code" ||
+		    fail "cannot write the abuse configuration"
+		(cd "$T" && exec "${wrap[@]}" "$ESTRAD" -c "$AB_CONF" \
 		    >"$T/estrad.stdout" 2>>"$T/estrad.stderr" </dev/null) &
 		AB_PID=$!
 		for ((j = 0; j < 100; j++)); do
@@ -222,6 +231,166 @@ cfg['limits']['max_conns_per_client'] = $max"
 	    "connections shut at once for the limit" "$T/limit.json"
 	assert_file_matches "$T/logs/error.log" \
 	    'est.limits: connection closed: over limits.max_conns_per_client, client: 127\.0\.0\.1:[0-9]+, total: 1;'
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+# t_abuse_fd_silent_per_client: connections that never send a byte count
+# against limits.max_conns_per_client from their accept on: one address
+# holds at most that many, the others are closed at once (a client that
+# waited for its first TLS record to be counted could take every
+# descriptor without sending anything).
+t_abuse_fd_silent_per_client() {
+	local n=60 max=20
+	ab_start "cfg['limits']['timeout'] = 30
+cfg['limits']['handshake_timeout'] = 30
+cfg['limits']['max_conns_per_client'] = $max"
+	python3 "$HERE/slow_clients.py" --port "${AB_HOST##*:}" \
+	    --silent "$n" --sources 1 --hold 4 >"$T/silent.json" \
+	    2>"$T/silent.err" || fail "slow_clients.py failed" "$T/silent.err"
+	cp "$T/silent.json" "$T/figures"
+	assert_eq "$n" "$(ab_json_get "$T/silent.json" silent_connected)" \
+	    "silent connections made" "$T/silent.json"
+	assert_eq "$max" "$(ab_json_get "$T/silent.json" silent_held)" \
+	    "silent connections estrad holds" "$T/silent.json"
+	assert_eq $((n - max)) "$(ab_json_get "$T/silent.json" silent_closed)" \
+	    "silent connections closed for the limit" "$T/silent.json"
+	assert_file_matches "$T/logs/error.log" \
+	    'est.limits: connection closed: over limits.max_conns_per_client, client: 127\.0\.0\.1:[0-9]+, total: 1;'
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+# t_abuse_fd_exhaustion: an estrad with 128 descriptors (prlimit) and no
+# per-worker limit, against 400 silent connections from 12 addresses (20
+# allowed each): accept(2) runs out of descriptors.  estrad pauses
+# accepting instead of retrying at once (libevent's default, one warning
+# line per attempt: hundreds of thousands a second), logs a bounded number
+# of lines, keeps each address within its limit, and serves a new client
+# once the connections are gone.
+t_abuse_fd_exhaustion() {
+	local lines0 lines i st
+	AB_WRAP=(prlimit --nofile=128:128)
+	ab_start "cfg['limits']['timeout'] = 30
+cfg['limits']['handshake_timeout'] = 30
+cfg['limits']['max_conns_per_client'] = 20
+cfg['limits']['max_conns_per_worker'] = 0"
+	# The helper labels' first FETCH-ROOTS lines come soon after the
+	# start; only the lines of the flood count.
+	sleep 1
+	lines0=$(grep -cv ' ca\.' "$T/logs/error.log")
+	# While they are held, ss(8) lists the connections estrad has
+	# accepted (those still in its listen queue belong to no process).
+	python3 "$HERE/slow_clients.py" --port "${AB_HOST##*:}" \
+	    --silent 400 --sources 12 --hold 6 -- sh -c "ss -Htnp state \
+	    established '( sport = :${AB_HOST##*:} )' >'$T/ss.txt'" \
+	    >"$T/silent.json" 2>"$T/silent.err" ||
+	    fail "slow_clients.py failed" "$T/silent.err"
+	cp "$T/silent.json" "$T/figures"
+	lines=$(($(grep -cv ' ca\.' "$T/logs/error.log") - lines0))
+	echo "error-log lines during the flood: $lines" >>"$T/figures"
+	((lines <= 10)) ||
+	    fail "$lines error-log lines while out of descriptors" \
+	    "$T/logs/error.log"
+	assert_file_matches "$T/logs/error.log" \
+	    '\[warn\] .*est\.limits: connection closed: out of descriptors at accept \(24: Too many open files\)'
+	python3 - "$T/silent.json" "$T/ss.txt" "$AB_PID" \
+	    >>"$T/figures" <<'PYEOF' ||
+import collections, json, sys
+d = json.load(open(sys.argv[1]))
+held = collections.Counter()
+for line in open(sys.argv[2]):
+    if "pid=%s," % sys.argv[3] in line:
+        held[line.split()[3].rsplit(":", 1)[0]] += 1
+print("accepted and held per address:", dict(held))
+sys.exit(0 if d["silent_connected"] > 128 and sum(held.values()) > 50 and
+         max(held.values()) <= 20 else 1)
+PYEOF
+	    fail "an address holds more than its 20 connections, or the flood did not reach the descriptor limit" \
+	    "$T/figures" "$T/ss.txt"
+	# The connections are gone: a new client is served again.
+	for ((i = 0; i < 50; i++)); do
+		st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+		    --cacert "$CERTS/ca-chain.pem" \
+		    "https://$AB_HOST$EST_PATH/cacerts") || true
+		[[ $st == 200 ]] && break
+		sleep 0.2
+	done
+	assert_eq 200 "$st" "cacerts after the flood"
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+# ab_nofile PID: the soft and hard descriptor limits of PID.
+ab_nofile() {
+	awk '/^Max open files/ { print $4, $5 }' "/proc/$1/limits"
+}
+
+# t_abuse_fd_rlimit_raised: started with a soft limit of 256, estrad raises
+# it to what its connection limits need: workers x max_conns_per_worker +
+# 256.
+t_abuse_fd_rlimit_raised() {
+	local hard want=$((2 * 3000 + 256)) got
+	hard=$(ulimit -Hn)
+	[[ $hard == unlimited ]] && hard=1048576
+	if ((hard < want)); then
+		echo "skipped: hard descriptor limit $hard < $want" >"$T/figures"
+		return 0
+	fi
+	AB_WRAP=(prlimit "--nofile=256:$hard")
+	ab_start "cfg['limits']['max_conns_per_worker'] = 3000"
+	read -r got _ < <(ab_nofile "$AB_PID")
+	echo "soft limit $got, wanted $want" >"$T/figures"
+	((got >= want)) ||
+	    fail "soft descriptor limit $got, $want needed" "$T/logs/error.log"
+	assert_file_matches "$T/logs/error.log" \
+	    "est.limits: descriptor limit raised from 256 to $want"
+	# The shipped unit gives room for the default on 63 workers.
+	assert_file_matches "$ROOT/packaging/estrad.service" \
+	    '^LimitNOFILE=524288$'
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+# t_abuse_fd_rlimit_hard_low: a hard limit of 2048 that estrad may not
+# raise (no CAP_SYS_RESOURCE): a max_conns_per_worker set in the
+# configuration that does not fit is refused at start with a clear
+# message; the default is lowered to what fits, and said so.
+t_abuse_fd_rlimit_hard_low() {
+	local port i rc=0 per
+	AB_WRAP=(prlimit --nofile=1024:2048 setpriv --inh-caps=-sys_resource \
+	    --bounding-set=-sys_resource --)
+	AB_CONF=$WORK/conf/abuse-${T##*/}.json
+	mkdir -p "$T/logs"
+	port=$(free_port)
+	ab_write_conf "$port" "cfg['limits']['max_conns_per_worker'] = 8192" ||
+	    fail "cannot write the abuse configuration"
+	(cd "$T" && exec "${AB_WRAP[@]}" "$ESTRAD" -c "$AB_CONF" \
+	    >"$T/refused.stdout" 2>"$T/refused.stderr" </dev/null) &
+	AB_PID=$!
+	trap 'ab_cleanup' EXIT
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$AB_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$AB_PID" 2>/dev/null; then
+		fail "estrad started although 2 x 8192 connections cannot have descriptors under a hard limit of 2048" \
+		    "$T/refused.stderr"
+	fi
+	wait "$AB_PID" || rc=$?
+	AB_PID=""
+	((rc != 0)) || fail "estrad exited 0 when refusing to start"
+	assert_file_matches "$T/refused.stderr" \
+	    'refusing to start: descriptor limit 2048 .*limits\.max_conns_per_worker 8192'
+	assert_file_matches "$T/logs/error.log" \
+	    '\[emerg\] .*refusing to start: descriptor limit 2048'
+	# The default fits itself to the limit.
+	mv "$T/logs/error.log" "$T/logs/error.refused.log"
+	ab_start "cfg['limits'].pop('max_conns_per_worker', None)"
+	per=$(((2048 - 256) / 2))
+	assert_file_matches "$T/logs/error.log" \
+	    "est.limits: .*limits\.max_conns_per_worker lowered to $per"
+	assert_eq "2048 2048" "$(ab_nofile "$AB_PID")" "descriptor limits"
 	ab_cleanup
 	ab_sanitizer_check
 }

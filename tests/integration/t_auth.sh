@@ -246,12 +246,27 @@ t_auth_enroll_basic_preemptive_and_challenged() {
 	    fail "the 401 has no WWW-Authenticate" "$T/headers"
 }
 
+# auth_basic_refused DETAIL: a 401 for Basic credentials whose body and
+# audit reason say only that the user name or password was not accepted,
+# while the error-log line names DETAIL ("unknown user", "wrong password").
+auth_basic_refused() {
+	local generic='authentication failed: user name or password not accepted'
+	assert_error 401
+	assert_header WWW-Authenticate 'Basic realm="estrad"'
+	assert_file_matches "$T/body" "^$generic \\(request $RID\\)$" \
+	    "error body"
+	log_has_rid "$RID" "\"event\":\"refused\".*\"reason\":\"$generic\"" \
+	    audit >/dev/null ||
+	    fail "the audit reason is not '$generic'" "$T/.log_tail"
+	log_has_rid "$RID" "authentication failed: $1, " error >/dev/null ||
+	    fail "the error-log line does not say '$1'" "$T/.log_tail"
+}
+
 t_auth_wrong_password() {
 	local bad="bad-$RANDOM$RANDOM"
 	est_req "$EST_PATH/simpleenroll" --basic "estuser:$bad" --challenge \
 	    --subject /CN=wrong.example
-	auth_refused 401 'authentication failed: wrong password'
-	assert_header WWW-Authenticate 'Basic realm="estrad"'
+	auth_basic_refused 'wrong password'
 	local f
 	for f in "$LOGS"/*.log; do
 		! grep -qF -- "$bad" "$f" ||
@@ -262,8 +277,29 @@ t_auth_wrong_password() {
 t_auth_unknown_user() {
 	est_req "$EST_PATH/simpleenroll" --basic "nobody-$RANDOM:x" \
 	    --subject /CN=unknown.example
-	auth_refused 401 'authentication failed: unknown user'
-	assert_header WWW-Authenticate 'Basic realm="estrad"'
+	auth_basic_refused 'unknown user'
+}
+
+# Whether a user exists must not show in the answer: the 401 of an unknown
+# user and of a known user's wrong password are the same but for the rid.
+t_auth_401_same_for_unknown_user_and_wrong_password() {
+	est_req "$EST_PATH/simpleenroll" --basic "estuser:bad-$RANDOM" \
+	    --subject /CN=same.example
+	assert_error 401
+	sed "s/$RID/RID/" "$T/body" >"$T/wrong.body"
+	grep -v -i -e '^X-Request-ID:' -e '^Date:' "$T/headers" \
+	    >"$T/wrong.headers"
+	est_req "$EST_PATH/simpleenroll" --basic "nobody-$RANDOM:bad" \
+	    --subject /CN=same.example
+	assert_error 401
+	sed "s/$RID/RID/" "$T/body" >"$T/unknown.body"
+	grep -v -i -e '^X-Request-ID:' -e '^Date:' "$T/headers" \
+	    >"$T/unknown.headers"
+	cmp -s "$T/wrong.body" "$T/unknown.body" ||
+	    fail "the 401 bodies differ" "$T/wrong.body" "$T/unknown.body"
+	cmp -s "$T/wrong.headers" "$T/unknown.headers" ||
+	    fail "the 401 headers differ" "$T/wrong.headers" \
+	    "$T/unknown.headers"
 }
 
 t_auth_missing_auth() {
@@ -357,7 +393,121 @@ t_auth_users_reload_on_sighup() {
 	done
 	est_req "$EST_PATH/simpleenroll" --basic "newuser:new-secret" \
 	    --subject /CN=newuser3.example
-	auth_refused 401 'unknown user'
+	auth_basic_refused 'unknown user'
+}
+
+# auth_guess CRED: one enrollment with Basic CRED through curl (quicker
+# than est_client, so that guesses come faster than the waits they earn),
+# with the CSR $T/g.b64 (made by the caller with mk_csr g ...).
+auth_guess() {
+	post_csr "$EST_PATH/simpleenroll" "$T/g.b64" -u "$1"
+}
+
+# auth_guess_until_throttled CRED-PREFIX N: Basic guesses "PREFIX$i"
+# (i = 1..N, the prefix ending in ':' for one user, or naming a new user
+# each time) until one is answered 429; fails when none is.  Leaves the
+# 429 in $T/headers and $T/body.
+auth_guess_until_throttled() {
+	local prefix=$1 n=$2 i
+	for ((i = 1; i <= n; i++)); do
+		auth_guess "$prefix$i"
+		[[ $STATUS == 429 ]] && return 0
+		[[ $STATUS == 401 ]] ||
+		    fail "guess $i: expected 401 or 429, got $STATUS" "$T/body"
+	done
+	fail "$n failed guesses ($prefix...) and no 429"
+}
+
+# auth_throttled SCOPE: the last answer is a throttling 429: Retry-After,
+# a text/plain body, and an error-log line naming SCOPE (client or user).
+auth_throttled() {
+	local retry
+	assert_error 429
+	retry=$(get_header Retry-After)
+	[[ $retry =~ ^[1-9][0-9]*$ ]] ||
+	    fail "Retry-After is '$retry', not a number of seconds" "$T/headers"
+	assert_file_matches "$T/body" 'too many failed attempts'
+	log_has_rid "$RID" "throttled: .*for this $1" error >/dev/null ||
+	    fail "no error-log line says the $1 is throttled" "$T/.log_tail"
+}
+
+# A burst of wrong passwords for one user, then of guessed user names, from
+# one client: failed checks are answered 429 with Retry-After once the
+# user, then the client, has used up its free failures, without running
+# crypt(3) (so a right password is refused too while the wait lasts), and
+# /metrics counts them.  No timing is assumed but that a guess may come
+# faster than a wait of several seconds.
+t_auth_throttle_failed_guesses() {
+	local mport t0 retry i
+	mport=$(free_port)
+	ab_start "cfg['metrics'] = {'listen': '127.0.0.1:$mport'}"
+	HOSTPORT=$AB_HOST
+	mk_csr g /CN=guess.example ec
+	auth_guess_until_throttled "estuser:wrong-" 30
+	auth_throttled user
+	# A failure once the wait is over doubles the wait; guesses while
+	# it lasts are not checked.  Until the wait is long enough to tell
+	# a checked password from one that is not:
+	retry=$(get_header Retry-After)
+	for ((i = 0; i < 6 && retry < 4; i++)); do
+		sleep "$retry"
+		auth_guess "estuser:late-$i"
+		assert_error 401
+		auth_guess "estuser:x"
+		auth_throttled user
+		retry=$(get_header Retry-After)
+	done
+	((retry >= 4)) || fail "the wait never grew to 4 s" "$T/headers"
+	t0=$(date +%s%N)
+	auth_guess "$CRED"
+	# Only a machine so loaded that the wait ran out meanwhile may
+	# check the right password.
+	if [[ $STATUS != 429 ]] &&
+	    (($(date +%s%N) - t0 < (retry - 1) * 1000000000)); then
+		fail "the right password was checked during the wait: $STATUS" \
+		    "$T/body"
+	fi
+	auth_guess_until_throttled "guess-$RANDOM-" 40
+	auth_throttled client
+	curl -s --max-time 10 "http://127.0.0.1:$mport/metrics" \
+	    >"$T/metrics.txt" || fail "cannot scrape /metrics"
+	assert_file_matches "$T/metrics.txt" \
+	    '^estrad_auth_throttled_total\{reason="user"\} [1-9][0-9]*$'
+	assert_file_matches "$T/metrics.txt" \
+	    '^estrad_auth_throttled_total\{reason="client"\} [1-9][0-9]*$'
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+# Many connections from one address at once with one new credential, of a
+# costly hash: more checks than one address may queue, yet every request
+# is served (those past the address's share wait for room, then pass from
+# the cache), none is answered 503.
+t_auth_burst_of_one_credential_served() {
+	local i pids=() code
+	python3 -W ignore -c 'import crypt
+print("burst:" + crypt.crypt("burst-secret",
+      crypt.mksalt(crypt.METHOD_SHA512, rounds=300000)))' \
+	    >"$T/users.htpasswd" || fail "cannot hash the test password"
+	chmod 600 "$T/users.htpasswd"
+	ab_start "cfg['users'] = '$T/users.htpasswd'"
+	mk_csr b /CN=burst.example ec
+	for ((i = 0; i < 40; i++)); do
+		curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 \
+		    --cacert "$CERTS/ca-chain.pem" -u burst:burst-secret \
+		    -H 'Content-Type: application/pkcs10' \
+		    --data-binary "@$T/b.b64" \
+		    "https://$AB_HOST$EST_PATH/simpleenroll" >"$T/code.$i" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for ((i = 0; i < 40; i++)); do
+		code=$(cat "$T/code.$i")
+		[[ $code == 200 ]] ||
+		    fail "request $i of the burst: $code" "$T/logs/error.log"
+	done
+	ab_cleanup
+	ab_sanitizer_check
 }
 
 # --- re-enrollment ----------------------------------------------------------
@@ -583,10 +733,11 @@ t_auth_ra_client_enrolls_for_others() {
 # --- policy -------------------------------------------------------------------
 
 t_auth_extension_smuggling() {
-	# Default label: unlisted extensions are dropped, the profile rules.
+	# Default label: unlisted extensions are dropped, the profile rules
+	# (a CA:TRUE request is refused: t_policy_ca_request_refused_*).
 	est_req "$EST_PATH/simpleenroll" --basic "$CRED" \
 	    --subject /CN=smuggler.example \
-	    --ext "basicConstraints=critical,CA:TRUE" \
+	    --ext "basicConstraints=critical,CA:FALSE" \
 	    --ext "extendedKeyUsage=codeSigning" \
 	    --ext "certificatePolicies=1.2.3.4"
 	auth_issued
@@ -602,7 +753,7 @@ t_auth_extension_smuggling() {
 	# A label that refuses them.
 	est_req "$EST_PATH/phones/simpleenroll" --cert "$CERTS/client.pem" \
 	    --key "$CERTS/client.key" --subject /CN=SEP0011223344AA \
-	    --ext "basicConstraints=critical,CA:TRUE"
+	    --ext "basicConstraints=critical,CA:FALSE"
 	auth_refused 403 'extension basicConstraints not allowed by rule extensions'
 }
 

@@ -141,3 +141,157 @@ assert json.load(open(sys.argv[1]))["submissions"] == 1' "$T/state.json" ||
 	    fail "the CA saw more than one submission" "$T/state.json"
 	cs_stop_and_check
 }
+
+# --- the store's directory and its bounds --------------------------------------
+# These run an estrad of their own (ab_start of t_abuse.sh) whose pending.dir
+# is $T/pending, and enroll on the helper label t-h-wait, whose CA always
+# answers "wait", so every new CSR leaves a record.
+
+# pd_key LABEL IDENTITY CSR-PEM: the record key estrad computes for a CSR
+# (SHA-256 over label, NUL, identity, NUL, the DER SubjectPublicKeyInfo).
+pd_key() {
+	openssl req -in "$3" -noout -pubkey |
+	    openssl pkey -pubin -outform DER >"$T/spki.der" ||
+	    fail "cannot extract the CSR's public key (test setup)"
+	python3 -c 'import hashlib, sys
+label, ident, spki = sys.argv[1:4]
+h = hashlib.sha256(label.encode() + b"\0" + ident.encode() + b"\0")
+h.update(open(spki, "rb").read())
+print(h.hexdigest())' "$1" "$2" "$T/spki.der"
+}
+
+# pd_write_conf FILE PYTHON: the test configuration changed by PYTHON (on
+# the dict cfg, t the test directory), logging to $T/logs.
+pd_write_conf() {
+	mkdir -p "$T/logs"
+	python3 - "$WORK/conf/estrad.json" "$1" "$(free_port)" "$T" "$2" \
+	    <<'PYEOF' || fail "cannot write the configuration (test setup)"
+import json, sys
+src, dst, port, t, code = sys.argv[1:]
+cfg = json.load(open(src))
+cfg["listen"] = ["127.0.0.1:" + port]
+cfg["workers"] = 2
+for k in ("error", "access", "audit"):
+    cfg["logs"][k] = "%s/logs/%s.log" % (t, k)
+exec(code)
+with open(dst, "w") as f:
+    json.dump(cfg, f, indent=2)
+PYEOF
+}
+
+# pd_refused WHAT CONF ERE: estrad -c CONF must exit at once, non-zero, with
+# one stderr line matching ERE.
+pd_refused() {
+	local rc=0
+	run_bounded 20 "$T/refused.out" "$ESTRAD" -c "$2" || rc=$?
+	((rc != 0 && rc != 124)) ||
+	    fail "$1: estrad did not refuse to start (status $rc)" \
+	    "$T/refused.out"
+	assert_eq 1 "$(grep -cE -- "$3" "$T/refused.out")" \
+	    "$1: stderr lines matching /$3/" "$T/refused.out"
+}
+
+# pd_hup_refused ERE: SIGHUP to the second estrad must be refused with one
+# more error-log line matching ERE, and estrad must go on serving.
+pd_hup_refused() {
+	local re=$1 before i
+	before=$(grep -cE -- "$re" "$T/logs/error.log")
+	kill -HUP "$AB_PID"
+	for ((i = 0; i < 50; i++)); do
+		[[ $(grep -cE -- "$re" "$T/logs/error.log") -gt $before ]] &&
+		    break
+		sleep 0.1
+	done
+	assert_eq $((before + 1)) "$(grep -cE -- "$re" "$T/logs/error.log")" \
+	    "error-log lines matching /$re/ after SIGHUP" "$T/logs/error.log"
+	HOSTPORT=$AB_HOST http_req GET "$EST_PATH/cacerts"
+	assert_status 200
+}
+
+t_pending_planted_link_not_followed() {
+	local key victim=$T/victim user=${CRED%%:*}
+	mkdir -m 700 "$T/pending"
+	ab_start "cfg['pending']['dir'] = t + '/pending'"
+	HOSTPORT=$AB_HOST
+	# A file the attacker wants overwritten, and a link to it on the
+	# temporary name estrad used to write a record under: the record
+	# key and estrad's pid, both known to anyone who can enroll.
+	printf 'precious\n' >"$victim"
+	mk_csr pl "/CN=planted.example" ec
+	key=$(pd_key t-h-wait "$user" "$T/pl.pem")
+	ln -s "$victim" "$T/pending/.$key.$AB_PID.tmp"
+	post_csr "$EST_PATH/t-h-wait/simpleenroll" "$T/pl.b64" -u "$CRED"
+	assert_status 202
+	assert_eq 'precious' "$(cat "$victim")" "the file behind the link"
+	[[ -f $T/pending/$key.json && ! -L $T/pending/$key.json ]] ||
+	    fail "the record $key.json is not a regular file" \
+	    <(ls -la "$T/pending")
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+t_pending_unsafe_dirs_refused() {
+	local conf=$WORK/conf/pending-${T##*/}.json
+	# World-writable pending.dir: refused at start (estrad -c and -t)...
+	mkdir -m 777 "$T/pending"
+	chmod 777 "$T/pending"
+	pd_write_conf "$conf" "cfg['pending']['dir'] = t + '/pending'"
+	pd_refused "world-writable pending.dir" "$conf" \
+	    "pending\\.dir: $T/pending is group- or world-writable"
+	run_bounded 20 "$T/t.out" "$ESTRAD" -t -c "$conf" &&
+	    fail "estrad -t accepted a world-writable pending.dir" "$T/t.out"
+	# ... and so is a log directory anyone may write.
+	chmod 700 "$T/pending"
+	mkdir -m 777 "$T/wlogs"
+	chmod 777 "$T/wlogs"
+	pd_write_conf "$conf" "cfg['pending']['dir'] = t + '/pending'
+cfg['logs']['access'] = t + '/wlogs/access.log'"
+	pd_refused "world-writable log directory" "$conf" \
+	    "$T/wlogs is group- or world-writable"
+	[[ ! -e $T/wlogs/access.log ]] ||
+	    fail "estrad created a log in a world-writable directory"
+	# At reload: the same checks, and the configuration in force stays.
+	ab_start "cfg['pending']['dir'] = t + '/pending'"
+	chmod 777 "$T/pending"
+	pd_hup_refused "\\[error\\] .*configuration reload refused: .*pending\\.dir: $T/pending is group- or world-writable"
+	chmod 700 "$T/pending"
+	chown 65534:65534 "$T/pending"
+	pd_hup_refused "\\[error\\] .*configuration reload refused: .*pending\\.dir: $T/pending is owned by uid 65534"
+	chown 0:0 "$T/pending"
+	ab_cleanup
+	ab_sanitizer_check
+}
+
+t_pending_store_full_503() {
+	local n=0
+	mkdir -m 700 "$T/pending"
+	ab_start "cfg['pending']['dir'] = t + '/pending'
+cfg['pending']['max_per_identity'] = 2
+cfg['pending']['max_records'] = 10"
+	HOSTPORT=$AB_HOST
+	for n in 1 2; do
+		mk_csr "f$n" "/CN=full$n.example" ec
+		post_csr "$EST_PATH/t-h-wait/simpleenroll" "$T/f$n.b64" \
+		    -u "$CRED"
+		assert_status 202
+	done
+	# A third request of the same identity would be a third record.
+	mk_csr f3 "/CN=full3.example" ec
+	post_csr "$EST_PATH/t-h-wait/simpleenroll" "$T/f3.b64" -u "$CRED"
+	assert_error 503
+	[[ $(get_header Retry-After) =~ ^[1-9][0-9]*$ ]] ||
+	    fail "503 without Retry-After" "$T/headers"
+	assert_file_matches "$T/body" 'too many pending requests'
+	log_has_rid "$RID" 'max_per_identity' error >/dev/null ||
+	    fail "the error line does not name the bound" "$T/.log_tail"
+	assert_eq 1 "$(grep -F "rid=$RID" "$T/logs/error.log" |
+	    grep -cF '[error]')" \
+	    "[error] lines of the refused request" "$T/logs/error.log"
+	# The retry of a request already recorded is no new record.
+	post_csr "$EST_PATH/t-h-wait/simpleenroll" "$T/f1.b64" -u "$CRED"
+	assert_status 202
+	assert_eq 2 "$(find "$T/pending" -name '*.json' | wc -l)" \
+	    "pending records"
+	ab_cleanup
+	ab_sanitizer_check
+}

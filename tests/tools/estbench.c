@@ -21,6 +21,12 @@
  *	latency meanwhile.
  *   estbench floor [options]
  *	prints the crypto floor alone.
+ *   estbench handshake [options]
+ *	opens a new connection per attempt, presents the client certificate
+ *	list of --client-cert (key --client-key), and asks GET /cacerts; it
+ *	counts the attempts estrad answered and those it refused during the
+ *	handshake, and prints estrad's CPU per attempt: the cost of a hostile
+ *	certificate list next to that of a normal one.
  *
  * HTTP/1.1 is written by hand here: this is a benchmark client that sends
  * one fixed request shape and reads answers framed by Content-Length, so
@@ -101,6 +107,8 @@ struct bench_opts {
 	const char *keys;        /* key-set name in outputs */
 	const char *keytype;     /* gencsr: rsa or ec */
 	const char *out;         /* gencsr: output file */
+	const char *client_cert; /* handshake: certificate list, leaf first */
+	const char *client_key;  /* handshake: its leaf's key */
 	enum bench_mode mode;
 	int concurrency;
 	long count;
@@ -1677,13 +1685,142 @@ bench_floor_cmd(const struct bench_opts *o)
 	return 0;
 }
 
+/* --- handshake ----------------------------------------------------------- */
+
+/* Shared state of one handshake run. */
+struct bench_hs_run {
+	const struct bench_opts *o;
+	SSL_CTX *ctx;
+	char *req;
+	size_t reqlen;
+	double deadline;
+	atomic_long next, answered, refused;
+	pthread_barrier_t go;
+};
+
+/* One client thread of a handshake run. */
+struct bench_hs_client {
+	struct bench_hs_run *run;
+	pthread_t thread;
+	char err[256]; /* the first refusal's reason */
+};
+
+static void *
+bench_hs_main(void *arg)
+{
+	struct bench_hs_client *cl = arg;
+	struct bench_hs_run *run = cl->run;
+	struct bench_conn c = {-1, NULL};
+	char err[256] = "";
+	int status, closes;
+
+	pthread_barrier_wait(&run->go);
+	while (atomic_fetch_add(&run->next, 1) < run->o->count &&
+	       bench_now() < run->deadline) {
+		/* TLS 1.2 refuses in SSL_connect, TLS 1.3 on the first read
+		 * after it: either way the attempt was refused. */
+		if (bench_connect(run->o, run->ctx, NULL, &c, err,
+		                  sizeof(err)) != 0 ||
+		    bench_exchange(&c, run->req, run->reqlen, &status, &closes,
+		                   err, sizeof(err)) != 0 ||
+		    status != 200) {
+			if (c.ssl != NULL && err[0] == '\0')
+				snprintf(err, sizeof(err), "HTTP %d", status);
+			atomic_fetch_add(&run->refused, 1);
+			if (cl->err[0] == '\0')
+				snprintf(cl->err, sizeof(cl->err), "%s", err);
+		} else
+			atomic_fetch_add(&run->answered, 1);
+		bench_close(&c);
+		err[0] = '\0';
+	}
+	return NULL;
+}
+
+static int
+bench_handshake_cmd(const struct bench_opts *o)
+{
+	struct bench_hs_run run;
+	struct bench_hs_client *clients = NULL;
+	struct bench_proc before, after;
+	double t0, wall, cpu, per;
+	long attempts;
+	json_t *obj;
+	int k;
+
+	memset(&run, 0, sizeof(run));
+	run.o = o;
+	run.ctx = bench_tls_context(o);
+	/* A hostile client has no security level: small keys pass too. */
+	SSL_CTX_set_security_level(run.ctx, 0);
+	if (o->client_cert != NULL &&
+	    (SSL_CTX_use_certificate_chain_file(run.ctx, o->client_cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(run.ctx,
+	                                 o->client_key != NULL ? o->client_key
+	                                                       : o->client_cert,
+	                                 SSL_FILETYPE_PEM) != 1))
+		bench_die("cannot use %s as the client certificate",
+		          o->client_cert);
+	run.req =
+	    bench_request_new(o, "", "cacerts", NULL, NULL, 0, &run.reqlen);
+	if ((clients = calloc((size_t)o->concurrency, sizeof(*clients))) ==
+	        NULL ||
+	    pthread_barrier_init(&run.go, NULL, (unsigned)o->concurrency + 1) !=
+	        0)
+		bench_die("out of memory");
+	for (k = 0; k < o->concurrency; k++) {
+		clients[k].run = &run;
+		if (pthread_create(&clients[k].thread, NULL, bench_hs_main,
+		                   &clients[k]) != 0)
+			bench_die("cannot start client %d", k);
+	}
+	bench_proc_read(o->pid, &before);
+	t0 = bench_now();
+	run.deadline = t0 + o->duration;
+	pthread_barrier_wait(&run.go);
+	for (k = 0; k < o->concurrency; k++)
+		pthread_join(clients[k].thread, NULL);
+	wall = bench_now() - t0;
+	bench_proc_read(o->pid, &after);
+	attempts = atomic_load(&run.answered) + atomic_load(&run.refused);
+	cpu = after.cpu_s - before.cpu_s;
+	per = attempts > 0 ? cpu / (double)attempts : 0;
+	printf("%-22s handshake c=%-3d %7.1f attempts/s  answered %ld refused "
+	       "%ld  cpu %7.3f ms/attempt\n",
+	       o->name, o->concurrency, wall > 0 ? (double)attempts / wall : 0,
+	       atomic_load(&run.answered), atomic_load(&run.refused),
+	       per * 1000);
+	for (k = 0; k < o->concurrency; k++)
+		if (clients[k].err[0] != '\0') {
+			printf("    first refusal: %s\n", clients[k].err);
+			break;
+		}
+	obj = json_pack(
+	    "{s:s,s:s,s:s,s:i,s:I,s:I,s:f,s:f,s:f,s:s}", "name", o->name,
+	    "mode", "handshake", "keys", o->keys, "concurrency", o->concurrency,
+	    "answered", (json_int_t)atomic_load(&run.answered), "refused",
+	    (json_int_t)atomic_load(&run.refused), "wall_s", wall,
+	    "estrad_cpu_s", cpu, "cpu_per_attempt_ms", per * 1000,
+	    "client_cert", o->client_cert != NULL ? o->client_cert : "-");
+	if (obj == NULL)
+		bench_die("cannot build the JSON record");
+	bench_json_append(o->json, obj);
+	json_decref(obj);
+	fflush(stdout);
+	free(clients);
+	free(run.req);
+	pthread_barrier_destroy(&run.go);
+	SSL_CTX_free(run.ctx);
+	return attempts > 0 ? 0 : 1;
+}
+
 /* --- main ---------------------------------------------------------------- */
 
 static void
 bench_usage(void)
 {
 	fputs("usage: estbench gencsr -k rsa|ec -n COUNT -o FILE\n"
-	      "       estbench enroll|idle|floor -p PORT [options]\n"
+	      "       estbench enroll|idle|floor|handshake -p PORT [options]\n"
 	      "  -H, --host ADDR        server IPv4 address (127.0.0.1)\n"
 	      "  -p, --port PORT        server port\n"
 	      "  -a, --cafile FILE      trust anchors for the server chain\n"
@@ -1701,6 +1838,8 @@ bench_usage(void)
 	      "  -C, --conns N          idle: connections to hold\n"
 	      "  -b, --probe            enroll: probe /cacerts meanwhile\n"
 	      "  -t, --timeout SEC      socket read/write timeout (30)\n"
+	      "  -e, --client-cert FILE handshake: client certificate list\n"
+	      "  -y, --client-key FILE  handshake: its leaf's key\n"
 	      "  -j, --json FILE        append the figures as a JSON line\n"
 	      "  -N, --name NAME        run name;  -S, --keys NAME  key set\n",
 	      stderr);
@@ -1733,6 +1872,8 @@ main(int argc, char **argv)
 	    {"keytype", required_argument, NULL, 'k'},
 	    {"out", required_argument, NULL, 'o'},
 	    {"timeout", required_argument, NULL, 't'},
+	    {"client-cert", required_argument, NULL, 'e'},
+	    {"client-key", required_argument, NULL, 'y'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bench_opts o;
@@ -1755,9 +1896,10 @@ main(int argc, char **argv)
 		bench_usage();
 	cmd = argv[1];
 	optind = 2;
-	while ((opt = getopt_long(argc, argv,
-	                          "H:p:a:r:l:u:U:T:K:m:c:n:d:P:C:bj:N:S:k:o:t:",
-	                          options, NULL)) != -1) {
+	while ((opt = getopt_long(
+	            argc, argv,
+	            "H:p:a:r:l:u:U:T:K:m:c:n:d:P:C:bj:N:S:k:o:t:e:y:", options,
+	            NULL)) != -1) {
 		switch (opt) {
 		case 'H':
 			o.host = optarg;
@@ -1840,6 +1982,12 @@ main(int argc, char **argv)
 			o.timeout =
 			    (int)bench_long("--timeout", optarg, 1, 3600);
 			break;
+		case 'e':
+			o.client_cert = optarg;
+			break;
+		case 'y':
+			o.client_key = optarg;
+			break;
 		default:
 			bench_usage();
 		}
@@ -1862,6 +2010,8 @@ main(int argc, char **argv)
 		return bench_idle(&o);
 	if (strcmp(cmd, "floor") == 0)
 		return bench_floor_cmd(&o);
+	if (strcmp(cmd, "handshake") == 0)
+		return bench_handshake_cmd(&o);
 	bench_usage();
 	return 2;
 }

@@ -571,6 +571,13 @@ START_TEST(test_helper_conf_numbers_and_strings)
 	    {"\"profile\": \"\"", "profile", "non-empty"},
 	    {"\"profile\": 7", "profile", "must be a string"},
 	    {"\"nickname\": \"a\\nb\"", "nickname", "control characters"},
+	    {"\"max_processes\": 0", "max_processes", "from 1 to 1024"},
+	    {"\"max_processes\": 1025", "max_processes", "from 1 to 1024"},
+	    {"\"max_processes\": 1.5", "max_processes", "integer"},
+	    {"\"max_queued\": -1", "max_queued", "from 0 to 10000"},
+	    {"\"max_queued\": 10001", "max_queued", "from 0 to 10000"},
+	    {"\"roots_retry\": -1", "roots_retry", "from 0 to 3600"},
+	    {"\"roots_retry\": 3601", "roots_retry", "from 0 to 3600"},
 	};
 	char json[8192];
 	size_t i;
@@ -595,7 +602,8 @@ START_TEST(test_helper_conf_full_accepted)
 	                "\"CERTMONGER_LOCAL_CA_DIR\": \"/tmp\"}, \"timeout\": "
 	                "10, \"profile\": \"caIPAserviceCert\", \"nickname\": "
 	                "\"IPA\", \"retry_after\": 60, \"max_output\": 4096, "
-	                "\"roots_refresh\": 600}",
+	                "\"roots_refresh\": 600, \"max_processes\": 2, "
+	                "\"max_queued\": 0, \"roots_retry\": 0}",
 	                script, state);
 	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
 	ck_assert_str_eq(ca_instance_backend_name(inst), "helper");
@@ -1250,6 +1258,450 @@ START_TEST(test_helper_start_fetches_roots_stop_reaps)
 }
 END_TEST
 
+/* --- concurrency ---------------------------------------------------------- */
+
+/* Completion of one of several calls: the loop stops after the last. */
+struct many_state {
+	int count, want;
+	struct event_base *base;
+	long done_ms[16]; /* completion time of each call, by index */
+	struct ca_call *calls[16];
+	long start;
+};
+
+static void
+on_done_many(struct ca_call *call, void *arg)
+{
+	struct many_state *ms = arg;
+	int i;
+
+	for (i = 0; i < ms->want; i++)
+		if (ms->calls[i] == call)
+			ms->done_ms[i] = now_ms() - ms->start;
+	if (++ms->count == ms->want)
+		event_base_loopbreak(ms->base);
+}
+
+/*
+ * Starts n calls of op on inst at once on base (ms->calls), without
+ * running the loop.
+ */
+static void
+start_many(struct ca_instance *inst, struct event_base *base,
+           enum ca_operation op, int n, struct many_state *ms)
+{
+	int i;
+
+	ck_assert_int_le(n, 16);
+	memset(ms, 0, sizeof(*ms));
+	ms->want = n;
+	ms->base = base;
+	ms->start = now_ms();
+	for (i = 0; i < n; i++) {
+		struct ca_call *call = ca_call_new();
+
+		ck_assert_ptr_nonnull(call);
+		call->op = op;
+		call->base = base;
+		call->rid = "0123456789abcdef";
+		call->label = "t-helper";
+		call->csr =
+		    op == CA_OP_CACERTS || op == CA_OP_HEALTH ? NULL : csr;
+		ms->calls[i] = call;
+		ca_instance_start(inst, call, on_done_many, ms);
+	}
+	/* Nothing completes inside ca_instance_start. */
+	ck_assert_int_eq(ms->count, 0);
+}
+
+/* Runs base until every call of ms completed (at most 30 s). */
+static void
+wait_many(struct many_state *ms)
+{
+	struct timeval limit = {30, 0};
+	struct event *guard = evtimer_new(ms->base, stop_loop, ms->base);
+
+	ck_assert_ptr_nonnull(guard);
+	evtimer_add(guard, &limit);
+	event_base_dispatch(ms->base);
+	event_free(guard);
+	ck_assert_int_eq(ms->count, ms->want);
+}
+
+static void
+free_many(struct many_state *ms)
+{
+	int i;
+
+	for (i = 0; i < ms->want; i++)
+		ca_call_free(ms->calls[i]);
+}
+
+/* Returns the number of lines of the file at path, 0 when it is missing. */
+static int
+count_lines(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	int c, n = 0;
+
+	if (fp == NULL)
+		return 0;
+	while ((c = fgetc(fp)) != EOF)
+		if (c == '\n')
+			n++;
+	fclose(fp);
+	return n;
+}
+
+START_TEST(test_helper_cacerts_concurrent_one_run)
+{
+	char copy[PATH_MAX + 16], count[PATH_MAX + 16], body[PATH_MAX * 4];
+	struct event_base *base = event_base_new();
+	struct ca_instance *inst;
+	struct many_state ms;
+	struct core_err err;
+	int i;
+
+	/* Eight cacerts calls find no roots: one FETCH-ROOTS answers all. */
+	snprintf(copy, sizeof(copy), "%s/roots-slow.sh", tmpdir);
+	snprintf(count, sizeof(count), "%s/roots-slow.count", tmpdir);
+	snprintf(body, sizeof(body),
+	         "[ \"$CERTMONGER_OPERATION\" = FETCH-ROOTS ] || exit 6\n"
+	         "echo $$ >>'%s'\nsleep 1\n"
+	         "echo 'Helper Root A'\ncat '%s'\n",
+	         count, cert_pem[0]);
+	write_script(copy, body);
+	inst = conf_new(
+	    &err, "{\"backend\": \"helper\", \"command\": [\"%s\"]}", copy);
+	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
+	start_many(inst, base, CA_OP_CACERTS, 8, &ms);
+	wait_many(&ms);
+	for (i = 0; i < 8; i++) {
+		struct ca_result *r = &ms.calls[i]->result;
+
+		ck_assert_msg(r->outcome == CA_ISSUED, "call %d: %s: %s", i,
+		              ca_outcome_name(r->outcome), r->cause);
+		ck_assert_int_eq(sk_X509_num(r->chain), 1);
+		ck_assert_int_eq(X509_cmp(sk_X509_value(r->chain, 0), certs[0]),
+		                 0);
+	}
+	ck_assert_int_eq(count_lines(count), 1);
+	free_many(&ms);
+	ck_assert_int_eq(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+	assert_no_children();
+	event_base_free(base);
+	ca_instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_helper_cacerts_failure_remembered)
+{
+	char copy[PATH_MAX + 16], count[PATH_MAX + 16], body[PATH_MAX * 4];
+	struct event_base *base = event_base_new();
+	struct ca_instance *inst;
+	struct many_state ms;
+	struct result res;
+	struct core_err err;
+	int i;
+
+	snprintf(copy, sizeof(copy), "%s/roots-down.sh", tmpdir);
+	snprintf(count, sizeof(count), "%s/roots-down.count", tmpdir);
+	snprintf(body, sizeof(body),
+	         "echo $$ >>'%s'\nsleep 0.3\necho 'the CA is down'\nexit 3\n",
+	         count);
+	write_script(copy, body);
+	inst = conf_new(&err,
+	                "{\"backend\": \"helper\", \"command\": [\"%s\"], "
+	                "\"roots_retry\": 2, \"retry_after\": 17}",
+	                copy);
+	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
+	/* Four at once share the one failed run... */
+	start_many(inst, base, CA_OP_CACERTS, 4, &ms);
+	wait_many(&ms);
+	for (i = 0; i < 4; i++) {
+		struct ca_result *r = &ms.calls[i]->result;
+
+		ck_assert_int_eq(r->outcome, CA_UNREACHABLE);
+		ck_assert_uint_eq(r->retry_after, 17);
+		ck_assert_str_eq(r->cause,
+		                 "cacerts failed: helper exit 3 UNREACHABLE "
+		                 "\"the CA is down\"");
+		ck_assert_ptr_nonnull(
+		    strstr(r->detail, "operation: FETCH-ROOTS"));
+	}
+	free_many(&ms);
+	ck_assert_int_eq(count_lines(count), 1);
+	/* ... and the calls after it get the failure without a run. */
+	for (i = 0; i < 3; i++) {
+		run_call(inst, CA_OP_CACERTS, &res);
+		ck_assert_int_eq(res.outcome, CA_UNREACHABLE);
+		ck_assert_uint_eq(res.retry_after, 17);
+		ck_assert_ptr_nonnull(strstr(res.cause, "the CA is down"));
+		ck_assert_msg(res.ms < 200, "took %ld ms", res.ms);
+	}
+	ck_assert_int_eq(count_lines(count), 1);
+	/* Once roots_retry has passed, the helper runs again. */
+	usleep(2100 * 1000);
+	run_call(inst, CA_OP_CACERTS, &res);
+	ck_assert_int_eq(res.outcome, CA_UNREACHABLE);
+	ck_assert_int_eq(count_lines(count), 2);
+	assert_no_children();
+	event_base_free(base);
+	ca_instance_free(inst);
+}
+END_TEST
+
+/* A SUBMIT that answers WAIT after 1 s and notes how many runs were under
+ * way at once, one number a line in its .conc file.  Returns the script. */
+static void
+write_slow_wait(const char *name, char *path, size_t len, char *conc,
+                size_t conclen)
+{
+	char body[PATH_MAX * 4];
+
+	snprintf(path, len, "%s/%s.sh", tmpdir, name);
+	snprintf(conc, conclen, "%s/%s.conc", tmpdir, name);
+	snprintf(body, sizeof(body),
+	         "touch '%s/%s.run.'$$\n"
+	         "ls '%s' | grep -c '^%s\\.run\\.' >>'%s'\n"
+	         "sleep 1\nrm -f '%s/%s.run.'$$\n"
+	         "echo slow-cookie\nexit 1\n",
+	         tmpdir, name, tmpdir, name, conc, tmpdir, name);
+	write_script(path, body);
+}
+
+/* Returns the largest number in the file at path (one a line), or 0. */
+static int
+max_in(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	int n, max = 0;
+
+	if (fp == NULL)
+		return 0;
+	while (fscanf(fp, "%d", &n) == 1)
+		if (n > max)
+			max = n;
+	fclose(fp);
+	return max;
+}
+
+START_TEST(test_helper_cap_queues_then_refuses)
+{
+	char copy[PATH_MAX + 16], conc[PATH_MAX + 16];
+	struct event_base *base = event_base_new();
+	struct ca_instance *inst;
+	struct many_state ms;
+	struct core_err err;
+	int i, pending = 0, busy = 0;
+
+	/* Two run, two wait, the other two are refused at once. */
+	write_slow_wait("capped", copy, sizeof(copy), conc, sizeof(conc));
+	inst = conf_new(&err,
+	                "{\"backend\": \"helper\", \"command\": [\"%s\"], "
+	                "\"max_processes\": 2, \"max_queued\": 2, "
+	                "\"retry_after\": 9}",
+	                copy);
+	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
+	start_many(inst, base, CA_OP_ENROLL, 6, &ms);
+	wait_many(&ms);
+	for (i = 0; i < 6; i++) {
+		struct ca_result *r = &ms.calls[i]->result;
+
+		if (r->outcome == CA_PENDING) {
+			ck_assert_str_eq(r->cookie, "slow-cookie");
+			pending++;
+			continue;
+		}
+		ck_assert_msg(r->outcome == CA_UNREACHABLE, "call %d: %s: %s",
+		              i, ca_outcome_name(r->outcome), r->cause);
+		ck_assert_str_eq(r->cause, "enroll failed: helper busy: 2 "
+		                           "running, 2 waiting");
+		ck_assert_uint_eq(r->retry_after, 9);
+		ck_assert_ptr_nonnull(strstr(r->hint, "max_processes"));
+		ck_assert_ptr_nonnull(
+		    strstr(r->detail, "max_processes: 2, max_queued: 2"));
+		/* Refused without waiting for a run. */
+		ck_assert_msg(ms.done_ms[i] < 500, "refused after %ld ms",
+		              ms.done_ms[i]);
+		busy++;
+	}
+	ck_assert_int_eq(pending, 4);
+	ck_assert_int_eq(busy, 2);
+	ck_assert_int_eq(count_lines(conc), 4);
+	ck_assert_int_le(max_in(conc), 2);
+	/* The queued two ran after the first two: two rounds of 1 s. */
+	for (i = 0; i < 6; i++)
+		if (ms.calls[i]->result.outcome == CA_PENDING)
+			ck_assert_int_ge(ms.done_ms[i], 900);
+	free_many(&ms);
+	ck_assert_int_eq(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+	assert_no_children();
+	event_base_free(base);
+	ca_instance_free(inst);
+}
+END_TEST
+
+struct cancel_one {
+	struct ca_instance *inst;
+	struct many_state *ms;
+	int index;
+};
+
+static void
+cancel_one_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct cancel_one *co = arg;
+
+	(void)fd;
+	(void)what;
+	(void)ca_instance_cancel(co->inst, co->ms->calls[co->index]);
+}
+
+START_TEST(test_helper_cancel_queued_call)
+{
+	char copy[PATH_MAX + 16], conc[PATH_MAX + 16];
+	struct event_base *base = event_base_new();
+	struct timeval soon = {0, 200000};
+	struct ca_instance *inst;
+	struct cancel_one co;
+	struct many_state ms;
+	struct core_err err;
+
+	/* One runs, two wait; the first waiting one is cancelled and the
+	 * other still gets its run. */
+	write_slow_wait("cancelq", copy, sizeof(copy), conc, sizeof(conc));
+	inst = conf_new(&err,
+	                "{\"backend\": \"helper\", \"command\": [\"%s\"], "
+	                "\"max_processes\": 1}",
+	                copy);
+	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
+	start_many(inst, base, CA_OP_ENROLL, 3, &ms);
+	co.inst = inst;
+	co.ms = &ms;
+	co.index = 1;
+	event_base_once(base, -1, EV_TIMEOUT, cancel_one_tick, &co, &soon);
+	wait_many(&ms);
+	ck_assert_int_eq(ms.calls[0]->result.outcome, CA_PENDING);
+	ck_assert_int_eq(ms.calls[1]->result.outcome, CA_CANCELLED);
+	ck_assert_int_lt(ms.done_ms[1], 900);
+	ck_assert_int_eq(ms.calls[2]->result.outcome, CA_PENDING);
+	ck_assert_int_ge(ms.done_ms[2], 1800);
+	ck_assert_int_eq(count_lines(conc), 2);
+	ck_assert_int_le(max_in(conc), 1);
+	free_many(&ms);
+	ck_assert_int_eq(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+	assert_no_children();
+	event_base_free(base);
+	ca_instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_helper_cancel_waiting_cacerts)
+{
+	char copy[PATH_MAX + 16], body[PATH_MAX * 4];
+	struct event_base *base = event_base_new();
+	struct timeval soon = {0, 200000};
+	struct ca_instance *inst;
+	struct cancel_one co;
+	struct many_state ms;
+	struct core_err err;
+
+	/* Two cacerts wait for one FETCH-ROOTS; cancelling one leaves the
+	 * run to the other. */
+	snprintf(copy, sizeof(copy), "%s/roots-cancel.sh", tmpdir);
+	snprintf(body, sizeof(body),
+	         "sleep 1\necho 'Helper Root A'\ncat '%s'\n", cert_pem[0]);
+	write_script(copy, body);
+	inst = conf_new(
+	    &err, "{\"backend\": \"helper\", \"command\": [\"%s\"]}", copy);
+	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
+	start_many(inst, base, CA_OP_CACERTS, 2, &ms);
+	co.inst = inst;
+	co.ms = &ms;
+	co.index = 0;
+	event_base_once(base, -1, EV_TIMEOUT, cancel_one_tick, &co, &soon);
+	wait_many(&ms);
+	ck_assert_int_eq(ms.calls[0]->result.outcome, CA_CANCELLED);
+	ck_assert_int_lt(ms.done_ms[0], 900);
+	ck_assert_msg(ms.calls[1]->result.outcome == CA_ISSUED, "%s",
+	              ms.calls[1]->result.cause);
+	ck_assert_int_eq(sk_X509_num(ms.calls[1]->result.chain), 1);
+	free_many(&ms);
+	ck_assert_int_eq(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+	assert_no_children();
+	event_base_free(base);
+	ca_instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_helper_background_child_killed_at_exit)
+{
+	char copy[PATH_MAX + 16], body[PATH_MAX * 4];
+	struct ca_instance *inst;
+	struct result res;
+	struct core_err err;
+	long pid;
+	int i;
+
+	/* The helper leaves a sleep behind and exits: the sleep is in its
+	 * process group, and ends with the run. */
+	unlink_state("left.pid");
+	snprintf(copy, sizeof(copy), "%s/leaves-child.sh", tmpdir);
+	snprintf(body, sizeof(body),
+	         "sleep 30 >/dev/null 2>&1 </dev/null &\n"
+	         "echo $! >'%s/left.pid'\necho left-cookie\nexit 1\n",
+	         state);
+	write_script(copy, body);
+	inst = conf_new(
+	    &err, "{\"backend\": \"helper\", \"command\": [\"%s\"]}", copy);
+	ck_assert_msg(inst != NULL, "%s: %s", err.key, err.text);
+	run_call(inst, CA_OP_ENROLL, &res);
+	ck_assert_int_eq(res.outcome, CA_PENDING);
+	pid = read_pid("left.pid");
+	ck_assert_int_gt(pid, 0);
+	for (i = 0; i < 50 && !pid_dead(pid); i++)
+		usleep(20000);
+	ck_assert_msg(pid_dead(pid), "the helper's background sleep runs on");
+	ca_instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_helper_loop_shutdown_kills_runs)
+{
+	struct ca_instance *inst = fake_new("hang", ", \"timeout\": 30");
+	struct event_base *base = event_base_new();
+	struct timeval brief = {0, 300000};
+	struct many_state ms;
+	long helper_pid, sleep_pid;
+	int i;
+
+	/* A worker's loop ends with a run under way (estrad stops): the
+	 * run and what it started are killed and reaped with the loop. */
+	unlink_state("hang.pid");
+	unlink_state("sleep.pid");
+	start_many(inst, base, CA_OP_ENROLL, 1, &ms);
+	event_base_once(base, -1, EV_TIMEOUT, stop_loop, base, &brief);
+	event_base_dispatch(base);
+	for (i = 0; i < 50 && read_pid("sleep.pid") <= 0; i++)
+		usleep(20000);
+	helper_pid = read_pid("hang.pid");
+	sleep_pid = read_pid("sleep.pid");
+	ck_assert_int_gt(helper_pid, 0);
+	ck_assert_int_gt(sleep_pid, 0);
+	ca_loop_shutdown(base);
+	assert_no_children();
+	ck_assert(pid_dead(helper_pid));
+	for (i = 0; i < 50 && !pid_dead(sleep_pid); i++)
+		usleep(20000);
+	ck_assert_msg(pid_dead(sleep_pid), "the helper's sleep still runs");
+	ck_assert_int_eq(ms.count, 0);
+	free_many(&ms);
+	event_base_free(base);
+	ca_instance_free(inst);
+}
+END_TEST
+
 static Suite *
 ca_helper_suite(void)
 {
@@ -1306,6 +1758,17 @@ ca_helper_suite(void)
 	tcase_add_test(tc, test_helper_health_identify);
 	tcase_add_test(tc, test_helper_cancel_kills_and_reaps);
 	tcase_add_test(tc, test_helper_start_fetches_roots_stop_reaps);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("processes");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, reset_log, NULL);
+	tcase_add_test(tc, test_helper_cacerts_concurrent_one_run);
+	tcase_add_test(tc, test_helper_cacerts_failure_remembered);
+	tcase_add_test(tc, test_helper_cap_queues_then_refuses);
+	tcase_add_test(tc, test_helper_cancel_queued_call);
+	tcase_add_test(tc, test_helper_cancel_waiting_cacerts);
+	tcase_add_test(tc, test_helper_background_child_killed_at_exit);
+	tcase_add_test(tc, test_helper_loop_shutdown_kills_runs);
 	suite_add_tcase(s, tc);
 	return s;
 }

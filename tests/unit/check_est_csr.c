@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <check.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -853,6 +854,235 @@ START_TEST(test_csr_extensions)
 END_TEST
 
 /*
+ * An EC key on P-256 whose SubjectPublicKeyInfo spells the curve out as
+ * explicit parameters instead of naming it.  OpenSSL recognises the
+ * parameters as P-256 and names the group, so only the encoding tells.
+ */
+static EVP_PKEY *
+keygen_explicit_p256(void)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	OSSL_PARAM params[3];
+	EVP_PKEY *key = NULL;
+
+	ck_assert_ptr_nonnull(ctx);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+	                                             (char *)"P-256", 0);
+	params[1] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_PKEY_PARAM_EC_ENCODING, (char *)OSSL_PKEY_EC_ENCODING_EXPLICIT,
+	    0);
+	params[2] = OSSL_PARAM_construct_end();
+	ck_assert_int_eq(EVP_PKEY_keygen_init(ctx), 1);
+	ck_assert_int_eq(EVP_PKEY_CTX_set_params(ctx, params), 1);
+	ck_assert_int_eq(EVP_PKEY_generate(ctx, &key), 1);
+	EVP_PKEY_CTX_free(ctx);
+	return key;
+}
+
+START_TEST(test_csr_ec_explicit_parameters_refused)
+{
+	EVP_PKEY *key = keygen_explicit_p256();
+	const X509_ALGOR *palg = NULL;
+	unsigned char *der;
+	X509_REQ *req;
+	size_t len;
+	int ptype = 0;
+
+	req = make_req(key, EVP_sha256(), "device", 1);
+	/* The request really carries the parameters, not a curve OID. */
+	ck_assert_int_eq(X509_PUBKEY_get0_param(NULL, NULL, NULL,
+	                                        (X509_ALGOR **)&palg,
+	                                        X509_REQ_get_X509_PUBKEY(req)),
+	                 1);
+	X509_ALGOR_get0(NULL, &ptype, NULL, palg);
+	ck_assert_int_eq(ptype, V_ASN1_SEQUENCE);
+	der = req_der(req, &len);
+	assert_refused(der, len,
+	               "CSR key EC-P-256 is not accepted: its curve is given "
+	               "by explicit parameters, not named");
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+/* A stack of one extension, name=value in openssl.cnf syntax (free with
+ * sk_X509_EXTENSION_pop_free). */
+static STACK_OF(X509_EXTENSION) *
+ext_stack(const char *name, const char *value)
+{
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *ext = X509V3_EXT_conf(NULL, NULL, name, value);
+
+	ck_assert_ptr_nonnull(exts);
+	ck_assert_ptr_nonnull(ext);
+	ck_assert_int_gt(sk_X509_EXTENSION_push(exts, ext), 0);
+	return exts;
+}
+
+/* Adds exts to req as an attribute of OID oid (text). */
+static void
+add_ext_attr(X509_REQ *req, const char *oid, STACK_OF(X509_EXTENSION) *exts)
+{
+	unsigned char *enc = NULL;
+	int n;
+
+	n = ASN1_item_i2d((const ASN1_VALUE *)exts, &enc,
+	                  ASN1_ITEM_rptr(X509_EXTENSIONS));
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(
+	    X509_REQ_add1_attr_by_txt(req, oid, V_ASN1_SEQUENCE, enc, n), 1);
+	OPENSSL_free(enc);
+}
+
+/*
+ * Returns req (freed) re-read with the attribute OID from renamed to to,
+ * which must encode to as many bytes.  OpenSSL 3.0 will not add a second
+ * attribute of one type, so a request with two is made with a stand-in
+ * type and renamed in its DER.
+ */
+static X509_REQ *
+rename_attr(X509_REQ *req, const char *from, const char *to)
+{
+	ASN1_OBJECT *ofrom = OBJ_txt2obj(from, 1), *oto = OBJ_txt2obj(to, 1);
+	unsigned char *der = NULL, *efrom = NULL, *eto = NULL, *at;
+	const unsigned char *p;
+	int len, nfrom, nto;
+
+	ck_assert_ptr_nonnull(ofrom);
+	ck_assert_ptr_nonnull(oto);
+	nfrom = i2d_ASN1_OBJECT(ofrom, &efrom);
+	nto = i2d_ASN1_OBJECT(oto, &eto);
+	ck_assert_int_gt(nfrom, 0);
+	ck_assert_int_eq(nfrom, nto);
+	len = i2d_X509_REQ(req, &der);
+	ck_assert_int_gt(len, 0);
+	at = memmem(der, (size_t)len, efrom, (size_t)nfrom);
+	ck_assert_ptr_nonnull(at);
+	memcpy(at, eto, (size_t)nto);
+	X509_REQ_free(req);
+	p = der;
+	req = d2i_X509_REQ(NULL, &p, len);
+	ck_assert_ptr_nonnull(req);
+	OPENSSL_free(der);
+	OPENSSL_free(efrom);
+	OPENSSL_free(eto);
+	ASN1_OBJECT_free(ofrom);
+	ASN1_OBJECT_free(oto);
+	return req;
+}
+
+/* OIDs of the extension request attributes and of stand-ins of the same
+ * encoded length (smimeCapabilities and an unassigned sibling). */
+#define OID_EXT_REQ       "1.2.840.113549.1.9.14"
+#define OID_EXT_REQ_STAND "1.2.840.113549.1.9.15"
+#define OID_MS_EXT_REQ    "1.3.6.1.4.1.311.2.1.14"
+#define OID_MS_STAND      "1.3.6.1.4.1.311.2.1.99"
+
+/* Signs req with ec256, expects a refusal that contains why, frees req. */
+static void
+assert_req_refused(X509_REQ *req, const char *why)
+{
+	unsigned char *der;
+	size_t len;
+
+	ck_assert_int_gt(X509_REQ_sign(req, ec256, EVP_sha256()), 0);
+	der = req_der(req, &len);
+	assert_refused(der, len, why);
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+}
+
+/*
+ * OpenSSL, and so the policy, reads the first extensionRequest (else the
+ * first msExtReq) and its first value; a CA may read another.  A request
+ * with more than one of them, or with one of several values, is refused
+ * rather than judged on one and honoured on another.
+ */
+START_TEST(test_csr_several_extension_requests_refused)
+{
+	STACK_OF(X509_EXTENSION) *ca = ext_stack("basicConstraints", "CA:TRUE");
+	STACK_OF(X509_EXTENSION) *san =
+	    ext_stack("subjectAltName", "DNS:device.example.com");
+	X509_ATTRIBUTE *attr = NULL;
+	unsigned char *enc = NULL, *der;
+	X509_REQ *req;
+	size_t len;
+	int n;
+
+	/* Two extensionRequest attributes. */
+	req = make_req(ec256, EVP_sha256(), "device", 1);
+	add_ext_attr(req, OID_EXT_REQ_STAND, ca);
+	req = rename_attr(req, OID_EXT_REQ_STAND, OID_EXT_REQ);
+	assert_req_refused(req, "CSR has 2 extension request attributes");
+
+	/* extensionRequest and msExtReq. */
+	req = make_req(ec256, EVP_sha256(), "device", 1);
+	add_ext_attr(req, OID_MS_EXT_REQ, ca);
+	assert_req_refused(req, "CSR has 2 extension request attributes");
+
+	/* Two msExtReq. */
+	req = make_req(ec256, EVP_sha256(), "device", 0);
+	add_ext_attr(req, OID_MS_EXT_REQ, san);
+	add_ext_attr(req, OID_MS_STAND, ca);
+	req = rename_attr(req, OID_MS_STAND, OID_MS_EXT_REQ);
+	assert_req_refused(req, "CSR has 2 extension request attributes");
+
+	/* One extensionRequest holding two sets of extensions. */
+	req = make_req(ec256, EVP_sha256(), "device", 0);
+	n = ASN1_item_i2d((const ASN1_VALUE *)san, &enc,
+	                  ASN1_ITEM_rptr(X509_EXTENSIONS));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(X509_ATTRIBUTE_create_by_NID(
+	    &attr, NID_ext_req, V_ASN1_SEQUENCE, enc, n));
+	OPENSSL_free(enc);
+	enc = NULL;
+	n = ASN1_item_i2d((const ASN1_VALUE *)ca, &enc,
+	                  ASN1_ITEM_rptr(X509_EXTENSIONS));
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(
+	    X509_ATTRIBUTE_set1_data(attr, V_ASN1_SEQUENCE, enc, n), 1);
+	OPENSSL_free(enc);
+	ck_assert_int_eq(X509_ATTRIBUTE_count(attr), 2);
+	ck_assert_int_eq(X509_REQ_add1_attr(req, attr), 1);
+	X509_ATTRIBUTE_free(attr);
+	assert_req_refused(req,
+	                   "CSR extensionRequest attribute holds 2 values");
+
+	/* One msExtReq alone is a request like any other. */
+	req = make_req(ec256, EVP_sha256(), "device", 0);
+	add_ext_attr(req, OID_MS_EXT_REQ, san);
+	ck_assert_int_gt(X509_REQ_sign(req, ec256, EVP_sha256()), 0);
+	der = req_der(req, &len);
+	X509_REQ_free(req);
+	req = assert_parses(der, len);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+
+	sk_X509_EXTENSION_pop_free(ca, X509_EXTENSION_free);
+	sk_X509_EXTENSION_pop_free(san, X509_EXTENSION_free);
+}
+END_TEST
+
+/* X.509 allows one instance of an extension; a CA honours one of two. */
+START_TEST(test_csr_duplicate_extension_refused)
+{
+	STACK_OF(X509_EXTENSION) *ku =
+	    ext_stack("keyUsage", "digitalSignature");
+	X509_EXTENSION *again =
+	    X509V3_EXT_conf(NULL, NULL, "keyUsage", "keyCertSign");
+	X509_REQ *req;
+
+	ck_assert_ptr_nonnull(again);
+	ck_assert_int_gt(sk_X509_EXTENSION_push(ku, again), 0);
+	req = make_req(ec256, EVP_sha256(), "device", 0);
+	add_ext_attr(req, OID_EXT_REQ, ku);
+	assert_req_refused(req, "CSR requests extension keyUsage twice");
+	sk_X509_EXTENSION_pop_free(ku, X509_EXTENSION_free);
+}
+END_TEST
+
+/*
  * RSA and EC requests take csr.c's fast decoding path; what comes out must
  * be the request received, byte for byte, with its key decoded.
  */
@@ -961,6 +1191,9 @@ csr_suite(void)
 	tcase_add_test(tc, test_csr_empty_refused);
 	tcase_add_test(tc, test_csr_version_2_refused);
 	tcase_add_test(tc, test_csr_malformed_extension_request_refused);
+	tcase_add_test(tc, test_csr_ec_explicit_parameters_refused);
+	tcase_add_test(tc, test_csr_several_extension_requests_refused);
+	tcase_add_test(tc, test_csr_duplicate_extension_refused);
 	tcase_add_test(tc, test_csr_stale_errors_not_reported);
 	tcase_add_test(tc, test_csr_no_err_buffer);
 	tcase_add_test(tc, test_csr_decoded_as_received);

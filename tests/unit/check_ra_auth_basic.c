@@ -167,7 +167,8 @@ prefetch_cred(const struct ra_users *users, struct event_base *base,
 	int done = 0, rc, i;
 
 	make_header(header, sizeof(header), "Basic", cred, strlen(cred));
-	rc = ra_auth_basic_prefetch(users, header, base, prefetch_done, &done);
+	rc = ra_auth_basic_prefetch(users, header, "192.0.2.1:1", base,
+	                            prefetch_done, &done);
 	for (i = 0; rc == 1 && done == 0 && i < 1000; i++) {
 		(void)event_base_loop(base, EVLOOP_NONBLOCK);
 		if (done == 0)
@@ -209,10 +210,10 @@ START_TEST(test_basic_prefetch_verdicts)
 	                 RA_BASIC_UNKNOWN_USER);
 
 	/* Not Basic, or no users: answered on the spot. */
-	ck_assert_int_eq(ra_auth_basic_prefetch(users, "Bearer x", base,
+	ck_assert_int_eq(ra_auth_basic_prefetch(users, "Bearer x", NULL, base,
 	                                        prefetch_done, NULL),
 	                 0);
-	ck_assert_int_eq(ra_auth_basic_prefetch(NULL, "Basic YTpi", base,
+	ck_assert_int_eq(ra_auth_basic_prefetch(NULL, "Basic YTpi", NULL, base,
 	                                        prefetch_done, NULL),
 	                 0);
 	core_offload_drain(base);
@@ -405,22 +406,175 @@ START_TEST(test_basic_nul_in_password_refused)
 }
 END_TEST
 
+/* The name is copied as sent, for the log escaper, whole or not at all. */
 START_TEST(test_basic_user_name_copied_safely)
 {
 	struct ra_users *users = load_standard();
 	char header[256], user[64], tiny[4];
 
-	make_header(header, sizeof(header), "Basic", "a\001b\177c\nd:pw", 10);
+	make_header(header, sizeof(header), "Basic", "a\001b\177c\n\xff:pw",
+	            10);
 	ck_assert_int_eq(ra_auth_basic_check(users, header, user, sizeof(user)),
 	                 RA_BASIC_UNKNOWN_USER);
-	ck_assert_str_eq(user, "a?b?c?d");
-	/* A short buffer gets a truncated, terminated name. */
+	ck_assert_str_eq(user, "a\001b\177c\n\xff");
+	/* A short buffer gets no name rather than a cut one. */
 	ck_assert_int_eq(check_cred(users, "alice:secret", tiny, sizeof(tiny)),
 	                 RA_BASIC_OK);
-	ck_assert_str_eq(tiny, "ali");
+	ck_assert_str_eq(tiny, "");
 	/* No buffer at all is fine too. */
 	ck_assert_int_eq(check_cred(users, "alice:secret", NULL, 0),
 	                 RA_BASIC_OK);
+	ra_users_free(users);
+}
+END_TEST
+
+/* Names longer than RA_BASIC_USER_MAX: refused in the file, malformed as
+ * credentials, so that no log ever holds a cut name. */
+START_TEST(test_basic_long_user_name_refused)
+{
+	char name[RA_BASIC_USER_MAX + 2], text[1024], err[512], user[512];
+	char cred[RA_BASIC_USER_MAX + 16];
+	struct ra_users *users;
+	const char *path;
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	FMT(text, "%s:%s\n", name, hash_sha512);
+	path = write_file("long", text);
+	ck_assert_ptr_null(ra_users_load(path, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "user name longer than 255 bytes") != NULL,
+	              "%s", err);
+	/* One byte less is a name. */
+	name[sizeof(name) - 2] = '\0';
+	FMT(text, "%s:%s\n", name, hash_sha512);
+	path = write_file("long", text);
+	users = ra_users_load(path, err, sizeof(err));
+	ck_assert_msg(users != NULL, "%s", err);
+	FMT(cred, "%s:secret", name);
+	ck_assert_int_eq(check_cred(users, cred, user, sizeof(user)),
+	                 RA_BASIC_OK);
+	ck_assert_str_eq(user, name);
+	FMT(cred, "%sn:secret", name);
+	ck_assert_int_eq(check_cred(users, cred, user, sizeof(user)),
+	                 RA_BASIC_MALFORMED);
+	ck_assert_str_eq(user, "");
+	ra_users_free(users);
+}
+END_TEST
+
+/* Runs one throttled attempt of cred from client. */
+static enum ra_basic_result
+attempt_cred(const struct ra_users *users, const char *cred, const char *client,
+             int busy, struct ra_basic_attempt *a)
+{
+	char header[1100], user[RA_BASIC_USER_MAX + 1];
+
+	make_header(header, sizeof(header), "Basic", cred, strlen(cred));
+	memset(a, 0, sizeof(*a));
+	a->client = client;
+	a->busy = busy;
+	return ra_auth_basic_attempt(users, header, a, user, sizeof(user));
+}
+
+/*
+ * Failed attempts past the free ones make the user wait: the next
+ * attempt, even with the right password, is not checked.  Another user
+ * from another client is not held back; verified credentials still pass
+ * from this thread's cache.
+ */
+START_TEST(test_basic_attempt_throttles_failures)
+{
+	struct ra_users *users = load_standard();
+	struct ra_basic_attempt a;
+	char cred[64];
+	int i;
+
+	ra_auth_throttle_reset(NULL);
+	ck_assert_int_eq(
+	    attempt_cred(users, "bob:secret", "192.0.2.5:1", 0, &a),
+	    RA_BASIC_OK);
+	for (i = 0; i <= RA_THROTTLE_USER_FREE; i++) {
+		FMT(cred, "alice:wrong-%d", i);
+		ck_assert_int_eq(
+		    attempt_cred(users, cred, "198.51.100.1:1", 0, &a),
+		    RA_BASIC_BAD_PASSWORD);
+	}
+	ck_assert_int_eq(
+	    attempt_cred(users, "alice:secret", "192.0.2.2:1", 0, &a),
+	    RA_BASIC_THROTTLED);
+	ck_assert_int_eq(a.reason, RA_THROTTLE_USER);
+	ck_assert_uint_ge(a.retry_after, 1);
+	ck_assert_int_eq(
+	    attempt_cred(users, "carol:secret", "192.0.2.3:1", 0, &a),
+	    RA_BASIC_OK);
+	/* Unknown users count as much as wrong passwords, by name. */
+	for (i = 0; i <= RA_THROTTLE_USER_FREE; i++)
+		ck_assert_int_eq(
+		    attempt_cred(users, "mallory:x", "203.0.113.1:1", 0, &a),
+		    RA_BASIC_UNKNOWN_USER);
+	ck_assert_int_eq(
+	    attempt_cred(users, "mallory:x", "203.0.113.2:1", 0, &a),
+	    RA_BASIC_THROTTLED);
+	/* Cached credentials need no crypt(3): not held back, not even by
+	 * a full queue. */
+	ck_assert_int_eq(
+	    attempt_cred(users, "bob:secret", "198.51.100.1:1", 1, &a),
+	    RA_BASIC_OK);
+	ck_assert_int_eq(
+	    attempt_cred(users, "carol:other", "192.0.2.9:1", 1, &a),
+	    RA_BASIC_BUSY);
+	ck_assert_int_eq(a.reason, RA_THROTTLE_BUSY);
+	ck_assert_uint_eq(a.retry_after, 1);
+	ra_auth_throttle_reset(NULL);
+	ra_users_free(users);
+}
+END_TEST
+
+/*
+ * The helper threads take at most RA_THROTTLE_QUEUE_PER_CLIENT checks of
+ * one client; past that the prefetch says busy (-1) and runs nothing,
+ * while another client still gets its checks queued.  A place is given
+ * back when its check is done.
+ */
+START_TEST(test_basic_prefetch_fair_share)
+{
+	struct ra_users *users = load_standard();
+	struct event_base *base;
+	char header[1100], cred[64];
+	int done = 0, i, rc, queued = 0;
+
+	ra_auth_throttle_reset(NULL);
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	ck_assert_ptr_nonnull(base = event_base_new());
+	for (i = 0; i < RA_THROTTLE_QUEUE_PER_CLIENT + 4; i++) {
+		FMT(cred, "guess-%d:x", i);
+		make_header(header, sizeof(header), "Basic", cred,
+		            strlen(cred));
+		rc = ra_auth_basic_prefetch(users, header, "192.0.2.30:1", base,
+		                            prefetch_done, &done);
+		ck_assert_int_eq(rc, i < RA_THROTTLE_QUEUE_PER_CLIENT ? 1 : -1);
+		queued += rc == 1;
+	}
+	make_header(header, sizeof(header), "Basic", "alice:secret", 12);
+	ck_assert_int_eq(ra_auth_basic_prefetch(users, header, "192.0.2.31:1",
+	                                        base, prefetch_done, &done),
+	                 1);
+	queued++;
+	for (i = 0; done < queued && i < 2000; i++) {
+		(void)event_base_loop(base, EVLOOP_NONBLOCK);
+		if (done < queued)
+			usleep(5000);
+	}
+	ck_assert_int_eq(done, queued);
+	/* The places are back. */
+	make_header(header, sizeof(header), "Basic", "guess-x:x", 9);
+	ck_assert_int_eq(ra_auth_basic_prefetch(users, header, "192.0.2.30:1",
+	                                        base, prefetch_done, &done),
+	                 1);
+	core_offload_drain(base);
+	event_base_free(base);
+	core_offload_stop();
+	ra_auth_throttle_reset(NULL);
 	ra_users_free(users);
 }
 END_TEST
@@ -690,6 +844,9 @@ ra_auth_basic_suite(void)
 	tcase_add_test(tc, test_basic_malformed);
 	tcase_add_test(tc, test_basic_nul_in_password_refused);
 	tcase_add_test(tc, test_basic_user_name_copied_safely);
+	tcase_add_test(tc, test_basic_long_user_name_refused);
+	tcase_add_test(tc, test_basic_attempt_throttles_failures);
+	tcase_add_test(tc, test_basic_prefetch_fair_share);
 	tcase_add_test(tc, test_basic_empty_table);
 	tcase_add_test(tc, test_basic_no_final_newline);
 	tcase_add_test(tc, test_basic_plain_text_refused);

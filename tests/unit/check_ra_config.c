@@ -366,6 +366,8 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(config->limits.request_timeout, 30);
 	ck_assert_uint_eq(config->limits.max_conns_per_client, 256);
 	ck_assert_uint_eq(config->limits.max_conns_per_worker, 8192);
+	/* Left out: est/limits.c may lower it to fit the descriptors. */
+	ck_assert_int_eq(config->limits.per_worker_default, 1);
 	ck_assert_str_eq(config->logs.error, "-");
 	ck_assert_ptr_null(config->logs.access);
 	ck_assert_ptr_null(config->logs.audit);
@@ -414,7 +416,8 @@ START_TEST(test_config_full)
 	    "  },\n"
 	    "  \"limits\": {\"max_body\": 1024, \"max_headers\": 1048576,\n"
 	    "             \"timeout\": 3600, \"handshake_timeout\": 300,\n"
-	    "             \"request_timeout\": 1},\n"
+	    "             \"request_timeout\": 1, \"max_conns_per_worker\": "
+	    "8192},\n"
 	    "  \"logs\": {\"error\": \"logs/error.log\", \"access\": \"-\",\n"
 	    "           \"audit\": \"logs/audit.log\", \"level\": \"debug\"},\n"
 	    "  \"users\": \"users.htpasswd\",\n"
@@ -459,6 +462,10 @@ START_TEST(test_config_full)
 	ck_assert_uint_eq(config->limits.timeout, 3600);
 	ck_assert_uint_eq(config->limits.handshake_timeout, 300);
 	ck_assert_uint_eq(config->limits.request_timeout, 1);
+	/* Given, even at the default value, it is kept or estrad refuses to
+	 * start. */
+	ck_assert_uint_eq(config->limits.max_conns_per_worker, 8192);
+	ck_assert_int_eq(config->limits.per_worker_default, 0);
 	FMT(want, "%s/logs/error.log", realdir);
 	ck_assert_str_eq(config->logs.error, want);
 	ck_assert_str_eq(config->logs.access, "-");
@@ -683,6 +690,71 @@ START_TEST(test_config_min_version_refused)
 	expect_error(text,
 	             ":5:20: tls.min_version: must be \"1.2\" or \"1.3\", "
 	             "got \"1.1\"");
+}
+END_TEST
+
+/* A configuration whose tls object has the given members after the
+ * required ones, all on line 2. */
+static const char *
+config_tls_with(const char *members)
+{
+	static char text[4096];
+
+	FMT(text,
+	    "{\n"
+	    "  \"tls\": {\"cert\": \"server.pem\", \"key\": \"server.key\", "
+	    "\"explicit_ca\": \"ca.pem\", %s},\n"
+	    "  \"labels\": {\"default\": {\"ca\": " CA_BLOCK "}}\n"
+	    "}\n",
+	    members);
+	return text;
+}
+
+/* The bounds on a client's certificate list: defaults that fit real
+ * device chains, the values given, and strict ranges and types. */
+START_TEST(test_config_tls_peer_limits)
+{
+	struct ra_config *config;
+
+	config = load_ok(config_with("", ""));
+	ck_assert_uint_eq(config->tls.verify_depth, 4);
+	ck_assert_uint_eq(config->tls.max_cert_list, 16384);
+	ck_assert_uint_eq(config->tls.max_key_bits, 8192);
+	ra_config_free(config);
+
+	config = load_ok(config_tls_with("\"verify_depth\": 0, "
+	                                 "\"max_cert_list\": 4096, "
+	                                 "\"max_key_bits\": 16384"));
+	ck_assert_uint_eq(config->tls.verify_depth, 0);
+	ck_assert_uint_eq(config->tls.max_cert_list, 4096);
+	ck_assert_uint_eq(config->tls.max_key_bits, 16384);
+	ra_config_free(config);
+
+	expect_error_has(config_tls_with("\"verify_depth\": 33"), ":2:",
+	                 "tls.verify_depth: must be an integer from 0 to 32, "
+	                 "got 33");
+	expect_error_has(config_tls_with("\"verify_depth\": -1"), ":2:",
+	                 "tls.verify_depth: must be an integer from 0 to 32, "
+	                 "got -1");
+	expect_error_has(config_tls_with("\"max_cert_list\": 4095"), ":2:",
+	                 "tls.max_cert_list: must be an integer from 4096 to "
+	                 "1048576, got 4095");
+	expect_error_has(config_tls_with("\"max_cert_list\": 1048577"), ":2:",
+	                 "tls.max_cert_list: must be an integer from 4096 to "
+	                 "1048576, got 1048577");
+	expect_error_has(config_tls_with("\"max_key_bits\": 2047"), ":2:",
+	                 "tls.max_key_bits: must be an integer from 2048 to "
+	                 "16384, got 2047");
+	expect_error_has(config_tls_with("\"max_key_bits\": 16385"), ":2:",
+	                 "tls.max_key_bits: must be an integer from 2048 to "
+	                 "16384, got 16385");
+	expect_error_has(config_tls_with("\"verify_depth\": \"4\""), ":2:",
+	                 "tls.verify_depth: must be an integer, got a string");
+	expect_error_has(config_tls_with("\"max_cert_list\": 32768.0"), ":2:",
+	                 "tls.max_cert_list: must be an integer, got a real "
+	                 "number");
+	expect_error_has(config_tls_with("\"max_key_size\": 8192"),
+	                 ":2:", "tls: unknown key \"max_key_size\"");
 }
 END_TEST
 
@@ -1260,6 +1332,40 @@ START_TEST(test_config_logs)
 }
 END_TEST
 
+/* The pending store's bounds: defaults, ranges, and one within the other;
+ * its directory is refused when others may write into it. */
+START_TEST(test_config_pending_bounds)
+{
+	struct ra_config *config;
+	char path[PATH_MAX + 16];
+
+	config = load_ok(config_with("  \"pending\": {\"dir\": \"p\"},\n", ""));
+	ck_assert_ptr_nonnull(config->pending);
+	ra_config_free(config);
+	config = load_ok(config_with("  \"pending\": {\"dir\": \"p\", "
+	                             "\"max_records\": 5, "
+	                             "\"max_per_identity\": 5},\n",
+	                             ""));
+	ra_config_free(config);
+	expect_error_has(
+	    config_with(
+	        "  \"pending\": {\"dir\": \"p\", \"max_records\": 0},\n", ""),
+	    ":3:", "pending.max_records: must be an integer from 1 to 1000000");
+	expect_error_has(config_with("  \"pending\": {\"dir\": \"p\", "
+	                             "\"max_records\": 5, "
+	                             "\"max_per_identity\": 6},\n",
+	                             ""),
+	                 ":3:",
+	                 "pending.max_per_identity: 6 is more than "
+	                 "pending.max_records (5)");
+	FMT(path, "%s/p", realdir);
+	ck_assert_int_eq(chmod(path, 0777), 0);
+	expect_error_has(config_with("  \"pending\": {\"dir\": \"p\"},\n", ""),
+	                 ":3:", "is group- or world-writable (mode 0777)");
+	ck_assert_int_eq(chmod(path, 0700), 0);
+}
+END_TEST
+
 START_TEST(test_config_json_syntax_error)
 {
 	static const char text[] = "{\n"
@@ -1556,6 +1662,7 @@ ra_config_suite(void)
 	tcase_add_test(tc, test_config_ranges);
 	tcase_add_test(tc, test_config_limits_deadlines);
 	tcase_add_test(tc, test_config_min_version_refused);
+	tcase_add_test(tc, test_config_tls_peer_limits);
 	tcase_add_test(tc, test_config_label_names);
 	tcase_add_test(tc, test_config_label_operation_name_refused);
 	tcase_add_test(tc, test_config_missing_files);
@@ -1573,6 +1680,7 @@ ra_config_suite(void)
 	tcase_add_test(tc, test_config_csrattrs);
 	tcase_add_test(tc, test_config_users_file_errors);
 	tcase_add_test(tc, test_config_logs);
+	tcase_add_test(tc, test_config_pending_bounds);
 	tcase_add_test(tc, test_config_json_syntax_error);
 	tcase_add_test(tc, test_config_missing_file);
 	tcase_add_test(tc, test_config_relative_config_path);

@@ -208,7 +208,163 @@ START_TEST(test_log_access_escapes_user_agent)
 	                            .user_agent = "evil\"\n agent"};
 
 	ra_log_access(&e);
-	assert_matches(last_line(access_path), "ua=\"evil\"\\\\x0a agent\"$");
+	assert_matches(last_line(access_path),
+	               "ua=\"evil\\\\\"\\\\x0a agent\"$");
+}
+END_TEST
+
+/*
+ * Splits an access line on the spaces outside double quotes (a quote
+ * behind a backslash does not count) into at most max tokens; returns how
+ * many, or -1 when a quote is left open.
+ */
+static int
+access_tokens(const char *line, char tokens[][512], int max)
+{
+	int n = 0, inq = 0;
+	size_t o = 0;
+
+	for (; *line != '\0'; line++) {
+		if (inq && *line == '\\' && line[1] != '\0') {
+			if (n < max && o + 2 < 512) {
+				tokens[n][o++] = line[0];
+				tokens[n][o++] = line[1];
+			}
+			line++;
+			continue;
+		}
+		if (*line == '"')
+			inq = !inq;
+		if (*line == ' ' && !inq) {
+			if (n < max)
+				tokens[n][o] = '\0';
+			n++;
+			o = 0;
+			continue;
+		}
+		if (n < max && o + 1 < 512)
+			tokens[n][o++] = *line;
+	}
+	if (n < max)
+		tokens[n][o] = '\0';
+	return inq ? -1 : n + 1;
+}
+
+/*
+ * A user name, User-Agent and request target that try to close their
+ * quotes and add fields: each stays one token, escaped, and the fields
+ * after it are the real ones.
+ */
+START_TEST(test_log_access_fields_cannot_be_forged)
+{
+	struct ra_access_entry e = {
+	    .rid = "0123456789abcdef",
+	    .client = "192.0.2.1:1",
+	    .method = "GET",
+	    .path = "/.well-known/est/cacerts?x\" 200 0 tls=x",
+	    .status = 401,
+	    .auth = "none",
+	    .identity = "a\" label=phones outcome=ISSUED x=\"\\",
+	    .label = "default",
+	    .op = "simpleenroll",
+	    .outcome = "REFUSED",
+	    .user_agent = "ua\\\" label=phones outcome=ISSUED ua=\"",
+	};
+	char tokens[24][512];
+
+	ra_log_access(&e);
+	ck_assert_int_eq(access_tokens(last_line(access_path), tokens, 24), 17);
+	ck_assert_str_eq(tokens[3], "\"GET /.well-known/est/cacerts?x\\\" "
+	                            "200 0 tls=x HTTP/1.1\"");
+	ck_assert_str_eq(tokens[8], "id=\"a\\\" label=phones "
+	                            "outcome=ISSUED x=\\\"\\\\\"");
+	ck_assert_str_eq(tokens[9], "label=default");
+	ck_assert_str_eq(tokens[12], "outcome=REFUSED");
+	ck_assert_str_eq(tokens[16], "ua=\"ua\\\\\\\" label=phones "
+	                             "outcome=ISSUED ua=\\\"\"");
+}
+END_TEST
+
+/* The identity is never cut, however long the other fields are. */
+START_TEST(test_log_access_identity_never_cut)
+{
+	char identity[2100], ua[3000];
+	struct ra_access_entry e = {.rid = "0123456789abcdef",
+	                            .method = "GET",
+	                            .path = "/x",
+	                            .status = 200,
+	                            .identity = identity,
+	                            .user_agent = ua};
+	const char *line;
+
+	memset(identity, 'i', sizeof(identity) - 2);
+	identity[sizeof(identity) - 2] = 'Z';
+	identity[sizeof(identity) - 1] = '\0';
+	memset(ua, '"', sizeof(ua) - 1);
+	ua[sizeof(ua) - 1] = '\0';
+	ra_log_access(&e);
+	line = last_line(access_path);
+	ck_assert_ptr_nonnull(strstr(line, "iiiiZ\" label=-"));
+	ck_assert_uint_lt(strlen(line), 4096);
+}
+END_TEST
+
+START_TEST(test_log_escape_modes)
+{
+	char buf[64];
+
+	/* Estrad's own text keeps its quotes; bytes are escaped. */
+	ck_assert_str_eq(ra_log_escape("say \"\\x\"\x01\xff", RA_LOG_ESC_TEXT,
+	                               buf, sizeof(buf)),
+	                 "say \"\\x\"\\x01\\xff");
+	/* A value: quote and backslash escaped, so "\x01" written by a
+	 * client differs from an escaped byte. */
+	ck_assert_str_eq(
+	    ra_log_escape("a\"b\\x01\x01", RA_LOG_ESC_INNER, buf, sizeof(buf)),
+	    "a\\\"b\\\\x01\\x01");
+	ck_assert_str_eq(
+	    ra_log_escape("a\\b", RA_LOG_ESC_QUOTE, buf, sizeof(buf)),
+	    "a\\\\b");
+	ck_assert_str_eq(ra_log_escape("", RA_LOG_ESC_INNER, buf, sizeof(buf)),
+	                 "");
+	/* Cut at an escape boundary, quotes closed. */
+	ck_assert_str_eq(ra_log_escape("ab \xff", RA_LOG_ESC_QUOTE, buf, 8),
+	                 "\"ab \"");
+}
+END_TEST
+
+START_TEST(test_log_escape_new_whole)
+{
+	char big[5000], *out;
+
+	memset(big, 0xff, sizeof(big));
+	out = ra_log_escape_new(big, sizeof(big), RA_LOG_ESC_INNER);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_uint_eq(strlen(out), 4 * sizeof(big));
+	free(out);
+	/* NUL bytes inside are escaped, not an end. */
+	out = ra_log_escape_new("a\0b", 3, RA_LOG_ESC_QUOTE);
+	ck_assert_str_eq(out, "a\\x00b");
+	free(out);
+	out = ra_log_escape_new("a, b", 4, RA_LOG_ESC_QUOTE);
+	ck_assert_str_eq(out, "\"a, b\"");
+	free(out);
+}
+END_TEST
+
+/* A string that is not UTF-8 becomes a JSON string, escaped, instead of
+ * no string at all (a lost key in the audit record). */
+START_TEST(test_log_json_string_not_utf8)
+{
+	json_t *j = ra_log_json_string("ev\"il\xff\xc3(", RA_LOG_ESC_INNER);
+
+	ck_assert_ptr_nonnull(j);
+	ck_assert(json_is_string(j));
+	ck_assert_str_eq(json_string_value(j), "ev\\\"il\\xff\\xc3(");
+	json_decref(j);
+	j = ra_log_json_string(NULL, RA_LOG_ESC_TEXT);
+	ck_assert_str_eq(json_string_value(j), "");
+	json_decref(j);
 }
 END_TEST
 
@@ -396,6 +552,11 @@ ra_log_suite(void)
 	tcase_add_test(tc, test_log_long_message_keeps_context_and_hint);
 	tcase_add_test(tc, test_log_access_line);
 	tcase_add_test(tc, test_log_access_escapes_user_agent);
+	tcase_add_test(tc, test_log_access_fields_cannot_be_forged);
+	tcase_add_test(tc, test_log_access_identity_never_cut);
+	tcase_add_test(tc, test_log_escape_modes);
+	tcase_add_test(tc, test_log_escape_new_whole);
+	tcase_add_test(tc, test_log_json_string_not_utf8);
 	tcase_add_test(tc, test_log_audit_json_line);
 	tcase_add_test(tc, test_log_reopen_follows_rename);
 	tcase_add_test(tc, test_log_open_failure_names_path);

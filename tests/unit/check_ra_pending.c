@@ -19,13 +19,25 @@
 static char dir[] = "/tmp/check_ra_pending.XXXXXX";
 static struct ra_pending *store;
 
+/* Opens a store on path with the given bounds, as the current user. */
+static struct ra_pending *
+open_store(const char *path, unsigned int max_records,
+           unsigned int max_per_identity, char *err, size_t errlen)
+{
+	struct ra_pending_params params = {3600, max_records, max_per_identity,
+	                                   geteuid()};
+
+	return ra_pending_open_dir(path, &params, err, errlen);
+}
+
 static void
 setup(void)
 {
-	char err[256];
+	char err[512];
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	store = ra_pending_open_dir(dir, 3600, err, sizeof(err));
+	store = open_store(dir, RA_PENDING_MAX_RECORDS,
+	                   RA_PENDING_MAX_PER_IDENTITY, err, sizeof(err));
 	ck_assert_msg(store != NULL, "%s", err);
 }
 
@@ -264,9 +276,261 @@ START_TEST(test_pending_open_refuses_unwritable_dir)
 {
 	char err[256];
 
-	ck_assert_ptr_null(
-	    ra_pending_open_dir("/proc/nope", 60, err, sizeof(err)));
+	ck_assert_ptr_null(open_store("/proc/nope", 10, 10, err, sizeof(err)));
 	ck_assert_ptr_nonnull(strstr(err, "/proc/nope"));
+}
+END_TEST
+
+/* Writes text to path (created or truncated). */
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Reads at most len - 1 bytes of path into buf. */
+static void
+read_file(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+START_TEST(test_pending_put_never_follows_planted_link)
+{
+	struct ra_pending_record in;
+	char victim[] = "/tmp/check_ra_pending_victim.XXXXXX";
+	char link[400], text[64], err[256];
+	int fd;
+
+	ck_assert_int_ge(fd = mkstemp(victim), 0);
+	close(fd);
+	write_file(victim, "precious\n");
+	fill(
+	    &in,
+	    "00000000000000000000000000000000000000000000000000000000000000cc");
+	/* The temporary name the store used to pick: the key and the pid,
+	 * both known to anyone who can compute a key. */
+	snprintf(link, sizeof(link), "%s/.%s.%ld.tmp", dir, in.key,
+	         (long)getpid());
+	ck_assert_int_eq(symlink(victim, link), 0);
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)), 0);
+	read_file(victim, text, sizeof(text));
+	unlink(victim);
+	ck_assert_str_eq(text, "precious\n");
+}
+END_TEST
+
+START_TEST(test_pending_get_refuses_link_and_fifo)
+{
+	struct ra_pending_record in, out;
+	char outside[] = "/tmp/check_ra_pending_outside.XXXXXX";
+	char path[400], err[256], *text;
+	int fd;
+
+	fill(
+	    &in,
+	    "00000000000000000000000000000000000000000000000000000000000000dd");
+	ck_assert_ptr_nonnull(text = ra_pending_record_format(&in));
+	ck_assert_int_ge(fd = mkstemp(outside), 0);
+	close(fd);
+	write_file(outside, text);
+	free(text);
+	/* A record that is a link to a file elsewhere is not read. */
+	snprintf(path, sizeof(path), "%s/%s.json", dir, in.key);
+	ck_assert_int_eq(symlink(outside, path), 0);
+	ck_assert_int_eq(store->ops->get(store, in.key, &out, err, sizeof(err)),
+	                 -1);
+	ck_assert_ptr_nonnull(strstr(err, in.key));
+	unlink(outside);
+	/* Nor is a FIFO, and reading it does not block. */
+	fill(
+	    &in,
+	    "00000000000000000000000000000000000000000000000000000000000000de");
+	snprintf(path, sizeof(path), "%s/%s.json", dir, in.key);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(store->ops->get(store, in.key, &out, err, sizeof(err)),
+	                 -1);
+}
+END_TEST
+
+START_TEST(test_pending_open_refuses_unsafe_dir)
+{
+	struct ra_pending *again;
+	char err[512];
+	const mode_t unsafe[] = {0777, 01777, 0770, 0720};
+	size_t i;
+
+	/* Group- or world-writable, even with the sticky bit: another user
+	 * could plant links. */
+	for (i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
+		ck_assert_int_eq(chmod(dir, unsafe[i]), 0);
+		ck_assert_ptr_null(open_store(dir, 10, 10, err, sizeof(err)));
+		ck_assert_ptr_nonnull(strstr(err, dir));
+		ck_assert_msg(strstr(err, "group- or world-writable") != NULL,
+		              "%s", err);
+	}
+	ck_assert_int_eq(chmod(dir, 0700), 0);
+	again = open_store(dir, 10, 10, err, sizeof(err));
+	ck_assert_msg(again != NULL, "%s", err);
+	ra_pending_close(again);
+	/* Owned by someone else (only root can give it away). */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(dir, 65534, 65534), 0);
+		ck_assert_ptr_null(open_store(dir, 10, 10, err, sizeof(err)));
+		ck_assert_msg(strstr(err, "owned by uid 65534") != NULL, "%s",
+		              err);
+		/* Root's directory is fine for root, not for a user it
+		 * cannot write as. */
+		ck_assert_int_eq(chown(dir, 0, 0), 0);
+		{
+			struct ra_pending_params p = {60, 10, 10, 65534};
+
+			ck_assert_ptr_null(
+			    ra_pending_open_dir(dir, &p, err, sizeof(err)));
+			ck_assert_msg(strstr(err, "uid 65534") != NULL, "%s",
+			              err);
+		}
+	}
+}
+END_TEST
+
+/* Fills r as record number i of identity. */
+static void
+fill_nth(struct ra_pending_record *r, const char *identity, unsigned int i)
+{
+	fill(
+	    r,
+	    "0000000000000000000000000000000000000000000000000000000000000000");
+	snprintf(r->key + 56, 9, "%08x", i);
+	snprintf(r->identity, sizeof(r->identity), "%s", identity);
+}
+
+START_TEST(test_pending_bounds_refuse_new_records)
+{
+	struct ra_pending_record in, out;
+	struct ra_pending *small;
+	char err[512];
+	unsigned int i;
+
+	ra_pending_close(store);
+	store = NULL;
+	small = open_store(dir, 5, 3, err, sizeof(err));
+	ck_assert_msg(small != NULL, "%s", err);
+	/* Three of alice's, then the fourth is refused for her bound. */
+	for (i = 0; i < 3; i++) {
+		fill_nth(&in, "alice", i);
+		ck_assert_int_eq(small->ops->put(small, &in, err, sizeof(err)),
+		                 0);
+	}
+	fill_nth(&in, "alice", 3);
+	ck_assert_int_eq(small->ops->put(small, &in, err, sizeof(err)),
+	                 RA_PENDING_FULL);
+	ck_assert_msg(strstr(err, "pending.max_per_identity 3") != NULL, "%s",
+	              err);
+	ck_assert_int_eq(small->ops->get(small, in.key, &out, err, sizeof(err)),
+	                 0);
+	/* A record written again (its state changed) is no new one. */
+	fill_nth(&in, "alice", 1);
+	in.state = RA_PENDING_REJECTED;
+	ck_assert_int_eq(small->ops->put(small, &in, err, sizeof(err)), 0);
+	/* Two of bob's fill the store; carol's is refused for the total. */
+	for (i = 10; i < 12; i++) {
+		fill_nth(&in, "bob", i);
+		ck_assert_int_eq(small->ops->put(small, &in, err, sizeof(err)),
+		                 0);
+	}
+	fill_nth(&in, "carol", 20);
+	ck_assert_int_eq(small->ops->put(small, &in, err, sizeof(err)),
+	                 RA_PENDING_FULL);
+	ck_assert_msg(strstr(err, "pending.max_records 5") != NULL, "%s", err);
+	/* A record collected makes room. */
+	fill_nth(&out, "alice", 0);
+	ck_assert_int_eq(small->ops->remove(small, out.key, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(small->ops->put(small, &in, err, sizeof(err)), 0);
+	ck_assert_int_eq(small->ops->put(small, &in, err, sizeof(err)), 0);
+	/* The count survives a new store on the same directory (a reload
+	 * shares the index) and a restart (the index is read again). */
+	store = open_store(dir, 5, 3, err, sizeof(err));
+	ck_assert_msg(store != NULL, "%s", err);
+	fill_nth(&in, "dave", 30);
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)),
+	                 RA_PENDING_FULL);
+	ra_pending_close(small);
+	ra_pending_close(store);
+	store = open_store(dir, 5, 3, err, sizeof(err));
+	ck_assert_msg(store != NULL, "%s", err);
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)),
+	                 RA_PENDING_FULL);
+	fill_nth(&in, "alice", 2);
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)), 0);
+}
+END_TEST
+
+START_TEST(test_pending_expire_work_is_bounded)
+{
+	struct ra_pending_record in, out;
+	char err[512], name[32], path[400], *text;
+	unsigned int i, total = 3 * RA_PENDING_EXPIRE_SCAN, expired = 0;
+	int n, removed = 0, calls = 0;
+
+	ra_log_open(NULL, NULL, NULL, CORE_LOG_EMERG, err, sizeof(err));
+	/* Many records, every tenth one expired, written as a store of an
+	 * earlier run left them (put would fsync each), then read by a
+	 * store opened afterwards. */
+	ra_pending_close(store);
+	store = NULL;
+	for (i = 0; i < total; i++) {
+		snprintf(name, sizeof(name), "CN=%u", i);
+		fill_nth(&in, name, i);
+		if (i % 10 == 0) {
+			in.expires = time(NULL) - 10;
+			expired++;
+		}
+		ck_assert_ptr_nonnull(text = ra_pending_record_format(&in));
+		snprintf(path, sizeof(path), "%s/%s.json", dir, in.key);
+		write_file(path, text);
+		free(text);
+	}
+	store = open_store(dir, RA_PENDING_MAX_RECORDS,
+	                   RA_PENDING_MAX_PER_IDENTITY, err, sizeof(err));
+	ck_assert_msg(store != NULL, "%s", err);
+	/* Each call looks at a bounded number of records and goes on
+	 * where the last one stopped, until all expired ones are gone. */
+	while (removed < (int)expired && calls < 1000) {
+		n = store->ops->expire(store, time(NULL), err, sizeof(err));
+		ck_assert_int_ge(n, 0);
+		ck_assert_int_le(n, RA_PENDING_EXPIRE_REMOVE);
+		ck_assert_uint_gt(ra_pending_dir_examined(store), 0);
+		ck_assert_uint_le(ra_pending_dir_examined(store),
+		                  RA_PENDING_EXPIRE_SCAN);
+		removed += n;
+		calls++;
+	}
+	ck_assert_int_eq(removed, (int)expired);
+	ck_assert_int_ge(calls, (int)(expired / RA_PENDING_EXPIRE_REMOVE));
+	snprintf(path, sizeof(path), "ls %s | grep -c json | grep -qx %u", dir,
+	         total - expired);
+	ck_assert_int_eq(system(path), 0);
+	/* A record past its lifetime is gone even before the scan comes
+	 * by. */
+	fill_nth(&in, "late", total);
+	in.expires = time(NULL) - 1;
+	ck_assert_int_eq(store->ops->put(store, &in, err, sizeof(err)), 0);
+	ck_assert_int_eq(store->ops->get(store, in.key, &out, err, sizeof(err)),
+	                 0);
+	snprintf(path, sizeof(path), "%s/%s.json", dir, in.key);
+	ck_assert_int_ne(access(path, F_OK), 0);
 }
 END_TEST
 
@@ -285,6 +549,11 @@ ra_pending_suite(void)
 	tcase_add_test(tc, test_pending_bad_key_never_touches_files);
 	tcase_add_test(tc, test_pending_expire_removes_only_old_records);
 	tcase_add_test(tc, test_pending_open_refuses_unwritable_dir);
+	tcase_add_test(tc, test_pending_put_never_follows_planted_link);
+	tcase_add_test(tc, test_pending_get_refuses_link_and_fifo);
+	tcase_add_test(tc, test_pending_open_refuses_unsafe_dir);
+	tcase_add_test(tc, test_pending_bounds_refuse_new_records);
+	tcase_add_test(tc, test_pending_expire_work_is_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }

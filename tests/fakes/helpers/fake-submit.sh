@@ -23,13 +23,24 @@
 #   hang          never answers (a child sleep keeps running)
 #   huge          exit 0 after 3 MB of output
 #   env           write the environment to $FAKE_STATE/env.out, then issue
+#   slow-roots    FETCH-ROOTS: add a line to $FAKE_STATE/roots.count, sleep
+#                 FAKE_SLEEP seconds (default 3), answer, then touch
+#                 $FAKE_STATE/roots.done; SUBMIT and POLL as issue
+#   slow-roots-fail  FETCH-ROOTS: add a line to roots.count, sleep 1, exit 3
+#   slow-wait     SUBMIT: note how many runs are under way at once in
+#                 $FAKE_STATE/concurrent (one number a line), sleep
+#                 FAKE_SLEEP seconds (default 2), exit 1 with a cookie
+#   sleepy        every operation: write its pid and that of a child sleep
+#                 to $FAKE_STATE/pids, then wait for the sleep (120 s)
+#   orphan        SUBMIT: leave a sleep running in the background (its pid
+#                 in $FAKE_STATE/orphan.pid), then issue and exit
 #
 # FETCH-ROOTS prints "Fake Helper CA" and the CA certificate for the modes
 # that do not fail everything; IDENTIFY prints "Fake helper (estrad tests)".
 #
 # Environment (set in the label's "env"): FAKE_STATE, a writable directory;
 # FAKE_CA_CERT and FAKE_CA_KEY, the CA that signs (default: one made in
-# FAKE_STATE on first use).
+# FAKE_STATE on first use); FAKE_SLEEP, seconds for the slow modes.
 set -u
 mode=${1:-issue}
 op=${CERTMONGER_OPERATION:-SUBMIT}
@@ -126,14 +137,34 @@ huge)
 	head -c 3000000 /dev/zero | tr '\0' 'A'
 	exit 0
 	;;
+sleepy)
+	echo $$ >>"$state/pids"
+	sleep 120 &
+	echo $! >>"$state/pids"
+	wait
+	exit 3
+	;;
 esac
 
 case $op in
 SUBMIT | POLL) ;;
 FETCH-ROOTS)
+	case $mode in
+	slow-roots)
+		echo $$ >>"$state/roots.count"
+		sleep "${FAKE_SLEEP:-3}"
+		;;
+	slow-roots-fail)
+		echo $$ >>"$state/roots.count"
+		sleep 1
+		echo "fake-submit: the CA is down"
+		exit 3
+		;;
+	esac
 	ca_setup
 	echo "Fake Helper CA"
 	cat "$FAKE_CA_CERT"
+	[ "$mode" != slow-roots ] || touch "$state/roots.done"
 	exit 0
 	;;
 IDENTIFY)
@@ -144,7 +175,26 @@ IDENTIFY)
 esac
 
 case $mode in
-issue) sign_env ;;
+issue | slow-roots | slow-roots-fail) sign_env ;;
+slow-wait)
+	# A file per run under way: the count seen after adding our own is
+	# at least the number running together at that moment.
+	touch "$state/run.$$"
+	n=0
+	for f in "$state"/run.*; do
+		[ -e "$f" ] && n=$((n + 1))
+	done
+	echo "$n" >>"$state/concurrent"
+	sleep "${FAKE_SLEEP:-2}"
+	rm -f "$state/run.$$"
+	echo "fake-cookie-slow"
+	exit 1
+	;;
+orphan)
+	sleep 120 >/dev/null 2>&1 &
+	echo $! >"$state/orphan.pid"
+	sign_env
+	;;
 issue-p7) sign_env p7 ;;
 issue-der) sign_env der ;;
 wrong-key)
