@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ca_plugins/certsrv_page.h"
+#include "core/escape.h"
 
 #define PG_NONE ((size_t)-1)
 
@@ -781,8 +782,7 @@ const char *
 certsrv_page_excerpt(const char *buf, size_t len, char *out, size_t outlen)
 {
 	char text[PG_EXCERPT_MAX + 1];
-	size_t i, o = 0, scan;
-	int n;
+	size_t scan;
 
 	if (out == NULL || outlen == 0)
 		return out;
@@ -793,21 +793,7 @@ certsrv_page_excerpt(const char *buf, size_t len, char *out, size_t outlen)
 	 * size: enough to recognise what answered. */
 	scan = len > 8192 ? 8192 : len;
 	pg_text(buf, 0, scan, text, sizeof(text));
-	for (i = 0; text[i] != '\0' && o + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)text[i];
-
-		if (c == '"' || c == '\\')
-			n = snprintf(out + o, outlen - o, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			n = snprintf(out + o, outlen - o, "\\x%02x", c);
-		else
-			n = snprintf(out + o, outlen - o, "%c", c);
-		if (n < 0 || (size_t)n >= outlen - o) {
-			out[o] = '\0';
-			break;
-		}
-		o += (size_t)n;
-	}
+	core_escape(text, CORE_ESCAPE_INNER, out, outlen);
 	return out;
 }
 

@@ -15,6 +15,7 @@
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
+#include "core/escape.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "est/conn.h"
@@ -278,8 +279,7 @@ est_conn_read_csr(struct est_conn_request *creq)
 		    "send the CSR as Content-Type: application/pkcs10",
 		    "%s refused: Content-Type \"%s\" is not application/pkcs10",
 		    req->op_name,
-		    ra_log_escape(type, RA_LOG_ESC_INNER, shown,
-		                  sizeof(shown)));
+		    core_escape(type, CORE_ESCAPE_INNER, shown, sizeof(shown)));
 		goto out;
 	}
 	len = evbuffer_get_length(body);
@@ -366,10 +366,10 @@ est_conn_gone(struct evhttp_request *evreq)
 	ra_log(CORE_LOG_INFO, "est.conn", NULL, NULL,
 	       "client left while its Basic credentials were checked, "
 	       "uri: \"%s\"",
-	       ra_log_escape(evhttp_request_get_uri(evreq) != NULL
-	                         ? evhttp_request_get_uri(evreq)
-	                         : "-",
-	                     RA_LOG_ESC_INNER, uri, sizeof(uri)));
+	       core_escape(evhttp_request_get_uri(evreq) != NULL
+	                       ? evhttp_request_get_uri(evreq)
+	                       : "-",
+	                   CORE_ESCAPE_INNER, uri, sizeof(uri)));
 	evhttp_send_error(evreq, 503, "Client gone");
 	return 1;
 }
@@ -523,10 +523,10 @@ est_conn_handle_now(struct evhttp_request *evreq,
 		       "estrad is out of memory; check its limits",
 		       "request refused: out of memory, answer: 500, uri: "
 		       "\"%s\"",
-		       ra_log_escape(evhttp_request_get_uri(evreq) != NULL
-		                         ? evhttp_request_get_uri(evreq)
-		                         : "-",
-		                     RA_LOG_ESC_INNER, shown, sizeof(shown)));
+		       core_escape(evhttp_request_get_uri(evreq) != NULL
+		                       ? evhttp_request_get_uri(evreq)
+		                       : "-",
+		                   CORE_ESCAPE_INNER, shown, sizeof(shown)));
 		evhttp_send_error(evreq, 500, "Out of memory");
 		return;
 	}

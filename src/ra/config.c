@@ -30,6 +30,7 @@
 #include <openssl/x509.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "core/log.h"
 #include "ra/config.h"
 #include "ra/safedir.h"
@@ -408,35 +409,11 @@ out:
 	return rc;
 }
 
-/*
- * Copies s into buf (size len) for a message: printable ASCII as is, other
- * bytes as \xHH, '"' and '\' escaped.  Returns buf.
- */
+/* Copies s into buf (size len) for a message, escaped (core/escape.h). */
 static const char *
 cfg_printable(const char *s, char *buf, size_t len)
 {
-	size_t used = 0;
-
-	if (len == 0)
-		return buf;
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-		char tmp[8];
-		size_t n;
-
-		if (ch == '"' || ch == '\\')
-			n = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			n = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", ch);
-		else
-			n = (size_t)snprintf(tmp, sizeof(tmp), "%c", ch);
-		if (used + n >= len)
-			break;
-		memcpy(buf + used, tmp, n);
-		used += n;
-	}
-	buf[used] = '\0';
-	return buf;
+	return core_escape(s, CORE_ESCAPE_INNER, buf, len);
 }
 
 /*

@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "core/escape.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/offload.h"
@@ -245,101 +246,6 @@ ra_log_set_level(int level)
 	__atomic_store_n(&ra_log_level, level, __ATOMIC_RELAXED);
 }
 
-/*
- * Writes the escaped form of byte c in mode to out (room for 4 bytes);
- * returns its length.
- */
-static size_t
-ra_log_escape_byte(unsigned char c, int mode, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	if (c < 0x20 || c >= 0x7f) {
-		out[0] = '\\';
-		out[1] = 'x';
-		out[2] = hex[c >> 4];
-		out[3] = hex[c & 0xf];
-		return 4;
-	}
-	if (mode != RA_LOG_ESC_TEXT && (c == '"' || c == '\\')) {
-		out[0] = '\\';
-		out[1] = (char)c;
-		return 2;
-	}
-	out[0] = (char)c;
-	return 1;
-}
-
-/* Whether mode wraps the n bytes at s in double quotes. */
-static int
-ra_log_escape_quoted(const unsigned char *s, size_t n, int mode)
-{
-	return mode == RA_LOG_ESC_QUOTE &&
-	       (n == 0 || memchr(s, ' ', n) != NULL ||
-	        memchr(s, ',', n) != NULL || memchr(s, '"', n) != NULL);
-}
-
-const char *
-ra_log_escape(const char *s, int mode, char *buf, size_t len)
-{
-	const unsigned char *p;
-	size_t o = 0, n, limit;
-	char piece[4];
-	int quoted;
-
-	if (len == 0)
-		return buf;
-	if (s == NULL)
-		s = "";
-	quoted =
-	    ra_log_escape_quoted((const unsigned char *)s, strlen(s), mode);
-	/* Room for the closing quote and the NUL; an escape is never cut
-	 * in two. */
-	if (len < (quoted ? 3u : 1u)) {
-		buf[0] = '\0';
-		return buf;
-	}
-	limit = len - 1 - (quoted ? 1 : 0);
-	if (quoted)
-		buf[o++] = '"';
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		n = ra_log_escape_byte(*p, mode, piece);
-		if (o + n > limit)
-			break;
-		memcpy(buf + o, piece, n);
-		o += n;
-	}
-	if (quoted)
-		buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
-}
-
-char *
-ra_log_escape_new(const void *s, size_t n, int mode)
-{
-	const unsigned char *p = s;
-	size_t i, len = 0, o = 0;
-	char piece[4], *out;
-	int quoted;
-
-	if (p == NULL)
-		n = 0;
-	quoted = ra_log_escape_quoted(p, n, mode);
-	for (i = 0; i < n; i++)
-		len += ra_log_escape_byte(p[i], mode, piece);
-	if ((out = malloc(len + (quoted ? 2 : 0) + 1)) == NULL)
-		return NULL;
-	if (quoted)
-		out[o++] = '"';
-	for (i = 0; i < n; i++)
-		o += ra_log_escape_byte(p[i], mode, out + o);
-	if (quoted)
-		out[o++] = '"';
-	out[o] = '\0';
-	return out;
-}
-
 json_t *
 ra_log_json_string(const char *s, int mode)
 {
@@ -349,7 +255,7 @@ ra_log_json_string(const char *s, int mode)
 	if (s == NULL)
 		s = "";
 	/* The escaped text is printable ASCII, so jansson takes it. */
-	if ((text = ra_log_escape_new(s, strlen(s), mode)) != NULL) {
+	if ((text = core_escape_new(s, strlen(s), mode)) != NULL) {
 		j = json_string(text);
 		free(text);
 	}
@@ -366,7 +272,7 @@ ra_log_append_field(char *line, size_t *used, size_t len, const char *key,
 
 	if (value == NULL || *used >= len)
 		return;
-	ra_log_escape(value, mode, escaped, sizeof(escaped));
+	core_escape(value, mode, escaped, sizeof(escaped));
 	n = snprintf(line + *used, len - *used, ", %s: %s", key, escaped);
 	if (n > 0)
 		*used = (size_t)n >= len - *used ? len - 1 : *used + (size_t)n;
@@ -387,7 +293,7 @@ ra_log(enum core_log_level level, const char *component,
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	ra_log_escape(message, RA_LOG_ESC_TEXT, escaped, sizeof(escaped));
+	core_escape(message, CORE_ESCAPE_TEXT, escaped, sizeof(escaped));
 	ra_log_timestamp(ts, sizeof(ts));
 
 	n = snprintf(line, sizeof(line), "%s [%s] %ld#%ld: %s%s%s%s: %s", ts,
@@ -406,17 +312,17 @@ ra_log(enum core_log_level level, const char *component,
 	line[used] = '\0';
 	if (ctx != NULL) {
 		ra_log_append_field(line, &used, sizeof(line) - 2, "client",
-		                    ctx->client, RA_LOG_ESC_TEXT);
+		                    ctx->client, CORE_ESCAPE_TEXT);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "identity",
-		                    ctx->identity, RA_LOG_ESC_QUOTE);
+		                    ctx->identity, CORE_ESCAPE_QUOTE);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "label",
-		                    ctx->label, RA_LOG_ESC_QUOTE);
+		                    ctx->label, CORE_ESCAPE_QUOTE);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "op",
-		                    ctx->op, RA_LOG_ESC_TEXT);
+		                    ctx->op, CORE_ESCAPE_TEXT);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "backend",
-		                    ctx->backend, RA_LOG_ESC_TEXT);
+		                    ctx->backend, CORE_ESCAPE_TEXT);
 		ra_log_append_field(line, &used, sizeof(line) - 2, "url",
-		                    ctx->url, RA_LOG_ESC_TEXT);
+		                    ctx->url, CORE_ESCAPE_TEXT);
 		if (ctx->extra != NULL && used < sizeof(line) - 2) {
 			n = snprintf(line + used, sizeof(line) - 2 - used,
 			             ", %s", ctx->extra);
@@ -428,7 +334,7 @@ ra_log(enum core_log_level level, const char *component,
 		if (ctx->answer != 0) {
 			snprintf(answer, sizeof(answer), "%d", ctx->answer);
 			ra_log_append_field(line, &used, sizeof(line) - 2,
-			                    "answer", answer, RA_LOG_ESC_TEXT);
+			                    "answer", answer, CORE_ESCAPE_TEXT);
 		}
 	}
 	if (hint != NULL && *hint != '\0') {
@@ -436,7 +342,7 @@ ra_log(enum core_log_level level, const char *component,
 		char tmp[512];
 
 		/* The hint is always quoted, even without spaces. */
-		ra_log_escape(hint, RA_LOG_ESC_QUOTE, tmp, sizeof(tmp));
+		core_escape(hint, CORE_ESCAPE_QUOTE, tmp, sizeof(tmp));
 		if (tmp[0] != '"')
 			snprintf(quoted, sizeof(quoted), "\"%s\"", tmp);
 		else
@@ -487,15 +393,15 @@ ra_log_access(const struct ra_access_entry *e)
 	/* The request target and the User-Agent are cut when long; the
 	 * identity, which the line is kept for, is not (its length is
 	 * bounded where it is made). */
-	ra_log_escape(e->path != NULL ? e->path : "-", RA_LOG_ESC_INNER, path,
-	              sizeof(path));
-	ra_log_escape(e->user_agent != NULL ? e->user_agent : "-",
-	              RA_LOG_ESC_INNER, ua, sizeof(ua));
-	ra_log_escape(e->label != NULL ? e->label : "-", RA_LOG_ESC_TEXT, label,
-	              sizeof(label));
-	if ((identity = ra_log_escape_new(id, strlen(id), RA_LOG_ESC_INNER)) ==
+	core_escape(e->path != NULL ? e->path : "-", CORE_ESCAPE_INNER, path,
+	            sizeof(path));
+	core_escape(e->user_agent != NULL ? e->user_agent : "-",
+	            CORE_ESCAPE_INNER, ua, sizeof(ua));
+	core_escape(e->label != NULL ? e->label : "-", CORE_ESCAPE_TEXT, label,
+	            sizeof(label));
+	if ((identity = core_escape_new(id, strlen(id), CORE_ESCAPE_INNER)) ==
 	    NULL)
-		ra_log_escape(id, RA_LOG_ESC_INNER, cut, sizeof(cut));
+		core_escape(id, CORE_ESCAPE_INNER, cut, sizeof(cut));
 	n = ra_log_access_format(NULL, 0, e, ts, path,
 	                         identity != NULL ? identity : cut, label, ua);
 	if (n > 0 && (line = malloc((size_t)n + 1)) != NULL &&

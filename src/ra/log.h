@@ -140,38 +140,6 @@ int ra_log_audit_nowait(json_t *entry);
 int ra_log_audit_enabled(void);
 
 /*
- * The one escaper of every log: every client-supplied string (user name,
- * certificate or CSR subject, SAN, User-Agent, request target, header
- * values quoted in messages) reaches the error, access and audit logs
- * through it, so a value reads the same in all three and cannot forge a
- * field.  Control bytes and bytes >= 0x7f become \xHH; in the value modes
- * a backslash and a double quote are preceded by a backslash, so the
- * escaped text stands for exactly one byte string.
- */
-enum ra_log_escape_mode {
-	/* estrad's own text (a message, which quotes values it escaped
-	 * with RA_LOG_ESC_INNER): \xHH only. */
-	RA_LOG_ESC_TEXT = 0,
-	/* A value standing alone: in double quotes when it holds a space,
-	 * comma or double quote or is empty. */
-	RA_LOG_ESC_QUOTE = 1,
-	/* A value the caller puts between double quotes itself. */
-	RA_LOG_ESC_INNER = 2
-};
-
-/*
- * Escapes s (NULL: "") as mode says into buf (size len), cutting it at an
- * escape boundary if it does not fit.  Returns buf.
- */
-const char *ra_log_escape(const char *s, int mode, char *buf, size_t len);
-
-/*
- * Escapes the n bytes at s (NUL bytes too) as mode says, whole.  Returns
- * a new string (free with free()), or NULL when memory is short.
- */
-char *ra_log_escape_new(const void *s, size_t n, int mode);
-
-/*
  * Returns a new JSON string of s (NULL: "") escaped as mode says, for the
  * audit log: always valid UTF-8, so a key is never lost to a byte that is
  * not.  Never NULL: JSON null when memory is short.

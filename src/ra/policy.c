@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "ra/policy.h"
 
 /* Longest pattern accepted; longer ones are a configuration mistake. */
@@ -598,32 +599,12 @@ ra_policy_free(struct ra_policy *policy)
 	free(policy);
 }
 
-/*
- * Copies len bytes of s for a message: printable ASCII as is, '"' and '\'
- * escaped, other bytes as \xHH.  Client bytes never reach a log raw.
- */
+/* Copies len bytes of s for a message, escaped (core/escape.h): client
+ * bytes never reach a log raw. */
 static const char *
 pol_printable(const unsigned char *s, size_t len, char *buf, size_t buflen)
 {
-	size_t i, used = 0;
-	char tmp[8];
-	int n;
-
-	buf[0] = '\0';
-	for (i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			n = snprintf(tmp, sizeof(tmp), "\\%c", s[i]);
-		else if (s[i] < 0x20 || s[i] >= 0x7f)
-			n = snprintf(tmp, sizeof(tmp), "\\x%02x", s[i]);
-		else
-			n = snprintf(tmp, sizeof(tmp), "%c", s[i]);
-		if (n < 0 || used + (size_t)n >= buflen)
-			break;
-		memcpy(buf + used, tmp, (size_t)n);
-		used += (size_t)n;
-	}
-	buf[used] = '\0';
-	return buf;
+	return core_escape_bytes(s, len, CORE_ESCAPE_INNER, buf, buflen);
 }
 
 /* Fills a refusal into v and returns -1. */

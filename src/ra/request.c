@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/digest.h"
+#include "core/escape.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "ra/request.h"
@@ -229,7 +230,7 @@ ra_request_judge_cert(struct ra_request *req, char *subject, char *why,
 	check.grace_days = reenroll ? label->grace_days : 0;
 	check.crl = label->crl;
 	text = ra_request_subject_new(X509_get_subject_name(req->peer.cert));
-	ra_log_escape(text, RA_LOG_ESC_INNER, shown, sizeof(shown));
+	core_escape(text, CORE_ESCAPE_INNER, shown, sizeof(shown));
 	len = text != NULL ? strlen(text) : 0;
 	store = ra_trust_verify_check(ra_request_trust(req), req->peer.cert,
 	                              req->peer.chain, &check);
@@ -573,14 +574,14 @@ ra_request_sha256_hex(const unsigned char *der, int len, char *hex,
 static json_t *
 ra_request_json_text(const char *s)
 {
-	return ra_log_json_string(s, RA_LOG_ESC_TEXT);
+	return ra_log_json_string(s, CORE_ESCAPE_TEXT);
 }
 
 /* A JSON string of a client-supplied value, escaped as in every log. */
 static json_t *
 ra_request_json_value(const char *s)
 {
-	return ra_log_json_string(s, RA_LOG_ESC_INNER);
+	return ra_log_json_string(s, CORE_ESCAPE_INNER);
 }
 
 /* A JSON string of s as it is when it is UTF-8, else escaped: for the
@@ -627,9 +628,9 @@ ra_request_san_text(const GENERAL_NAME *gn, int escape)
 		break;
 	}
 	if (escape && ia5 != NULL) {
-		value = ra_log_escape_new(ASN1_STRING_get0_data(ia5),
-		                          (size_t)ASN1_STRING_length(ia5),
-		                          RA_LOG_ESC_INNER);
+		value = core_escape_new(ASN1_STRING_get0_data(ia5),
+		                        (size_t)ASN1_STRING_length(ia5),
+		                        CORE_ESCAPE_INNER);
 	} else {
 		if ((bio = BIO_new(BIO_s_mem())) == NULL ||
 		    GENERAL_NAME_print(bio, (GENERAL_NAME *)gn) <= 0 ||
@@ -644,7 +645,7 @@ ra_request_san_text(const GENERAL_NAME *gn, int escape)
 			goto out;
 		}
 		prefix = "";
-		value = ra_log_escape_new(printed, (size_t)n, RA_LOG_ESC_INNER);
+		value = core_escape_new(printed, (size_t)n, CORE_ESCAPE_INNER);
 	}
 	if (value == NULL)
 		goto out;

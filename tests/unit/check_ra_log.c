@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "core/escape.h"
 #include "core/log.h"
 #include "core/offload.h"
 #include "ra/log.h"
@@ -76,15 +77,15 @@ START_TEST(test_log_escape_quotes_and_control_bytes)
 {
 	char buf[64];
 
-	ck_assert_str_eq(ra_log_escape("plain", 1, buf, sizeof(buf)), "plain");
-	ck_assert_str_eq(ra_log_escape("CN=a, O=b", 1, buf, sizeof(buf)),
+	ck_assert_str_eq(core_escape("plain", 1, buf, sizeof(buf)), "plain");
+	ck_assert_str_eq(core_escape("CN=a, O=b", 1, buf, sizeof(buf)),
 	                 "\"CN=a, O=b\"");
-	ck_assert_str_eq(ra_log_escape("say \"hi\"", 1, buf, sizeof(buf)),
+	ck_assert_str_eq(core_escape("say \"hi\"", 1, buf, sizeof(buf)),
 	                 "\"say \\\"hi\\\"\"");
-	ck_assert_str_eq(ra_log_escape("a\nb\x7f", 0, buf, sizeof(buf)),
+	ck_assert_str_eq(core_escape("a\nb\x7f", 0, buf, sizeof(buf)),
 	                 "a\\x0ab\\x7f");
-	ck_assert_str_eq(ra_log_escape("", 1, buf, sizeof(buf)), "\"\"");
-	ck_assert_str_eq(ra_log_escape(NULL, 0, buf, sizeof(buf)), "");
+	ck_assert_str_eq(core_escape("", 1, buf, sizeof(buf)), "\"\"");
+	ck_assert_str_eq(core_escape(NULL, 0, buf, sizeof(buf)), "");
 }
 END_TEST
 
@@ -94,10 +95,10 @@ START_TEST(test_log_escape_truncates_safely)
 
 	memset(big, '\n', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	ra_log_escape(big, 1, buf, sizeof(buf));
+	core_escape(big, 1, buf, sizeof(buf));
 	ck_assert_uint_lt(strlen(buf), sizeof(buf));
 	memset(big, 'x', sizeof(big) - 1);
-	ra_log_escape(big, 0, buf, sizeof(buf));
+	core_escape(big, 0, buf, sizeof(buf));
 	ck_assert_uint_lt(strlen(buf), sizeof(buf));
 }
 END_TEST
@@ -314,21 +315,20 @@ START_TEST(test_log_escape_modes)
 	char buf[64];
 
 	/* Estrad's own text keeps its quotes; bytes are escaped. */
-	ck_assert_str_eq(ra_log_escape("say \"\\x\"\x01\xff", RA_LOG_ESC_TEXT,
-	                               buf, sizeof(buf)),
+	ck_assert_str_eq(core_escape("say \"\\x\"\x01\xff", CORE_ESCAPE_TEXT,
+	                             buf, sizeof(buf)),
 	                 "say \"\\x\"\\x01\\xff");
 	/* A value: quote and backslash escaped, so "\x01" written by a
 	 * client differs from an escaped byte. */
 	ck_assert_str_eq(
-	    ra_log_escape("a\"b\\x01\x01", RA_LOG_ESC_INNER, buf, sizeof(buf)),
+	    core_escape("a\"b\\x01\x01", CORE_ESCAPE_INNER, buf, sizeof(buf)),
 	    "a\\\"b\\\\x01\\x01");
 	ck_assert_str_eq(
-	    ra_log_escape("a\\b", RA_LOG_ESC_QUOTE, buf, sizeof(buf)),
-	    "a\\\\b");
-	ck_assert_str_eq(ra_log_escape("", RA_LOG_ESC_INNER, buf, sizeof(buf)),
+	    core_escape("a\\b", CORE_ESCAPE_QUOTE, buf, sizeof(buf)), "a\\\\b");
+	ck_assert_str_eq(core_escape("", CORE_ESCAPE_INNER, buf, sizeof(buf)),
 	                 "");
 	/* Cut at an escape boundary, quotes closed. */
-	ck_assert_str_eq(ra_log_escape("ab \xff", RA_LOG_ESC_QUOTE, buf, 8),
+	ck_assert_str_eq(core_escape("ab \xff", CORE_ESCAPE_QUOTE, buf, 8),
 	                 "\"ab \"");
 }
 END_TEST
@@ -338,15 +338,15 @@ START_TEST(test_log_escape_new_whole)
 	char big[5000], *out;
 
 	memset(big, 0xff, sizeof(big));
-	out = ra_log_escape_new(big, sizeof(big), RA_LOG_ESC_INNER);
+	out = core_escape_new(big, sizeof(big), CORE_ESCAPE_INNER);
 	ck_assert_ptr_nonnull(out);
 	ck_assert_uint_eq(strlen(out), 4 * sizeof(big));
 	free(out);
 	/* NUL bytes inside are escaped, not an end. */
-	out = ra_log_escape_new("a\0b", 3, RA_LOG_ESC_QUOTE);
+	out = core_escape_new("a\0b", 3, CORE_ESCAPE_QUOTE);
 	ck_assert_str_eq(out, "a\\x00b");
 	free(out);
-	out = ra_log_escape_new("a, b", 4, RA_LOG_ESC_QUOTE);
+	out = core_escape_new("a, b", 4, CORE_ESCAPE_QUOTE);
 	ck_assert_str_eq(out, "\"a, b\"");
 	free(out);
 }
@@ -356,13 +356,13 @@ END_TEST
  * no string at all (a lost key in the audit record). */
 START_TEST(test_log_json_string_not_utf8)
 {
-	json_t *j = ra_log_json_string("ev\"il\xff\xc3(", RA_LOG_ESC_INNER);
+	json_t *j = ra_log_json_string("ev\"il\xff\xc3(", CORE_ESCAPE_INNER);
 
 	ck_assert_ptr_nonnull(j);
 	ck_assert(json_is_string(j));
 	ck_assert_str_eq(json_string_value(j), "ev\\\"il\\xff\\xc3(");
 	json_decref(j);
-	j = ra_log_json_string(NULL, RA_LOG_ESC_TEXT);
+	j = ra_log_json_string(NULL, CORE_ESCAPE_TEXT);
 	ck_assert_str_eq(json_string_value(j), "");
 	json_decref(j);
 }
