@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/base64.h"
 #include "est/wire.h"
 
 /*
@@ -36,17 +37,6 @@ static int
 wire_is_space(unsigned char c)
 {
 	return c == '\r' || c == '\n' || c == ' ' || c == '\t';
-}
-
-/*
- * Returns 1 for the RFC 4648 §4 alphabet without "=".  Spelled out rather
- * than isalnum() so that the locale can never widen it.
- */
-static int
-wire_is_b64(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
 /*
@@ -137,10 +127,10 @@ unsigned char *
 est_wire_base64_decode(const char *in, size_t inlen, int accept_pem_armour,
                        size_t *outlen, char *err, size_t errlen)
 {
-	unsigned char *text = NULL, *out = NULL;
-	size_t start, end, i, n, pad, want;
-	unsigned char c;
-	int dlen, rc = -1;
+	unsigned char *out = NULL;
+	size_t start = 0, end = inlen;
+	long n;
+	int rc = -1;
 
 	/*
 	 * A caller may pass no error buffer: snprintf() with a size of 0
@@ -156,98 +146,20 @@ est_wire_base64_decode(const char *in, size_t inlen, int accept_pem_armour,
 		snprintf(err, errlen, "invalid base64: no input or output");
 		goto out;
 	}
-
-	start = 0;
-	end = inlen;
 	if (accept_pem_armour &&
 	    wire_strip_armour(in, inlen, &start, &end, err, errlen) < 0)
 		goto out;
-
-	/* Room for the filtered text and the padding put back below. */
-	if ((text = malloc(end - start + 4)) == NULL) {
+	if ((out = malloc(CORE_BASE64_DECODED_MAX(end - start))) == NULL) {
 		snprintf(err, errlen, "invalid base64: out of memory");
 		goto out;
 	}
-
-	/*
-	 * Keep alphabet bytes, drop the tolerated whitespace and count "=".
-	 * Padding may only end the text: a data byte after it means two
-	 * bodies were glued together, which EVP_DecodeBlock() would decode
-	 * into garbage without complaint.
-	 */
-	n = 0;
-	pad = 0;
-	for (i = start; i < end; i++) {
-		c = (unsigned char)in[i];
-		if (wire_is_space(c))
-			continue;
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (!wire_is_b64(c)) {
-			snprintf(err, errlen,
-			         "invalid base64: byte 0x%02x at offset %zu", c,
-			         i);
-			goto out;
-		}
-		if (pad > 0) {
-			snprintf(
-			    err, errlen,
-			    "invalid base64: data after padding at offset %zu",
-			    i);
-			goto out;
-		}
-		text[n++] = c;
-	}
-
-	if (n == 0) {
-		snprintf(err, errlen, "invalid base64: empty body");
+	if ((n = core_base64_decode(in, start, end, 1, out,
+	                            CORE_BASE64_DECODED_MAX(end - start), err,
+	                            errlen)) < 0)
 		goto out;
-	}
-	if (n % 4 == 1) {
-		snprintf(err, errlen,
-		         "invalid base64: %zu characters, one more than a "
-		         "multiple of 4",
-		         n);
-		goto out;
-	}
-
-	/*
-	 * Missing padding is tolerated, in whole or in part; more padding
-	 * than the last quantum needs is not.  Put the full padding back,
-	 * since EVP_DecodeBlock() wants whole quanta, and remember how many
-	 * of its output bytes are the zeros it decodes "=" into.
-	 */
-	want = (4 - n % 4) % 4;
-	if (pad > want) {
-		snprintf(err, errlen,
-		         "invalid base64: %zu padding characters where at most "
-		         "%zu fit",
-		         pad, want);
-		goto out;
-	}
-	for (i = 0; i < want; i++)
-		text[n++] = '=';
-	if (n > INT_MAX) {
-		snprintf(err, errlen, "invalid base64: body too long");
-		goto out;
-	}
-
-	if ((out = malloc(n / 4 * 3)) == NULL) {
-		snprintf(err, errlen, "invalid base64: out of memory");
-		goto out;
-	}
-	dlen = EVP_DecodeBlock(out, text, (int)n);
-	if (dlen < 0 || (size_t)dlen < want) {
-		snprintf(err, errlen,
-		         "invalid base64: OpenSSL could not decode it");
-		goto out;
-	}
-	*outlen = (size_t)dlen - want;
+	*outlen = (size_t)n;
 	rc = 0;
 out:
-	free(text);
 	if (rc != 0) {
 		free(out);
 		out = NULL;

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/base64.h"
 #include "core/log.h"
 #include "core/offload.h"
 #include "ra/auth_basic.h"
@@ -569,13 +570,6 @@ ra_users_count(const struct ra_users *users)
 	return users != NULL ? users->count : 0;
 }
 
-static int
-ra_basic_b64_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
 /*
  * Decodes the base64 credential b64 (len bytes, no white space) into out
  * (size outlen), tolerating missing '=' padding.  Returns the decoded
@@ -584,34 +578,19 @@ ra_basic_b64_char(unsigned char c)
 static int
 ra_basic_decode(const char *b64, size_t len, unsigned char *out, size_t outlen)
 {
-	char padded[RA_BASIC_B64_MAX + 4];
-	size_t data = len, npad, plen, i;
-	int n, rc = -1;
+	unsigned char decoded[CORE_BASE64_DECODED_MAX(RA_BASIC_B64_MAX)];
+	long n = -1;
 
-	while (data > 0 && b64[data - 1] == '=')
-		data--;
-	if (len - data > 2 || data == 0 || data % 4 == 1)
-		goto out;
-	for (i = 0; i < data; i++)
-		if (!ra_basic_b64_char((unsigned char)b64[i]))
-			goto out;
-	/* Padding, when present, must complete the last quantum exactly. */
-	if (len != data && len % 4 != 0)
-		goto out;
-	npad = (4 - data % 4) % 4;
-	plen = data + npad;
-	if (plen > RA_BASIC_B64_MAX || plen / 4 * 3 > outlen)
-		goto out;
-	memcpy(padded, b64, data);
-	memset(padded + data, '=', npad);
-	if ((n = EVP_DecodeBlock(out, (const unsigned char *)padded,
-	                         (int)plen)) < 0)
-		goto out;
-	/* EVP_DecodeBlock counts the bytes the padding stands for. */
-	rc = n - (int)npad;
-out:
-	OPENSSL_cleanse(padded, sizeof(padded));
-	return rc;
+	if (len <= RA_BASIC_B64_MAX &&
+	    (n = core_base64_decode(b64, 0, len, 0, decoded, sizeof(decoded),
+	                            NULL, 0)) >= 0) {
+		if ((size_t)n > outlen)
+			n = -1;
+		else
+			memcpy(out, decoded, (size_t)n);
+	}
+	OPENSSL_cleanse(decoded, sizeof(decoded));
+	return (int)n;
 }
 
 /*
