@@ -8,8 +8,8 @@
  * group, so a timeout also kills what a shell-script child started, and so
  * does its exit: what it left running in its group is killed when it is
  * reaped.  A loop that ends kills and reaps its children
- * (core_proc_shutdown).  Only ca.h-level dependencies: plugins may include
- * it.
+ * (core_proc_shutdown).  It depends on nothing of estrad, so every layer
+ * may use it: the helper backend and the external authorizer do.
  */
 #ifndef ESTRAD_CORE_PROC_H
 #define ESTRAD_CORE_PROC_H

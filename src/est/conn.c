@@ -53,7 +53,7 @@ est_conn_ssl(struct evhttp_request *evreq)
 }
 
 /*
- * Puts evreq's connection among the requests under way (ca.h): its
+ * Puts evreq's connection among the requests under way (core/loop.h): its
  * requests then go before new TLS handshakes on the worker's loop.  Done
  * here because bufferevent_openssl assigns its events afresh when the
  * handshake completes, which resets their priority.
@@ -451,7 +451,7 @@ est_conn_offer_again(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Hands the crypt(3) of the request's Basic credentials to a helper thread
- * when they are not in this worker's cache (ra/offload.h): a burst of new
+ * when they are not in this worker's cache (core/offload.h): a burst of new
  * or wrong credentials would otherwise hold the loop 3 ms each.  Returns 1
  * when the request goes on later (est_conn_prefetched(), or after waiting
  * for room among the queued checks), 0 when it goes on now, -1 when it

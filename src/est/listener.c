@@ -711,7 +711,7 @@ est_worker_apply_limits_cb(evutil_socket_t fd, short what, void *arg)
  * connection's bufferevent makes within one loop pass into one
  * epoll_ctl(2) (about ten per connection otherwise); estrad never hands
  * the loop dup()ed descriptors, the case the change list gets wrong.
- * Two priorities (ca.h): after 2 ms of callbacks of the lower one (new
+ * Two priorities (core/loop.h): after 2 ms of callbacks of the lower one (new
  * handshakes, 1-2 ms each with RSA) the loop looks for ready work of the
  * higher one, so a burst of handshakes delays a request under way by a
  * handshake or two, not by the whole burst.

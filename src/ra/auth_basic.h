@@ -87,7 +87,7 @@ enum ra_basic_result ra_auth_basic_attempt(const struct ra_users *users,
  * client ("ip:port", borrowed) against users would run crypt(3) (the
  * credentials are neither in this thread's cache of successes nor noted,
  * and neither client nor user name has to wait), runs it on a helper
- * thread (ra/offload.h) and returns 1: done(arg) then runs on base's loop,
+ * thread (core/offload.h) and returns 1: done(arg) then runs on base's loop,
  * and the next ra_auth_basic_attempt() of the same credentials on that
  * thread answers without crypt(3), from the cache (success) or a one-time
  * note (failure).  The helper threads take at most RA_THROTTLE_QUEUE_MAX

@@ -3,7 +3,7 @@
  * that reads a JSON description of the request on stdin (operation, label,
  * peer, identity, client chain, CSR) and allows it by exiting 0 or denies
  * it with any other exit status, its first stdout line being the reason.
- * It runs asynchronously on the worker's loop (ca_plugins/proc.h) with a
+ * It runs asynchronously on the worker's loop (core/proc.h) with a
  * timeout, an explicit environment and capped output.
  */
 #ifndef ESTRAD_RA_AUTHORIZER_H
