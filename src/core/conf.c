@@ -26,10 +26,11 @@ core_conf_type_name(const json_t *v)
 	case JSON_INTEGER:
 		return "an integer";
 	case JSON_REAL:
-		return "a fractional number";
+		return "a real number";
 	case JSON_TRUE:
+		return "true";
 	case JSON_FALSE:
-		return "a boolean";
+		return "false";
 	default:
 		return "null";
 	}

@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "core/conf.h"
 #include "core/error.h"
 #include "core/escape.h"
 #include "core/log.h"
@@ -525,30 +526,6 @@ cfg_join_index(char *buf, size_t len, const char *objpath, size_t index)
 	cfg_cut(buf, len, snprintf(buf, len, "%s.%zu", objpath, index));
 }
 
-static const char *
-cfg_type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a real number";
-	case JSON_TRUE:
-		return "true";
-	case JSON_FALSE:
-		return "false";
-	case JSON_NULL:
-		return "null";
-	}
-	return "an unknown type";
-}
-
 /* Describes v for "got ..." in messages: strings quoted, numbers as is. */
 static const char *
 cfg_value_text(const json_t *v, char *buf, size_t len)
@@ -568,7 +545,7 @@ cfg_value_text(const json_t *v, char *buf, size_t len)
 		snprintf(buf, len, "%g", json_real_value(v));
 		break;
 	default:
-		snprintf(buf, len, "%s", cfg_type_name(v));
+		snprintf(buf, len, "%s", core_conf_type_name(v));
 		break;
 	}
 	return buf;
@@ -579,7 +556,7 @@ cfg_type_error(struct cfg *c, const char *path, const char *want,
                const json_t *v)
 {
 	return cfg_error(c, path, 0, NULL, "must be %s, got %s", want,
-	                 cfg_type_name(v));
+	                 core_conf_type_name(v));
 }
 
 /* Refuses any key of obj (at objpath) that is not in known. */
@@ -2436,7 +2413,7 @@ ra_config_load(const char *path, char *err, size_t errlen)
 	if (!json_is_object(root)) {
 		cfg_error(&c, "", 0, "",
 		          "the configuration must be a JSON object, got %s",
-		          cfg_type_name(root));
+		          core_conf_type_name(root));
 		goto out;
 	}
 	if ((config = calloc(1, sizeof(*config))) == NULL) {
