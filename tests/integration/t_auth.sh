@@ -830,6 +830,23 @@ shipped_cleanup() {
 	fi
 }
 
+# shipped_stop: stops it; it exited by itself on SIGTERM and printed no
+# sanitizer report.
+shipped_stop() {
+	local rc
+	kill -TERM "$SH_PID"
+	wait "$SH_PID"
+	rc=$?
+	SH_PID=""
+	assert_eq 0 "$rc" "exit status of the shipped estrad after SIGTERM" \
+	    "$T/shipped/estrad.stderr"
+	if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' \
+	    "$T/shipped/estrad.stderr"; then
+		fail "the shipped estrad's stderr has sanitizer reports" \
+		    "$T/shipped/estrad.stderr"
+	fi
+}
+
 # shipped_start: starts it in $T/shipped, laid out as the repository
 # (conf/, certs/, logs/), and points HOSTPORT, CERTS and LOGS at it.
 shipped_start() {
@@ -940,6 +957,7 @@ socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
 	    >/dev/null 2>&1; then
 		fail "server.pem chains to the EST CA"
 	fi
+	shipped_stop
 }
 
 t_auth_shipped_labels_bound() {
@@ -1002,11 +1020,12 @@ t_auth_shipped_labels_bound() {
 	shipped_issued issuing-ca
 	est_req "$EST_PATH/simpleenroll" --basic "$CRED" --subject "/CN=$user"
 	shipped_issued issuing-ca
+	shipped_stop
 }
 
 t_auth_shipped_runs_unprivileged() {
 	[[ $(id -u) == 0 ]] || return 0
-	local uid owner
+	local uid owner f
 	shipped_start
 	uid=$(awk '/^Uid:/ { print $2 "/" $3 }' "/proc/$SH_PID/status")
 	assert_eq "$(id -u nobody)/$(id -u nobody)" "$uid" \
@@ -1036,4 +1055,5 @@ t_auth_shipped_runs_unprivileged() {
 	assert_file_matches "$LOGS/error.log" 'signal 1: log files reopened'
 	! grep -q 'cannot reopen log' "$LOGS/error.log" ||
 	    fail "a log was not reopened" "$LOGS/error.log"
+	shipped_stop
 }
