@@ -5,16 +5,26 @@
 # openssl CLI only.  Never for production: the CA keys are unencrypted.
 #
 #   root-ca.pem/.key          dev root CA (RSA-3072, 10 y)
-#   issuing-ca.pem/.key       dev issuing CA, signed by the root (pathlen:0, 5 y)
-#   ca-chain.pem              issuing CA + root: the explicit trust anchors
+#   issuing-ca.pem/.key       issuing CA of label default, signed by the root
+#                             (pathlen:0, 5 y)
+#   phones-ca.pem/.key        issuing CA of label phones, likewise
+#   devices-ca.pem/.key       issuing CA of label devices, likewise
+#   ca-chain.pem              issuing CA + root: the EST CA chain of default
+#   tls-ca.pem/.key           separate self-signed CA of estrad's own TLS
+#                             certificate: what EST clients trust for the
+#                             connection, and nothing estrad issues chains to it
 #   server.pem/.key           estrad's TLS certificate (serverAuth + id-kp-cmcRA,
-#                             localhost/127.0.0.1/::1, 1 y), leaf + issuing CA
+#                             localhost/127.0.0.1/::1, 1 y), leaf + TLS CA
 #   client.pem/.key           demo client (CN=demo-client, clientAuth), issuing CA
 #   manufacturer-ca.pem/.key  separate self-signed "manufacturer" (IDevID) CA:
 #                             the implicit trust anchor
 #   device.pem/.key           device certificate (CN=device-0001) from it
 #   demo.credentials          estuser:<password>   (HTTP Basic, for clients)
 #   users.htpasswd            estuser:<sha512-crypt> (for estrad)
+#
+# Each label has an issuing CA of its own so that a certificate one label
+# issued does not authenticate on another: a label's trust store lists its
+# issuing CA only.
 #
 # All keys are RSA (strongSwan's pki on Debian 12 has no ECDSA without the
 # openssl plugin, and it must verify estrad's server chain).  Existing material
@@ -54,12 +64,16 @@ command -v openssl >/dev/null 2>&1 || {
 
 # Groups of files generated together; a group depends on the groups named
 # after the colon (regenerating a parent would orphan an existing child).
-groups="root issuing chain server client manufacturer device credentials"
+groups="root issuing phones devices chain tls server client"
+groups="$groups manufacturer device credentials"
 files_of() {
 	case $1 in
 	root) echo "root-ca.pem root-ca.key" ;;
 	issuing) echo "issuing-ca.pem issuing-ca.key" ;;
+	phones) echo "phones-ca.pem phones-ca.key" ;;
+	devices) echo "devices-ca.pem devices-ca.key" ;;
 	chain) echo "ca-chain.pem" ;;
+	tls) echo "tls-ca.pem tls-ca.key" ;;
 	server) echo "server.pem server.key" ;;
 	client) echo "client.pem client.key" ;;
 	manufacturer) echo "manufacturer-ca.pem manufacturer-ca.key" ;;
@@ -69,9 +83,10 @@ files_of() {
 }
 parents_of() {
 	case $1 in
-	issuing) echo "root" ;;
+	issuing | phones | devices) echo "root" ;;
 	chain) echo "root issuing" ;;
-	server | client) echo "issuing" ;;
+	server) echo "tls" ;;
+	client) echo "issuing" ;;
 	device) echo "manufacturer" ;;
 	*) echo "" ;;
 	esac
@@ -220,12 +235,23 @@ if want issuing; then
 	issue issuing-ca "/O=estrad dev/CN=estrad dev issuing CA" 1825 \
 	    v3_issuing root-ca 3072
 fi
+if want phones; then
+	issue phones-ca "/O=estrad dev/CN=estrad dev phones CA" 1825 \
+	    v3_issuing root-ca 3072
+fi
+if want devices; then
+	issue devices-ca "/O=estrad dev/CN=estrad dev devices CA" 1825 \
+	    v3_issuing root-ca 3072
+fi
 if want chain; then
 	cat "$(pem issuing-ca)" "$(pem root-ca)" >"$tmp/ca-chain.pem"
 fi
+if want tls; then
+	selfsigned tls-ca "/O=estrad dev/CN=estrad dev TLS CA" 3650 v3_root
+fi
 if want server; then
-	issue server "/O=estrad dev/CN=localhost" 365 v3_server issuing-ca 2048
-	cat "$(pem issuing-ca)" >>"$tmp/server.pem"
+	issue server "/O=estrad dev/CN=localhost" 365 v3_server tls-ca 2048
+	cat "$(pem tls-ca)" >>"$tmp/server.pem"
 fi
 if want client; then
 	issue client "/CN=demo-client" 365 v3_client issuing-ca 2048

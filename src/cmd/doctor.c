@@ -456,6 +456,154 @@ doc_policies(struct doctor *d)
 	}
 }
 
+/* --- label checks ---------------------------------------------------------
+ */
+
+/* Says whether the label's built-in CA profile grants serverAuth. */
+static int
+doc_grants_server_auth(struct doctor *d, const struct ra_label *label)
+{
+	const json_t *ca = json_object_get(
+	    json_object_get(json_object_get(d->root, "labels"), label->name),
+	    "ca");
+	const json_t *eku = json_object_get(json_object_get(ca, "profile"),
+	                                    "extended_key_usage"),
+	             *v;
+	size_t i;
+
+	if (strcmp(ca_instance_backend_name(label->ca), "local") != 0)
+		return 0;
+	json_array_foreach(eku, i, v) if (json_is_string(v) &&
+	                                  strcmp(json_string_value(v),
+	                                         "serverAuth") == 0) return 1;
+	return 0;
+}
+
+/* The label's built-in CA certificate (absolute path, new), or NULL. */
+static char *
+doc_local_ca(struct doctor *d, const struct ra_label *label)
+{
+	const json_t *ca = json_object_get(
+	    json_object_get(json_object_get(d->root, "labels"), label->name),
+	    "ca");
+	const char *cert = json_string_value(json_object_get(ca, "cert"));
+	char *path = NULL;
+
+	if (cert == NULL ||
+	    strcmp(ca_instance_backend_name(label->ca), "local") != 0)
+		return NULL;
+	if (cert[0] == '/')
+		return strdup(cert);
+	if (asprintf(&path, "%s/%s", d->config->dir, cert) < 0)
+		return NULL;
+	return path;
+}
+
+/*
+ * Says whether what the CA of ca_path issues would chain to the trust
+ * store in store_path, as a client certificate check builds chains
+ * (every listed certificate an anchor; dates not judged here).
+ */
+static int
+doc_store_takes(const char *store_path, const char *ca_path)
+{
+	STACK_OF(X509) *ca = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	X509_STORE *store = NULL;
+	int ok = 0;
+
+	if ((ca = doc_read_certs(ca_path)) == NULL ||
+	    (store = X509_STORE_new()) == NULL ||
+	    X509_STORE_load_file(store, store_path) != 1 ||
+	    (ctx = X509_STORE_CTX_new()) == NULL)
+		goto out;
+	X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN |
+	                                X509_V_FLAG_NO_CHECK_TIME);
+	if (X509_STORE_CTX_init(ctx, store, sk_X509_value(ca, 0), NULL) != 1)
+		goto out;
+	ok = X509_verify_cert(ctx) == 1;
+out:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	sk_X509_pop_free(ca, X509_free);
+	return ok;
+}
+
+/*
+ * Per label: who may ask for which names, whether another label's
+ * certificates authenticate on it, and its CRL's freshness.
+ */
+static void
+doc_labels(struct doctor *d)
+{
+	const struct ra_config *config = d->config;
+	char subject[DOC_TEXT_MAX], cause[DOC_TEXT_MAX], names[256], when[32];
+	const struct ra_label *label, *other;
+	char *ca_path;
+	size_t i, j;
+
+	for (i = 0; i < config->nlabels; i++) {
+		label = config->labels[i];
+		snprintf(subject, sizeof(subject), "label %s", label->name);
+		if (ra_policy_open_names(label->policy, names, sizeof(names))) {
+			snprintf(cause, sizeof(cause),
+			         "any %s client may request any name: %s%s",
+			         label->auth == RA_AUTH_NONE ? "(anonymous)"
+			                                     : "authenticated",
+			         names,
+			         doc_grants_server_auth(d, label)
+			             ? ", and its profile grants serverAuth"
+			             : "");
+			doc_line(d, DOC_WARN, subject, "policy", cause,
+			         "bind names to the client: policy.cn_equals "
+			         "(\"identity\", \"user\", \"cert_cn\") or "
+			         "policy.cn patterns, and policy.san patterns "
+			         "or san.max 0");
+		}
+		/* Only where a certificate can authenticate. */
+		if (label->explicit_path != NULL &&
+		    (label->auth == RA_AUTH_NONE ||
+		     (label->auth & (RA_AUTH_CERT | RA_AUTH_CERT_BASIC))) &&
+		    ((label->trust_enroll | label->trust_reenroll) &
+		     RA_TRUST_BIT_EXPLICIT))
+			for (j = 0; j < config->nlabels; j++) {
+				other = config->labels[j];
+				if (j == i ||
+				    (ca_path = doc_local_ca(d, other)) == NULL)
+					continue;
+				if (doc_store_takes(label->explicit_path,
+				                    ca_path)) {
+					snprintf(
+					    cause, sizeof(cause),
+					    "accepts certificates issued by "
+					    "label %s: its CA %s chains to "
+					    "%s",
+					    other->name, ca_path,
+					    label->explicit_path);
+					doc_line(
+					    d, DOC_WARN, subject, "trust",
+					    cause,
+					    "give each label an issuing CA "
+					    "of its own and list only that "
+					    "CA in its trust.explicit_ca");
+				}
+				free(ca_path);
+			}
+		if (label->crl != NULL &&
+		    ra_crl_stale(label->crl, when, sizeof(when))) {
+			snprintf(
+			    cause, sizeof(cause),
+			    "%s is past its nextUpdate (%s): the label "
+			    "refuses the client certificates it would check",
+			    ra_crl_path(label->crl), when);
+			doc_line(d, DOC_FAIL, subject, "crl", cause,
+			         "publish a fresh CRL to that file, then "
+			         "reload estrad");
+		}
+	}
+}
+
 /* --- CA checks ------------------------------------------------------------
  */
 
@@ -996,6 +1144,7 @@ est_doctor_run(const char *config_path, int json, FILE *out)
 	doc_server(&d);
 	doc_server_cert(&d);
 	doc_policies(&d);
+	doc_labels(&d);
 	doc_backends(&d);
 report:
 	if (d.lines != NULL) {

@@ -139,6 +139,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "estrad: refusing to start: %s\n", err);
 		goto out;
 	}
+	ra_config_log_warnings(config);
 	if ((server = est_server_new(config, trust, err, sizeof(err))) ==
 	    NULL) {
 		ra_log(CORE_LOG_EMERG, "est.main", NULL, NULL,

@@ -31,6 +31,7 @@
 #include "est/limits.h"
 #include "est/listener.h"
 #include "est/metrics.h"
+#include "est/privilege.h"
 #include "ra/backends.h"
 #include "ra/log.h"
 
@@ -1204,6 +1205,13 @@ est_server_reload(struct est_server *server)
 		       err);
 		goto fail;
 	}
+	/* The file checks of the start, so that a reload cannot bring in
+	 * what a start refuses. */
+	if (est_privilege_check(config, err, sizeof(err)) != 0) {
+		ra_log(CORE_LOG_ERROR, "est.listener", NULL, hint,
+		       "configuration reload refused: %s", err);
+		goto fail;
+	}
 	if ((trust = ra_trust_new(config->tls.explicit_ca,
 	                          config->tls.implicit_ca, err, sizeof(err))) ==
 	    NULL) {
@@ -1229,6 +1237,7 @@ est_server_reload(struct est_server *server)
 	trust = NULL;
 	ssl_ctx = NULL;
 	est_server_reload_warn(server, gen->config);
+	ra_config_log_warnings(gen->config);
 	/* Listed as retired until worker 0 makes it current, so that a stop
 	 * before the switch still frees it. */
 	pthread_mutex_lock(&server->lock);

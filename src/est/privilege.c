@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,10 +38,92 @@ static const struct {
     {"crl", 0},
 };
 
+/*
+ * Besides root, the user estrad was started as may own the files it
+ * trusts: captured at the first check, before any privilege drop, so that
+ * a reload judges files as the start did.
+ */
+static uid_t priv_start_uid = (uid_t)-1;
+
+static int
+priv_trusted_owner(uid_t uid)
+{
+	if (priv_start_uid == (uid_t)-1)
+		priv_start_uid = geteuid();
+	return uid == 0 || uid == priv_start_uid;
+}
+
+/* Names uid for a message: "nobody (uid 65534)", or "uid 1234". */
+static const char *
+priv_owner_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "%s (uid %u)", pw->pw_name,
+		         (unsigned int)uid);
+	else
+		snprintf(buf, len, "uid %u", (unsigned int)uid);
+	return buf;
+}
+
+/*
+ * Judges the directories above path (symbolic links resolved): whoever
+ * may write to one of them may replace what it holds, whatever the file's
+ * own mode.  A world-writable directory with the sticky bit (/tmp) is
+ * fine: there only a file's owner may rename or remove it.  Returns 0, or
+ * -1 with the reason and the remedy.
+ */
+static int
+priv_check_dirs(const char *path, char *why, char *fix, size_t len)
+{
+	char *real = NULL, *dir, owner[128];
+	struct stat st;
+	int rc = -1;
+
+	if ((real = realpath(path, NULL)) == NULL) {
+		rc = 0; /* stat() succeeded: a race; the next check sees it */
+		goto out;
+	}
+	dir = real;
+	do {
+		dir = dirname(dir);
+		if (stat(dir, &st) != 0)
+			break;
+		if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+			snprintf(
+			    why, len,
+			    "in directory %s, world-writable (mode %04o) "
+			    "without the sticky bit: anyone can replace it",
+			    dir, (unsigned int)(st.st_mode & 07777));
+			snprintf(fix, len, "chmod o-w %s", dir);
+			goto out;
+		}
+		if (!priv_trusted_owner(st.st_uid)) {
+			snprintf(
+			    why, len,
+			    "in directory %s, owned by %s, neither root "
+			    "nor the user estrad was started as: that user "
+			    "can replace it",
+			    dir,
+			    priv_owner_name(st.st_uid, owner, sizeof(owner)));
+			snprintf(fix, len,
+			         "chown root %s, or start estrad as its owner",
+			         dir);
+			goto out;
+		}
+	} while (strcmp(dir, "/") != 0 && strcmp(dir, ".") != 0);
+	rc = 0;
+out:
+	free(real);
+	return rc;
+}
+
 enum est_mode_verdict
 est_privilege_mode(const char *path, int secret, gid_t run_gid, char *why,
                    char *fix, size_t len)
 {
+	char owner[128];
 	struct stat st;
 
 	why[0] = fix[0] = '\0';
@@ -56,6 +141,17 @@ est_privilege_mode(const char *path, int secret, gid_t run_gid, char *why,
 		snprintf(fix, len, "chmod o-w %s", path);
 		return EST_MODE_UNSAFE;
 	}
+	if (!priv_trusted_owner(st.st_uid)) {
+		snprintf(why, len,
+		         "owned by %s, neither root nor the user estrad was "
+		         "started as: that user can replace it",
+		         priv_owner_name(st.st_uid, owner, sizeof(owner)));
+		snprintf(fix, len,
+		         "chown root %s, or start estrad as its owner", path);
+		return EST_MODE_UNSAFE;
+	}
+	if (priv_check_dirs(path, why, fix, len) != 0)
+		return EST_MODE_UNSAFE;
 	if (secret && (st.st_mode & S_IROTH)) {
 		snprintf(why, len, "a secret readable by everyone (mode %04o)",
 		         (unsigned int)(st.st_mode & 07777));
@@ -264,6 +360,87 @@ out:
 	return rc;
 }
 
+/*
+ * Hands one file or directory estrad writes after the drop to uid:gid
+ * when root owns it (estrad just created it as root); a directory's
+ * regular files owned by root go with it.  Links are not followed.
+ * Returns 1 when something changed hands, 0 when nothing had to, -1 on
+ * failure (logged).
+ */
+static int
+priv_give(const char *path, int is_dir, uid_t uid, gid_t gid)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d = NULL;
+	int fd, dfd, rc = -1;
+
+	fd =
+	    open(path, (is_dir ? O_RDONLY | O_DIRECTORY : O_WRONLY | O_APPEND) |
+	                   O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		goto fail;
+	if (st.st_uid != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+		rc = 0;
+		goto out;
+	}
+	if (fchown(fd, uid, gid) != 0)
+		goto fail;
+	if (is_dir) {
+		if ((dfd = dup(fd)) < 0 || (d = fdopendir(dfd)) == NULL) {
+			if (dfd >= 0)
+				close(dfd);
+			goto fail;
+		}
+		while ((e = readdir(d)) != NULL)
+			if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			        0 &&
+			    S_ISREG(st.st_mode) && st.st_uid == 0 &&
+			    fchownat(fd, e->d_name, uid, gid,
+			             AT_SYMLINK_NOFOLLOW) != 0)
+				goto fail;
+	}
+	rc = 1;
+	goto out;
+fail:
+	ra_log(CORE_LOG_WARN, PRIV_COMPONENT, NULL,
+	       "give it to estrad's user by hand (chown)",
+	       "cannot hand %s to uid %u: (%d: %s)", path, (unsigned int)uid,
+	       errno, strerror(errno));
+out:
+	if (d != NULL)
+		closedir(d);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/*
+ * The files estrad writes after the drop: the logs (reopened by SIGHUP)
+ * and the pending store.  Started as root, estrad created them as root;
+ * they become the user's, or the user could not write them.
+ */
+static void
+priv_give_all(const struct ra_config *config, uid_t uid, gid_t gid)
+{
+	const char *logs[3] = {config->logs.error, config->logs.access,
+	                       config->logs.audit};
+	int i, given = 0;
+
+	for (i = 0; i < 3; i++)
+		if (logs[i] != NULL && strcmp(logs[i], "-") != 0 &&
+		    priv_give(logs[i], 0, uid, gid) > 0)
+			given = 1;
+	if (config->pending_dir != NULL &&
+	    priv_give(config->pending_dir, 1, uid, gid) > 0)
+		given = 1;
+	if (given)
+		ra_log(CORE_LOG_INFO, PRIV_COMPONENT, NULL, NULL,
+		       "handed what estrad writes (log files, pending "
+		       "directory) to user %s",
+		       config->user);
+}
+
 int
 est_privilege_drop(const struct ra_config *config, char *err, size_t errlen)
 {
@@ -300,6 +477,7 @@ est_privilege_drop(const struct ra_config *config, char *err, size_t errlen)
 		}
 		gid = gr->gr_gid;
 	}
+	priv_give_all(config, pw->pw_uid, gid);
 	/* Groups first: once the uid is gone, they can no longer change. */
 	if (initgroups(pw->pw_name, gid) != 0 || setgid(gid) != 0 ||
 	    setuid(pw->pw_uid) != 0) {

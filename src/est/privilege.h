@@ -1,10 +1,11 @@
 /*
  * privilege.h: what estrad checks and gives up before it serves.  Started
  * as root, it binds its listeners and opens its logs, then drops to the
- * configured "user" (and "group"); it refuses to start when the
- * configuration or a file it names is world-writable, because anyone could
- * then swap a key or a trust anchor under it.  --doctor reuses the file
- * walk and the mode rules.
+ * configured "user" (and "group"); it refuses to start, and a SIGHUP
+ * reload is refused, when the configuration or a file it names could be
+ * swapped by someone else: world-writable, owned by a user other than root
+ * and the one estrad was started as, or in a directory such a user or
+ * anyone may write to.  --doctor reuses the file walk and the mode rules.
  */
 #ifndef ESTRAD_EST_PRIVILEGE_H
 #define ESTRAD_EST_PRIVILEGE_H
@@ -21,7 +22,8 @@ enum est_mode_verdict {
 	EST_MODE_WEAK,    /* a secret readable by group or others: warn */
 	EST_MODE_EXPOSED, /* a secret anyone may read: estrad warns, --doctor
 	                     fails */
-	EST_MODE_UNSAFE,  /* world-writable: estrad refuses to start */
+	EST_MODE_UNSAFE,  /* world-writable, foreign owner, or in such a
+	                     directory: estrad refuses to start or reload */
 	EST_MODE_MISSING  /* cannot stat or read it */
 };
 
@@ -58,18 +60,20 @@ int est_privilege_files(const char *config_path, const char *dir,
                         size_t errlen);
 
 /*
- * Refuses a world-writable configuration file or named file (-1, reason
- * in err); logs a warning through ra_log for a secret that others or a
- * foreign group may read.  Borrows config.
+ * Refuses (-1, reason in err) a configuration file or named file that
+ * est_privilege_mode() finds unsafe; logs a warning through ra_log for a
+ * secret that others or a foreign group may read.  Runs at start and at
+ * every reload.  Borrows config.
  */
 int est_privilege_check(const struct ra_config *config, char *err,
                         size_t errlen);
 
 /*
- * When running as root with config->user set, drops to that user and
- * group (supplementary groups included) for good; as root without a user,
- * logs a warning.  Call it after the listeners are bound and the logs
- * opened, before the workers start.  Returns 0, or -1 with err.
+ * When running as root with config->user set, hands the log files and
+ * the pending directory (those root owns) to that user and group, then
+ * drops to them (supplementary groups included) for good; as root without
+ * a user, logs a warning.  Call it after the listeners are bound and the
+ * logs opened, before the workers start.  Returns 0, or -1 with err.
  */
 int est_privilege_drop(const struct ra_config *config, char *err,
                        size_t errlen);

@@ -3,9 +3,11 @@
  * and implicit trust stores, kept apart so the RA knows which one vouched
  * for the client.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -15,7 +17,7 @@
 #include "ra/auth_cert.h"
 
 struct ra_trust {
-	X509_STORE *explicit_store;
+	X509_STORE *explicit_store; /* NULL when not configured */
 	X509_STORE *implicit_store; /* NULL when not configured */
 };
 
@@ -42,6 +44,11 @@ ra_trust_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (X509_STORE_load_file(store, path) != 1)
 		goto fail;
+	/* An issuing CA listed without its root still anchors: that is how
+	 * a label accepts its own CA's certificates and not those of the
+	 * other CAs under the same root. */
+	if (X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN) != 1)
+		goto fail;
 	rc = store;
 	store = NULL;
 	goto out;
@@ -65,8 +72,8 @@ ra_trust_new(const char *explicit_path, const char *implicit_path, char *err,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if ((trust->explicit_store =
-	         ra_trust_load(explicit_path, err, errlen)) == NULL)
+	if (explicit_path != NULL && (trust->explicit_store = ra_trust_load(
+	                                  explicit_path, err, errlen)) == NULL)
 		goto out;
 	if (implicit_path != NULL && (trust->implicit_store = ra_trust_load(
 	                                  implicit_path, err, errlen)) == NULL)
@@ -120,7 +127,9 @@ ra_trust_verify(const struct ra_trust *trust, X509 *cert, STACK_OF(X509) *chain,
 {
 	char implicit_why[256];
 
-	if (ra_trust_verify_one(trust->explicit_store, cert, chain, why,
+	snprintf(why, whylen, "no trust store");
+	if (trust->explicit_store != NULL &&
+	    ra_trust_verify_one(trust->explicit_store, cert, chain, why,
 	                        whylen))
 		return RA_TRUST_EXPLICIT;
 	if (trust->implicit_store != NULL &&
@@ -132,6 +141,8 @@ ra_trust_verify(const struct ra_trust *trust, X509 *cert, STACK_OF(X509) *chain,
 
 struct ra_crl {
 	X509_CRL *crl;
+	char *path;        /* for the operator's log line */
+	atomic_int warned; /* the stale warning was given */
 };
 
 /*
@@ -207,17 +218,22 @@ enum ra_trust_store
 ra_trust_verify_check(const struct ra_trust *trust, X509 *cert,
                       STACK_OF(X509) *chain, struct ra_trust_check *check)
 {
-	char why[256] = "", iwhy[256] = "";
-	int error, depth, ierror, idepth, day_diff = 0, sec_diff = 0;
+	char why[256] = "", iwhy[256] = "", when[32];
+	int error = X509_V_OK, depth = -1, ierror, idepth, day_diff = 0,
+	    sec_diff = 0;
 	const ASN1_TIME *not_after = X509_get0_notAfter(cert);
 
 	check->store = RA_TRUST_NONE;
 	check->chained = RA_TRUST_NONE;
 	check->expired_days = -1;
 	check->is_ra = 0;
+	check->crl_stale = 0;
 	check->why[0] = '\0';
-	if (ra_trust_verify_at(trust->explicit_store, cert, chain, 0, &error,
-	                       &depth, why, sizeof(why)))
+	if (trust->explicit_store == NULL)
+		snprintf(why, sizeof(why),
+		         "the label has no explicit store (trust.explicit_ca)");
+	else if (ra_trust_verify_at(trust->explicit_store, cert, chain, 0,
+	                            &error, &depth, why, sizeof(why)))
 		check->chained = RA_TRUST_EXPLICIT;
 	else if (error == X509_V_ERR_CERT_HAS_EXPIRED && depth == 0 &&
 	         ASN1_TIME_diff(&day_diff, &sec_diff, not_after, NULL) == 1) {
@@ -256,10 +272,27 @@ ra_trust_verify_check(const struct ra_trust *trust, X509 *cert,
 		         ra_trust_store_name(check->chained));
 		goto out;
 	}
+	/* The clientAuth purpose checks a leaf's EKU, not whether it is a
+	 * CA: a CA's key signs certificates, it is no client's identity. */
+	if (X509_check_ca(cert) != 0) {
+		snprintf(check->why, sizeof(check->why),
+		         "certificate is a CA certificate (basicConstraints "
+		         "CA:TRUE or keyCertSign), not a client's");
+		goto out;
+	}
 	if (check->require_eku && !ra_trust_has_eku(cert, NID_client_auth)) {
 		snprintf(check->why, sizeof(check->why),
 		         "certificate lacks the clientAuth extended key usage "
 		         "(require_client_auth_eku)");
+		goto out;
+	}
+	if (check->crl != NULL && check->chained == RA_TRUST_EXPLICIT &&
+	    ra_crl_stale(check->crl, when, sizeof(when))) {
+		check->crl_stale = 1;
+		snprintf(check->why, sizeof(check->why),
+		         "the label's CRL is past its nextUpdate (%s): "
+		         "revocations since then are unknown",
+		         when);
 		goto out;
 	}
 	if (check->crl != NULL && check->chained == RA_TRUST_EXPLICIT &&
@@ -287,10 +320,12 @@ ra_crl_load(const char *path, const char *explicit_path, char *err,
 	int i, verified = 0;
 
 	ERR_clear_error();
-	if ((crl = calloc(1, sizeof(*crl))) == NULL) {
+	if ((crl = calloc(1, sizeof(*crl))) == NULL ||
+	    (crl->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	atomic_init(&crl->warned, 0);
 	if ((bio = BIO_new_file(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: cannot open", path);
 		goto out;
@@ -305,6 +340,13 @@ ra_crl_load(const char *path, const char *explicit_path, char *err,
 		goto out;
 	}
 	BIO_free(bio);
+	if (explicit_path == NULL) {
+		snprintf(err, errlen,
+		         "%s: a CRL needs the label's explicit store, and it "
+		         "has none",
+		         path);
+		goto out;
+	}
 	if ((bio = BIO_new_file(explicit_path, "r")) == NULL ||
 	    (infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL)) == NULL) {
 		snprintf(err, errlen, "%s: cannot read", explicit_path);
@@ -342,6 +384,7 @@ ra_crl_free(struct ra_crl *crl)
 	if (crl == NULL)
 		return;
 	X509_CRL_free(crl->crl);
+	free(crl->path);
 	free(crl);
 }
 
@@ -354,4 +397,32 @@ ra_crl_revoked(const struct ra_crl *crl, X509 *cert)
 	                                 X509_CRL_get_issuer(crl->crl)) != 0)
 		return 0;
 	return X509_CRL_get0_by_cert(crl->crl, &rev, cert) == 1;
+}
+
+int
+ra_crl_stale(const struct ra_crl *crl, char *when, size_t whenlen)
+{
+	const ASN1_TIME *next;
+	struct tm tm;
+
+	when[0] = '\0';
+	if (crl == NULL || (next = X509_CRL_get0_nextUpdate(crl->crl)) == NULL)
+		return 0;
+	if (ASN1_TIME_to_tm(next, &tm) != 1 ||
+	    strftime(when, whenlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, whenlen, "unreadable date");
+	/* An unreadable date counts as past: nothing says it is fresh. */
+	return X509_cmp_current_time(next) <= 0;
+}
+
+const char *
+ra_crl_path(const struct ra_crl *crl)
+{
+	return crl->path;
+}
+
+int
+ra_crl_claim_warning(struct ra_crl *crl)
+{
+	return atomic_exchange(&crl->warned, 1) == 0;
 }

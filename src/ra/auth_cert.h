@@ -24,8 +24,12 @@ const char *ra_trust_store_name(enum ra_trust_store store);
 struct ra_trust;
 
 /*
- * Loads the PEM files (implicit_path may be NULL).  Returns a new trust
- * (free with ra_trust_free) or NULL with the file and OpenSSL reason in err.
+ * Loads the PEM files; either path may be NULL for a store that is left
+ * empty.  Every certificate of a file is a trust anchor, an intermediate
+ * CA included (X509_V_FLAG_PARTIAL_CHAIN): a store that lists one issuing
+ * CA accepts what that CA issued and nothing its siblings under the same
+ * root did.  Returns a new trust (free with ra_trust_free) or NULL with the
+ * file and OpenSSL reason in err.
  */
 struct ra_trust *ra_trust_new(const char *explicit_path,
                               const char *implicit_path, char *err,
@@ -63,6 +67,7 @@ struct ra_trust_check {
 
 	/* Out. */
 	enum ra_trust_store store;   /* the store that counted, or NONE */
+	int crl_stale;               /* refused: crl is past its nextUpdate */
 	enum ra_trust_store chained; /* the store the chain reached, even
 	                                one the label does not accept */
 	long expired_days; /* days since notAfter when accepted in grace,
@@ -76,7 +81,10 @@ struct ra_trust_check {
 /*
  * Verifies cert (with the untrusted chain the client sent) against the
  * stores of check->stores, then applies the EKU, grace and revocation
- * rules.  Returns check->store.  Borrows everything.  Thread-safe.
+ * rules.  A CA certificate (basicConstraints CA:TRUE, or keyCertSign
+ * without it) is never a client's; a CRL past its nextUpdate refuses the
+ * certificates it would judge (revocations since then are unknown).
+ * Returns check->store.  Borrows everything.  Thread-safe.
  */
 enum ra_trust_store ra_trust_verify_check(const struct ra_trust *trust,
                                           X509 *cert, STACK_OF(X509) *chain,
@@ -95,5 +103,21 @@ void ra_crl_free(struct ra_crl *crl);
 
 /* Says whether crl lists cert (same issuer and serial).  Thread-safe. */
 int ra_crl_revoked(const struct ra_crl *crl, X509 *cert);
+
+/*
+ * Says whether crl is past its nextUpdate now (a CRL without one never
+ * is), with that time (ISO 8601 UTC) in when.  Thread-safe.
+ */
+int ra_crl_stale(const struct ra_crl *crl, char *when, size_t whenlen);
+
+/* The path crl was loaded from (borrowed, valid while crl is). */
+const char *ra_crl_path(const struct ra_crl *crl);
+
+/*
+ * Returns 1 the first time it is called for crl and 0 afterwards, so that
+ * a stale CRL is reported once per loaded configuration whichever thread
+ * meets it first.  Thread-safe.
+ */
+int ra_crl_claim_warning(struct ra_crl *crl);
 
 #endif

@@ -34,6 +34,7 @@
 #include "core/escape.h"
 #include "core/log.h"
 #include "ra/config.h"
+#include "ra/log.h"
 #include "ra/safedir.h"
 
 /* The configuration file is small; anything larger is a mistake. */
@@ -1779,7 +1780,7 @@ out:
 }
 
 static const char *const cfg_trust_keys[] = {
-    "enroll", "reenroll", "explicit_ca", "implicit_ca", NULL,
+    "enroll", "reenroll", "explicit_ca", "implicit_ca", "inherit", NULL,
 };
 
 static const char *const cfg_reenroll_keys[] = {
@@ -1846,7 +1847,14 @@ out:
 	return rc;
 }
 
-/* "trust": the label's stores and which count for which operation. */
+/*
+ * "trust": the label's stores and which count for which operation.  A
+ * label that names a store of its own uses its own stores only: the one it
+ * leaves out is empty rather than tls.*'s, unless "inherit" asks for
+ * tls.*'s.  Otherwise a label meant for one CA's certificates would also
+ * take the manufacturer certificates of tls.implicit_ca, or every
+ * certificate under the root that tls.explicit_ca lists.
+ */
 static int
 cfg_label_trust(struct cfg *c, struct ra_label *label, const json_t *obj,
                 const char *lpath)
@@ -1855,8 +1863,7 @@ cfg_label_trust(struct cfg *c, struct ra_label *label, const json_t *obj,
 	char path[CFG_PATH_MAX], where[CFG_PATH_MAX], msg[512];
 	STACK_OF(X509) *certs = NULL;
 	const json_t *t;
-	const char *implicit;
-	int rc = -1;
+	int rc = -1, inherit = 0;
 
 	cfg_join(path, sizeof(path), lpath, "trust");
 	if (cfg_get_object(c, obj, lpath, "trust", 0, cfg_trust_keys, &t) != 0)
@@ -1864,8 +1871,19 @@ cfg_label_trust(struct cfg *c, struct ra_label *label, const json_t *obj,
 	if (t != NULL && (cfg_get_path(c, t, path, "explicit_ca", 0,
 	                               &label->explicit_ca) != 0 ||
 	                  cfg_get_path(c, t, path, "implicit_ca", 0,
-	                               &label->implicit_ca) != 0))
+	                               &label->implicit_ca) != 0 ||
+	                  cfg_get_bool(c, t, path, "inherit", &inherit) != 0))
 		goto out;
+	label->own_stores =
+	    label->explicit_ca != NULL || label->implicit_ca != NULL;
+	if (t != NULL && json_object_get(t, "inherit") != NULL &&
+	    !label->own_stores) {
+		cfg_join(where, sizeof(where), path, "inherit");
+		cfg_error(c, where, 0, NULL,
+		          "needs trust.explicit_ca or trust.implicit_ca: a "
+		          "label without stores of its own uses tls.*'s");
+		goto out;
+	}
 	if (label->explicit_ca != NULL) {
 		cfg_join(where, sizeof(where), path, "explicit_ca");
 		if ((certs = cfg_read_certs(c, where, label->explicit_ca)) ==
@@ -1882,30 +1900,56 @@ cfg_label_trust(struct cfg *c, struct ra_label *label, const json_t *obj,
 		sk_X509_pop_free(certs, X509_free);
 		certs = NULL;
 	}
-	implicit = label->implicit_ca != NULL ? label->implicit_ca
-	                                      : config->tls.implicit_ca;
-	if ((label->explicit_ca != NULL || label->implicit_ca != NULL) &&
-	    (label->trust = ra_trust_new(label->explicit_ca != NULL
-	                                     ? label->explicit_ca
-	                                     : config->tls.explicit_ca,
-	                                 implicit, msg, sizeof(msg))) == NULL) {
+	if (!label->own_stores || inherit) {
+		label->explicit_path = label->explicit_ca != NULL
+		                           ? label->explicit_ca
+		                           : config->tls.explicit_ca;
+		label->implicit_path = label->implicit_ca != NULL
+		                           ? label->implicit_ca
+		                           : config->tls.implicit_ca;
+	} else {
+		label->explicit_path = label->explicit_ca;
+		label->implicit_path = label->implicit_ca;
+	}
+	if (label->own_stores &&
+	    (label->trust =
+	         ra_trust_new(label->explicit_path, label->implicit_path, msg,
+	                      sizeof(msg))) == NULL) {
 		cfg_error(c, path, 0, NULL, "%s", msg);
 		goto out;
 	}
 	/* Manufacturer certificates may enroll by default, never renew. */
-	label->trust_enroll = RA_TRUST_BIT_EXPLICIT |
-	                      (implicit != NULL ? RA_TRUST_BIT_IMPLICIT : 0);
-	label->trust_reenroll = RA_TRUST_BIT_EXPLICIT;
+	label->trust_enroll =
+	    (label->explicit_path != NULL ? RA_TRUST_BIT_EXPLICIT : 0) |
+	    (label->implicit_path != NULL ? RA_TRUST_BIT_IMPLICIT : 0);
+	label->trust_reenroll =
+	    label->explicit_path != NULL ? RA_TRUST_BIT_EXPLICIT : 0;
 	if (t != NULL && (cfg_trust_list(c, t, path, "enroll", 0,
 	                                 &label->trust_enroll) != 0 ||
 	                  cfg_trust_list(c, t, path, "reenroll", 1,
 	                                 &label->trust_reenroll) != 0))
 		goto out;
-	if ((label->trust_enroll & RA_TRUST_BIT_IMPLICIT) && implicit == NULL) {
+	if ((label->trust_enroll & RA_TRUST_BIT_IMPLICIT) &&
+	    label->implicit_path == NULL) {
 		cfg_join(where, sizeof(where), path, "enroll");
+		cfg_error(c, where, 0, NULL, "\"implicit\" needs %s",
+		          label->own_stores && !inherit
+		              ? "trust.implicit_ca (the label has stores of "
+		                "its own; trust.inherit takes tls.implicit_ca)"
+		              : "tls.implicit_ca or trust.implicit_ca");
+		goto out;
+	}
+	if (((label->trust_enroll | label->trust_reenroll) &
+	     RA_TRUST_BIT_EXPLICIT) &&
+	    label->explicit_path == NULL) {
+		cfg_join(where, sizeof(where), path,
+		         (label->trust_enroll & RA_TRUST_BIT_EXPLICIT)
+		             ? "enroll"
+		             : "reenroll");
 		cfg_error(c, where, 0, NULL,
-		          "\"implicit\" needs tls.implicit_ca or "
-		          "trust.implicit_ca");
+		          "\"explicit\" needs trust.explicit_ca (the label has "
+		          "stores of its own; trust.inherit takes "
+		          "tls.explicit_ca)");
 		goto out;
 	}
 	rc = 0;
@@ -2136,6 +2180,9 @@ cfg_label_security(struct cfg *c, struct ra_label *label, const json_t *obj,
 	char *crl_path = NULL;
 	int rc = -1;
 
+	/* A certificate without the clientAuth EKU was not issued for
+	 * client authentication; a label may still accept it. */
+	label->require_client_auth_eku = 1;
 	if (cfg_label_anonymous(c, label, obj, lpath) != 0 ||
 	    cfg_label_trust(c, label, obj, lpath) != 0 ||
 	    cfg_get_bool(c, obj, lpath, "require_client_auth_eku",
@@ -2151,10 +2198,7 @@ cfg_label_security(struct cfg *c, struct ra_label *label, const json_t *obj,
 	if (crl != NULL) {
 		if (cfg_absolute(c, path, crl, &crl_path) != 0)
 			goto out;
-		if ((label->crl = ra_crl_load(crl_path,
-		                              label->explicit_ca != NULL
-		                                  ? label->explicit_ca
-		                                  : c->config->tls.explicit_ca,
+		if ((label->crl = ra_crl_load(crl_path, label->explicit_path,
 		                              msg, sizeof(msg))) == NULL) {
 			cfg_error(c, path, 0, NULL, "%s", msg);
 			goto out;
@@ -2506,4 +2550,30 @@ ra_config_label(const struct ra_config *config, const char *name)
 		if (strcmp(config->labels[i]->name, name) == 0)
 			return config->labels[i];
 	return NULL;
+}
+
+void
+ra_config_log_crl(const struct ra_label *label)
+{
+	char when[32];
+
+	if (label->crl == NULL ||
+	    !ra_crl_stale(label->crl, when, sizeof(when)) ||
+	    !ra_crl_claim_warning(label->crl))
+		return;
+	ra_log(CORE_LOG_ERROR, "ra.auth", NULL,
+	       "publish a fresh CRL to that file, then send SIGHUP",
+	       "CRL %s is past its nextUpdate (%s): label %s refuses the "
+	       "client certificates it would check until a fresh one is "
+	       "loaded",
+	       ra_crl_path(label->crl), when, label->name);
+}
+
+void
+ra_config_log_warnings(const struct ra_config *config)
+{
+	size_t i;
+
+	for (i = 0; i < config->nlabels; i++)
+		ra_config_log_crl(config->labels[i]);
 }

@@ -59,9 +59,17 @@ struct ra_label {
 	unsigned int trust_enroll;   /* RA_TRUST_BIT_* for simpleenroll */
 	unsigned int trust_reenroll; /* RA_TRUST_BIT_* for simplereenroll */
 	char *explicit_ca;           /* the label's own stores, absolute, or */
-	char *implicit_ca;           /* NULL for tls.*; owned */
-	struct ra_trust *trust;      /* built from those, or NULL; owned */
-	int require_client_auth_eku; /* client leaf must list clientAuth */
+	char *implicit_ca;           /* NULL when not set; owned */
+	int own_stores;              /* one of them is set: tls.* count only
+	                                with trust.inherit */
+	/* The stores that count for the label, own or tls.*'s, or NULL for
+	 * none; borrowed from the above or from config->tls. */
+	const char *explicit_path;
+	const char *implicit_path;
+	struct ra_trust *trust;      /* built from those when own_stores,
+	                                else NULL for tls.*'s; owned */
+	int require_client_auth_eku; /* client leaf must list clientAuth
+	                                (default) */
 	int ra_enabled;              /* id-kp-cmcRA clients act as RAs */
 	int ra_waive_pop;            /* and need not link PoP */
 	struct ra_policy *ra_policy; /* policy for RA clients, or NULL for
@@ -164,6 +172,20 @@ struct ra_config {
  * `conf/estrad.json:12:7: labels.default.ca: unknown key "backnd"`.
  */
 struct ra_config *ra_config_load(const char *path, char *err, size_t errlen);
+
+/*
+ * Logs, once per loaded configuration, what the operator must fix but
+ * that does not stop it from loading: a label's CRL past its nextUpdate.
+ * Call it when the configuration is about to serve (start, reload).
+ * Borrows config.
+ */
+void ra_config_log_warnings(const struct ra_config *config);
+
+/*
+ * The same for one label's CRL, when a request finds it stale first (it
+ * went past its nextUpdate while serving).  Borrows label.
+ */
+void ra_config_log_crl(const struct ra_label *label);
 
 /* Frees config and all it owns, CA instances included.  NULL is a no-op. */
 void ra_config_free(struct ra_config *config);

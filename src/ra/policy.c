@@ -1543,3 +1543,39 @@ out:
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	return rc;
 }
+
+int
+ra_policy_open_names(const struct ra_policy *policy, char *buf, size_t len)
+{
+	const char *open[6];
+	size_t i, n = 0, used = 0;
+	int san = 0;
+
+	buf[0] = '\0';
+	if (!policy->cn.set && policy->cn_equals == POL_CN_ANY)
+		open[n++] = "subject CN";
+	/* SANs reach the certificate only when the allow-list keeps the
+	 * extension, and not at all with san.max 0. */
+	for (i = 0; i < policy->n_ext_allow; i++)
+		if (OBJ_obj2nid(policy->ext_allow[i]) == NID_subject_alt_name)
+			san = policy->san_max != 0;
+	if (san && !policy->san_dns.set)
+		open[n++] = "dNSName";
+	if (san && !policy->san_ip.set)
+		open[n++] = "iPAddress";
+	if (san && !policy->san_email.set)
+		open[n++] = "rfc822Name";
+	if (san && !policy->san_uri.set)
+		open[n++] = "URI";
+	if (san && policy->san_other)
+		open[n++] = "otherName/dirName";
+	for (i = 0; i < n && used < len; i++) {
+		int w = snprintf(buf + used, len - used, "%s%s",
+		                 i > 0 ? ", " : "", open[i]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	return n > 0;
+}

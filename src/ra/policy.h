@@ -78,6 +78,17 @@ int ra_policy_check(const struct ra_policy *policy,
 int ra_policy_says_drop(const struct ra_policy *policy);
 
 /*
+ * Lists into buf (size len), comma separated, the names any client the
+ * label authenticates may ask for whoever it is: "subject CN" when neither
+ * a cn pattern nor cn_equals binds it, and each subjectAltName type no
+ * rule restricts ("dNSName", "iPAddress", "rfc822Name", "URI",
+ * "otherName/dirName") when the policy honours the extension and san.max
+ * is not 0.  Returns 1 when the list is not empty, else 0 with buf "".
+ * Borrows policy; thread-safe.
+ */
+int ra_policy_open_names(const struct ra_policy *policy, char *buf, size_t len);
+
+/*
  * Returns the CN of name (the last one, as TLS does) into buf (size len),
  * "" when there is none.  Returns buf.  Borrows name.
  */

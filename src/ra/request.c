@@ -265,6 +265,8 @@ ra_request_judge_cert(struct ra_request *req, char *subject, char *why,
 	}
 	req->cert_store = check.chained;
 	snprintf(why, whylen, "%s", check.why);
+	if (check.crl_stale)
+		ra_config_log_crl(label);
 	/* Logged even when Basic may still let the client in: the
 	 * operator wants to know why the certificate was not enough. */
 	ra_log(CORE_LOG_NOTICE, "ra.auth", &req->log,

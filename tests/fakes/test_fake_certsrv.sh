@@ -77,7 +77,7 @@ if ! "$repo/scripts/mkcerts.sh" "$tmp/certs" >/dev/null; then
 	echo "0 passed, 1 failed"
 	exit 1
 fi
-cacert=$tmp/certs/ca-chain.pem
+cacert=$tmp/certs/tls-ca.pem
 : >"$tmp/fake.out"
 python3 "$fake" --listen 127.0.0.1:0 --cert "$tmp/certs/server.pem" \
     --key "$tmp/certs/server.key" --state-dir "$tmp/state" \

@@ -90,6 +90,7 @@ if ! "$repo/scripts/mkcerts.sh" "$tmp/certs" >/dev/null; then
 fi
 certs=$tmp/certs
 cacert=$certs/ca-chain.pem
+tlsca=$certs/tls-ca.pem
 : >"$tmp/fake.out"
 python3 "$fake" --listen 127.0.0.1:0 --cert "$certs/server.pem" \
     --key "$certs/server.key" --client-ca "$cacert" --state-dir "$tmp/state" \
@@ -117,7 +118,7 @@ v1=$srv/ca/rest
 
 # c ARGS...: curl trusting the dev PKI, no client certificate.
 c() {
-	curl -sS --cacert "$cacert" "$@"
+	curl -sS --cacert "$tlsca" "$@"
 }
 
 # a ARGS...: curl with the agent certificate (CN=demo-client).
@@ -208,7 +209,7 @@ check "Basic after the 401 challenge (Java style): 200" test \
 check "Basic with a wrong password: 401" test \
     "$(code -u caadmin:nope "$v2/account/login")" = 401
 check "v1 login: 200" test "$(code --cert "$certs/client.pem" --key "$certs/client.key" "$v1/account/login")" = 200
-curl -sS --cacert "$cacert" --cert "$certs/device.pem" --key "$certs/device.key" \
+curl -sS --cacert "$tlsca" --cert "$certs/device.pem" --key "$certs/device.key" \
     -o /dev/null "$v2/account/login" 2>/dev/null
 check "client certificate from an untrusted CA fails the TLS handshake" test $? -ne 0
 

@@ -664,13 +664,13 @@ t_http_pipelined_bodies_accepted() {
 
 # --- strongSwan pki 5.9.8 ---
 # strongSwan reads one certificate per --cacert file and must reach a
-# self-signed root, so it gets the root (the intermediate comes from the
-# handshake) rather than ca-chain.pem.
+# self-signed root: it gets the TLS CA, the root of estrad's own TLS
+# certificate.
 
 t_strongswan_estca() {
 	mkdir -p "$T/out"
 	strongswan_pki "$T/pki.out" "$T/pki.err" --estca \
-	    --url "https://$HOSTPORT" --cacert "$CERTS/root-ca.pem" \
+	    --url "https://$HOSTPORT" --cacert "$CERTS/tls-ca.pem" \
 	    --caout "$T/out/ca.pem" --outform pem ||
 	    fail "pki --estca failed" "$T/pki.err" "$T/pki.out"
 	local got want
@@ -688,7 +688,7 @@ t_strongswan_est() {
 	    --dn "CN=ss-client" --san ss.example.com ||
 	    fail "pki --req failed (test setup)" "$T/req.err"
 	strongswan_pki "$T/cert.der" "$T/est.err" --est \
-	    --url "https://$HOSTPORT" --cacert "$CERTS/root-ca.pem" \
+	    --url "https://$HOSTPORT" --cacert "$CERTS/tls-ca.pem" \
 	    --in "$T/req.der" --userpass "$CRED" --interval 2 \
 	    --maxpolltime 10 ||
 	    fail "pki --est failed" "$T/est.err"
@@ -827,7 +827,7 @@ t_err_length_required() {
 	printf 'POST %s/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\nContent-Type: application/pkcs10\r\nConnection: close\r\n\r\n' \
 	    "$EST_PATH" "$auth" >"$T/request"
 	timeout -k 2 10 openssl s_client -quiet -connect "$HOSTPORT" \
-	    -CAfile "$CERTS/root-ca.pem" <"$T/request" >"$T/response" \
+	    -CAfile "$CERTS/tls-ca.pem" <"$T/request" >"$T/response" \
 	    2>"$T/s_client.err" || true
 	assert_file_matches "$T/response" '^HTTP/1\.1 411 '
 	assert_file_matches "$T/response" '^Content-Type: text/plain'
@@ -940,6 +940,26 @@ cfg = json.load(open(src))
 cfg["listen"] = ["127.0.0.1:" + port]
 cfg["workers"] = 2
 cfg["limits"]["max_body"] = 65536
+# The shipped labels bind every client to its own name and every
+# certificate to the label that issued it, and estrad drops to "nobody";
+# t_auth_shipped_* test that on conf/estrad.json as shipped.  The tests
+# here enroll any name with the demo login and present client.pem and
+# device.pem on any label, and reload files under $WORK (root's, mode 0700
+# when run as root): their copy stays as the user who started it, its
+# three labels trust tls.* (the default label's CA and the manufacturer
+# CA), bind no name and have no RA clients.
+cfg.pop("user", None)
+cfg.pop("group", None)
+cfg["tls"]["implicit_ca"] = "../certs/manufacturer-ca.pem"
+for name in ("default", "phones", "devices"):
+    lab = cfg["labels"][name]
+    lab.pop("trust", None)
+    lab.pop("ra_clients", None)
+    lab.get("policy", {}).pop("cn_equals", None)
+cfg["labels"]["default"]["policy"] = {
+    "san": {"max": 20},
+    "extensions": {"allow": ["subjectAltName"], "unlisted": "drop"}}
+cfg["labels"]["devices"].get("policy", {}).pop("san", None)
 # A label for the options the shipped config leaves at their defaults:
 # include_chain, 76-column wrapping, nothing to ask in csrattrs.
 chained = json.loads(json.dumps(cfg["labels"]["default"]))
@@ -988,7 +1008,7 @@ start_daemon() {
 				return 1
 			fi
 			if curl --silent --output /dev/null --max-time 1 \
-			    --cacert "$CERTS/ca-chain.pem" \
+			    --cacert "$CERTS/tls-ca.pem" \
 			    "https://$HOSTPORT$EST_PATH/cacerts" \
 			    2>"$WORK/ready.err"; then
 				return 0
@@ -996,7 +1016,7 @@ start_daemon() {
 			sleep 0.1
 		done
 		curl --silent --show-error --output /dev/null --max-time 2 \
-		    --cacert "$CERTS/ca-chain.pem" \
+		    --cacert "$CERTS/tls-ca.pem" \
 		    "https://$HOSTPORT$EST_PATH/cacerts" 2>"$WORK/ready.err"
 		SETUP_ERROR="estrad does not answer TLS on $HOSTPORT after 10 s"
 		SETUP_FILES=("$WORK/ready.err" "$WORK/estrad.stderr"

@@ -87,7 +87,7 @@ ab_start() {
 		for ((j = 0; j < 100; j++)); do
 			kill -0 "$AB_PID" 2>/dev/null || break
 			if curl -s -o /dev/null --max-time 1 \
-			    --cacert "$CERTS/ca-chain.pem" \
+			    --cacert "$CERTS/tls-ca.pem" \
 			    "https://$AB_HOST$EST_PATH/cacerts"; then
 				return 0
 			fi
@@ -134,10 +134,10 @@ cfg["limits"]["max_conns_per_client"] = 0'
 	# n/4 each with a partial body and idle after one request; a normal
 	# enrollment meanwhile.
 	python3 "$HERE/slow_clients.py" --port "${AB_HOST##*:}" \
-	    --cacert "$CERTS/ca-chain.pem" --hello "$n" --head "$n" \
+	    --cacert "$CERTS/tls-ca.pem" --hello "$n" --head "$n" \
 	    --body $((n / 4)) --idle $((n / 4)) --wait 20 -- \
 	    curl -s -o "$T/enroll.body" -w '%{http_code}' --max-time 10 \
-	    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+	    --cacert "$CERTS/tls-ca.pem" -u "$CRED" \
 	    -H 'Content-Type: application/pkcs10' --data-binary "@$T/slow.b64" \
 	    "https://$AB_HOST$EST_PATH/simpleenroll" \
 	    >"$T/slow.json" 2>"$T/slow.err" ||
@@ -214,9 +214,9 @@ cfg['limits']['max_conns_per_client'] = $max"
 	# timeout, the others are shut at their first record.  A client
 	# from another address (127.0.0.2) enrolls meanwhile.
 	python3 "$HERE/slow_clients.py" --port "${AB_HOST##*:}" \
-	    --cacert "$CERTS/ca-chain.pem" --hello "$n" --wait 10 -- \
+	    --cacert "$CERTS/tls-ca.pem" --hello "$n" --wait 10 -- \
 	    curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
-	    --interface 127.0.0.2 --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+	    --interface 127.0.0.2 --cacert "$CERTS/tls-ca.pem" -u "$CRED" \
 	    -H 'Content-Type: application/pkcs10' \
 	    --data-binary "@$T/other.b64" \
 	    "https://$AB_HOST$EST_PATH/simpleenroll" \
@@ -311,7 +311,7 @@ PYEOF
 	# The connections are gone: a new client is served again.
 	for ((i = 0; i < 50; i++)); do
 		st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-		    --cacert "$CERTS/ca-chain.pem" \
+		    --cacert "$CERTS/tls-ca.pem" \
 		    "https://$AB_HOST$EST_PATH/cacerts") || true
 		[[ $st == 200 ]] && break
 		sleep 0.2
@@ -427,18 +427,18 @@ cfg["labels"]["t-slowca"] = {"ca": ca, "csrattrs": [], "ca_wait": 10}'
 	# The slow CA's enrollment runs alongside: its request arrives at
 	# once, then waits 4 s for the CA.
 	curl -s -o "$T/slowca.body" -w '%{http_code}' --max-time 15 \
-	    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+	    --cacert "$CERTS/tls-ca.pem" -u "$CRED" \
 	    -H 'Content-Type: application/pkcs10' \
 	    --data-binary "@$T/slowca.b64" \
 	    "https://$AB_HOST$EST_PATH/t-slowca/simpleenroll" \
 	    >"$T/slowca.status" 2>"$T/slowca.err" &
 	slow_pid=$!
 	python3 "$HERE/slow_clients.py" --port "${AB_HOST##*:}" \
-	    --cacert "$CERTS/ca-chain.pem" --hello "$n" --idle 4 \
+	    --cacert "$CERTS/tls-ca.pem" --hello "$n" --idle 4 \
 	    --trickle-hello "$n" --trickle-head "$n" --trickle-body "$n" \
 	    --interval 1 --wait 12 -- \
 	    curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
-	    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+	    --cacert "$CERTS/tls-ca.pem" -u "$CRED" \
 	    -H 'Content-Type: application/pkcs10' --data-binary "@$T/fast.b64" \
 	    "https://$AB_HOST$EST_PATH/simpleenroll" \
 	    >"$T/deadlines.json" 2>"$T/deadlines.err" ||
@@ -498,7 +498,7 @@ t_abuse_tls_renegotiation_refused() {
 	# "R" asks s_client to renegotiate on TLS 1.2; estrad must refuse
 	# and stay up.
 	printf 'R\n' | timeout -k 2 10 openssl s_client -connect "$HOSTPORT" \
-	    -tls1_2 -CAfile "$CERTS/root-ca.pem" >"$out" 2>&1 || true
+	    -tls1_2 -CAfile "$CERTS/tls-ca.pem" >"$out" 2>&1 || true
 	assert_file_has "$out" RENEGOTIATING "s_client output"
 	assert_file_matches "$out" 'no renegotiation|alert' "s_client output"
 	assert_file_has "$out" 'Compression: NONE' "s_client output"
@@ -546,7 +546,7 @@ ab_burst_client() {
 		    -outform DER -out "$T/burst/$tag-$i.der" 2>/dev/null
 		base64 -w64 "$T/burst/$tag-$i.der" >"$T/burst/$tag-$i.b64"
 		st=$(curl -s --http1.1 --max-time 15 \
-		    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+		    --cacert "$CERTS/tls-ca.pem" -u "$CRED" \
 		    -H 'Content-Type: application/pkcs10' \
 		    --data-binary "@$T/burst/$tag-$i.b64" \
 		    -D "$T/burst/$tag-$i.h" -o /dev/null -w '%{http_code}' \
@@ -588,7 +588,7 @@ t_abuse_kill9_during_burst() {
 	    >"$T/estrad2.stdout" 2>"$T/estrad2.stderr" </dev/null) &
 	CS_PID=$!
 	for ((i = 0; i < 100; i++)); do
-		curl -s -o /dev/null --max-time 1 --cacert "$CERTS/ca-chain.pem" \
+		curl -s -o /dev/null --max-time 1 --cacert "$CERTS/tls-ca.pem" \
 		    "https://127.0.0.1:$port$EST_PATH/cacerts" && break
 		sleep 0.1
 	done

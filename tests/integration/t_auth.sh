@@ -50,6 +50,10 @@ extendedKeyUsage = clientAuth, 1.3.6.1.5.5.7.3.28
 [ noeku ]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
+[ catrue ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, digitalSignature, keyEncipherment, keyCertSign
+extendedKeyUsage = clientAuth
 EOF
 }
 
@@ -89,7 +93,11 @@ auth_config() {
 		    openssl ca -config "$fix/ca/ca.cnf" \
 			-revoke "$fix/ca/revoked.pem" >>"$fix/ca/openssl.log" 2>&1 &&
 		    openssl ca -config "$fix/ca/ca.cnf" -gencrl \
-			-out "$fix/crl.pem" >>"$fix/ca/openssl.log" 2>&1 ||
+			-out "$fix/crl.pem" >>"$fix/ca/openssl.log" 2>&1 &&
+		    openssl ca -config "$fix/ca/ca.cnf" -gencrl \
+			-crl_lastupdate "$(auth_date '-40 days')" \
+			-crl_nextupdate "$(auth_date '-10 days')" \
+			-out "$fix/crl-stale.pem" >>"$fix/ca/openssl.log" 2>&1 ||
 		    return 1
 		# The authorizers: one records its input and allows, one
 		# denies with a reason, one never answers in time.
@@ -139,6 +147,12 @@ L["t-renewonly"] = label(reenroll={"rekey": False})
 L["t-crl"] = label(auth=["cert"], crl=fix + "/crl.pem")
 L["t-implicit-off"] = label(auth=["cert"], trust={"enroll": ["explicit"]})
 L["t-eku"] = label(auth=["cert"], require_client_auth_eku=True)
+L["t-eku-off"] = label(auth=["cert"], require_client_auth_eku=False)
+L["t-crl-stale"] = label(auth=["cert"], crl=fix + "/crl-stale.pem")
+L["t-own"] = label(auth=["cert"], trust={
+    "explicit_ca": "../certs/issuing-ca.pem"})
+L["t-own-inherit"] = label(auth=["cert"], trust={
+    "explicit_ca": "../certs/issuing-ca.pem", "inherit": True})
 L["t-private"] = label(anonymous=[])
 L["t-authz-allow"] = label(authorizer={"command": [fix + "/allow.sh"]})
 L["t-authz-deny"] = label(authorizer={"command": [fix + "/deny.sh"]})
@@ -161,7 +175,7 @@ est_req() {
 	[[ $tools == /* ]] || tools=$ROOT/$tools
 	rm -f "$T/headers" "$T/body" "$T/info"
 	STATUS=$("$tools/est_client" --url "https://$HOSTPORT$path" \
-	    --cacert "$CERTS/ca-chain.pem" --headers "$T/headers" \
+	    --cacert "$CERTS/tls-ca.pem" --headers "$T/headers" \
 	    --body "$T/body" --info "$T/info" "$@" 2>"$T/client.err") ||
 	    STATUS=000
 	[[ -n $STATUS ]] || STATUS=000
@@ -194,7 +208,7 @@ auth_issued() {
 	decode_pkcs7 "$T/leaf.pem"
 	assert_eq 1 "$NCERTS" "certificates in the enroll answer"
 	openssl verify -CAfile "$CERTS/root-ca.pem" \
-	    -untrusted "$CERTS/issuing-ca.pem" "$T/leaf.pem" \
+	    -untrusted "$(dev_issuing_cas)" "$T/leaf.pem" \
 	    >"$T/verify.out" 2>&1 ||
 	    fail "issued certificate does not verify" "$T/verify.out"
 }
@@ -311,18 +325,87 @@ t_auth_missing_auth() {
 t_auth_client_auth_eku() {
 	local fix=$WORK/authfix/ca
 	# Without an EKU the certificate passes the clientAuth purpose, but
-	# a label with require_client_auth_eku wants the EKU listed.
-	est_req "$EST_PATH/simpleenroll" --cert "$fix/noeku.pem" \
+	# a label wants the EKU listed unless require_client_auth_eku is
+	# false.
+	est_req "$EST_PATH/t-eku-off/simpleenroll" --cert "$fix/noeku.pem" \
 	    --key "$fix/noeku.key" --subject /CN=noeku-client
 	auth_issued
-	est_req "$EST_PATH/t-eku/simpleenroll" --cert "$fix/noeku.pem" \
+	local label
+	for label in t-eku t-crl; do
+		est_req "$EST_PATH/$label/simpleenroll" --cert "$fix/noeku.pem" \
+		    --key "$fix/noeku.key" --subject /CN=noeku-client
+		auth_refused 403 'lacks the clientAuth extended key usage'
+		log_has_rid "$RID" 'subject: \\?"?CN=noeku-client' error \
+		    >/dev/null ||
+		    fail "the refusal does not name the subject" "$T/.log_tail"
+	done
+	# Nor on the default label.
+	est_req "$EST_PATH/simpleenroll" --cert "$fix/noeku.pem" \
 	    --key "$fix/noeku.key" --subject /CN=noeku-client
 	auth_refused 403 'lacks the clientAuth extended key usage'
-	log_has_rid "$RID" 'subject: \\?"?CN=noeku-client' error >/dev/null ||
-	    fail "the refusal does not name the subject" "$T/.log_tail"
 	est_req "$EST_PATH/t-eku/simpleenroll" --cert "$CERTS/client.pem" \
 	    --key "$CERTS/client.key" --subject /CN=eku-ok
 	auth_issued
+}
+
+t_auth_ca_certificate_refused() {
+	local d=$T/ca
+	auth_ca "$d"
+	auth_issue "$d" ca ca-as-client catrue "$(auth_date '-1 day')" \
+	    "$(auth_date '+30 days')" ||
+	    fail "openssl ca failed (test setup)" "$d/openssl.log"
+	# A CA certificate (basicConstraints CA:TRUE) with clientAuth is no
+	# client certificate, whatever the label allows otherwise.
+	local label
+	for label in t-eku-off t-crl; do
+		est_req "$EST_PATH/$label/simpleenroll" --cert "$d/ca.pem" \
+		    --key "$d/ca.key" --subject /CN=ca-as-client
+		auth_refused 403 'is a CA certificate'
+	done
+	est_req "$EST_PATH/t-eku-off/simplereenroll" --cert "$d/ca.pem" \
+	    --key "$d/ca.key" --subject-from "$d/ca.pem"
+	auth_refused 403 'is a CA certificate'
+}
+
+t_auth_crl_past_next_update() {
+	local fix=$WORK/authfix/ca re n
+	# The label's CRL is past its nextUpdate: the operator was told when
+	# the configuration was loaded, once (not once per request) ...
+	re='\[error\] .*CRL .*crl-stale\.pem is past its nextUpdate'
+	n=$(grep -cE -- "$re" "$LOGS/error.log")
+	((n >= 1)) || fail "no error line about the stale CRL" "$LOGS/error.log"
+	# ... and certificates it would judge are refused: revocations since
+	# then are unknown.
+	est_req "$EST_PATH/t-crl-stale/simpleenroll" --cert "$fix/good.pem" \
+	    --key "$fix/good.key" --subject /CN=good-client
+	auth_refused 403 'CRL is past its nextUpdate'
+	est_req "$EST_PATH/t-crl-stale/simplereenroll" --cert "$fix/good.pem" \
+	    --key "$fix/good.key" --subject-from "$fix/good.pem"
+	auth_refused 403 'CRL is past its nextUpdate'
+	assert_eq "$n" "$(grep -cE -- "$re" "$LOGS/error.log")" \
+	    "error lines about the stale CRL after two requests" \
+	    "$LOGS/error.log"
+	# The fresh CRL of t-crl still lets the same certificate in.
+	est_req "$EST_PATH/t-crl/simpleenroll" --cert "$fix/good.pem" \
+	    --key "$fix/good.key" --subject /CN=good-client
+	auth_issued
+}
+
+t_auth_label_stores_not_inherited() {
+	# t-own names an explicit store of its own: the manufacturer store of
+	# tls.implicit_ca no longer applies to it ...
+	est_req "$EST_PATH/t-own/simpleenroll" --cert "$CERTS/device.pem" \
+	    --key "$CERTS/device.key" --subject /CN=device-0001
+	auth_refused 403 'client certificate not accepted'
+	est_req "$EST_PATH/t-own/simpleenroll" --cert "$CERTS/client.pem" \
+	    --key "$CERTS/client.key" --subject /CN=demo-client
+	auth_issued
+	# ... unless it asks for tls.* with trust.inherit.
+	est_req "$EST_PATH/t-own-inherit/simpleenroll" \
+	    --cert "$CERTS/device.pem" --key "$CERTS/device.key" \
+	    --subject /CN=device-0001
+	auth_issued
+	auth_audit_has '"method":"cert".*"store":"implicit"'
 }
 
 t_auth_cert_basic_together() {
@@ -494,7 +577,7 @@ print("burst:" + crypt.crypt("burst-secret",
 	mk_csr b /CN=burst.example ec
 	for ((i = 0; i < 40; i++)); do
 		curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 \
-		    --cacert "$CERTS/ca-chain.pem" -u burst:burst-secret \
+		    --cacert "$CERTS/tls-ca.pem" -u burst:burst-secret \
 		    -H 'Content-Type: application/pkcs10' \
 		    --data-binary "@$T/b.b64" \
 		    "https://$AB_HOST$EST_PATH/simpleenroll" >"$T/code.$i" &
@@ -864,7 +947,7 @@ t_auth_config_errors_named() {
 	assert_file_matches "$T/t.out" \
 	    'bad_re\.json:[0-9]+:[0-9]+: labels\.phones\.policy\.cn\.0: not a POSIX extended regular expression'
 	config_variant bad_trust \
-	    'c["labels"]["default"]["trust"]["reenroll"] = ["implicit"]'
+	    'c["labels"]["default"]["trust"] = {"reenroll": ["implicit"]}'
 	run_bounded 20 "$T/t.out" "$ESTRAD" -t -c "$WORK/conf/bad_trust.json" &&
 	    fail "estrad -t accepted implicit reenroll" "$T/t.out"
 	assert_file_matches "$T/t.out" \
@@ -880,4 +963,248 @@ t_auth_config_errors_named() {
 	    fail "estrad -t accepted a missing authorizer" "$T/t.out"
 	assert_file_matches "$T/t.out" \
 	    'labels\.t-authz-deny\.authorizer\.command\.0: /nonexistent/authz: No such file'
+}
+
+# --- the shipped configuration ------------------------------------------------
+# An estrad of the test's own runs conf/estrad.json exactly as shipped (only
+# "listen" moved to a free port) on a copy of the dev PKI, and the tests
+# replay what a low-privilege credential could get from it: the demo Basic
+# login, the demo client certificate, the manufacturer's device
+# certificate.
+
+# shipped_cleanup: stops the test's estrad.
+shipped_cleanup() {
+	if [[ -n ${SH_PID:-} ]]; then
+		kill "$SH_PID" 2>/dev/null
+		wait "$SH_PID" 2>/dev/null
+		SH_PID=""
+	fi
+}
+
+# shipped_stop: stops it; it exited by itself on SIGTERM and printed no
+# sanitizer report.
+shipped_stop() {
+	local rc
+	kill -TERM "$SH_PID"
+	wait "$SH_PID"
+	rc=$?
+	SH_PID=""
+	assert_eq 0 "$rc" "exit status of the shipped estrad after SIGTERM" \
+	    "$T/shipped/estrad.stderr"
+	if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' \
+	    "$T/shipped/estrad.stderr"; then
+		fail "the shipped estrad's stderr has sanitizer reports" \
+		    "$T/shipped/estrad.stderr"
+	fi
+}
+
+# shipped_start: starts it in $T/shipped, laid out as the repository
+# (conf/, certs/, logs/), and points HOSTPORT, CERTS and LOGS at it.
+shipped_start() {
+	local dir=$T/shipped i j
+	trap 'shipped_cleanup' EXIT
+	mkdir -p "$dir/conf" "$dir/logs"
+	cp -a "$CERTS" "$dir/certs"
+	CERTS=$dir/certs
+	LOGS=$dir/logs
+	for ((i = 0; i < 3; i++)); do
+		SH_PORT=$(free_port)
+		HOSTPORT=127.0.0.1:$SH_PORT
+		python3 - "$ROOT/conf/estrad.json" "$dir/conf/estrad.json" \
+		    "$SH_PORT" <<'PYEOF'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["listen"] = ["127.0.0.1:" + sys.argv[3]]
+with open(sys.argv[2], "w") as f:
+    json.dump(cfg, f, indent=2)
+PYEOF
+		(cd "$dir" && exec "$ESTRAD" -c "$dir/conf/estrad.json" \
+		    >"$dir/estrad.stdout" 2>"$dir/estrad.stderr" </dev/null) &
+		SH_PID=$!
+		for ((j = 0; j < 100; j++)); do
+			kill -0 "$SH_PID" 2>/dev/null || break
+			curl -s -o /dev/null --max-time 1 \
+			    --cacert "$CERTS/tls-ca.pem" \
+			    "https://$HOSTPORT$EST_PATH/cacerts" && return 0
+			sleep 0.1
+		done
+		kill -0 "$SH_PID" 2>/dev/null && break
+		wait "$SH_PID"
+		SH_PID=""
+		grep -qi 'address already in use' "$dir/estrad.stderr" \
+		    "$LOGS/error.log" 2>/dev/null || break
+	done
+	fail "estrad does not serve the shipped configuration" \
+	    "$dir/estrad.stderr" "$LOGS/error.log"
+}
+
+# shipped_issued CA-NAME: the last answer is a certificate of the dev CA
+# CA-NAME (issuing-ca, phones-ca, devices-ca) with clientAuth and without
+# serverAuth; leaves it in $T/leaf.pem.
+shipped_issued() {
+	local ext
+	assert_status 200
+	decode_pkcs7 "$T/leaf.pem"
+	openssl verify -CAfile "$CERTS/root-ca.pem" -partial_chain \
+	    -CAfile "$CERTS/$1.pem" "$T/leaf.pem" >"$T/verify.out" 2>&1 ||
+	    fail "the certificate is not one of $1" "$T/verify.out"
+	ext=$(openssl x509 -in "$T/leaf.pem" -noout -ext extendedKeyUsage 2>&1)
+	assert_eq "TLS Web Client Authentication" \
+	    "$(echo "$ext" | sed -n '2s/^ *//p')" "extendedKeyUsage"
+}
+
+t_auth_shipped_no_server_names() {
+	local sport user=${CRED%%:*}
+	shipped_start
+	# The demo login asks for estrad's own names, with serverAuth ...
+	est_req "$EST_PATH/simpleenroll" --basic "$CRED" \
+	    --subject /CN=localhost --san 'DNS:localhost,IP:127.0.0.1,DNS:*' \
+	    --ext extendedKeyUsage=serverAuth
+	auth_refused 403 'CN must equal the HTTP Basic user name .*rule cn_equals'
+	# ... and so does the manufacturer's device certificate, on the
+	# default label and on its own.
+	est_req "$EST_PATH/simpleenroll" --cert "$CERTS/device.pem" \
+	    --key "$CERTS/device.key" --subject /CN=localhost --san DNS:localhost
+	auth_refused 401 'client certificate not accepted'
+	est_req "$EST_PATH/devices/simpleenroll" --cert "$CERTS/device.pem" \
+	    --key "$CERTS/device.key" --subject /CN=localhost --san DNS:localhost
+	auth_refused 403 'CN must equal the client certificate.s CN'
+	est_req "$EST_PATH/devices/simpleenroll" --cert "$CERTS/device.pem" \
+	    --key "$CERTS/device.key" --subject /CN=device-0001 \
+	    --san DNS:localhost
+	auth_refused 403 'rule san\.max 0'
+	# What the login may have: its own name, for client authentication.
+	est_req "$EST_PATH/simpleenroll" --basic "$CRED" --subject "/CN=$user" \
+	    --ext extendedKeyUsage=serverAuth --key-out "$T/mine.key"
+	shipped_issued issuing-ca
+	# A server presenting it is trusted neither by the file EST clients
+	# are told to trust for TLS, nor for its own name by the EST CA chain
+	# (no serverAuth).
+	sport=$(free_port)
+	openssl s_server -quiet -accept "127.0.0.1:$sport" -www \
+	    -cert "$T/leaf.pem" -key "$T/mine.key" >"$T/s_server.out" 2>&1 &
+	local spid=$!
+	local i
+	for ((i = 0; i < 50; i++)); do
+		python3 -c 'import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+		    "$sport" 2>/dev/null && break
+		sleep 0.1
+	done
+	curl -s -o /dev/null --max-time 5 --cacert "$CERTS/tls-ca.pem" \
+	    --resolve "$user:$sport:127.0.0.1" "https://$user:$sport/" \
+	    2>"$T/curl1.err"
+	local rc1=$?
+	curl -s -o /dev/null --max-time 5 --cacert "$CERTS/ca-chain.pem" \
+	    --resolve "$user:$sport:127.0.0.1" "https://$user:$sport/" \
+	    2>"$T/curl2.err"
+	local rc2=$?
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	assert_eq 60 "$rc1" "curl --cacert tls-ca.pem to a server with it"
+	assert_eq 60 "$rc2" "curl --cacert ca-chain.pem to a server with it"
+	# And estrad's own certificate is not the EST CA's.
+	if openssl verify -CAfile "$CERTS/ca-chain.pem" "$CERTS/server.pem" \
+	    >/dev/null 2>&1; then
+		fail "server.pem chains to the EST CA"
+	fi
+	shipped_stop
+}
+
+t_auth_shipped_labels_bound() {
+	local user=${CRED%%:*} d=$T/ca
+	shipped_start
+	# The demo login may not take a phone's name, nor the demo client's.
+	est_req "$EST_PATH/simpleenroll" --basic "$CRED" \
+	    --subject /CN=SEP0011223344AA
+	auth_refused 403 'rule cn_equals'
+	est_req "$EST_PATH/simpleenroll" --basic "$CRED" --subject /CN=demo-client
+	auth_refused 403 'rule cn_equals'
+	# A certificate of the default label's CA with a phone's name (what
+	# a looser default label could issue) does not count on phones; the
+	# demo client certificate counts on neither phones nor devices.
+	auth_ca "$d"
+	auth_issue "$d" sep SEP0011223344AA client "$(auth_date '-1 day')" \
+	    "$(auth_date '+30 days')" ||
+	    fail "openssl ca failed (test setup)" "$d/openssl.log"
+	est_req "$EST_PATH/phones/simpleenroll" --cert "$d/sep.pem" \
+	    --key "$d/sep.key" --subject /CN=SEP0011223344BB
+	auth_refused 403 'client certificate not accepted'
+	est_req "$EST_PATH/phones/simplereenroll" --cert "$d/sep.pem" \
+	    --key "$d/sep.key" --subject-from "$d/sep.pem"
+	auth_refused 403 'client certificate not accepted'
+	est_req "$EST_PATH/phones/simpleenroll" --cert "$CERTS/client.pem" \
+	    --key "$CERTS/client.key" --subject /CN=SEP0011223344AA
+	auth_refused 403 'client certificate not accepted'
+	est_req "$EST_PATH/devices/simpleenroll" --cert "$CERTS/client.pem" \
+	    --key "$CERTS/client.key" --subject /CN=demo-client
+	auth_refused 403 'client certificate not accepted'
+	# The manufacturer certificate counts on devices only ...
+	est_req "$EST_PATH/simpleenroll" --cert "$CERTS/device.pem" \
+	    --key "$CERTS/device.key" --subject /CN=device-0001
+	auth_refused 401 'client certificate not accepted'
+	est_req "$EST_PATH/phones/simpleenroll" --cert "$CERTS/device.pem" \
+	    --key "$CERTS/device.key" --subject /CN=device-0001
+	auth_refused 403 'client certificate not accepted'
+	# ... where it gets its own name; that certificate then renews on
+	# devices and authenticates nowhere else.
+	est_req "$EST_PATH/devices/simpleenroll" --cert "$CERTS/device.pem" \
+	    --key "$CERTS/device.key" --subject /CN=device-0001 \
+	    --key-out "$T/ldev.key"
+	shipped_issued devices-ca
+	cp "$T/leaf.pem" "$T/ldev.pem"
+	est_req "$EST_PATH/devices/simplereenroll" --cert "$T/ldev.pem" \
+	    --key "$T/ldev.key" --subject-from "$T/ldev.pem"
+	shipped_issued devices-ca
+	est_req "$EST_PATH/simplereenroll" --cert "$T/ldev.pem" \
+	    --key "$T/ldev.key" --subject-from "$T/ldev.pem"
+	auth_refused 403 'client certificate not accepted'
+	est_req "$EST_PATH/simpleenroll" --cert "$T/ldev.pem" \
+	    --key "$T/ldev.key" --subject /CN=device-0001
+	auth_refused 401 'client certificate not accepted'
+	est_req "$EST_PATH/phones/simpleenroll" --cert "$T/ldev.pem" \
+	    --key "$T/ldev.key" --subject /CN=SEP0011223344AA
+	auth_refused 403 'client certificate not accepted'
+	# The demo client and the demo login each get their own name.
+	est_req "$EST_PATH/simpleenroll" --cert "$CERTS/client.pem" \
+	    --key "$CERTS/client.key" --subject /CN=demo-client
+	shipped_issued issuing-ca
+	est_req "$EST_PATH/simpleenroll" --basic "$CRED" --subject "/CN=$user"
+	shipped_issued issuing-ca
+	shipped_stop
+}
+
+t_auth_shipped_runs_unprivileged() {
+	[[ $(id -u) == 0 ]] || return 0
+	local uid owner f
+	shipped_start
+	uid=$(awk '/^Uid:/ { print $2 "/" $3 }' "/proc/$SH_PID/status")
+	assert_eq "$(id -u nobody)/$(id -u nobody)" "$uid" \
+	    "real/effective uid of estrad started as root"
+	assert_file_matches "$LOGS/error.log" \
+	    'dropped privileges to user nobody'
+	# What it writes after the drop is the user's.
+	for f in "$T/shipped/var/pending" "$LOGS/error.log" "$LOGS/audit.log" \
+	    "$LOGS/access.log"; do
+		owner=$(stat -c %U "$f")
+		assert_eq nobody "$owner" "owner of $f"
+	done
+	# And it still enrolls (the audit record is written as nobody).
+	est_req "$EST_PATH/simpleenroll" --basic "$CRED" \
+	    --subject "/CN=${CRED%%:*}"
+	shipped_issued issuing-ca
+	auth_audit_has '"event":"issued"'
+	# Its logs reopen after a SIGHUP (logrotate) once the user can reach
+	# them: mktemp made the directories above root's alone.
+	chmod 0711 "$WORK" "$WORK/t" "$T"
+	kill -HUP "$SH_PID"
+	local i
+	for ((i = 0; i < 50; i++)); do
+		grep -q 'log files reopened' "$LOGS/error.log" && break
+		sleep 0.1
+	done
+	assert_file_matches "$LOGS/error.log" 'signal 1: log files reopened'
+	! grep -q 'cannot reopen log' "$LOGS/error.log" ||
+	    fail "a log was not reopened" "$LOGS/error.log"
+	shipped_stop
 }

@@ -20,8 +20,8 @@ doc_cleanup() {
 	DOC_FAKE_PID=""
 }
 
-# doc_mkcert NAME SAN DAYS-FROM-NOW: $T/NAME.pem (leaf and issuing CA) and
-# $T/NAME.key, a serverAuth certificate of the dev issuing CA for SAN
+# doc_mkcert NAME SAN DAYS-FROM-NOW: $T/NAME.pem (leaf and TLS CA) and
+# $T/NAME.key, a serverAuth certificate of the dev TLS CA for SAN
 # (DNS:x or IP:x) whose validity starts DAYS-FROM-NOW days from now.
 doc_mkcert() {
 	python3 - "$CERTS" "$T/$1" "$2" "$3" <<'EOF' >"$T/mkcert.err" 2>&1 ||
@@ -31,10 +31,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
 certs, out, san, days = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-ca_pem = open(certs + "/issuing-ca.pem", "rb").read()
+ca_pem = open(certs + "/tls-ca.pem", "rb").read()
 ca = x509.load_pem_x509_certificate(ca_pem)
 ca_key = serialization.load_pem_private_key(
-    open(certs + "/issuing-ca.key", "rb").read(), None)
+    open(certs + "/tls-ca.key", "rb").read(), None)
 key = ec.generate_private_key(ec.SECP256R1())
 kind, value = san.split(":", 1)
 name = (x509.DNSName(value) if kind == "DNS"
@@ -117,7 +117,7 @@ doc_dogtag() {
 	python3 - "$CERTS" "$T" "$@" <<'EOF_PY'
 import json, sys
 certs, t, url = sys.argv[1:4]
-ca = {"backend": "dogtag", "urls": [url], "ca_bundle": certs + "/ca-chain.pem",
+ca = {"backend": "dogtag", "urls": [url], "ca_bundle": certs + "/tls-ca.pem",
       "agent_cert": certs + "/client.pem", "agent_key": t + "/agent.key",
       "profile": "caServerCert", "connect_timeout": 3, "timeout": 10}
 for kv in sys.argv[4:]:
@@ -149,7 +149,8 @@ EOF_PY
 
 # doc_config [LABEL CA-JSON]...: $T/estrad.json, the shipped configuration
 # with absolute paths, only its local "default" label, user nobody, plus
-# each LABEL whose "ca" object is CA-JSON.
+# each LABEL whose "ca" object is CA-JSON (Basic, the CN bound to the
+# user, no SANs).
 doc_config() {
 	printf 'certpass\n' >"$T/ca.pass"
 	printf 'wrong-password\n' >"$T/bad.pass"
@@ -163,7 +164,8 @@ cfg = json.load(open(src))
 def fix(v):
     return certs + v[len("../certs"):] if v.startswith("../certs") else v
 for k in ("cert", "key", "explicit_ca", "implicit_ca"):
-    cfg["tls"][k] = fix(cfg["tls"][k])
+    if k in cfg["tls"]:
+        cfg["tls"][k] = fix(cfg["tls"][k])
 cfg["users"] = fix(cfg["users"])
 cfg["logs"] = {"error": t + "/error.log", "level": "info"}
 cfg["pending"] = {"dir": t + "/pending", "lifetime": 3600}
@@ -171,9 +173,14 @@ cfg["user"] = "nobody"
 default = cfg["labels"]["default"]
 for k in ("cert", "key", "chain"):
     default["ca"][k] = fix(default["ca"][k])
+for k in ("explicit_ca", "implicit_ca"):
+    if k in default.get("trust", {}):
+        default["trust"][k] = fix(default["trust"][k])
 cfg["labels"] = {"default": default}
 for i in range(0, len(extra), 2):
-    lab = {"auth": ["basic"], "csrattrs": [], "ca": json.loads(extra[i + 1])}
+    lab = {"auth": ["basic"], "csrattrs": [],
+           "policy": {"cn_equals": "user", "san": {"max": 0}},
+           "ca": json.loads(extra[i + 1])}
     cfg["labels"][extra[i]] = lab
 json.dump(cfg, open(dst, "w"), indent=2)
 EOF
@@ -188,7 +195,7 @@ import json, sys
 certs, t, url = sys.argv[1:4]
 ca = {"backend": "certsrv", "urls": [url], "user": "FAKE\\certuser",
       "password_file": t + "/ca.pass", "auth": "ntlm",
-      "ca_bundle": certs + "/ca-chain.pem", "template": "WebServer",
+      "ca_bundle": certs + "/tls-ca.pem", "template": "WebServer",
       "connect_timeout": 3, "timeout": 10}
 for kv in sys.argv[4:]:
     k, v = kv.split("=", 1)
@@ -239,7 +246,7 @@ t_doctor_healthy_all_ok() {
 	    'label default: local .*: CA key and certificate' \
 	    "label phones: certsrv $DOC_FAKE/certsrv: DNS resolution of 127.0.0.1: ok" \
 	    'label phones: certsrv .*: TCP connect to 127.0.0.1:[0-9]+: ok' \
-	    'label phones: certsrv .*: TLS handshake \(CA bundle .*ca-chain.pem, host name 127.0.0.1\): ok' \
+	    'label phones: certsrv .*: TLS handshake \(CA bundle .*tls-ca.pem, host name 127.0.0.1\): ok' \
 	    'label phones: certsrv .*: HTTP authentication \(auth ntlm, user FAKE.certuser\): ok' \
 	    'label phones: certsrv .*: template WebServer on certrqxt.asp: ok' \
 	    'label phones: certsrv .*: CA chain fetch: [0-9]+ certificate'; do
@@ -247,7 +254,7 @@ t_doctor_healthy_all_ok() {
 		    fail "no ok line matching /$re/" "$T/doctor.out"
 	done
 	# --doctor never enrolls: the fake saw no submission.
-	curl -s --cacert "$CERTS/ca-chain.pem" "$DOC_FAKE/_fake/state" \
+	curl -s --cacert "$CERTS/tls-ca.pem" "$DOC_FAKE/_fake/state" \
 	    >"$T/state.json"
 	python3 -c 'import json, sys
 s = json.load(open(sys.argv[1]))
@@ -418,7 +425,7 @@ EOF
 	    </dev/null &
 	pid=$!
 	for ((i = 0; i < 50; i++)); do
-		curl -s -o /dev/null --max-time 1 --cacert "$CERTS/ca-chain.pem" \
+		curl -s -o /dev/null --max-time 1 --cacert "$CERTS/tls-ca.pem" \
 		    "https://127.0.0.1:$port$EST_PATH/cacerts" && break
 		sleep 0.1
 	done
@@ -480,7 +487,7 @@ t_doctor_dogtag_healthy_all_ok() {
 	local re
 	for re in \
 	    "label dg: dogtag $DOC_FAKE: validity of agent certificate /CN=demo-client: valid until " \
-	    'label dg: dogtag .*: TLS handshake \(CA bundle .*ca-chain.pem, host name 127.0.0.1\): ok' \
+	    'label dg: dogtag .*: TLS handshake \(CA bundle .*tls-ca.pem, host name 127.0.0.1\): ok' \
 	    'label dg: dogtag .*: HTTP authentication \(auth agent certificate\): ok' \
 	    'label dg: dogtag .*: Dogtag API, agent login and profile caServerCert: REST API v2, agent "CN=demo-client" valid until .*, profile caServerCert enabled by caadmin' \
 	    'label dg: dogtag .*: CA chain fetch: 2 certificates'; do
@@ -488,7 +495,7 @@ t_doctor_dogtag_healthy_all_ok() {
 		    fail "no ok line matching /$re/" "$T/doctor.out"
 	done
 	# --doctor read the profile's state and never enrolled.
-	curl -s --cacert "$CERTS/ca-chain.pem" "$DOC_FAKE/_fake/state" \
+	curl -s --cacert "$CERTS/tls-ca.pem" "$DOC_FAKE/_fake/state" \
 	    >"$T/state.json"
 	python3 -c 'import json, sys
 s = json.load(open(sys.argv[1]))
@@ -590,4 +597,108 @@ t_doctor_dogtag_basic_agent_state_unread() {
 		fail "--doctor prints the agent password" "$T/doctor.out"
 	fi
 	doc_no_sanitizer
+}
+
+t_doctor_open_label_warned() {
+	# A label where any authenticated client may ask for any name: the
+	# Basic label doc_config adds, without its policy.
+	doc_config open '{"backend": "local", "cert": "'"$CERTS"'/issuing-ca.pem", "key": "'"$CERTS"'/issuing-ca.key", "profile": {"extended_key_usage": ["clientAuth", "serverAuth"]}}'
+	python3 - "$T/estrad.json" <<'EOF_PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["labels"]["open"]["policy"]
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+EOF_PY
+	doc_run
+	assert_eq 0 "$DOC_RC" "--doctor exit status (a warning only)" \
+	    "$T/doctor.out" "$T/doctor.err"
+	grep -E '^warn  label open: policy: ' "$T/doctor.out" |
+	    grep -E 'any authenticated client may request any name' |
+	    grep -E 'subject CN, dNSName.*serverAuth' |
+	    grep -qE 'cn_equals' ||
+	    fail "no warn line for the open label" "$T/doctor.out"
+	# The shipped labels bind their names: no such line for them.
+	if grep -E '^warn  label default: policy' "$T/doctor.out"; then
+		fail "the shipped default label is reported open" "$T/doctor.out"
+	fi
+	doc_no_sanitizer
+}
+
+t_doctor_shipped_labels_bound() {
+	# The shipped configuration as it is: no label open, none accepting
+	# another label's certificates.
+	python3 - "$ROOT/conf/estrad.json" "$T/estrad.json" "$CERTS" "$T" \
+	    <<'EOF_PY'
+import json, sys
+src, dst, certs, t = sys.argv[1:]
+cfg = json.load(open(src))
+def fix(o):
+    for k, v in o.items():
+        if isinstance(v, dict):
+            fix(v)
+        elif isinstance(v, str) and v.startswith("../certs"):
+            o[k] = certs + v[len("../certs"):]
+fix(cfg)
+cfg["logs"] = {"error": t + "/error.log", "level": "info"}
+cfg["pending"] = {"dir": t + "/pending", "lifetime": 3600}
+json.dump(cfg, open(dst, "w"), indent=2)
+EOF_PY
+	doc_run
+	assert_eq 0 "$DOC_RC" "--doctor exit status" "$T/doctor.out" \
+	    "$T/doctor.err"
+	if grep -E '^(warn|FAIL) ' "$T/doctor.out" >"$T/notok"; then
+		fail "the shipped configuration is not all ok" "$T/notok"
+	fi
+	# A label that shares the default label's store accepts what the
+	# default label issued: said.
+	python3 - "$T/estrad.json" "$CERTS" <<'EOF_PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["labels"]["phones"]["trust"]["explicit_ca"] = sys.argv[2] + "/ca-chain.pem"
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+EOF_PY
+	doc_run
+	grep -qE '^warn  label phones: trust: accepts certificates issued by label (default|devices)' \
+	    "$T/doctor.out" ||
+	    fail "no warn line for the shared store" "$T/doctor.out"
+	doc_no_sanitizer
+}
+
+t_doctor_parent_dir_and_owner_refused() {
+	mkdir -p "$T/ww"
+	doc_config
+	cp "$CERTS/users.htpasswd" "$T/ww/users.htpasswd"
+	python3 - "$T/estrad.json" "$T/ww/users.htpasswd" <<'EOF_PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["users"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+EOF_PY
+	# A world-writable directory (without the sticky bit) above a file.
+	chmod 777 "$T/ww"
+	doc_run
+	doc_expect_fail "file $T/ww/users.htpasswd: users \\(secret\\): in directory $T/ww, world-writable" \
+	    "chmod o-w $T/ww"
+	timeout -k 2 10 "$ESTRAD" -c "$T/estrad.json" >"$T/daemon.out" \
+	    2>"$T/daemon.err" </dev/null
+	assert_eq 1 "$?" "estrad exit status" "$T/daemon.err"
+	assert_file_matches "$T/daemon.err" \
+	    "refusing to start: users $T/ww/users.htpasswd is in directory $T/ww, world-writable"
+	# With the sticky bit (like /tmp) only the file's owner may replace
+	# it: fine.
+	chmod 1777 "$T/ww"
+	doc_run
+	grep -qE "^ok    file $T/ww/users.htpasswd: users" "$T/doctor.out" ||
+	    fail "a file in a sticky directory is not ok" "$T/doctor.out"
+	chmod 755 "$T/ww"
+	# A file of another user, who could rewrite it at will.
+	[[ $(id -u) == 0 ]] || return 0
+	chown nobody "$T/ww/users.htpasswd"
+	doc_run
+	doc_expect_fail "file $T/ww/users.htpasswd: users \\(secret\\): owned by nobody" \
+	    "chown root"
+	timeout -k 2 10 "$ESTRAD" -c "$T/estrad.json" >"$T/daemon.out" \
+	    2>"$T/daemon.err" </dev/null
+	assert_eq 1 "$?" "estrad exit status" "$T/daemon.err"
+	assert_file_matches "$T/daemon.err" \
+	    "refusing to start: users $T/ww/users.htpasswd is owned by nobody"
 }

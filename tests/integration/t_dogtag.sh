@@ -77,7 +77,7 @@ dg_start_estrad() {
 		for ((j = 0; j < 100; j++)); do
 			kill -0 "$DG_PID" 2>/dev/null || break
 			if curl -s -o /dev/null --max-time 1 \
-			    --cacert "$CERTS/ca-chain.pem" \
+			    --cacert "$CERTS/tls-ca.pem" \
 			    "https://$DG_HOST$EST_PATH/cacerts"; then
 				return 0
 			fi
@@ -135,7 +135,7 @@ def label(urls=None, **ca):
     lab = {k: v for k, v in base.items() if k != "ca"}
     lab["include_chain"] = False
     c = {"backend": "dogtag", "urls": urls or [fake],
-         "ca_bundle": certs + "/ca-chain.pem",
+         "ca_bundle": certs + "/tls-ca.pem",
          "agent_cert": certs + "/client.pem",
          "agent_key": certs + "/client.key",
          "profile": "caServerCert", "approval": "wait",
@@ -165,7 +165,7 @@ EOF
 
 # dg_fake POST-PATH [JSON]: a control call of the fake.
 dg_fake() {
-	curl -s --fail --max-time 5 --cacert "$CERTS/ca-chain.pem" \
+	curl -s --fail --max-time 5 --cacert "$CERTS/tls-ca.pem" \
 	    -H 'Content-Type: application/json' --data "${2:-{\}}" \
 	    "$DG_FAKE/_fake/$1" >"$T/fake-ctl.out" 2>&1 ||
 	    fail "POST /_fake/$1 failed" "$T/fake-ctl.out"
@@ -173,7 +173,7 @@ dg_fake() {
 
 # dg_state: the fake's state in $T/state.json.
 dg_state() {
-	curl -s --max-time 5 --cacert "$CERTS/ca-chain.pem" \
+	curl -s --max-time 5 --cacert "$CERTS/tls-ca.pem" \
 	    "$DG_FAKE/_fake/state" >"$T/state.json" ||
 	    fail "GET /_fake/state failed"
 }

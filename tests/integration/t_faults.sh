@@ -98,7 +98,7 @@ fl_drive() {
 	cs_fake_config '{"mangle": null, "drop": null, "delay_ms": 0}'
 	[[ -z $switches ]] || cs_fake_config "$switches"
 	python3 "$HERE/slow_clients.py" --port "${CS_HOST##*:}" \
-	    --cacert "$CERTS/ca-chain.pem" --load "$n" --concurrency 4 \
+	    --cacert "$CERTS/tls-ca.pem" --load "$n" --concurrency 4 \
 	    --path "$EST_PATH/$label/simpleenroll" --body-file "$T/leak.b64" \
 	    --user "$CRED" >"$T/load.json" 2>"$T/load.err" ||
 	    fail "slow_clients.py --load failed" "$T/load.err"

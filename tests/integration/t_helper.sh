@@ -369,7 +369,7 @@ hl_fire() {
 	shift 2
 	for ((i = 0; i < n; i++)); do
 		curl --silent --http1.1 --max-time 60 \
-		    --cacert "$CERTS/ca-chain.pem" \
+		    --cacert "$CERTS/tls-ca.pem" \
 		    --dump-header "$T/f.$i.headers" --output "$T/f.$i.body" \
 		    --write-out '%{http_code}' "$@" \
 		    "https://$RL_HOST$path" >"$T/f.$i.code" 2>/dev/null &
@@ -486,7 +486,7 @@ t_helper_sigterm_kills_every_helper() {
 	local -a pids=()
 	for ((i = 0; i < 6; i++)); do
 		curl --silent --http1.1 --max-time 60 -o /dev/null \
-		    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+		    --cacert "$CERTS/tls-ca.pem" -u "$CRED" \
 		    -H 'Content-Type: application/pkcs10' \
 		    --data-binary "@$T/req.b64" \
 		    "https://$RL_HOST$EST_PATH/t-h-x/simpleenroll" &

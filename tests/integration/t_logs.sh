@@ -8,7 +8,7 @@
 # parsed back by tests/integration/log_integrity.py.
 t_logs_hostile_fields_parse_back() {
 	ab_start ''
-	python3 "$HERE/log_integrity.py" "$AB_HOST" "$CERTS/ca-chain.pem" \
+	python3 "$HERE/log_integrity.py" "$AB_HOST" "$CERTS/tls-ca.pem" \
 	    "$CRED" "$T/logs" >"$T/integrity.out" 2>&1 ||
 	    fail "the logs do not parse back" "$T/integrity.out" \
 	    "$T/logs/access.log" "$T/logs/audit.log"

@@ -7,7 +7,7 @@
 
 # pd_reqid: the ReqID of the fake's newest request.
 pd_reqid() {
-	curl -s --max-time 5 --cacert "$CERTS/ca-chain.pem" \
+	curl -s --max-time 5 --cacert "$CERTS/tls-ca.pem" \
 	    "$CS_FAKE/_fake/state" >"$T/state.json"
 	python3 -c 'import json, sys
 s = json.load(open(sys.argv[1]))
@@ -18,7 +18,7 @@ print(max(x["id"] for x in r))' "$T/state.json"
 
 # pd_fake NAME POST-PATH [JSON]: a control call of the fake.
 pd_fake() {
-	curl -s --fail --max-time 5 --cacert "$CERTS/ca-chain.pem" \
+	curl -s --fail --max-time 5 --cacert "$CERTS/tls-ca.pem" \
 	    -H 'Content-Type: application/json' --data "${3:-{\}}" \
 	    "$CS_FAKE/_fake/$2" >"$T/$1.out" 2>&1 ||
 	    fail "POST /_fake/$2 failed" "$T/$1.out"
@@ -104,7 +104,7 @@ t_pending_survives_restart() {
 	    >"$T/estrad2.stdout" 2>"$T/estrad2.stderr" </dev/null) &
 	CS_PID=$!
 	for ((i = 0; i < 100; i++)); do
-		curl -s -o /dev/null --max-time 1 --cacert "$CERTS/ca-chain.pem" \
+		curl -s -o /dev/null --max-time 1 --cacert "$CERTS/tls-ca.pem" \
 		    "https://127.0.0.1:$port$EST_PATH/cacerts" && break
 		sleep 0.1
 	done
@@ -134,7 +134,7 @@ t_pending_ca_slower_than_ca_wait() {
 	decode_pkcs7 "$T/leaf.pem"
 	assert_eq "$(openssl req -in "$T/p4.pem" -noout -pubkey)" \
 	    "$(openssl x509 -in "$T/leaf.pem" -noout -pubkey)" "public key"
-	curl -s --cacert "$CERTS/ca-chain.pem" "$CS_FAKE/_fake/state" \
+	curl -s --cacert "$CERTS/tls-ca.pem" "$CS_FAKE/_fake/state" \
 	    >"$T/state.json"
 	python3 -c 'import json, sys
 assert json.load(open(sys.argv[1]))["submissions"] == 1' "$T/state.json" ||

@@ -51,7 +51,7 @@ down = {k: v for k, v in cfg["labels"]["default"].items() if k != "ca"}
 down["ca"] = {"backend": "certsrv",
               "urls": ["https://127.0.0.1:%d/certsrv" % dead],
               "user": "FAKE\\certuser", "password_file": t + "/ca.pass",
-              "auth": "basic", "ca_bundle": certs + "/ca-chain.pem",
+              "auth": "basic", "ca_bundle": certs + "/tls-ca.pem",
               "template": "WebServer", "connect_timeout": 2, "timeout": 5}
 cfg["labels"]["down"] = down
 exec(extra)
@@ -63,7 +63,7 @@ EOF
 }
 
 # rl_server_cert NAME: a new TLS certificate for 127.0.0.1 and localhost
-# from the dev issuing CA in $T/NAME.pem and $T/NAME.key.
+# from the dev TLS CA in $T/NAME.pem and $T/NAME.key.
 rl_server_cert() {
 	local name=$1
 	printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" \
@@ -72,13 +72,13 @@ rl_server_cert() {
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	    -keyout "$T/$name.key" -subj "/CN=estrad-$name" \
 	    -out "$T/$name.csr" >"$T/openssl.err" 2>&1 &&
-	    openssl x509 -req -in "$T/$name.csr" -CA "$CERTS/issuing-ca.pem" \
-	        -CAkey "$CERTS/issuing-ca.key" -set_serial "0x$(openssl rand \
+	    openssl x509 -req -in "$T/$name.csr" -CA "$CERTS/tls-ca.pem" \
+	        -CAkey "$CERTS/tls-ca.key" -set_serial "0x$(openssl rand \
 	        -hex 8)" -days 30 -extfile "$T/$name.ext" \
 	        -out "$T/$name.body.pem" >>"$T/openssl.err" 2>&1 ||
 	    fail "cannot make the server certificate $name (test setup)" \
 	    "$T/openssl.err"
-	cat "$T/$name.body.pem" "$CERTS/issuing-ca.pem" >"$T/$name.pem"
+	cat "$T/$name.body.pem" "$CERTS/tls-ca.pem" >"$T/$name.pem"
 }
 
 # rl_install_cert NAME: replaces the served certificate and key on disk
@@ -116,7 +116,7 @@ rl_start() {
 		for ((j = 0; j < 100; j++)); do
 			kill -0 "$RL_PID" 2>/dev/null || break
 			if curl -s -o /dev/null --max-time 1 \
-			    --cacert "$CERTS/ca-chain.pem" \
+			    --cacert "$CERTS/tls-ca.pem" \
 			    "https://$RL_HOST$EST_PATH/cacerts"; then
 				return 0
 			fi
@@ -166,7 +166,7 @@ rl_status() {
 
 # rl_serial: the serial number of the certificate estrad serves now.
 rl_serial() {
-	openssl s_client -connect "$RL_HOST" -CAfile "$CERTS/root-ca.pem" \
+	openssl s_client -connect "$RL_HOST" -CAfile "$CERTS/tls-ca.pem" \
 	    </dev/null 2>/dev/null | openssl x509 -noout -serial
 }
 
@@ -175,7 +175,7 @@ rl_enroll_loop() {
 	local out=$1 end=$((SECONDS + $2))
 	while ((SECONDS < end)); do
 		curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 \
-		    --cacert "$CERTS/ca-chain.pem" -u "$CRED" \
+		    --cacert "$CERTS/tls-ca.pem" -u "$CRED" \
 		    -H 'Content-Type: application/pkcs10' \
 		    --data-binary "@$T/load.b64" \
 		    "https://$RL_HOST$EST_PATH/simpleenroll" >>"$out"
@@ -331,7 +331,7 @@ t_reload_metrics_and_health() {
 for name in ('dgm1', 'dgm2'):
     lab = {k: v for k, v in cfg['labels']['default'].items() if k != 'ca'}
     lab['ca'] = {'backend': 'dogtag', 'urls': [down['ca']['urls'][0]],
-                 'ca_bundle': certs + '/ca-chain.pem',
+                 'ca_bundle': certs + '/tls-ca.pem',
                  'agent_cert': t + '/agent.pem',
                  'agent_key': t + '/agent.key', 'profile': 'caServerCert',
                  'connect_timeout': 2, 'timeout': 5}
@@ -441,6 +441,60 @@ EOF
 	rl_status 200
 	rl_http "$RL_METRICS/nothing"
 	rl_status 404
+	rl_cleanup
+	rl_sanitizer_check
+}
+
+# rl_users_dir: the reload estrad's users file moved to $T/users/, a
+# directory of its own, by a reload that must apply.
+rl_users_dir() {
+	mkdir -p "$T/users"
+	cp "$T/users.htpasswd" "$T/users/users.htpasswd"
+	rl_write_config "cfg['users'] = t + '/users/users.htpasswd'"
+	rl_hup_and_wait 'reloaded: generation 2,'
+}
+
+# rl_refused_keeps_old ERE: a SIGHUP is refused with an error line matching
+# ERE, and the users loaded before stay: estuser enrolls, reloaduser (added
+# to the file meanwhile) does not.
+rl_refused_keeps_old() {
+	rl_hup_and_wait "\\[error\\] .*configuration reload refused: $1"
+	http_req POST "https://$RL_HOST$EST_PATH/simpleenroll" \
+	    -H 'Content-Type: application/pkcs10' --data-binary "@$T/u1.b64" \
+	    -u reloaduser:reload-secret
+	assert_status 401
+	http_req POST "https://$RL_HOST$EST_PATH/simpleenroll" \
+	    -H 'Content-Type: application/pkcs10' --data-binary "@$T/u1.b64" \
+	    -u "$CRED"
+	assert_status 200
+}
+
+t_reload_checks_files_as_start_does() {
+	rl_start
+	rl_users_dir
+	mk_csr u1 /CN=reloaduser.example ec
+	printf 'reloaduser:%s\n' "$(openssl passwd -6 reload-secret)" \
+	    >>"$T/users/users.htpasswd"
+	# A world-writable users file: anyone could add themselves.
+	chmod 666 "$T/users/users.htpasswd"
+	rl_refused_keeps_old "users .*/users/users\\.htpasswd is world-writable"
+	chmod 600 "$T/users/users.htpasswd"
+	# A world-writable directory above it: anyone could swap the file.
+	chmod 777 "$T/users"
+	rl_refused_keeps_old "users .*/users/users\\.htpasswd is in directory .*/users, world-writable"
+	chmod 755 "$T/users"
+	# A file that belongs to another user, who could rewrite it at will.
+	if [[ $(id -u) == 0 ]]; then
+		chown nobody "$T/users/users.htpasswd"
+		rl_refused_keeps_old "users .*/users/users\\.htpasswd is owned by nobody"
+		chown root "$T/users/users.htpasswd"
+	fi
+	# Fixed: the next SIGHUP applies.
+	rl_hup_and_wait 'users file .* reloaded: 2 users'
+	http_req POST "https://$RL_HOST$EST_PATH/simpleenroll" \
+	    -H 'Content-Type: application/pkcs10' --data-binary "@$T/u1.b64" \
+	    -u reloaduser:reload-secret
+	assert_status 200
 	rl_cleanup
 	rl_sanitizer_check
 }

@@ -1254,6 +1254,101 @@ START_TEST(test_config_auth)
 }
 END_TEST
 
+/*
+ * A label that names a store of its own leaves tls.*'s out unless it sets
+ * trust.inherit; require_client_auth_eku is on unless turned off.
+ */
+START_TEST(test_config_trust_stores)
+{
+	static const char top[] =
+	    "  \"tls\": {\"cert\": \"server.pem\", \"key\": \"server.key\", "
+	    "\"explicit_ca\": \"ca.pem\", \"implicit_ca\": "
+	    "\"manufacturer-ca.pem\"},\n";
+	struct ra_config *config;
+	struct ra_label *label;
+	char text[8192], want[PATH_MAX + 64];
+
+	/* No stores of its own: tls.*, both for enroll, explicit to renew. */
+	FMT(text,
+	    "{\n%s  \"labels\": {\"default\": {\"ca\": " CA_BLOCK "}}\n}\n",
+	    top);
+	config = load_ok(text);
+	label = config->labels[0];
+	ck_assert_int_eq(label->own_stores, 0);
+	ck_assert_ptr_null(label->trust);
+	ck_assert_str_eq(label->explicit_path, config->tls.explicit_ca);
+	ck_assert_str_eq(label->implicit_path, config->tls.implicit_ca);
+	ck_assert_uint_eq(label->trust_enroll,
+	                  RA_TRUST_BIT_EXPLICIT | RA_TRUST_BIT_IMPLICIT);
+	ck_assert_uint_eq(label->trust_reenroll, RA_TRUST_BIT_EXPLICIT);
+	ck_assert_int_eq(label->require_client_auth_eku, 1);
+	ra_config_free(config);
+
+	/* An explicit store of its own: no implicit one at all. */
+	FMT(text,
+	    "{\n%s  \"labels\": {\"default\": {\"trust\": {\"explicit_ca\": "
+	    "\"ca.pem\"}, \"require_client_auth_eku\": false, \"ca\": " CA_BLOCK
+	    "}}\n}\n",
+	    top);
+	config = load_ok(text);
+	label = config->labels[0];
+	FMT(want, "%s/ca.pem", realdir);
+	ck_assert_int_eq(label->own_stores, 1);
+	ck_assert_ptr_nonnull(label->trust);
+	ck_assert_str_eq(label->explicit_path, want);
+	ck_assert_ptr_null(label->implicit_path);
+	ck_assert_uint_eq(label->trust_enroll, RA_TRUST_BIT_EXPLICIT);
+	ck_assert_int_eq(label->require_client_auth_eku, 0);
+	ra_config_free(config);
+
+	/* Asked for: tls.implicit_ca fills the store it left out. */
+	FMT(text,
+	    "{\n%s  \"labels\": {\"default\": {\"trust\": {\"explicit_ca\": "
+	    "\"ca.pem\", \"inherit\": true}, \"ca\": " CA_BLOCK "}}\n}\n",
+	    top);
+	config = load_ok(text);
+	label = config->labels[0];
+	ck_assert_str_eq(label->implicit_path, config->tls.implicit_ca);
+	ck_assert_uint_eq(label->trust_enroll,
+	                  RA_TRUST_BIT_EXPLICIT | RA_TRUST_BIT_IMPLICIT);
+	ra_config_free(config);
+
+	/* An implicit store of its own: nothing to renew with, and asking
+	 * for the explicit store it does not have is an error. */
+	FMT(text,
+	    "{\n%s  \"labels\": {\"default\": {\"trust\": {\"implicit_ca\": "
+	    "\"manufacturer-ca.pem\"}, \"ca\": " CA_BLOCK "}}\n}\n",
+	    top);
+	config = load_ok(text);
+	label = config->labels[0];
+	ck_assert_ptr_null(label->explicit_path);
+	ck_assert_uint_eq(label->trust_enroll, RA_TRUST_BIT_IMPLICIT);
+	ck_assert_uint_eq(label->trust_reenroll, 0);
+	ra_config_free(config);
+	expect_error_has(config_with("",
+	                             "\"trust\": {\"implicit_ca\": "
+	                             "\"manufacturer-ca.pem\", \"reenroll\": "
+	                             "[\"explicit\"]}, "),
+	                 ":4:",
+	                 "labels.default.trust.reenroll: \"explicit\" needs "
+	                 "trust.explicit_ca");
+	expect_error_has(config_with("",
+	                             "\"trust\": {\"explicit_ca\": \"ca.pem\", "
+	                             "\"enroll\": [\"implicit\"]}, "),
+	                 ":4:",
+	                 "labels.default.trust.enroll: \"implicit\" needs "
+	                 "trust.implicit_ca");
+	expect_error_has(config_with("", "\"trust\": {\"inherit\": true}, "),
+	                 ":4:",
+	                 "labels.default.trust.inherit: needs "
+	                 "trust.explicit_ca or trust.implicit_ca");
+	expect_error_has(
+	    config_with("", "\"trust\": {\"explicit_ca\": \"ca.pem\", "
+	                    "\"inherit\": 1}, "),
+	    ":4:", "labels.default.trust.inherit: must be true or false");
+}
+END_TEST
+
 START_TEST(test_config_csrattrs)
 {
 	struct ra_config *config;
@@ -1677,6 +1772,7 @@ ra_config_suite(void)
 	tcase_add_test(tc, test_config_default_label);
 	tcase_add_test(tc, test_config_b64_wrap);
 	tcase_add_test(tc, test_config_auth);
+	tcase_add_test(tc, test_config_trust_stores);
 	tcase_add_test(tc, test_config_csrattrs);
 	tcase_add_test(tc, test_config_users_file_errors);
 	tcase_add_test(tc, test_config_logs);

@@ -858,6 +858,43 @@ channel(int tls13)
 	return ch;
 }
 
+START_TEST(test_policy_open_names)
+{
+	static const struct {
+		const char *conf, *want;
+	} cases[] = {
+	    {NULL, "subject CN, dNSName, iPAddress, rfc822Name, URI"},
+	    {"{\"cn_equals\": \"identity\"}",
+	     "dNSName, iPAddress, rfc822Name, URI"},
+	    {"{\"cn\": [\"SEP[0-9A-F]{12}\"], \"san\": {\"max\": 0}}", ""},
+	    {"{\"cn_equals\": \"user\", \"san\": {\"dns\": "
+	     "[\"a\\\\.example\"], "
+	     "\"other\": true}}",
+	     "iPAddress, rfc822Name, URI, otherName/dirName"},
+	    {"{\"cn_equals\": \"cert_cn\", \"extensions\": {\"allow\": []}}",
+	     ""},
+	    {"{\"cn_equals\": \"user\", \"san\": {\"dns\": [], \"ip\": [], "
+	     "\"email\": [], \"uri\": []}}",
+	     ""},
+	};
+	char buf[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ra_policy *p = policy_of(cases[i].conf);
+
+		ck_assert_int_eq(ra_policy_open_names(p, buf, sizeof(buf)),
+		                 cases[i].want[0] != '\0');
+		ck_assert_str_eq(buf, cases[i].want);
+		/* A short buffer is cut, never overrun. */
+		ck_assert_int_eq(ra_policy_open_names(p, buf, 8),
+		                 cases[i].want[0] != '\0');
+		ck_assert_uint_lt(strlen(buf), 8);
+		ra_policy_free(p);
+	}
+}
+END_TEST
+
 START_TEST(test_pop_tls_unique_match_and_mismatch)
 {
 	struct ra_pop_channel ch = channel(0);
@@ -927,6 +964,7 @@ ra_policy_suite(void)
 	tcase_add_test(tc, test_policy_pattern_is_anchored);
 	tcase_add_test(tc, test_policy_san_max_and_other_types);
 	tcase_add_test(tc, test_policy_cn_equals_identity);
+	tcase_add_test(tc, test_policy_open_names);
 	tcase_add_test(tc, test_policy_keys_and_signature);
 	tcase_add_test(tc, test_policy_extensions_dropped_or_refused);
 	tcase_add_test(tc, test_policy_ca_and_cert_signing_never_allowed);
