@@ -19,8 +19,8 @@
 
 /*
  * What a CA call ended in.  ra maps each outcome to an EST answer (see
- * DESIGN.md): ISSUED 200, PENDING 202, REJECTED 403 (400 when csr_fault is
- * set), UNREACHABLE 503, MISCONFIGURED 500, UNSUPPORTED 501.
+ * docs/architecture.md): ISSUED 200, PENDING 202, REJECTED 403 (400 when
+ * csr_fault is set), UNREACHABLE 503, MISCONFIGURED 500, UNSUPPORTED 501.
  */
 enum ca_outcome {
 	CA_ISSUED,

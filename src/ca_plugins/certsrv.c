@@ -1,6 +1,6 @@
 /*
  * certsrv.c: the AD CS web enrollment backend ("certsrv").  It drives the
- * certsrv ASP pages the way browsers and scripts do (specs/certsrv.md):
+ * certsrv ASP pages the way browsers and scripts do:
  * POST certfnsh.asp to submit, GET certnew.cer to collect, certcarc.asp and
  * certnew.p7b for the CA chain, the home page and certrqxt.asp for health.
  * Every exchange is an asynchronous transfer of http.c on the calling
@@ -271,7 +271,7 @@ out:
 /*
  * Builds the form-encoded CertAttrib value: the template, the User-Agent
  * as browsers send it, and the configured extra "name:value" lines, each
- * ending in CRLF (spec §2).
+ * ending in CRLF.
  */
 static int
 cs_conf_attrib(struct certsrv *cs, const json_t *conf, struct core_err *err)
@@ -908,7 +908,7 @@ cs_http_status(struct cs_op *op, const struct ca_http_response *res)
 
 /*
  * Maps a denial (or an error page carrying a denial code) to its outcome
- * (spec §3 table).
+ *.
  */
 static void
 cs_denied(struct cs_op *op, const struct certsrv_page *page)
@@ -956,7 +956,7 @@ cs_denied(struct cs_op *op, const struct certsrv_page *page)
 	          cs->template_name);
 }
 
-/* CA service down (spec §3): failover, else UNREACHABLE. */
+/* CA service down: failover, else UNREACHABLE. */
 static void
 cs_ca_down(struct cs_op *op, const struct certsrv_page *page)
 {
@@ -1205,7 +1205,7 @@ cs_http_done(struct ca_http_transfer *t, const struct ca_http_response *res,
 		cs_page_failed(op, res, &page, "certfnsh.asp");
 		return;
 	case CS_FETCH:
-		/* Sniff, whatever the Content-Type says (spec §4). */
+		/* Sniff, whatever the Content-Type says. */
 		if (len > 0 && data[0] != '<' &&
 		    (certs = cs_parse_certs(data, len)) != NULL) {
 			cs_fetched(op, certs);
@@ -1368,7 +1368,7 @@ cs_call_fail_now(struct ca_call *call, enum ca_outcome outcome,
 
 /*
  * Returns the new submission form (free with free): Mode, the CSR as PEM
- * with armour, CertAttrib, TargetStoreFlags, SaveCert (spec §2), every
+ * with armour, CertAttrib, TargetStoreFlags, SaveCert, every
  * value form-encoded.
  */
 static char *

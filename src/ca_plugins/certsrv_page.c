@@ -258,7 +258,7 @@ pg_eol(const char *buf, size_t len, size_t pos)
 }
 
 /*
- * The value of a status label (spec §3 "two TABs"): the line after the
+ * The value of a status label (two TABs): the line after the
  * one holding the label id.  Returns 0 with the text in out, or -1 when
  * the label is absent.
  */

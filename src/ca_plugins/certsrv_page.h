@@ -1,16 +1,16 @@
 /*
  * certsrv_page.h: the one hand parser of AD CS web enrollment pages
- * (specs/certsrv.md §3-§5).  Pure functions over a byte buffer and its
- * length: no allocation, no recursion, no read past len, no NUL needed, so
- * that a fuzzer can call them on anything.  Locale-independent markers
- * (element ids, URLs, numbers) are tried first, English text second.
+ * (the submit, collect and CA-information pages).  Pure functions over a byte
+ * buffer and its length: no allocation, no recursion, no read past len, no NUL
+ * needed, so that a fuzzer can call them on anything.  Locale-independent
+ * markers (element ids, URLs, numbers) are tried first, English text second.
  */
 #ifndef ESTRAD_CA_CERTSRV_PAGE_H
 #define ESTRAD_CA_CERTSRV_PAGE_H
 
 #include <stddef.h>
 
-/* What a page says, in the order the backend maps it (spec §8). */
+/* What a page says, in the order the backend maps it. */
 enum certsrv_page_kind {
 	CERTSRV_PAGE_UNKNOWN,         /* nothing recognised */
 	CERTSRV_PAGE_UNAUTHORIZED,    /* the IIS 401 page */
@@ -49,7 +49,7 @@ struct certsrv_page {
 const char *certsrv_page_kind_name(enum certsrv_page_kind kind);
 
 /*
- * Classifies the answer of POST certfnsh.asp (spec §3: 401 page, issued,
+ * Classifies the answer of POST certfnsh.asp (401 page, issued,
  * denied, error, pending, unknown, in that order).  Borrows buf for the
  * call; fills *page.  Returns page->kind.
  */
@@ -57,7 +57,7 @@ enum certsrv_page_kind certsrv_page_submit(const char *buf, size_t len,
                                            struct certsrv_page *page);
 
 /*
- * Classifies an HTML answer of certnew.cer / certnew.p7b (spec §4: 401
+ * Classifies an HTML answer of certnew.cer / certnew.p7b (401
  * page, unknown ReqID, CA down, then the disposition number, then English
  * text).  Borrows buf; fills *page; returns page->kind.
  */
@@ -66,7 +66,7 @@ enum certsrv_page_kind certsrv_page_status(const char *buf, size_t len,
 
 /*
  * Reads `var nRenewals=N;` of certcarc.asp into *renewals.  Returns 0, or
- * -1 when the page has no such line (never a default: spec §5).
+ * -1 when the page has no such line (never a default).
  */
 int certsrv_page_renewals(const char *buf, size_t len, unsigned long *renewals);
 

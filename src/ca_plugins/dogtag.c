@@ -1,6 +1,6 @@
 /*
  * dogtag.c: the Dogtag / Red Hat Certificate System / FreeIPA CA backend
- * ("dogtag").  It enrolls through the CA's REST API (specs/dogtag.md):
+ * ("dogtag").  It enrolls through the CA's REST API:
  * probe the API version (/pki/v2/info, else /pki/rest/info), log in as an
  * RA agent, POST the enrollment request, and collect the certificate; in
  * approval mode "auto" it reviews and approves a pending request as the
@@ -1606,7 +1606,7 @@ dt_issued(struct dt_op *op, STACK_OF(X509) *certs, int from_pkcs7)
 
 /*
  * Goes on from a CertRequestInfo (the enrollment answer or a status):
- * collect, approve, wait, or report the CA's refusal (spec §5).
+ * collect, approve, wait, or report the CA's refusal.
  */
 static void
 dt_request_state(struct dt_op *op, const struct dogtag_request_info *info)
@@ -1974,7 +1974,7 @@ dt_step_start(struct dt_op *op)
 	default:
 		break;
 	}
-	/* DER PKCS#7 from the chain endpoint (spec §6), JSON elsewhere. */
+	/* DER PKCS#7 from the chain endpoint, JSON elsewhere. */
 	headers[nh++] = op->step == DT_CHAIN ? "Accept: application/pkcs7-mime"
 	                                     : "Accept: application/json";
 	if (op->session[0] != '\0') {

@@ -434,7 +434,7 @@ dogtag_json_enroll_body(const char *profile, X509_REQ *csr)
 	if (profile == NULL || csr == NULL ||
 	    (n = i2d_X509_REQ(csr, &der)) <= 0 || n > INT_MAX / 4 - 4)
 		goto out;
-	/* One line of base64 (spec §3 step 3): EVP_EncodeBlock adds no
+	/* One line of base64: EVP_EncodeBlock adds no
 	 * line breaks. */
 	if ((b64 = malloc(((size_t)n + 2) / 3 * 4 + 1)) == NULL)
 		goto out;

@@ -1,10 +1,11 @@
 /*
- * dogtag_json.h: the readers of what a Dogtag CA answers (specs/dogtag.md
- * §4, §8), kept apart from the backend so that each is a pure function over
- * a buffer and can be fuzzed (tests/fuzz/fuzz_dogtag_json.c).  None of them
- * does I/O or keeps state; the buffers need no NUL.  Every text copied out
- * of a body is cut to a fixed size and has its control bytes replaced by
- * blanks, so that it can go into a log line or a client's answer as it is.
+ * dogtag_json.h: the readers of what a Dogtag CA answers (the
+ * enrollment request and response, PKIException bodies), kept apart from the
+ * backend so that each is a pure function over a buffer and can be fuzzed
+ * (tests/fuzz/fuzz_dogtag_json.c).  None of them does I/O or keeps state; the
+ * buffers need no NUL.  Every text copied out of a body is cut to a fixed size
+ * and has its control bytes replaced by blanks, so that it can go into a log
+ * line or a client's answer as it is.
  */
 #ifndef ESTRAD_CA_DOGTAG_JSON_H
 #define ESTRAD_CA_DOGTAG_JSON_H
@@ -22,10 +23,10 @@
 #define DOGTAG_ID_MAX 128
 
 /* CA texts (errorMessage, Message) are cut to this many bytes, so that the
- * context and the hint of a log line survive (STYLE.md §6). */
+ * context and the hint of a log line survive. */
 #define DOGTAG_TEXT_MAX 257
 
-/* requestStatus values (spec §5); UNKNOWN for anything else. */
+/* requestStatus values; UNKNOWN for anything else. */
 enum dogtag_status {
 	DOGTAG_STATUS_UNKNOWN,
 	DOGTAG_STATUS_BEGIN,
@@ -66,7 +67,7 @@ struct dogtag_request_info {
 int dogtag_json_request_info(const char *buf, size_t len,
                              struct dogtag_request_info *out);
 
-/* A PKIException body (spec §8), or the "v1 disabled" body (§1). */
+/* A PKIException body, or the "v1 disabled" body. */
 struct dogtag_exception {
 	char class_name[128]; /* ClassName without its package; "" when none */
 	long code;            /* Code, 0 when absent */
@@ -161,7 +162,7 @@ int dogtag_id_valid(const char *s);
 int dogtag_id_from_url(const char *url, size_t len, char *out, size_t outlen);
 
 /*
- * Returns a new enrollment request (CertEnrollmentRequest, spec §4) for
+ * Returns a new enrollment request (CertEnrollmentRequest) for
  * profile with the CSR as one line of base64 DER (free with free), or NULL
  * when out of memory or csr cannot be encoded.  Borrows csr.
  */

@@ -1,9 +1,8 @@
 /*
  * helper.c: the certmonger CA-helper backend ("helper").  It runs any
- * program that speaks certmonger's helper contract (specs/
- * certmonger-helpers.md): ipa-submit, dogtag-submit, local-submit,
- * scep-submit or a site's own script.  Each call starts the helper once
- * through proc.c on the calling worker's loop, with the operation and the
+ * program that speaks certmonger's helper contract: ipa-submit, dogtag-submit,
+ *local-submit, scep-submit or a site's own script.  Each call starts the helper
+ *once through proc.c on the calling worker's loop, with the operation and the
  * request in CERTMONGER_* variables of an environment built from nothing,
  * and maps its exit status to an outcome:
  *
@@ -99,8 +98,8 @@
 #define HELPER_BACKOFF_MIN 5
 #define HELPER_BACKOFF_MAX 300
 
-/* Helper text quoted into causes and log lines (STYLE.md: CA text is cut
- * to 256 bytes first). */
+/* Helper text quoted into causes and log lines (CA text is cut to 256
+ * bytes first, so that a log line keeps its context). */
 #define HELPER_QUOTE_MAX 256
 
 /*
@@ -669,7 +668,7 @@ out:
 
 /*
  * Adds the variables describing the CSR: the PEM itself, the key, the
- * requested subject and subjectAltName entries (spec §3).  Kerberos
+ * requested subject and subjectAltName entries.  Kerberos
  * principal names and SPKAC are not given: estrad never holds the key
  * that would sign an SPKAC, and principals are otherNames it does not
  * decode.
@@ -788,7 +787,7 @@ out:
 /*
  * Builds the whole environment of one run into e: PATH (unless "env" has
  * one), the configured "env", CERTMONGER_OPERATION and the nickname, and
- * for SUBMIT and POLL the request (spec §1 and §3).  Nothing is inherited
+ * for SUBMIT and POLL the request.  Nothing is inherited
  * from estrad's own environment.  Returns 0, or -1 when out of memory.
  */
 static int

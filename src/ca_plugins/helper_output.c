@@ -1,7 +1,7 @@
 /*
  * helper_output.c: readers of what a certmonger CA helper prints on
- * stdout (specs/certmonger-helpers.md): the issued certificate and chain
- * of exit 0, the FETCH-ROOTS groups, and the cookie of exit 1 and 5.  They
+ * stdout under certmonger's CA-helper contract: the issued certificate and
+ * chain of exit 0, the FETCH-ROOTS groups, and the cookie of exit 1 and 5. They
  * sit apart from helper.c so that they can be fuzzed without running a
  * helper; they do no I/O and keep no state.
  */
@@ -22,7 +22,7 @@
 #include "ca_plugins/helper_output.h"
 #include "core/certs.h"
 
-/* The three groups of FETCH-ROOTS output (spec §5). */
+/* The three groups of FETCH-ROOTS output. */
 enum helper_group {
 	HELPER_ROOTS,
 	HELPER_OTHER_ROOTS,
@@ -106,7 +106,7 @@ ca_helper_output_leaf_first(STACK_OF(X509) *certs, X509_REQ *csr)
 }
 
 /*
- * Reads FETCH-ROOTS output (spec §5) into a new stack, intermediates
+ * Reads FETCH-ROOTS output into a new stack, intermediates
  * ("other" certificates, the third group) first, then the roots and the
  * other trusted roots: an EST cacerts answer lists the chain.  Entries are
  * a nickname line and a PEM block; an empty line ends a group, several in
@@ -231,7 +231,7 @@ out:
 }
 
 /*
- * Copies a cookie into buf as certmonger hands it back (spec §4): CR LF
+ * Copies a cookie into buf as certmonger hands it back: CR LF
  * becomes LF; a one-line cookie loses its newline, a multi-line one keeps
  * LF endings and one final LF.  Returns 0, or -1 with why set when the
  * cookie does not fit or holds bytes a pending record cannot keep.

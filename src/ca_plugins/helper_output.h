@@ -11,7 +11,7 @@
 #include <openssl/x509.h>
 
 /*
- * Reads the certificates of an issued answer (spec §4, code 0): PEM
+ * Reads the certificates of an issued answer: PEM
  * certificates, PEM PKCS#7, DER certificate or PKCS#7, or certmonger's
  * JSON {"certificate": PEM, "chain": [{"certificate": PEM}]}.  Borrows
  * text (len bytes, need not be NUL-terminated).  Returns a new stack (free
@@ -29,7 +29,7 @@ STACK_OF(X509) *ca_helper_output_certs(const char *text, size_t len);
 int ca_helper_output_leaf_first(STACK_OF(X509) *certs, X509_REQ *csr);
 
 /*
- * Reads FETCH-ROOTS output (spec §5): nickname lines and PEM blocks in
+ * Reads FETCH-ROOTS output: nickname lines and PEM blocks in
  * three groups separated by empty lines, or the JSON form.  Borrows text.
  * Returns a new stack, intermediates first (free with sk_X509_pop_free),
  * or NULL when out of memory; sets names (size nameslen, at least 1) to

@@ -151,7 +151,7 @@ est_conn_fail(struct est_conn_request *creq, const char *allow)
  * Picks the base64 wrapping: the label's setting, or for `auto` one line
  * for enrollment answers and for clients without a User-Agent (strongSwan
  * cannot decode line breaks), 64 columns otherwise (libest cannot decode a
- * one-line cacerts).  See est-protocol.md §4.
+ * one-line cacerts).
  */
 static int
 est_conn_wrap(const struct ra_label *label, enum est_operation op,

@@ -296,7 +296,7 @@ out:
  * Returns the label whose PoP linking caps the listener at TLS 1.2, or
  * NULL: one with pop "required" and no tls_exporter, because tls-unique
  * does not exist in TLS 1.3 and the label is known only after the
- * handshake (est-protocol.md §7).
+ * handshake.
  */
 const struct ra_label *
 est_listener_tls12_cap(const struct ra_config *config)

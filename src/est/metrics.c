@@ -145,7 +145,7 @@ est_metrics_inc_locked(enum est_metrics_family family, const char *v0,
 }
 
 /*
- * Classifies a cause in the house shape (STYLE.md §6) for the backend
+ * Classifies a cause in the house shape for the backend
  * error counter: the curl code, the HTTP status or the helper's exit
  * status when the text names one, else the outcome.
  */

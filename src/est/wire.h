@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-/* Exact media types estrad sends (est-protocol.md §3). */
+/* Exact media types estrad sends. */
 #define EST_TYPE_CACERTS  "application/pkcs7-mime"
 #define EST_TYPE_CERTS    "application/pkcs7-mime; smime-type=certs-only"
 #define EST_TYPE_CSRATTRS "application/csrattrs"

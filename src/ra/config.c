@@ -135,7 +135,7 @@ static const char *const cfg_label_keys[] = {
     NULL,
 };
 
-/* Labels may not shadow an operation (est-protocol.md §2). */
+/* Labels may not shadow an operation. */
 static const char *const cfg_operations[] = {
     "cacerts",      "simpleenroll", "simplereenroll", "csrattrs", "fullcmc",
     "serverkeygen", NULL,
@@ -1828,7 +1828,7 @@ cfg_trust_list(struct cfg *c, const json_t *obj, const char *objpath,
 		else if (s != NULL && strcmp(s, "implicit") == 0 && !reenroll)
 			*out |= RA_TRUST_BIT_IMPLICIT;
 		else if (s != NULL && strcmp(s, "implicit") == 0) {
-			/* RFC 7030 §3.3.2, est-protocol.md §6: renewal is of
+			/* RFC 7030 §3.3.2: renewal is of
 			 * a certificate the EST CA issued. */
 			cfg_error(c, epath, 0, NULL,
 			          "simplereenroll renews certificates the EST "

@@ -44,7 +44,7 @@ struct ra_label {
 	unsigned int
 	    retry_after; /* seconds for 202/503 when the CA says none */
 	/* Seconds an enrollment waits for the CA before the client gets 202
-	 * and the call goes on in the background (est-protocol.md §5). */
+	 * and the call goes on in the background. */
 	unsigned int ca_wait;
 	/* csrattrs answer: the "csrattrs" list as given (OIDs, names or
 	 * "KEYTYPE:PARAM"), each checked with OpenSSL at load; est builds the

@@ -1,5 +1,5 @@
 /*
- * log.h: the error, access and audit logs (STYLE.md §6).  All three are
+ * log.h: the error, access and audit logs.  All three are
  * opened once at start-up and reopened on SIGHUP/SIGUSR1 for logrotate;
  * every line is written with one write(2) on an O_APPEND descriptor, so
  * worker threads never interleave lines and need no lock.

@@ -1,7 +1,7 @@
 /*
  * pop.c: proof-of-possession linking (see pop.h).  The linking value is
  * base64 decoded and compared with the channel binding in constant time
- * (est-protocol.md §7).
+ *.
  */
 #include <stdarg.h>
 #include <stdio.h>

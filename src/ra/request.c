@@ -454,7 +454,7 @@ ra_request_san(const STACK_OF(X509_EXTENSION) *exts)
 
 /*
  * Same public key as the certificate being renewed is a renewal, another
- * one a rekey (est-protocol.md §8); the label may forbid either.
+ * one a rekey; the label may forbid either.
  */
 static int
 ra_request_check_key_reuse(struct ra_request *req, X509_REQ *csr)
@@ -517,7 +517,7 @@ ra_request_check_reenroll(struct ra_request *req, X509_REQ *csr)
 	}
 	if (ra_request_check_key_reuse(req, csr) != 0)
 		goto out;
-	/* An RA renews on behalf of others (est-protocol.md §8): the
+	/* An RA renews on behalf of others: the
 	 * subject of its own certificate does not bind it. */
 	if (req->is_ra) {
 		rc = 0;
@@ -884,7 +884,7 @@ ra_request_audit_refused(struct ra_request *req)
 	return ra_request_audit(req, "refused", 0);
 }
 
-/* Maps the CA outcome to the EST answer (DESIGN.md). */
+/* Maps the CA outcome to the EST answer. */
 static int
 ra_request_status_of(const struct ca_result *res)
 {

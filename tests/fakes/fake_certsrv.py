@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """fake_certsrv.py: a fake Microsoft AD CS Web Enrollment ("certsrv") server.
 
-It replaces a real AD CS in estrad's tests.  Protocol facts come from
-/work/shared/specs/certsrv.md; section numbers below refer to it.  Standard
+It replaces a real AD CS in estrad's tests.  Standard
 library plus the openssl CLI only.
 
 Usage
@@ -53,7 +52,7 @@ Pages (under /certsrv/, names case-insensitive, query names case-insensitive)
                               select (one option per enrollable template)
   POST certfnsh.asp           Mode, CertRequest, CertAttrib → issued, pending,
                               denied or error page (also GET with a query)
-  GET  certnew.cer?ReqID=N&Enc=bin|b64   issued cert or a status page (§4)
+  GET  certnew.cer?ReqID=N&Enc=bin|b64   issued cert or a status page
   GET  certnew.p7b?ReqID=N&Enc=bin|b64   leaf + chain as PKCS#7
   GET  certnew.cer|p7b?ReqID=CACert&Renewal=K&Enc=…   CA generation K
   GET  certcarc.asp           var nRenewals=N; and the CA instance select
@@ -109,7 +108,7 @@ Control API (no authentication, JSON in and out)
   POST /_fake/requests/N/issue   issue a pending request
   POST /_fake/requests/N/deny    deny it; optional {"code": "0x80094014"}
 
-Modelled, not captured (spec §3/§4 give the markers, not the whole page):
+Modelled, not captured (real pages give the markers, not the whole page):
 the pending page wording after "Your Request Id is N.", its "var nReqId = N;"
 line, the unknown-ReqID message line, the Request Mode line for newreq, the
 CA-down page (disposition 0, RPC_S_SERVER_UNAVAILABLE), the German and Chinese
@@ -1139,7 +1138,7 @@ class Pages:
         return self.crlf(body + self.tail())
 
     def error(self, mode, disp, disp_msg, result, last, com=""):
-        """The error layout (§3): values on the line after their label,
+        """The error layout: values on the line after their label,
         indented by two TABs."""
         t = self.t
         if mode == "newreq":

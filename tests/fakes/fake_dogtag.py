@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """fake_dogtag.py: a fake Dogtag / Red Hat Certificate System CA (REST API).
 
-It replaces a real Dogtag CA in estrad's tests.  Protocol facts come from
-/work/shared/specs/dogtag.md; section numbers below refer to it.  Standard
+It replaces a real Dogtag CA in estrad's tests.  Standard
 library plus the openssl CLI only.
 
 Usage
@@ -88,13 +87,13 @@ Endpoints (v2 under /ca/v2, v1 under /ca/rest or /ca/v1; §2)
   POST agent/certrequests/{id}/approve|reject|cancel   204 (nonce rules §5)
   POST agent/certrequests/{id}/update|validate|assign|unassign  204 (no-op)
   GET  certs/{serial}    CertData (v1 adds PrettyPrint)
-  GET  authorities/{host-authority|AID}/chain   Accept negotiation (§6)
+  GET  authorities/{host-authority|AID}/chain   Accept negotiation
   GET  config/cert/signing          CertData of the signing cert + ETag
   GET  /ca/ee/ca/getCertChain       {"Response":{"Status":"0",
                          "ChainBase64":…}} (?xml=true: XMLResponse)
   v1 answers carry "Deprecation: true" and the Link header; v1 request infos
   carry requestURL and certURL (decimal ids).  Unknown paths → Tomcat HTML
-  404.  Only /account, /agent, /admin need container auth (§7).
+  404.  Only /account, /agent, /admin need container auth.
 
 Control API (no authentication, JSON in and out)
   GET  /_fake/state     requests (id hex, id_dec, state, profile, api,
@@ -142,7 +141,7 @@ Control API (no authentication, JSON in and out)
          "authorities": {"<uuid>": "enabled"|"disabled"|"not_ready"},
             # lightweight CAs (issue from the host CA); merged, null removes;
             # disabled → POST 409, not_ready → chain 404 and POST 503;
-            # approving a request of a removed one → 410 (§8)
+            # approving a request of a removed one → 410
          "reject_message": "Request Rejected - ...",
          "version": "11.7.0"}
         Unknown keys or values → 400.  Answers the new config.
@@ -281,7 +280,7 @@ PAGE_503 = (b"<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>
 
 
 class PKIError(Exception):
-    """A PKIException answer (§8)."""
+    """A PKIException answer."""
 
     def __init__(self, code, message, cls=None, attrs=None):
         super().__init__(message)
@@ -1358,7 +1357,7 @@ class Handler(BaseHTTPRequestHandler):
             rec = self.lookup_request(text)
         except PKIError as e:
             if self.api == "v2" and e.code == 404:
-                # AgentCertRequestServlet.reviewRequest's catch-all (§8).
+                # AgentCertRequestServlet.reviewRequest's catch-all.
                 raise PKIError(500, "Unable to review request: %s" % e.message)
             raise
         nonce = secrets.randbits(63)

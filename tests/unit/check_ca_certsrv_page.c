@@ -1,10 +1,9 @@
 /*
  * check_ca_certsrv_page.c: unit tests of the certsrv page parser.  The
- * pages are written from specs/certsrv.md (§3-§5) and the captures it
- * cites: CRLF line ends, the two-TAB status layout, English and a German
- * variant that translates every visible text but keeps ids, URLs and
- * numbers.  Every page is also parsed from a heap copy of exactly its
- * length, so ASan catches any read past the end.
+ * pages follow what AD CS serves: CRLF line ends, the two-TAB status layout,
+ * English and a German variant that translates every visible text but keeps
+ * ids, URLs and numbers.  Every page is also parsed from a heap copy of exactly
+ * its length, so ASan catches any read past the end.
  */
 #include <check.h>
 #include <stdio.h>
@@ -201,7 +200,7 @@ static const char error_param[] =
                          "The parameter is incorrect. 0x80070057 (WIN32: 87 "
                          "ERROR_INVALID_PARAMETER)") TAIL;
 
-/* certnew.cer status pages (§4). */
+/* certnew.cer status pages. */
 static const char status_pending[] = HEAD("Error")
     STATUS("5", "Taken Under Submission",
            "The operation completed successfully. 0x0 (WIN32: 0)",

@@ -1,7 +1,7 @@
 /*
  * check_ca_dogtag.c: unit tests of the dogtag backend without a real CA:
  * configuration errors (every one names its key), the JSON readers of
- * dogtag_json.c on bodies shaped as specs/dogtag.md shows them (ids longer
+ * dogtag_json.c on bodies shaped as Dogtag sends them (ids longer
  * than 64 bits stay strings), PKIException parsing, and calls against dead
  * URLs (failover, UNREACHABLE) and the agent certificate checks.  The fake
  * Dogtag and the daemon are exercised by tests/integration/t_dogtag.sh.

@@ -1,6 +1,6 @@
 /*
  * check_est_route.c: unit tests of src/est/route.c, request paths to EST
- * operations and labels (est-protocol.md §1, §2).
+ * operations and labels.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
  * check_est_wire.c: unit tests of src/est/wire.c, base64 bodies in and out
- * and media-type matching (est-protocol.md §3, §4).
+ * and media-type matching.
  */
 #include <stdint.h>
 #include <stdio.h>

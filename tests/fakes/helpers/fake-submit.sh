@@ -1,6 +1,6 @@
 #!/bin/sh
 # fake-submit.sh MODE: a scripted certmonger CA helper for estrad's tests
-# (specs/certmonger-helpers.md).  It reads CERTMONGER_OPERATION and the
+# (certmonger's CA-helper contract).  It reads CERTMONGER_OPERATION and the
 # request variables like a real helper, and MODE picks its answer:
 #
 #   issue         SUBMIT/POLL: sign CERTMONGER_CSR, print the PEM (exit 0)
